@@ -1,0 +1,75 @@
+"""Loss charts drawn with plotext, as text: used by `tui-gpt plot` and the app's dashboard.
+
+Training and validation loss against epochs (bottom axis) with tokens seen on the top axis,
+as the reference's figure; and perplexity against tokens seen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import plotext as plt
+
+
+@dataclass
+class LossHistory:
+    """Evaluation points collected from eval events (or a run's events.jsonl)."""
+
+    steps: list[int] = field(default_factory=list)
+    epochs: list[float] = field(default_factory=list)  # fractional epoch at each evaluation
+    tokens: list[int] = field(default_factory=list)
+    train: list[float] = field(default_factory=list)
+    val: list[float] = field(default_factory=list)
+    batches_per_epoch: int = 0
+
+    def add(self, step: int, tokens_seen: int, train_loss: float, val_loss: float) -> None:
+        self.steps.append(step)
+        per = self.batches_per_epoch or 1
+        self.epochs.append((step + 1) / per)
+        self.tokens.append(tokens_seen)
+        self.train.append(train_loss)
+        self.val.append(val_loss)
+
+    def add_event(self, event: dict) -> None:
+        if event.get("event") == "run_started" and event.get("train_batches"):
+            self.batches_per_epoch = int(event["train_batches"])
+        elif event.get("event") == "eval":
+            self.add(int(event["step"]), int(event["tokens_seen"]), float(event["train_loss"]), float(event["val_loss"]))
+
+
+def _finite(values: list[float]) -> list[float]:
+    return [v if math.isfinite(v) else float("nan") for v in values]
+
+
+def loss_chart(history: LossHistory, width: int, height: int, perplexity: bool = False, color: bool = True) -> str:
+    """The chart as a string (ANSI colours when `color`)."""
+    plt.clear_figure()
+    plt.plot_size(max(width, 20), max(height, 6))
+    plt.theme("pro" if color else "clear")
+    if not history.steps:
+        plt.title("no evaluation yet")
+        return _finish(color)
+    if perplexity:
+        ppl = [math.exp(min(v, 700)) for v in history.val]
+        tppl = [math.exp(min(v, 700)) for v in history.train]
+        plt.plot(history.tokens, tppl, label="train perplexity", marker="braille")
+        plt.plot(history.tokens, ppl, label="val perplexity", marker="braille")
+        plt.xlabel("tokens seen")
+        plt.title("perplexity")
+        plt.yscale("log")
+    else:
+        x = history.epochs if history.batches_per_epoch else history.steps
+        plt.plot(x, _finite(history.train), label="train loss", marker="braille")
+        plt.plot(x, _finite(history.val), label="val loss", marker="braille")
+        # Tokens seen on the top axis: an invisible series spanning the same points.
+        plt.plot(history.tokens, _finite(history.val), xside="upper", marker=" ")
+        plt.xlabel("epochs" if history.batches_per_epoch else "steps", xside="lower")
+        plt.xlabel("tokens seen", xside="upper")
+        plt.title("loss")
+    return _finish(color)
+
+
+def _finish(color: bool) -> str:
+    text = plt.build()
+    return text if color else plt.uncolorize(text)

@@ -1,0 +1,52 @@
+"""The `tui-gpt` command: no verb opens the app; each verb runs headless.
+
+A bad argument or a user-fixable problem is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tui_gpt import __version__
+from tui_gpt.commands import generate, plot, prepare, runs, train
+from tui_gpt.core.errors import TuiGptError
+
+VERBS = (prepare, train, generate, runs, plot)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="tui-gpt",
+        description="Pretrain a GPT language model on your own text and sample from it. "
+        "Without a command, opens the terminal app.",
+    )
+    parser.add_argument("--version", action="version", version=f"tui-gpt {__version__}")
+    parser.add_argument("--run-dir", help="folder of run folders (default: the user data dir; env TUI_GPT_RUN_DIR)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for verb in VERBS:
+        verb.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command is None:
+            from tui_gpt.ui.app import run_app
+
+            return run_app(args)
+        return int(args.func(args) or 0)
+    except TuiGptError as exc:
+        print(f"tui-gpt: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tui-gpt: interrupted", file=sys.stderr)
+        return 130

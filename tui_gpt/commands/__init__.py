@@ -1,0 +1,1 @@
+"""One module per `tui-gpt` verb; each has `add_parser(subparsers)` and sets `func`."""

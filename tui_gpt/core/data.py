@@ -1,0 +1,466 @@
+"""From text files to batches of next-token training pairs.
+
+text file(s) -> validate -> tokenize once (streaming, multi-threaded) -> token cache on disk
+(uint16, keyed by content hash + tokenizer + split) -> memory-mapped train / val ids ->
+sliding windows computed on access -> batch loaders.
+
+Memory stays flat: the text is read in blocks, tokens go straight to disk, and a window is
+an index range into the memory-mapped ids, never a tensor of its own. A batch is the only copy.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tui_gpt import paths
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.tokenizer import EOT_TEXT, Tokenizer
+
+CACHE_FORMAT = 1
+_READ_BLOCK = 1 << 22  # characters read per block (4 Mi)
+_PIECE = 1 << 16  # characters per tokenizer work item (64 Ki)
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (affinity mask), not the machine's total."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """Validated text file(s): what they hold, and a fingerprint of their bytes."""
+
+    files: tuple[Path, ...]
+    chars: int  # characters of the joined text, `<|endoftext|>` joiners included
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.files[0].stem if len(self.files) == 1 else self.files[0].parent.name
+
+
+def find_text_files(path: str | os.PathLike) -> list[Path]:
+    """The file itself, or every `.txt` file under a folder, in a stable order."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise TuiGptError(f"{p}: no such file or folder")
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*.txt") if f.is_file())
+        if not files:
+            raise TuiGptError(f"{p}: folder holds no .txt files")
+        return files
+    if not p.is_file():
+        raise TuiGptError(f"{p}: not a regular file")
+    return [p]
+
+
+def _check_file(path: Path, digest) -> int:
+    """Validate one file while hashing it; return its character count (newlines normalised
+    as Python's text mode does, like the reference's `open(...).read()`)."""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise TuiGptError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    chars = offset = crs = 0
+    last_cr = False
+    with handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            nul = block.find(b"\0")
+            if nul >= 0:
+                raise TuiGptError(
+                    f"{path}: binary content (NUL byte at byte {offset + nul}); "
+                    "tui-gpt trains on UTF-8 text"
+                )
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                at = offset + exc.start
+                line = 1 + block[: exc.start].count(b"\n") + _lines_before(path, offset)
+                raise TuiGptError(
+                    f"{path}: not valid UTF-8 at byte {at} (line {line}); "
+                    "re-save the file as UTF-8"
+                ) from None
+            # Universal newlines: "\r\n" and "\r" each become one "\n".
+            chars += len(text)
+            crs += text.count("\r\n") + (1 if last_cr and text.startswith("\n") else 0)
+            last_cr = text.endswith("\r")
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise TuiGptError(f"{path}: not valid UTF-8 (truncated character at the end)") from None
+    if offset == 0:
+        raise TuiGptError(f"{path}: file is empty")
+    chars -= crs
+    if chars and not _has_non_space(path):
+        raise TuiGptError(f"{path}: file holds only whitespace")
+    return chars
+
+
+def _lines_before(path: Path, offset: int) -> int:
+    with open(path, "rb") as f:
+        return f.read(offset).count(b"\n")
+
+
+def _has_non_space(path: Path) -> bool:
+    with open(path, encoding="utf-8") as f:
+        while block := f.read(1 << 20):
+            if block.strip():
+                return True
+    return False
+
+
+def inspect_source(path: str | os.PathLike) -> TextSource:
+    """Validate a text file or folder before anything trains; raise `TuiGptError` if bad."""
+    files = find_text_files(path)
+    digest = hashlib.sha256()
+    chars = 0
+    for i, f in enumerate(files):
+        if i:
+            digest.update(b"\0" + EOT_TEXT.encode())  # NUL cannot occur in a valid file
+            chars += len(EOT_TEXT)
+        chars += _check_file(f, digest)
+    return TextSource(tuple(f.resolve() for f in files), chars, digest.hexdigest())
+
+
+def iter_text(source: TextSource, block: int = _READ_BLOCK) -> Iterator[str]:
+    """The joined text (documents separated by `<|endoftext|>`) in blocks of characters."""
+    for i, f in enumerate(source.files):
+        if i:
+            yield EOT_TEXT
+        with open(f, encoding="utf-8") as handle:
+            while chunk := handle.read(block):
+                yield chunk
+
+
+# --------------------------------------------------------------------------- tokenizing
+
+
+def _safe_cut(text: str, lo: int, hi: int) -> int:
+    """A position in (lo, hi) where tokenizing the two sides separately gives the same ids
+    as tokenizing the whole, or `hi` if none is found.
+
+    GPT-2's pre-tokenizer never joins a lone newline between two non-space characters with
+    either neighbour (cut after it), nor a lone space with what precedes it (cut before it).
+    """
+    p = text.rfind("\n", lo, hi - 1)
+    while p > lo:
+        if not text[p - 1].isspace() and not text[p + 1].isspace():
+            return p + 1
+        p = text.rfind("\n", lo, p)
+    p = text.rfind(" ", lo, hi - 1)
+    while p > lo:
+        if not text[p - 1].isspace() and not text[p + 1].isspace():
+            return p
+        p = text.rfind(" ", lo, p)
+    return hi
+
+
+def iter_pieces(blocks: Iterator[str], piece: int = _PIECE) -> Iterator[str]:
+    """Re-cut a stream of text blocks into pieces of about `piece` characters at safe cuts."""
+    buf = ""
+    for block in blocks:
+        buf += block
+        start = 0
+        while len(buf) - start > 2 * piece:
+            cut = _safe_cut(buf, start + piece // 2, start + piece)
+            yield buf[start:cut]
+            start = cut
+        buf = buf[start:]
+    if buf:
+        yield buf
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= 1 << 16 else np.dtype(np.uint32)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A tokenized, split dataset: memory-mapped ids and the facts about them."""
+
+    source: TextSource
+    tokenizer: str
+    train_ratio: float
+    train_chars: int
+    val_chars: int
+    tokens: int  # tokens of the whole joined text
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+
+    @property
+    def fingerprint(self) -> dict:
+        return {
+            "files": [str(f) for f in self.source.files],
+            "sha256": self.source.sha256,
+            "chars": self.source.chars,
+            "tokens": self.tokens,
+            "tokenizer": self.tokenizer,
+            "train_ratio": self.train_ratio,
+        }
+
+
+def _cache_key(source: TextSource, tokenizer: Tokenizer, train_ratio: float) -> str:
+    return f"{source.sha256[:24]}-{tokenizer.name}-r{train_ratio:g}-v{CACHE_FORMAT}"
+
+
+def prepare(
+    path: str | os.PathLike | TextSource,
+    tokenizer: Tokenizer,
+    train_ratio: float = 0.9,
+    cache_root: Path | None = None,
+    num_threads: int | None = None,
+    progress=None,
+) -> PreparedData:
+    """Validate, split by characters, tokenize each part once and memory-map the result.
+
+    A second call on the same bytes with the same tokenizer and ratio reopens the cache.
+    `progress(chars_done, chars_total)` is called as tokenizing advances.
+    """
+    if not 0.0 < train_ratio < 1.0:
+        raise TuiGptError(f"train ratio must be between 0 and 1 (exclusive), got {train_ratio}")
+    source = path if isinstance(path, TextSource) else inspect_source(path)
+    split = int(train_ratio * source.chars)  # first `split` characters train, as the reference
+    root = cache_root or paths.cache_dir() / "tokens"
+    folder = root / _cache_key(source, tokenizer, train_ratio)
+    if not (folder / "meta.json").is_file():
+        _build_cache(source, tokenizer, split, folder, num_threads or cpu_count(), progress)
+    meta = json.loads((folder / "meta.json").read_text())
+    dtype = np.dtype(meta["dtype"])
+    return PreparedData(
+        source=source,
+        tokenizer=tokenizer.name,
+        train_ratio=train_ratio,
+        train_chars=split,
+        val_chars=source.chars - split,
+        tokens=meta["tokens"],
+        train_ids=_open_ids(folder / "train.bin", dtype),
+        val_ids=_open_ids(folder / "val.bin", dtype),
+    )
+
+
+def _open_ids(path: Path, dtype: np.dtype) -> np.ndarray:
+    if path.stat().st_size == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def _build_cache(
+    source: TextSource,
+    tokenizer: Tokenizer,
+    split: int,
+    folder: Path,
+    threads: int,
+    progress,
+) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    dtype = token_dtype(tokenizer.vocab_size)
+    try:
+        total = 0
+        with open(tmp / "train.bin", "wb") as train, open(tmp / "val.bin", "wb") as val:
+            pos = 0  # character offset of the next piece
+            batch: list[str] = []
+
+            def flush() -> None:
+                nonlocal pos, total
+                for text, ids in zip(batch, tokenizer.encode_batch(batch, threads), strict=True):
+                    total += len(ids)
+                    end = pos + len(text)
+                    if end <= split:
+                        np.asarray(ids, dtype=dtype).tofile(train)
+                    elif pos >= split:
+                        np.asarray(ids, dtype=dtype).tofile(val)
+                    else:  # the one piece that straddles the split: tokenize its two sides
+                        head, tail = text[: split - pos], text[split - pos :]
+                        np.asarray(tokenizer.encode(head), dtype=dtype).tofile(train)
+                        np.asarray(tokenizer.encode(tail), dtype=dtype).tofile(val)
+                    pos = end
+                batch.clear()
+                if progress:
+                    progress(pos, source.chars)
+
+            for piece in iter_pieces(iter_text(source)):
+                batch.append(piece)
+                if len(batch) >= 8 * threads:
+                    flush()
+            flush()
+            for handle in (train, val):
+                handle.flush()
+                os.fsync(handle.fileno())
+        meta = {"format": CACHE_FORMAT, "dtype": dtype.name, "tokens": total, "split_char": split}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "meta.json").is_file():  # not a concurrent twin: a real failure
+                raise
+    except OSError as exc:
+        raise TuiGptError(f"cannot write the token cache in {folder.parent}: {exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- windows, loaders
+
+
+class TokenWindows:
+    """Sliding next-token windows over a 1-D id array, computed on access.
+
+    Window `i` starts at `i * stride`; its input is ids[s : s+max_length] and its target the
+    same range shifted by one. Starts are `range(0, n - max_length, stride)`, as the reference.
+    """
+
+    def __init__(self, ids: np.ndarray, max_length: int, stride: int) -> None:
+        if max_length < 1 or stride < 1:
+            raise TuiGptError("context length and stride must be at least 1")
+        self.ids, self.max_length, self.stride = ids, max_length, stride
+        self._offsets = np.arange(max_length + 1)
+
+    def __len__(self) -> int:
+        return len(range(0, len(self.ids) - self.max_length, self.stride))
+
+    def batch(self, indices: np.ndarray | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of the given windows, each of shape (B, max_length), int64."""
+        starts = np.asarray(indices, dtype=np.int64) * self.stride
+        rows = np.asarray(self.ids[starts[:, None] + self._offsets], dtype=np.int64)  # (B, T+1)
+        both = torch.from_numpy(rows)
+        return both[:, :-1], both[:, 1:]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        x, y = self.batch([i % len(self)])
+        return x[0], y[0]
+
+
+class BatchLoader:
+    """Batches of windows. Shuffling is a permutation seeded by (seed, epoch), so the order of
+    any epoch can be rebuilt from two integers: that is what makes resuming exact."""
+
+    def __init__(
+        self,
+        windows: TokenWindows,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise TuiGptError("batch size must be at least 1")
+        self.windows, self.batch_size = windows, batch_size
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+
+    def __len__(self) -> int:
+        n = len(self.windows)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        n = len(self.windows)
+        if not self.shuffle:
+            return np.arange(n)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(n, generator=g).numpy()
+
+    def iter_epoch(
+        self, epoch: int = 0, start: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of `epoch` from batch index `start` on."""
+        order = self.order(epoch)
+        for b in range(start, len(self)):
+            yield self.windows.batch(order[b * self.batch_size : (b + 1) * self.batch_size])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iter_epoch(0)
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """How a prepared dataset turns into batches; the facts `tui-gpt prepare` reports."""
+
+    chars: int
+    tokens: int
+    train_chars: int
+    val_chars: int
+    train_tokens: int
+    val_tokens: int
+    train_batches: int
+    val_batches: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_loaders(
+    data: PreparedData,
+    context_length: int,
+    batch_size: int,
+    stride: int | None = None,
+    seed: int = 123,
+    check: bool = True,
+) -> tuple[BatchLoader, BatchLoader]:
+    """Training loader (shuffled, drops the last partial batch) and validation loader (in
+    order, keeps its partial batch so a small validation split is never silently empty).
+
+    With `check`, a split too short for a single batch raises `TuiGptError` naming the split,
+    its token count and the count it needs (the reference would train on nothing, loss NaN).
+    """
+    stride = stride or context_length
+    train = BatchLoader(
+        TokenWindows(data.train_ids, context_length, stride),
+        batch_size,
+        shuffle=True,
+        drop_last=True,
+        seed=seed,
+    )
+    val = BatchLoader(TokenWindows(data.val_ids, context_length, stride), batch_size)
+    if check:
+        need_train = context_length + (batch_size - 1) * stride + 1
+        if len(train) == 0:
+            raise TuiGptError(
+                f"the training split has {len(data.train_ids)} tokens, too few for one batch "
+                f"of {batch_size} x {context_length}: it needs at least {need_train}. "
+                "Use more text, a smaller context length, batch size or stride"
+            )
+        if len(val) == 0:
+            raise TuiGptError(
+                f"the validation split has {len(data.val_ids)} tokens, too few for one window "
+                f"of {context_length}: it needs at least {context_length + 1}. "
+                "Use more text, a smaller context length or a lower train ratio"
+            )
+    return train, val
+
+
+def plan(
+    data: PreparedData, context_length: int, batch_size: int, stride: int | None = None
+) -> SplitPlan:
+    train, val = make_loaders(data, context_length, batch_size, stride, check=False)
+    return SplitPlan(
+        chars=data.source.chars,
+        tokens=data.tokens,
+        train_chars=data.train_chars,
+        val_chars=data.val_chars,
+        train_tokens=len(data.train_ids),
+        val_tokens=len(data.val_ids),
+        train_batches=len(train),
+        val_batches=len(val),
+    )

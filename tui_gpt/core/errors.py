@@ -1,0 +1,9 @@
+"""The one exception type for problems a user can fix (bad file, bad flag, no vocabulary).
+
+The CLI prints its message as a single line and exits with status 2; the app shows it inline.
+Anything else that escapes is a bug.
+"""
+
+
+class TuiGptError(Exception):
+    """A problem with the user's input or environment, with a message meant for them."""

@@ -1,0 +1,203 @@
+"""The GPT model: GPT-2's architecture, in one file that reads top to bottom.
+
+    token ids (B, T)
+      -> token embedding + learned position embedding -> dropout        (B, T, C)
+      -> n_layers x Block:
+             x = x + dropout(attention(layer_norm(x)))    causal, n_heads heads
+             x = x + dropout(mlp(layer_norm(x)))          C -> 4C -> GELU(tanh) -> C
+      -> final layer norm -> linear head to the vocabulary                (B, T, V)
+
+B is the batch size, T the sequence length, C the embedding width (`emb_dim`), H the number
+of heads, D = C / H the width of one head, V the vocabulary size.
+
+Two things beyond the textbook version, both for speed:
+- attention goes through `scaled_dot_product_attention`, which picks a fused kernel;
+- decoding can keep each layer's keys and values in a `KVCache`, so a new token costs one
+  position of compute instead of the whole context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 50257  # tokens the model reads and predicts (GPT-2 BPE: 50,257)
+    context_length: int = 1024  # longest sequence; sets the size of the position table
+    emb_dim: int = 768  # C: width of every token's vector
+    n_heads: int = 12  # H: attention heads per layer; must divide emb_dim
+    n_layers: int = 12  # transformer blocks
+    drop_rate: float = 0.1  # dropout after embeddings, attention weights and each residual branch
+    qkv_bias: bool = False  # bias on the query/key/value projection (True in OpenAI's GPT-2)
+    tie_weights: bool = False  # output head shares the token embedding matrix (OpenAI's GPT-2)
+
+    def __post_init__(self) -> None:
+        if self.emb_dim % self.n_heads:
+            raise ValueError(f"emb_dim {self.emb_dim} is not divisible by n_heads {self.n_heads}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where position t sees positions <= t only."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.head_dim = cfg.emb_dim // cfg.n_heads
+        # Query, key and value in one matmul: (B, T, C) -> (B, T, 3C). Same parameters as
+        # three separate projections, one kernel launch instead of three.
+        self.qkv = nn.Linear(cfg.emb_dim, 3 * cfg.emb_dim, bias=cfg.qkv_bias)
+        self.out_proj = nn.Linear(cfg.emb_dim, cfg.emb_dim)
+        self.drop_rate = cfg.drop_rate
+
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, H, T, D): each head attends independently.
+        q, k, v = (t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        mask, causal = None, True
+        if cache is not None:
+            past = cache.length
+            k, v = cache.append(k, v)  # (B, H, past + T, D)
+            if past and T == 1:
+                causal = False  # one new query may see every cached key
+            elif past:
+                # Several new queries after a cached prefix: query i sees keys <= past + i.
+                causal = False
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+        drop = self.drop_rate if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
+        return self.out_proj(y)
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: widen to 4C, GELU (tanh approximation, as GPT-2), back to C."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.emb_dim, 4 * cfg.emb_dim)
+        self.act = nn.GELU(approximate="tanh")
+        self.proj = nn.Linear(4 * cfg.emb_dim, cfg.emb_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.act(self.fc(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: the norms sit inside the residual branches."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
+        self.attn = CausalSelfAttention(cfg)
+        self.norm2 = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
+        self.ff = FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.drop_rate)
+
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), cache))
+        x = x + self.drop(self.ff(self.norm2(x)))
+        return x
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
+        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
+        self.drop = nn.Dropout(cfg.drop_rate)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
+        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+        if cfg.tie_weights:
+            self.out_head.weight = self.tok_emb.weight
+        # Parameters keep PyTorch's default initialisation, as the reference model does: an
+        # untrained model then scores a loss near ln(vocab_size), as the chapter shows.
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """Logits (B, T, V) for token ids (B, T); (B, 1, V) with `last_only`.
+
+        With a `cache`, `idx` holds only the new tokens; their positions continue from the
+        cached ones, and the cache grows by T.
+        """
+        B, T = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.cfg.context_length:
+            raise ValueError(
+                f"sequence of {start + T} tokens exceeds the context length {self.cfg.context_length}"
+            )
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache.layers[i] if cache is not None else None)
+        if last_only:
+            x = x[:, -1:, :]  # the head is the biggest matmul; skip positions nobody reads
+        return self.out_head(self.final_norm(x))
+
+    def num_params(self, include_head: bool = True) -> int:
+        """Parameter count; a tied head is counted once (it is the embedding)."""
+        n = sum(p.numel() for p in self.parameters())  # parameters() yields shared ones once
+        if not include_head and not self.cfg.tie_weights:
+            n -= self.out_head.weight.numel()
+        return n
+
+    def new_cache(self, batch_size: int = 1) -> KVCache:
+        p = next(self.parameters())
+        return KVCache(self.cfg, batch_size, p.device, p.dtype)
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token (forward + backward = 3 x forward): 6N for the matmuls
+        plus the attention scores, as in the PaLM paper's MFU accounting."""
+        n = self.num_params() - self.pos_emb.weight.numel()
+        attn = 12 * self.cfg.n_layers * self.cfg.emb_dim * seq_len
+        return 6 * n + attn
+
+
+class LayerCache:
+    """One layer's keys and values for the positions seen so far, preallocated to the
+    context length so appending never reallocates."""
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        self.k, self.v = k, v  # (B, H, context_length, D) each
+        self.length = 0
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + k.shape[2]
+        self.k[:, :, self.length : end] = k
+        self.v[:, :, self.length : end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class KVCache:
+    """Keys and values of every layer, so decoding computes only the newest position."""
+
+    def __init__(self, cfg: GPTConfig, batch_size: int, device, dtype) -> None:
+        shape = (batch_size, cfg.n_heads, cfg.context_length, cfg.emb_dim // cfg.n_heads)
+        self.layers = [
+            LayerCache(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
+            for _ in range(cfg.n_layers)
+        ]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+    def reset(self) -> None:
+        for layer in self.layers:
+            layer.length = 0
+

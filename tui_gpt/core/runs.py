@@ -1,0 +1,253 @@
+"""Run folders: one per training, self-describing, readable while being written.
+
+    <runs dir>/<run-id>/
+      run.json            model + train config, dataset fingerprint, tokenizer, versions
+      events.jsonl        one JSON object per event, appended and flushed as it happens
+      status.json         running | paused | stopped | finished | failed, plus a summary
+      checkpoints/
+        latest.safetensors   weights + optimizer + trainer state: what --resume reads
+        best.safetensors     weights of the lowest validation loss so far
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tui_gpt import __version__, paths
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.events import Event, Eval
+from tui_gpt.core.fsutil import atomic_write_text
+
+STATUSES = ("running", "paused", "stopped", "finished", "failed")
+
+
+class Run:
+    """A run folder on disk."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def latest(self) -> Path:
+        return self.checkpoints / "latest.safetensors"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.safetensors"
+
+    def info(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise TuiGptError(f"{self.path}: not a readable run folder ({exc})") from None
+
+    def status(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.path / "status.json").read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def set_status(self, status: str, **summary: Any) -> None:
+        data = self.status()
+        data.update(summary, status=status, updated=time.time(), pid=os.getpid())
+        atomic_write_text(self.path / "status.json", json.dumps(data))
+
+    def events(self) -> list[dict[str, Any]]:
+        return list(read_events(self.events_path))
+
+    def weights(self) -> Path:
+        """The checkpoint to sample from: best if there is one, else latest."""
+        for p in (self.best, self.latest):
+            if p.is_file():
+                return p
+        raise TuiGptError(f"run {self.id} has no checkpoint yet")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:32] or "data"
+
+
+def create_run(root: Path, dataset: str, preset: str, info: dict[str, Any]) -> Run:
+    """A new run folder named `<date>-<time>-<dataset>-<preset>` with its run.json."""
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{_slug(dataset)}-{_slug(preset)}"
+    for n in range(1000):
+        path = root / (base if n == 0 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise TuiGptError(f"cannot create a run folder in {root}")
+    run = Run(path)
+    record = {
+        "id": run.id,
+        "created": time.time(),
+        "preset": preset,
+        "versions": {
+            "tui_gpt": __version__,
+            "python": platform.python_version(),
+            "torch": _torch_version(),
+        },
+        **info,
+    }
+    atomic_write_text(path / "run.json", json.dumps(record, indent=2))
+    return run
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def read_events(path: Path, offset: int = 0) -> Iterator[dict[str, Any]]:
+    """Events of an events.jsonl from byte `offset`, skipping malformed lines and a last
+    line still being written."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return
+    with f:
+        f.seek(offset)
+        for line in f:
+            if not line.endswith(b"\n"):
+                return
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+_STATUS_AFTER = {
+    "run_started": "running",
+    "resumed": "running",
+    "paused": "paused",
+    "stopped": "stopped",
+    "finished": "finished",
+    "error": "failed",
+}
+
+
+class EventLog:
+    """Sink that appends each event to a run's events.jsonl (flushed per event) and keeps
+    status.json current: the status, and a summary for `tui-gpt runs`."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._file = open(run.events_path, "a", encoding="utf-8")
+        status = run.status()
+        self._best = status.get("best_val_loss")
+        self._status = status.get("status", "running")
+
+    def __call__(self, event: Event) -> None:
+        self._file.write(json.dumps(event.to_dict()) + "\n")
+        self._file.flush()
+        if isinstance(event, Eval) and (self._best is None or event.val_loss < self._best):
+            self._best = event.val_loss
+        if event.name in _STATUS_AFTER or event.name in ("eval", "checkpoint", "epoch_end"):
+            self._status = _STATUS_AFTER.get(event.name, self._status)
+            self.run.set_status(
+                self._status,
+                step=event.step,
+                epoch=event.epoch,
+                tokens_seen=event.tokens_seen,
+                best_val_loss=self._best,
+            )
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class RunSummary:
+    """One line of `tui-gpt runs`; `problem` is set for a folder that cannot be read."""
+
+    id: str
+    path: str
+    created: float | None = None
+    dataset: str = ""
+    preset: str = ""
+    params: int | None = None
+    steps: int = 0
+    best_val_loss: float | None = None
+    status: str = "unknown"
+    problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def summarize(run: Run) -> RunSummary:
+    summary = RunSummary(id=run.id, path=str(run.path))
+    try:
+        info = run.info()
+    except TuiGptError as exc:
+        summary.problem = str(exc)
+        return summary
+    status = run.status()
+    files = info.get("dataset", {}).get("files") or [""]
+    summary.created = info.get("created")
+    summary.dataset = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
+    summary.preset = str(info.get("preset", ""))
+    summary.params = info.get("params")
+    summary.steps = int(status.get("step", -1)) + 1
+    summary.best_val_loss = status.get("best_val_loss")
+    summary.status = str(status.get("status", "unknown"))
+    return summary
+
+
+def list_runs(root: Path | None = None) -> list[RunSummary]:
+    """Every folder under `root` that looks like a run, newest first. Folders that are not
+    runs (no run.json) are skipped; damaged ones are listed with their problem."""
+    root = root or paths.runs_dir()
+    if not root.is_dir():
+        return []
+    found = [summarize(Run(p)) for p in root.iterdir() if p.is_dir() and (p / "run.json").exists()]
+    return sorted(found, key=lambda s: (s.created or 0, s.id), reverse=True)
+
+
+def find_run(ref: str, root: Path | None = None) -> Run:
+    """A run by folder path, id, or unique id prefix."""
+    candidate = Path(ref).expanduser()
+    if (candidate / "run.json").is_file():
+        return Run(candidate)
+    root = root or paths.runs_dir()
+    if (root / ref / "run.json").is_file():
+        return Run(root / ref)
+    matches = [p for p in root.glob(f"{ref}*") if (p / "run.json").is_file()] if root.is_dir() else []
+    if len(matches) == 1:
+        return Run(matches[0])
+    if len(matches) > 1:
+        raise TuiGptError(f"run {ref!r} is ambiguous: {', '.join(sorted(p.name for p in matches)[:5])}")
+    raise TuiGptError(f"no run {ref!r} in {root} (see `tui-gpt runs`)")
+
+
+def delete_run(run: Run) -> None:
+    shutil.rmtree(run.path)

@@ -1,0 +1,330 @@
+"""The training loop: the reference chapter's semantics, made stoppable, resumable and quiet.
+
+For each epoch, for each training batch: zero the gradients, loss, backward, AdamW step;
+`tokens_seen += batch.numel()`. Every `eval_freq` steps, the training and validation losses
+over `eval_iter` batches each, in eval mode and without gradients. After each epoch, a
+greedy sample from the start context.
+
+The trainer prints nothing and knows no UI: it emits events (core/events.py) to its sinks.
+Another thread steers it through a `TrainerControl` (pause, resume, stop, checkpoint now),
+checked between steps and between evaluation batches.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from tui_gpt.core import checkpoint
+from tui_gpt.core.config import TrainConfig
+from tui_gpt.core.data import BatchLoader
+from tui_gpt.core.device import autocast
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.events import (
+    CheckpointSaved,
+    EpochEnd,
+    Error,
+    Eval,
+    Event,
+    Finished,
+    Paused,
+    Resumed,
+    RunStarted,
+    Sample,
+    Step,
+    Stopped,
+)
+from tui_gpt.core.generate import generate
+from tui_gpt.core.loss import batch_loss, loader_loss
+from tui_gpt.core.model import GPT
+from tui_gpt.core.tokenizer import Tokenizer
+
+Sink = Callable[[Event], None]
+
+
+class TrainingDiverged(TuiGptError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainerControl:
+    """Thread-safe steering of a running trainer."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._checkpoint = threading.Event()
+        self.stop_reason = ""
+
+    def stop(self, reason: str = "stopped by user") -> None:
+        if not self._stop.is_set():
+            self.stop_reason = reason
+        self._stop.set()
+        self._running.set()  # a paused trainer must wake up to stop
+
+    def pause(self) -> None:
+        if not self._stop.is_set():
+            self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def request_checkpoint(self) -> None:
+        self._checkpoint.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+
+@dataclass
+class TrainState:
+    """Where training stands; with the seed it rebuilds the data order of any epoch."""
+
+    epoch: int = 0  # epoch in progress, from 0
+    batch: int = 0  # next batch index within that epoch
+    steps_done: int = 0  # optimizer updates so far
+    tokens_seen: int = 0
+    best_val_loss: float | None = None
+
+    @property
+    def step(self) -> int:
+        """The reference's global_step: 0 after the first update."""
+        return self.steps_done - 1
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over every parameter, as the reference; the fused kernel where it exists."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+
+
+def lr_at(steps_done: int, cfg: TrainConfig, total_steps: int) -> float:
+    """Learning rate for the next update: constant by default, with optional linear warmup
+    and cosine decay to `min_lr`."""
+    if cfg.warmup_steps and steps_done < cfg.warmup_steps:
+        return cfg.lr * (steps_done + 1) / cfg.warmup_steps
+    if cfg.cosine_decay:
+        span = max(1, total_steps - cfg.warmup_steps)
+        progress = min(1.0, (steps_done - cfg.warmup_steps) / span)
+        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+    return cfg.lr
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: GPT,
+        train_loader: BatchLoader,
+        val_loader: BatchLoader,
+        tokenizer: Tokenizer,
+        config: TrainConfig,
+        device: torch.device,
+        precision: str = "fp32",
+        optimizer: torch.optim.Optimizer | None = None,
+        state: TrainState | None = None,
+        checkpoint_dir: Path | None = None,
+        sinks: list[Sink] | None = None,
+        control: TrainerControl | None = None,
+        run_id: str = "",
+        threads: int = 1,
+    ) -> None:
+        self.model, self.cfg, self.device, self.precision = model, config, device, precision
+        self.train_loader, self.val_loader, self.tokenizer = train_loader, val_loader, tokenizer
+        self.optimizer = optimizer or make_optimizer(model, config, device)
+        self.state = state or TrainState()
+        self.checkpoint_dir = checkpoint_dir
+        self.sinks: list[Sink] = list(sinks or [])
+        self.control = control or TrainerControl()
+        self.run_id, self.threads = run_id, threads
+        per_epoch = len(train_loader)
+        self.total_steps = per_epoch * config.epochs
+        if config.max_steps is not None:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        self._last_save = time.monotonic()
+
+    # ------------------------------------------------------------------ events
+
+    def emit(self, event_type: type[Event], **fields) -> Event:
+        s = self.state
+        event = event_type(step=s.step, epoch=s.epoch + 1, tokens_seen=s.tokens_seen, **fields)
+        for sink in self.sinks:
+            sink(event)
+        return event
+
+    # ------------------------------------------------------------------ control
+
+    def _should_stop(self) -> bool:
+        """Block while paused; True once a stop was asked for."""
+        if self.control.paused and not self.control.stopping:
+            self.emit(Paused)
+            while not self.control._running.wait(0.2):
+                pass
+            if not self.control.stopping:
+                self.emit(Resumed)
+        return self.control.stopping
+
+    def _done(self) -> bool:
+        return self.state.steps_done >= self.total_steps
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> str:
+        """Train until the epochs or `max_steps` are done ("finished") or a stop is asked
+        for ("stopped"); either way `latest` is saved. Raises `TrainingDiverged`."""
+        s = self.state
+        self.emit(
+            RunStarted,
+            run_id=self.run_id,
+            params=self.model.num_params(),
+            device=str(self.device),
+            precision=self.precision,
+            threads=self.threads,
+            train_batches=len(self.train_loader),
+            val_batches=len(self.val_loader),
+            total_steps=self.total_steps,
+            resumed=s.steps_done > 0,
+        )
+        self.model.train()
+        tok_per_s = 0.0
+        while s.epoch < self.cfg.epochs and not self._done():
+            for x, y in self.train_loader.iter_epoch(s.epoch, s.batch):
+                if self._should_stop():
+                    return self._stop()
+                t0 = time.perf_counter()
+                loss = self._update(x, y)
+                dt = time.perf_counter() - t0
+                s.batch += 1
+                s.steps_done += 1
+                s.tokens_seen += x.numel()
+                rate = x.numel() / max(dt, 1e-9)
+                tok_per_s = rate if s.steps_done == 1 else 0.8 * tok_per_s + 0.2 * rate
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s)
+                if s.step % self.cfg.eval_freq == 0 and not self._evaluate():
+                    return self._stop()
+                if self.control._checkpoint.is_set() or self._save_due():
+                    self.control._checkpoint.clear()
+                    self.save_latest()
+                if self._done():
+                    break
+            if s.batch >= len(self.train_loader):  # the epoch ran to its end
+                self._sample()
+                self.emit(EpochEnd)
+                s.epoch += 1
+                s.batch = 0
+            elif self._done():
+                self._sample()  # a last look at the model when max_steps ends mid-epoch
+        self.save_latest()
+        self.emit(Finished)
+        return "finished"
+
+    def _update(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.state.steps_done, self.cfg, self.total_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.precision):
+            loss = batch_loss(self.model, x, y, self.device)
+        value = loss.item()
+        if not math.isfinite(value):
+            message = (
+                f"the loss became {value} at step {self.state.steps_done}; training stopped. "
+                "The last good checkpoint is kept; try a lower learning rate or --grad-clip"
+            )
+            self.emit(Error, message=message)
+            raise TrainingDiverged(message)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        return value
+
+    def _evaluate(self) -> bool:
+        """Emit an Eval event; False if a stop arrived in the middle."""
+        self.model.eval()
+        try:
+            with autocast(self.device, self.precision):
+                train = loader_loss(
+                    self.model,
+                    self.train_loader.iter_epoch(self.state.epoch),
+                    self.device,
+                    self.cfg.eval_iter,
+                    self._should_stop,
+                )
+                val = loader_loss(
+                    self.model, self.val_loader, self.device, self.cfg.eval_iter, self._should_stop
+                )
+        finally:
+            self.model.train()
+        if self.control.stopping:
+            return False
+        self.emit(Eval, train_loss=train, val_loss=val)
+        best = self.state.best_val_loss
+        if math.isfinite(val) and (best is None or val < best):
+            self.state.best_val_loss = val
+            self._save("best", with_optimizer=False)
+        return True
+
+    def sample_text(self, max_new_tokens: int | None = None) -> str:
+        """A greedy continuation of the start context; leaves the RNG and train mode as found."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            ids = self.tokenizer.encode(self.cfg.start_context) or [self.tokenizer.eot_id]
+            idx = torch.tensor([ids], device=self.device)
+            with autocast(self.device, self.precision):
+                out = generate(
+                    self.model, idx, max_new_tokens or self.cfg.sample_tokens, self.model.cfg.context_length
+                )
+            return self.tokenizer.decode(out[0].tolist())
+        finally:
+            self.model.train(was_training)
+
+    def _sample(self) -> None:
+        if self.cfg.sample_tokens > 0:
+            self.emit(Sample, text=self.sample_text())
+
+    def _stop(self) -> str:
+        self.save_latest()
+        self.emit(Stopped, reason=self.control.stop_reason or "stopped")
+        return "stopped"
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save_due(self) -> bool:
+        return time.monotonic() - self._last_save >= self.cfg.checkpoint_minutes * 60
+
+    def _save(self, kind: str, with_optimizer: bool) -> None:
+        if self.checkpoint_dir is None:
+            return
+        path = checkpoint.save(
+            self.checkpoint_dir / f"{kind}.safetensors",
+            self.model,
+            self.optimizer if with_optimizer else None,
+            train_state=asdict(self.state),
+            extra={"train_config": self.cfg.to_dict(), "tokenizer": self.tokenizer.name},
+        )
+        self.emit(CheckpointSaved, kind=kind, path=str(path))
+
+    def save_latest(self) -> None:
+        """Weights, optimizer, RNG and position: everything `--resume` needs."""
+        self._save("latest", with_optimizer=True)
+        self._last_save = time.monotonic()
+
+
+def restore(trainer: Trainer, ckpt: checkpoint.Checkpoint) -> None:
+    """Put a trainer back exactly where a `latest` checkpoint left it."""
+    ckpt.load_model(trainer.model)
+    ckpt.load_optimizer(trainer.optimizer)
+    ckpt.restore_rng()
+    trainer.state = TrainState(**(ckpt.train_state or {}))

@@ -1,0 +1,33 @@
+"""Where tui-gpt keeps its files.
+
+Runs live under the user data dir, token caches and the tokenizer vocabulary under the user
+cache dir (never /tmp, which is wiped on reboot). Environment variables override both, so
+tests and scripts can point tui-gpt at a folder of their own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "tui-gpt"
+
+
+def data_dir() -> Path:
+    """Root for runs and recent-dataset history (`TUI_GPT_DATA_DIR` overrides)."""
+    env = os.environ.get("TUI_GPT_DATA_DIR")
+    return Path(env) if env else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def cache_dir() -> Path:
+    """Root for token caches and the GPT-2 vocabulary (`TUI_GPT_CACHE_DIR` overrides)."""
+    env = os.environ.get("TUI_GPT_CACHE_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def runs_dir() -> Path:
+    """Root of the run folders (`TUI_GPT_RUN_DIR` overrides; `--run-dir` overrides that)."""
+    env = os.environ.get("TUI_GPT_RUN_DIR")
+    return Path(env) if env else data_dir() / "runs"
