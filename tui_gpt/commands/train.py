@@ -26,7 +26,7 @@ from tui_gpt.commands.common import (
     runs_root,
 )
 from tui_gpt.core.config import TrainConfig
-from tui_gpt.core.events import CheckpointSaved, Error, Eval, Event, RunStarted, Sample, Step, Stopped
+from tui_gpt.core.events import CheckpointSaved, Eval, Event, RunStarted, Sample, Step, Stopped
 from tui_gpt.core.session import TrainingJob, new_training, resume_training
 from tui_gpt.core.trainer import TrainerControl
 
@@ -103,8 +103,6 @@ class ConsolePrinter:
             self.say(event.text.replace("\n", " "))
         elif isinstance(event, Stopped):
             self.say(f"stopped: {event.reason}")
-        elif isinstance(event, Error):
-            self.say(f"error: {event.message}")
         elif isinstance(event, CheckpointSaved) and event.kind == "latest":
             self.bar.clear()
         elif isinstance(event, Step):

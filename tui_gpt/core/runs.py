@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -169,7 +170,7 @@ class EventLog:
     def __call__(self, event: Event) -> None:
         self._file.write(json.dumps(event.to_dict()) + "\n")
         self._file.flush()
-        if isinstance(event, Eval) and (self._best is None or event.val_loss < self._best):
+        if isinstance(event, Eval) and math.isfinite(event.val_loss) and (self._best is None or event.val_loss < self._best):
             self._best = event.val_loss
         if event.name in _STATUS_AFTER or event.name in ("eval", "checkpoint", "epoch_end"):
             self._status = _STATUS_AFTER.get(event.name, self._status)

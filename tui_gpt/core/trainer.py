@@ -237,17 +237,20 @@ class Trainer:
             loss = batch_loss(self.model, x, y, self.device)
         value = loss.item()
         if not math.isfinite(value):
-            message = (
-                f"the loss became {value} at step {self.state.steps_done}; training stopped. "
-                "The last good checkpoint is kept; try a lower learning rate or --grad-clip"
-            )
-            self.emit(Error, message=message)
-            raise TrainingDiverged(message)
+            self._diverged(f"the loss became {value} at step {self.state.steps_done}")
         loss.backward()
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         return value
+
+    def _diverged(self, what: str) -> None:
+        message = (
+            f"{what}; training stopped. The last good checkpoint is kept; "
+            "try a lower learning rate or --grad-clip"
+        )
+        self.emit(Error, message=message)
+        raise TrainingDiverged(message)
 
     def _evaluate(self) -> bool:
         """Emit an Eval event; False if a stop arrived in the middle."""
@@ -268,6 +271,8 @@ class Trainer:
             self.model.train()
         if self.control.stopping:
             return False
+        if not (math.isfinite(train) and math.isfinite(val)):
+            self._diverged(f"the evaluation loss became {train if not math.isfinite(train) else val}")
         self.emit(Eval, train_loss=train, val_loss=val)
         best = self.state.best_val_loss
         if math.isfinite(val) and (best is None or val < best):

@@ -1,0 +1,49 @@
+"""Shared fixtures: the ../shared test data, an offline GPT-2 vocabulary, and a private
+data/cache dir per test so nothing touches the user's real folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TUI_GPT_SHARED", ROOT.parent / "shared"))
+VERDICT = SHARED / "data" / "the-verdict.txt"
+SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
+SAMPLES = ROOT / "sample_texts"
+
+# CI has no network: the GPT-2 vocabulary comes from the shared tiktoken cache.
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken"))
+
+
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path_factory, monkeypatch):
+    data = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("TUI_GPT_DATA_DIR", str(data))
+    monkeypatch.setenv("TUI_GPT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("TUI_GPT_RUN_DIR", raising=False)
+    monkeypatch.delenv("TUI_GPT_VOCAB_DIR", raising=False)
+    return data
+
+
+@pytest.fixture
+def runs_root(private_dirs) -> Path:
+    return private_dirs / "runs"
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 240, **kw) -> subprocess.CompletedProcess:
+    """Run the real `tui-gpt` entry point in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "tui_gpt", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+        **kw,
+    )

@@ -1,0 +1,111 @@
+import math
+
+import pytest
+import torch
+
+from tests.conftest import VERDICT
+from tui_gpt.core.config import PRESETS, count_params, model_config
+from tui_gpt.core.data import make_loaders, prepare
+from tui_gpt.core.loss import loader_loss, perplexity
+from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.tokenizer import get_tokenizer
+
+
+@pytest.mark.parametrize(
+    ("preset", "ctx", "expected"),
+    [
+        ("gpt2-small", 1024, 163_009_536),
+        ("gpt2-small", 256, 162_419_712),
+        ("gpt2-medium", 1024, 406_212_608),
+        ("gpt2-large", 1024, 838_220_800),
+        ("gpt2-xl", 1024, 1_637_792_000),
+    ],
+)
+def test_parameter_counts_match_the_reference(preset, ctx, expected):
+    assert count_params(model_config(preset, 50257, ctx)) == expected
+
+
+def test_built_model_counts_and_head_free_count():
+    model = GPT(model_config("gpt2-small", 50257, 1024))
+    assert model.num_params() == 163_009_536
+    assert model.num_params(include_head=False) == 124_412_160
+
+
+def test_tied_head_is_counted_once_and_shares_storage():
+    cfg = model_config("nano", 300, 32, tie_weights=True, qkv_bias=True)
+    model = GPT(cfg)
+    assert model.out_head.weight.data_ptr() == model.tok_emb.weight.data_ptr()
+    assert model.num_params() == count_params(cfg)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_count_params_agrees_with_the_module(preset):
+    cfg = model_config(preset, 257, 16)
+    if cfg.emb_dim > 800:
+        pytest.skip("large presets are covered by the formula test")
+    assert count_params(cfg) == GPT(cfg).num_params()
+
+
+def test_heads_must_divide_width():
+    with pytest.raises(ValueError, match="divisible"):
+        GPTConfig(emb_dim=100, n_heads=3)
+
+
+def test_forward_shapes_and_context_limit():
+    model = GPT(model_config("nano", 257, 16)).eval()
+    idx = torch.randint(0, 257, (3, 16))
+    assert model(idx).shape == (3, 16, 257)
+    assert model(idx, last_only=True).shape == (3, 1, 257)
+    with pytest.raises(ValueError, match="exceeds the context length"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_attention_is_causal():
+    torch.manual_seed(0)
+    model = GPT(model_config("nano", 257, 16)).eval()
+    a = torch.randint(0, 257, (1, 16))
+    b = a.clone()
+    b[0, 10:] = (b[0, 10:] + 1) % 257  # change only the future of position 9
+    assert torch.allclose(model(a)[0, :10], model(b)[0, :10], atol=1e-6)
+
+
+def test_kv_cache_matches_full_forward():
+    torch.manual_seed(0)
+    model = GPT(model_config("nano", 257, 32)).eval()
+    idx = torch.randint(0, 257, (2, 20))
+    full = model(idx)
+    cache = model.new_cache(2)
+    parts = [model(idx[:, :7], cache), model(idx[:, 7:8], cache), model(idx[:, 8:20], cache)]
+    assert cache.length == 20
+    assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
+
+
+def test_untrained_124m_scores_near_ln_vocab_on_the_verdict(tmp_path):
+    tok = get_tokenizer("gpt2")
+    data = prepare(VERDICT, tok, 0.9, cache_root=tmp_path)
+    train, val = make_loaders(data, 256, 2)
+    torch.manual_seed(123)
+    model = GPT(model_config("gpt2-small", 50257, 256)).eval()
+    with torch.no_grad():
+        val_loss = loader_loss(model, val, "cpu")
+        train_loss = loader_loss(model, train, "cpu", num_batches=1)
+    assert abs(val_loss - math.log(50257)) < 0.5
+    assert abs(train_loss - math.log(50257)) < 0.5
+    assert 10_000 < perplexity(val_loss) < 200_000
+
+
+def test_loader_loss_respects_num_batches_and_rejects_empty():
+    model = GPT(model_config("nano", 257, 8)).eval()
+    batches = [(torch.randint(0, 257, (2, 8)), torch.randint(0, 257, (2, 8))) for _ in range(4)]
+    from tui_gpt.core.loss import batch_loss
+
+    with torch.no_grad():
+        first_two = sum(batch_loss(model, x, y, "cpu").item() for x, y in batches[:2]) / 2
+    assert loader_loss(model, batches, "cpu", num_batches=2) == pytest.approx(first_two)
+    with pytest.raises(ValueError, match="empty"):
+        loader_loss(model, [], "cpu")
+
+
+def test_perplexity_of_diverged_loss_is_infinite():
+    assert perplexity(2.0) == pytest.approx(math.e**2)
+    assert perplexity(1e6) == math.inf

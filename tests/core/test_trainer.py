@@ -1,0 +1,162 @@
+import threading
+
+import pytest
+import torch
+
+from tests.conftest import VERDICT
+from tui_gpt.core.checkpoint import Checkpoint
+from tui_gpt.core.config import TrainConfig
+from tui_gpt.core.events import Eval, Event, Sample, Step
+from tui_gpt.core.session import new_training, resume_training
+from tui_gpt.core.trainer import TrainerControl, TrainingDiverged, lr_at
+
+
+def config(**changes) -> TrainConfig:
+    base = dict(epochs=3, batch_size=8, eval_freq=5, eval_iter=2, precision="fp32", sample_tokens=10, lr=1e-3)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+class Recorder:
+    def __init__(self, stop_after_step: int | None = None, control: TrainerControl | None = None):
+        self.events: list[Event] = []
+        self.stop_after_step, self.control = stop_after_step, control
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        if isinstance(event, Step) and event.step == self.stop_after_step:
+            self.control.stop("test stop")
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def start(runs_root, cfg, sinks=(), control=None):
+    return new_training(VERDICT, cfg, "nano", 64, "gpt2", runs_root=runs_root, sinks=list(sinks), control=control)
+
+
+def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):
+    rec = Recorder()
+    job = start(runs_root, config(epochs=3), [rec])
+    assert job.run_training() == "finished"
+    steps = rec.of(Step)
+    assert len(steps) == 3 * 9  # 4612 train tokens -> 72 windows of 64 -> 9 batches of 8
+    assert [e.step for e in steps] == list(range(27))
+    assert steps[-1].tokens_seen == 27 * 8 * 64
+    evals = rec.of(Eval)
+    assert [e.step for e in evals] == [0, 5, 10, 15, 20, 25]
+    assert evals[-1].train_loss < evals[0].train_loss - 1.0
+    samples = rec.of(Sample)
+    assert len(samples) == 3 and all(s.text.startswith("Every effort moves you") for s in samples)
+    run = job.run
+    names = [line["event"] for line in run.events()]
+    assert names[0] == "run_started" and names[-1] == "finished"
+    for line in run.events():
+        assert {"event", "time", "step", "epoch", "tokens_seen"} <= set(line)
+    assert run.status()["status"] == "finished"
+    latest = Checkpoint(run.latest)
+    assert latest.has_optimizer and latest.train_state["steps_done"] == 27
+    best = Checkpoint(run.best)
+    assert not best.has_optimizer
+    assert best.train_state["best_val_loss"] == pytest.approx(min(e.val_loss for e in evals))
+
+
+def test_stop_and_resume_gives_exactly_the_same_losses(runs_root):
+    straight = Recorder()
+    start(runs_root, config(max_steps=20), [straight]).run_training()
+
+    control = TrainerControl()
+    first = Recorder(stop_after_step=10, control=control)  # stops in epoch 2, batch 2
+    job = start(runs_root, config(max_steps=20), [first], control)
+    assert job.run_training() == "stopped"
+    assert job.run.status()["status"] == "stopped"
+    assert Checkpoint(job.run.latest).train_state == {
+        "epoch": 1,
+        "batch": 2,
+        "steps_done": 11,
+        "tokens_seen": 11 * 8 * 64,
+        "best_val_loss": pytest.approx(first.of(Eval)[-1].val_loss),
+    }
+    second = Recorder()
+    resumed = resume_training(job.run.id, runs_root, sinks=[second])
+    assert resumed.run_training() == "finished"
+
+    expected = [e.loss for e in straight.of(Step)]
+    got = [e.loss for e in first.of(Step)] + [e.loss for e in second.of(Step)]
+    assert got == expected  # bit-for-bit on CPU in fp32
+    assert [(e.step, e.val_loss) for e in second.of(Eval)] == [
+        (e.step, e.val_loss) for e in straight.of(Eval) if e.step >= 11
+    ]
+
+
+def test_samples_do_not_change_the_training_trajectory(runs_root):
+    with_samples, without = Recorder(), Recorder()
+    start(runs_root, config(epochs=2, sample_tokens=20), [with_samples]).run_training()
+    start(runs_root, config(epochs=2, sample_tokens=0), [without]).run_training()
+    assert [e.loss for e in with_samples.of(Step)] == [e.loss for e in without.of(Step)]
+    assert len(with_samples.of(Sample)) == 2 and not without.of(Sample)
+
+
+def test_pause_resume_and_stop_from_another_thread(runs_root):
+    control = TrainerControl()
+    seen = threading.Event()
+    rec = Recorder()
+
+    def sink(event):
+        rec(event)
+        if isinstance(event, Step) and event.step == 2:
+            control.pause()
+            seen.set()
+
+    job = start(runs_root, config(epochs=50), [sink], control)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(outcome=job.run_training()))
+    worker.start()
+    assert seen.wait(60)
+    # The trainer blocks after step 2 until resumed.
+    paused_at = len(rec.of(Step))
+    worker.join(0.5)
+    assert worker.is_alive() and len(rec.of(Step)) == paused_at
+    assert job.run.status()["status"] == "paused"
+    control.resume()
+    control.stop("enough")
+    worker.join(60)
+    assert not worker.is_alive()
+    assert result["outcome"] == "stopped"
+    names = [e.name for e in rec.events]
+    assert "paused" in names and names[-1] == "stopped"
+    assert job.run.status()["status"] == "stopped"
+    assert job.run.latest.is_file()
+
+
+def test_diverging_loss_stops_and_keeps_last_good_checkpoint(runs_root):
+    good = start(runs_root, config(max_steps=3))
+    good.run_training()
+    before = good.run.latest.read_bytes()
+    # Continue the same run with an absurd learning rate: the loss becomes NaN.
+    job = resume_training(good.run.id, runs_root, max_steps=10)
+    for group in job.trainer.optimizer.param_groups:
+        group["lr"] = 1e30
+    job.trainer.cfg.lr = 1e30
+    with pytest.raises(TrainingDiverged, match="became nan"):
+        job.run_training()
+    assert job.run.status()["status"] == "failed"
+    assert good.run.latest.read_bytes() == before
+    assert job.run.events()[-1]["event"] == "error"
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(lr=1.0, warmup_steps=4, cosine_decay=True, min_lr=0.1)
+    assert [round(lr_at(s, cfg, 14), 3) for s in (0, 1, 3)] == [0.25, 0.5, 1.0]
+    assert lr_at(4, cfg, 14) == pytest.approx(1.0)
+    assert lr_at(9, cfg, 14) == pytest.approx(0.55)
+    assert lr_at(14, cfg, 14) == pytest.approx(0.1)
+    assert lr_at(100, TrainConfig(lr=0.5), 10) == 0.5
+
+
+def test_clipping_and_determinism(runs_root):
+    a, b = Recorder(), Recorder()
+    start(runs_root, config(max_steps=6, grad_clip=0.5), [a]).run_training()
+    start(runs_root, config(max_steps=6, grad_clip=0.5), [b]).run_training()
+    assert [e.loss for e in a.of(Step)] == [e.loss for e in b.of(Step)]
+    assert torch.isfinite(torch.tensor([e.loss for e in a.of(Step)])).all()
