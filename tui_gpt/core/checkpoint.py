@@ -59,6 +59,8 @@ def save(
         meta[key] = json.dumps(value)
     cpu = {k: v.cpu() for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a process killed mid-save
+        stale.unlink(missing_ok=True)
     try:
         atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=meta))
     except OSError as exc:

@@ -1,0 +1,50 @@
+import json
+
+from tui_gpt.core.events import Eval, Finished, RunStarted, event_from_dict
+from tui_gpt.core.runs import EventLog, create_run, find_run, list_runs, read_events
+
+
+def test_event_log_writes_lines_and_status(tmp_path):
+    run = create_run(tmp_path, "my data.txt", "nano", {"params": 10, "dataset": {"files": ["/x/my data.txt"]}})
+    log = EventLog(run)
+    log(RunStarted(step=-1, epoch=1, run_id=run.id))
+    log(Eval(step=0, epoch=1, tokens_seen=10, train_loss=3.0, val_loss=4.0))
+    log(Eval(step=5, epoch=1, tokens_seen=60, train_loss=2.0, val_loss=3.5))
+    log(Finished(step=5, epoch=1, tokens_seen=60))
+    log.close()
+    lines = run.events()
+    assert [line["event"] for line in lines] == ["run_started", "eval", "eval", "finished"]
+    assert event_from_dict(lines[2]) == Eval(**{k: v for k, v in lines[2].items() if k != "event"})
+    status = run.status()
+    assert status["status"] == "finished" and status["best_val_loss"] == 3.5
+    [summary] = list_runs(tmp_path)
+    assert (summary.id, summary.steps, summary.dataset, summary.preset) == (run.id, 6, "my data.txt", "nano")
+
+
+def test_partial_last_line_and_garbage_are_skipped(tmp_path):
+    f = tmp_path / "events.jsonl"
+    f.write_text('{"event": "step", "step": 0}\nnot json\n[1, 2]\n{"event": "step", "step": 1}\n{"event": "st')
+    assert [e["step"] for e in read_events(f)] == [0, 1]
+
+
+def test_listing_copes_with_half_written_and_foreign_folders(tmp_path):
+    good = create_run(tmp_path, "a", "nano", {})
+    (tmp_path / "not-a-run").mkdir()
+    (tmp_path / "stray-file.txt").write_text("x")
+    broken = tmp_path / "half"
+    broken.mkdir()
+    (broken / "run.json").write_text('{"id": "half", "crea')
+    runs = {r.id: r for r in list_runs(tmp_path)}
+    assert set(runs) == {good.id, "half"}
+    assert runs["half"].problem and "not a readable run folder" in runs["half"].problem
+    assert runs[good.id].problem is None and runs[good.id].status == "unknown"
+
+
+def test_find_run_by_id_prefix_and_path(tmp_path):
+    run = create_run(tmp_path, "data", "nano", {})
+    assert find_run(run.id, tmp_path).path == run.path
+    assert find_run(run.id[:15], tmp_path).path == run.path
+    assert find_run(str(run.path)).path == run.path
+    other = create_run(tmp_path, "data", "nano", {})
+    assert other.id != run.id
+    json.loads((other.path / "run.json").read_text())

@@ -1,0 +1,172 @@
+"""The real `tui-gpt` command in subprocesses: output, exit codes, signals, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, VERDICT, run_cli
+
+TINY = ["--preset", "nano", "--context-length", "64", "--batch-size", "8", "--precision", "fp32"]
+
+
+def test_prepare_json_prints_the_verdict_facts():
+    result = run_cli("prepare", str(VERDICT), "--json")
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    assert {k: facts[k] for k in ("chars", "tokens", "train_tokens", "val_tokens", "train_batches", "val_batches")} == {
+        "chars": 20479,
+        "tokens": 5145,
+        "train_tokens": 4612,
+        "val_tokens": 534,
+        "train_batches": 9,
+        "val_batches": 1,
+    }
+
+
+def test_prepare_reports_a_split_too_short(tmp_path):
+    result = run_cli("prepare", str(VERDICT), "--context-length", "1024", "--json")
+    assert result.returncode == 2
+    assert "validation split (534 tokens)" in json.loads(result.stdout)["problems"][0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", str(VERDICT), "--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["train", str(VERDICT), "--lr", "abc"], "--lr: expected a number"),
+        (["train", str(VERDICT), "--preset", "huge"], "invalid choice"),
+        (["train", "/no/such/file.txt"], "no such file or folder"),
+        (["train"], "DATA is required"),
+        (["prepare", str(VERDICT), "--train-ratio", "1.5"], "between 0 and 1"),
+        (["generate", "--run", "nope", "--prompt", "x"], "no run 'nope'"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(args, message, tmp_path):
+    result = run_cli(*args, "--run-dir", str(tmp_path)) if args[0] != "frobnicate" else run_cli(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+
+
+def test_bad_data_leaves_no_run_folder(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\x00\x01binary")
+    result = run_cli("train", str(bad), "--run-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "binary content" in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_every_verb_has_help():
+    for verb in ("prepare", "train", "generate", "runs", "plot"):
+        result = run_cli(verb, "--help")
+        assert result.returncode == 0 and "usage: tui-gpt" in result.stdout
+
+
+def test_train_generate_runs_plot(tmp_path):
+    runs = str(tmp_path / "runs")
+    result = run_cli("train", str(VERDICT), *TINY, "--epochs", "2", "--run-dir", runs)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Ep 1 (Step 000000): Train loss" in out and "Ep 2 (Step 000015)" in out
+    assert out.count("Every effort moves you") >= 2
+    run_id = out.split("finished: run ")[1].split()[0]
+
+    listing = json.loads(run_cli("runs", "--json", "--run-dir", runs).stdout)
+    assert [(r["id"], r["status"], r["steps"]) for r in listing] == [(run_id, "finished", 18)]
+
+    gen = ["generate", "--run", run_id, "--prompt", "Every effort", "--max-new-tokens", "15", "--run-dir", runs]
+    a = run_cli(*gen, "--seed", "3", "--temperature", "1.0")
+    b = run_cli(*gen, "--seed", "3", "--temperature", "1.0")
+    c = run_cli(*gen, "--seed", "4", "--temperature", "1.0")
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout != c.stdout
+    assert a.stdout.startswith("Every effort")
+    js = json.loads(run_cli(*gen, "--seed", "3", "--temperature", "1.0", "--json").stdout)
+    assert "Every effort" + js["text"] == a.stdout.rstrip("\n") and len(js["tokens"]) == 15
+
+    plot = run_cli("plot", run_id, "--run-dir", runs, "--width", "70")
+    assert plot.returncode == 0 and "train loss" in plot.stdout and "perplexity" in plot.stdout
+
+
+def _start_training(runs: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui_gpt", "train", str(VERDICT), *TINY, "--epochs", "100", "--run-dir", str(runs), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )
+
+
+def _wait_for_steps(runs: Path, n: int, timeout: float = 120) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for events in runs.glob("*/events.jsonl"):
+            if events.read_text().count('"event": "step"') >= n:
+                return events.parent
+        time.sleep(0.1)
+    raise AssertionError("training did not start")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_signals_save_a_checkpoint_and_stop(tmp_path, sig):
+    runs = tmp_path / "runs"
+    proc = _start_training(runs)
+    run_dir = _wait_for_steps(runs, 2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "stopped"
+    assert (run_dir / "checkpoints" / "latest.safetensors").is_file()
+    last = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()][-1]
+    assert last["event"] == "stopped" and signal.Signals(sig).name in last["reason"]
+    if sig != signal.SIGHUP:
+        assert "continue tui-gpt train --resume" in out
+
+    resumed = run_cli("train", "--resume", run_dir.name, "--max-steps", str(status["step"] + 4), "--run-dir", str(runs))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming run" in resumed.stdout and "finished" in resumed.stdout
+    assert json.loads((run_dir / "status.json").read_text())["step"] == status["step"] + 3
+
+
+_DOUBLE_INTERRUPT = """
+import os, signal, sys
+from tui_gpt.commands.train import install_stop_signals
+from tui_gpt.core.trainer import TrainerControl
+control = TrainerControl()
+install_stop_signals(control, lambda text: print(text, flush=True))
+os.kill(os.getpid(), signal.SIGINT)
+assert control.stopping and "SIGINT" in control.stop_reason
+print("first handled", flush=True)
+os.kill(os.getpid(), signal.SIGINT)
+print("still alive", flush=True)
+"""
+
+
+def test_second_ctrl_c_exits_at_once():
+    result = subprocess.run([sys.executable, "-c", _DOUBLE_INTERRUPT], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 130, result.stderr
+    assert "Ctrl+C again to quit at once" in result.stdout and "first handled" in result.stdout
+    assert "still alive" not in result.stdout
+
+
+def test_core_never_imports_textual():
+    code = (
+        "import sys, pkgutil, importlib, tui_gpt.core as c\n"
+        "for m in pkgutil.iter_modules(c.__path__): importlib.import_module('tui_gpt.core.' + m.name)\n"
+        "import tui_gpt.cli\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] == 'textual'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
