@@ -35,7 +35,9 @@ def runs_root(private_dirs) -> Path:
     return private_dirs / "runs"
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 240, **kw) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, timeout: float = 240, **kw
+) -> subprocess.CompletedProcess:
     """Run the real `tui-gpt` entry point in a subprocess."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(

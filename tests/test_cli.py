@@ -19,7 +19,10 @@ def test_prepare_json_prints_the_verdict_facts():
     result = run_cli("prepare", str(VERDICT), "--json")
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout)
-    assert {k: facts[k] for k in ("chars", "tokens", "train_tokens", "val_tokens", "train_batches", "val_batches")} == {
+    assert {
+        k: facts[k]
+        for k in ("chars", "tokens", "train_tokens", "val_tokens", "train_batches", "val_batches")
+    } == {
         "chars": 20479,
         "tokens": 5145,
         "train_tokens": 4612,
@@ -49,7 +52,9 @@ def test_prepare_reports_a_split_too_short(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, message, tmp_path):
-    result = run_cli(*args, "--run-dir", str(tmp_path)) if args[0] != "frobnicate" else run_cli(*args)
+    result = (
+        run_cli(*args, "--run-dir", str(tmp_path)) if args[0] != "frobnicate" else run_cli(*args)
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -82,7 +87,17 @@ def test_train_generate_runs_plot(tmp_path):
     listing = json.loads(run_cli("runs", "--json", "--run-dir", runs).stdout)
     assert [(r["id"], r["status"], r["steps"]) for r in listing] == [(run_id, "finished", 18)]
 
-    gen = ["generate", "--run", run_id, "--prompt", "Every effort", "--max-new-tokens", "15", "--run-dir", runs]
+    gen = [
+        "generate",
+        "--run",
+        run_id,
+        "--prompt",
+        "Every effort",
+        "--max-new-tokens",
+        "15",
+        "--run-dir",
+        runs,
+    ]
     a = run_cli(*gen, "--seed", "3", "--temperature", "1.0")
     b = run_cli(*gen, "--seed", "3", "--temperature", "1.0")
     c = run_cli(*gen, "--seed", "4", "--temperature", "1.0")
@@ -98,7 +113,19 @@ def test_train_generate_runs_plot(tmp_path):
 
 def _start_training(runs: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tui_gpt", "train", str(VERDICT), *TINY, "--epochs", "100", "--run-dir", str(runs), *extra],
+        [
+            sys.executable,
+            "-m",
+            "tui_gpt",
+            "train",
+            str(VERDICT),
+            *TINY,
+            "--epochs",
+            "100",
+            "--run-dir",
+            str(runs),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -133,7 +160,15 @@ def test_signals_save_a_checkpoint_and_stop(tmp_path, sig):
     if sig != signal.SIGHUP:
         assert "continue tui-gpt train --resume" in out
 
-    resumed = run_cli("train", "--resume", run_dir.name, "--max-steps", str(status["step"] + 4), "--run-dir", str(runs))
+    resumed = run_cli(
+        "train",
+        "--resume",
+        run_dir.name,
+        "--max-steps",
+        str(status["step"] + 4),
+        "--run-dir",
+        str(runs),
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming run" in resumed.stdout and "finished" in resumed.stdout
     assert json.loads((run_dir / "status.json").read_text())["step"] == status["step"] + 3
@@ -154,7 +189,9 @@ print("still alive", flush=True)
 
 
 def test_second_ctrl_c_exits_at_once():
-    result = subprocess.run([sys.executable, "-c", _DOUBLE_INTERRUPT], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", _DOUBLE_INTERRUPT], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 130, result.stderr
     assert "Ctrl+C again to quit at once" in result.stdout and "first handled" in result.stdout
     assert "still alive" not in result.stdout

@@ -35,14 +35,21 @@ class LossHistory:
         if event.get("event") == "run_started" and event.get("train_batches"):
             self.batches_per_epoch = int(event["train_batches"])
         elif event.get("event") == "eval":
-            self.add(int(event["step"]), int(event["tokens_seen"]), float(event["train_loss"]), float(event["val_loss"]))
+            self.add(
+                int(event["step"]),
+                int(event["tokens_seen"]),
+                float(event["train_loss"]),
+                float(event["val_loss"]),
+            )
 
 
 def _finite(values: list[float]) -> list[float]:
     return [v if math.isfinite(v) else float("nan") for v in values]
 
 
-def loss_chart(history: LossHistory, width: int, height: int, perplexity: bool = False, color: bool = True) -> str:
+def loss_chart(
+    history: LossHistory, width: int, height: int, perplexity: bool = False, color: bool = True
+) -> str:
     """The chart as a string (ANSI colours when `color`)."""
     plt.clear_figure()
     plt.plot_size(max(width, 20), max(height, 6))

@@ -29,7 +29,9 @@ def build_parser() -> Parser:
         "Without a command, opens the terminal app.",
     )
     parser.add_argument("--version", action="version", version=f"tui-gpt {__version__}")
-    parser.add_argument("--run-dir", help="folder of run folders (default: the user data dir; env TUI_GPT_RUN_DIR)")
+    parser.add_argument(
+        "--run-dir", help="folder of run folders (default: the user data dir; env TUI_GPT_RUN_DIR)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for verb in VERBS:
         verb.add_parser(sub)

@@ -107,7 +107,9 @@ def test_kill_during_save_leaves_the_previous_checkpoint_usable(tmp_path):
     path = tmp_path / "latest.safetensors"
     model = GPT(model_config("micro", 50257, 128))
     checkpoint.save(path, model, train_state={"i": -1})
-    proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, cwd=ROOT
+    )
     assert proc.stdout.readline().strip() == b"ready"
     # Let it save a few times, then kill it; a ~27 MB write is likely under way.
     deadline = time.time() + 60

@@ -48,7 +48,9 @@ def test_split_parts_equal_tokenizing_each_part_whole(gpt2, tmp_path):
 
 def test_safe_cuts_keep_tokens_identical(gpt2):
     tricky = "a\n\nb  c\n d\t\ne 's x'll  \n\n\nEND. \u00a0 é\n" * 2000
-    pieces = list(iter_pieces(iter([tricky[i : i + 997] for i in range(0, len(tricky), 997)]), piece=300))
+    pieces = list(
+        iter_pieces(iter([tricky[i : i + 997] for i in range(0, len(tricky), 997)]), piece=300)
+    )
     assert len(pieces) > 10
     assert "".join(pieces) == tricky
     assert [t for p in pieces for t in gpt2.encode(p)] == gpt2.encode(tricky)
@@ -77,7 +79,10 @@ def test_windows_are_shifted_views_computed_on_access():
     assert x.tolist() == list(range(15, 23))
     assert y.tolist() == list(range(16, 24))
     # Nothing per window is stored: the object holds the id array and an offset vector only.
-    assert {k for k, v in vars(w).items() if isinstance(v, (np.ndarray, torch.Tensor))} == {"ids", "_offsets"}
+    assert {k for k, v in vars(w).items() if isinstance(v, (np.ndarray, torch.Tensor))} == {
+        "ids",
+        "_offsets",
+    }
 
 
 def test_train_loader_shuffles_by_epoch_and_drops_partial_batch():

@@ -1,7 +1,14 @@
 import torch
 
 from tui_gpt.core.config import model_config
-from tui_gpt.core.generate import filter_logits, generate, next_token_probs, pick_next, seeded_generator, stream
+from tui_gpt.core.generate import (
+    filter_logits,
+    generate,
+    next_token_probs,
+    pick_next,
+    seeded_generator,
+    stream,
+)
 from tui_gpt.core.model import GPT
 
 # SPEC §3: the nine-word vocabulary and its next-token logits.
@@ -29,7 +36,9 @@ def test_top_k_masks_all_but_three():
     assert kept == [0, 3, 7]
     assert masked[[0, 3, 7]].tolist() == LOGITS[[0, 3, 7]].tolist()
     probs = next_token_probs(LOGITS, 1.0, top_k=3)
-    assert torch.allclose(probs, torch.tensor([0.0615, 0, 0, 0.5775, 0, 0, 0, 0.3610, 0]), atol=1e-4)
+    assert torch.allclose(
+        probs, torch.tensor([0.0615, 0, 0, 0.5775, 0, 0, 0, 0.3610, 0]), atol=1e-4
+    )
 
 
 def test_top_p_keeps_the_smallest_set_reaching_p():

@@ -5,7 +5,9 @@ from tui_gpt.core.runs import EventLog, create_run, find_run, list_runs, read_ev
 
 
 def test_event_log_writes_lines_and_status(tmp_path):
-    run = create_run(tmp_path, "my data.txt", "nano", {"params": 10, "dataset": {"files": ["/x/my data.txt"]}})
+    run = create_run(
+        tmp_path, "my data.txt", "nano", {"params": 10, "dataset": {"files": ["/x/my data.txt"]}}
+    )
     log = EventLog(run)
     log(RunStarted(step=-1, epoch=1, run_id=run.id))
     log(Eval(step=0, epoch=1, tokens_seen=10, train_loss=3.0, val_loss=4.0))
@@ -18,12 +20,19 @@ def test_event_log_writes_lines_and_status(tmp_path):
     status = run.status()
     assert status["status"] == "finished" and status["best_val_loss"] == 3.5
     [summary] = list_runs(tmp_path)
-    assert (summary.id, summary.steps, summary.dataset, summary.preset) == (run.id, 6, "my data.txt", "nano")
+    assert (summary.id, summary.steps, summary.dataset, summary.preset) == (
+        run.id,
+        6,
+        "my data.txt",
+        "nano",
+    )
 
 
 def test_partial_last_line_and_garbage_are_skipped(tmp_path):
     f = tmp_path / "events.jsonl"
-    f.write_text('{"event": "step", "step": 0}\nnot json\n[1, 2]\n{"event": "step", "step": 1}\n{"event": "st')
+    f.write_text(
+        '{"event": "step", "step": 0}\nnot json\n[1, 2]\n{"event": "step", "step": 1}\n{"event": "st'
+    )
     assert [e["step"] for e in read_events(f)] == [0, 1]
 
 

@@ -33,7 +33,9 @@ def test_gpt2_vocabulary_and_end_of_text():
 def test_local_vocab_files_give_the_same_ids():
     local = get_tokenizer("gpt2", vocab_dir=SHARED / "gpt2-vocab")
     cached = get_tokenizer("gpt2")
-    text = "It had always been his fate to have women say such things of him. <|endoftext|> Ünïcödé 🙂"
+    text = (
+        "It had always been his fate to have women say such things of him. <|endoftext|> Ünïcödé 🙂"
+    )
     assert local.encode(text) == cached.encode(text)
 
 

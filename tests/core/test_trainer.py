@@ -12,7 +12,15 @@ from tui_gpt.core.trainer import TrainerControl, TrainingDiverged, lr_at
 
 
 def config(**changes) -> TrainConfig:
-    base = dict(epochs=3, batch_size=8, eval_freq=5, eval_iter=2, precision="fp32", sample_tokens=10, lr=1e-3)
+    base = dict(
+        epochs=3,
+        batch_size=8,
+        eval_freq=5,
+        eval_iter=2,
+        precision="fp32",
+        sample_tokens=10,
+        lr=1e-3,
+    )
     base.update(changes)
     return TrainConfig(**base)
 
@@ -32,7 +40,9 @@ class Recorder:
 
 
 def start(runs_root, cfg, sinks=(), control=None):
-    return new_training(VERDICT, cfg, "nano", 64, "gpt2", runs_root=runs_root, sinks=list(sinks), control=control)
+    return new_training(
+        VERDICT, cfg, "nano", 64, "gpt2", runs_root=runs_root, sinks=list(sinks), control=control
+    )
 
 
 def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):

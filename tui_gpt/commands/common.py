@@ -65,7 +65,9 @@ def probability(text: str) -> float:
 
 
 def add_tokenizer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tokenizer", choices=TOKENIZERS, default="gpt2", help="gpt2 BPE (default) or raw bytes")
+    p.add_argument(
+        "--tokenizer", choices=TOKENIZERS, default="gpt2", help="gpt2 BPE (default) or raw bytes"
+    )
     p.add_argument(
         "--vocab-dir",
         help="folder with GPT-2's encoder.json and vocab.bpe, for offline use (env TUI_GPT_VOCAB_DIR)",
@@ -77,23 +79,46 @@ def add_window_args(p: argparse.ArgumentParser, context_default: int | None) -> 
         "--context-length",
         type=positive_int,
         default=context_default,
-        help="tokens per training window (default: the preset's)" if context_default is None else "tokens per window",
+        help="tokens per training window (default: the preset's)"
+        if context_default is None
+        else "tokens per window",
     )
-    p.add_argument("--stride", type=positive_int, help="step between windows (default: the context length)")
-    p.add_argument("--batch-size", type=positive_int, default=2, help="windows per batch (default 2)")
-    p.add_argument("--train-ratio", type=ratio, default=0.9, help="share of characters for training (default 0.9)")
+    p.add_argument(
+        "--stride", type=positive_int, help="step between windows (default: the context length)"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=2, help="windows per batch (default 2)"
+    )
+    p.add_argument(
+        "--train-ratio",
+        type=ratio,
+        default=0.9,
+        help="share of characters for training (default 0.9)",
+    )
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, help=f"model shape (default {DEFAULT_PRESET})")
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default=DEFAULT_PRESET,
+        help=f"model shape (default {DEFAULT_PRESET})",
+    )
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", choices=DEVICES, default="auto", help="auto picks CUDA, then MPS, then CPU")
     p.add_argument(
-        "--precision", choices=PRECISIONS, default="auto", help="auto: bf16 where the hardware has bf16 units"
+        "--device", choices=DEVICES, default="auto", help="auto picks CUDA, then MPS, then CPU"
     )
-    p.add_argument("--threads", type=positive_int, help="CPU threads (default: the CPUs this process may use)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 where the hardware has bf16 units",
+    )
+    p.add_argument(
+        "--threads", type=positive_int, help="CPU threads (default: the CPUs this process may use)"
+    )
 
 
 def runs_root(args: argparse.Namespace) -> Path:

@@ -33,10 +33,23 @@ def add_parser(sub) -> None:
     source.add_argument("--run", help="run id (or unique prefix, or folder): its best checkpoint")
     source.add_argument("--checkpoint", help="a .safetensors checkpoint file")
     p.add_argument("--prompt", required=True, help="text to continue")
-    p.add_argument("--max-new-tokens", type=non_negative_int, default=50, help="tokens to add (default 50)")
-    p.add_argument("--temperature", type=non_negative_float, default=1.0, help="0 is greedy (default 1.0)")
-    p.add_argument("--top-k", type=non_negative_int, default=50, help="keep the k likeliest tokens; 0 is off (default 50)")
-    p.add_argument("--top-p", type=probability, help="nucleus sampling: keep tokens up to this total probability")
+    p.add_argument(
+        "--max-new-tokens", type=non_negative_int, default=50, help="tokens to add (default 50)"
+    )
+    p.add_argument(
+        "--temperature", type=non_negative_float, default=1.0, help="0 is greedy (default 1.0)"
+    )
+    p.add_argument(
+        "--top-k",
+        type=non_negative_int,
+        default=50,
+        help="keep the k likeliest tokens; 0 is off (default 50)",
+    )
+    p.add_argument(
+        "--top-p",
+        type=probability,
+        help="nucleus sampling: keep tokens up to this total probability",
+    )
     p.add_argument("--seed", type=int, help="seed for repeatable sampling")
     p.add_argument("--eos", action="store_true", help="stop at the end-of-text token")
     p.add_argument("--device", choices=DEVICES, default="auto")
@@ -49,7 +62,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     resolve_threads()
-    loaded = load_for_sampling(args.run, args.checkpoint, runs_root(args), args.device, args.precision, args.vocab_dir)
+    loaded = load_for_sampling(
+        args.run, args.checkpoint, runs_root(args), args.device, args.precision, args.vocab_dir
+    )
     tok = loaded.tokenizer
     ids = tok.encode(args.prompt)
     if not ids:
@@ -72,7 +87,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         new = [int(t.item()) for t in tokens]
         print_json(
-            {"prompt": args.prompt, "text": tok.decode(new), "tokens": new, "source": loaded.source, "seed": args.seed}
+            {
+                "prompt": args.prompt,
+                "text": tok.decode(new),
+                "tokens": new,
+                "source": loaded.source,
+                "seed": args.seed,
+            }
         )
         return 0
     out = sys.stdout

@@ -42,13 +42,26 @@ def run(args: argparse.Namespace) -> int:
             f"{args.context_length} (needs {args.context_length + 1})"
         )
     if args.json:
-        print_json({**facts.to_dict(), "tokenizer": tokenizer.name, "files": len(source.files), "problems": problems})
+        print_json(
+            {
+                **facts.to_dict(),
+                "tokenizer": tokenizer.name,
+                "files": len(source.files),
+                "problems": problems,
+            }
+        )
     else:
         print(f"{args.data}: {len(source.files)} file(s), tokenizer {tokenizer.name}")
         print(f"  characters  {facts.chars:>12,}   tokens {facts.tokens:>12,}")
-        print(f"  train       {facts.train_chars:>12,} chars  {facts.train_tokens:>12,} tokens  {facts.train_batches:>8,} batches")
-        print(f"  validation  {facts.val_chars:>12,} chars  {facts.val_tokens:>12,} tokens  {facts.val_batches:>8,} batches")
-        print(f"  batches of {args.batch_size} x {args.context_length}, stride {args.stride or args.context_length}")
+        print(
+            f"  train       {facts.train_chars:>12,} chars  {facts.train_tokens:>12,} tokens  {facts.train_batches:>8,} batches"
+        )
+        print(
+            f"  validation  {facts.val_chars:>12,} chars  {facts.val_tokens:>12,} tokens  {facts.val_batches:>8,} batches"
+        )
+        print(
+            f"  batches of {args.batch_size} x {args.context_length}, stride {args.stride or args.context_length}"
+        )
         for problem in problems:
             print(f"  problem: {problem}")
     return 2 if problems else 0

@@ -10,7 +10,11 @@ from tui_gpt.core.runs import list_runs
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("runs", help="list training runs", description="List the runs in the run folder, newest first.")
+    p = sub.add_parser(
+        "runs",
+        help="list training runs",
+        description="List the runs in the run folder, newest first.",
+    )
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     add_run_dir(p)
     p.set_defaults(func=run)
@@ -36,9 +40,13 @@ def run(args: argparse.Namespace) -> int:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) if r.created else "-"
         best = f"{r.best_val_loss:.3f}" if r.best_val_loss is not None else "-"
         status = r.status if r.problem is None else f"damaged: {r.problem}"
-        rows.append((r.id, created, r.dataset[:24], r.preset, _params(r.params), str(r.steps), best, status))
+        rows.append(
+            (r.id, created, r.dataset[:24], r.preset, _params(r.params), str(r.steps), best, status)
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )
     print(f"\n{len(found)} run(s) in {root}")
     return 0

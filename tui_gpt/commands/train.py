@@ -7,6 +7,7 @@ Ctrl+C, SIGTERM and SIGHUP (the SSH session dropped) finish the current step, sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -38,26 +39,52 @@ def add_parser(sub) -> None:
         description="Train a GPT on DATA, printing the step lines and a sample after each epoch. "
         "Works under torchrun. Ctrl+C saves a checkpoint and stops; --resume continues.",
     )
-    p.add_argument("data", metavar="DATA", nargs="?", help="a UTF-8 text file or a folder of .txt files")
+    p.add_argument(
+        "data", metavar="DATA", nargs="?", help="a UTF-8 text file or a folder of .txt files"
+    )
     p.add_argument("--resume", metavar="RUN", help="continue a run from its latest checkpoint")
-    p.add_argument("--init-from", metavar="RUN|PATH", help="start from a run's or a checkpoint's weights")
+    p.add_argument(
+        "--init-from", metavar="RUN|PATH", help="start from a run's or a checkpoint's weights"
+    )
     add_model_args(p)
     add_tokenizer_args(p)
     add_window_args(p, context_default=None)
-    p.add_argument("--epochs", type=positive_int, help="passes over the training split (default 10)")
+    p.add_argument(
+        "--epochs", type=positive_int, help="passes over the training split (default 10)"
+    )
     p.add_argument("--max-steps", type=positive_int, help="stop after this many updates")
-    p.add_argument("--lr", type=positive_float, default=4e-4, help="AdamW learning rate (default 4e-4)")
-    p.add_argument("--weight-decay", type=non_negative_float, default=0.1, help="AdamW weight decay (default 0.1)")
-    p.add_argument("--warmup-steps", type=non_negative_int, default=0, help="linear warmup steps (default 0)")
+    p.add_argument(
+        "--lr", type=positive_float, default=4e-4, help="AdamW learning rate (default 4e-4)"
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        default=0.1,
+        help="AdamW weight decay (default 0.1)",
+    )
+    p.add_argument(
+        "--warmup-steps", type=non_negative_int, default=0, help="linear warmup steps (default 0)"
+    )
     p.add_argument("--cosine", action="store_true", help="cosine learning-rate decay after warmup")
     p.add_argument("--grad-clip", type=positive_float, help="clip the gradient norm to this value")
-    p.add_argument("--eval-freq", type=positive_int, default=5, help="evaluate every N steps (default 5)")
-    p.add_argument("--eval-iter", type=positive_int, default=5, help="batches per evaluation (default 5)")
-    p.add_argument("--seed", type=int, default=123, help="random seed (default 123)")
-    p.add_argument("--start-context", default="Every effort moves you", help="prompt of the per-epoch sample")
-    p.add_argument("--sample-tokens", type=non_negative_int, default=50, help="tokens in the per-epoch sample")
     p.add_argument(
-        "--checkpoint-minutes", type=positive_float, default=10.0, help="save latest at least this often (default 10)"
+        "--eval-freq", type=positive_int, default=5, help="evaluate every N steps (default 5)"
+    )
+    p.add_argument(
+        "--eval-iter", type=positive_int, default=5, help="batches per evaluation (default 5)"
+    )
+    p.add_argument("--seed", type=int, default=123, help="random seed (default 123)")
+    p.add_argument(
+        "--start-context", default="Every effort moves you", help="prompt of the per-epoch sample"
+    )
+    p.add_argument(
+        "--sample-tokens", type=non_negative_int, default=50, help="tokens in the per-epoch sample"
+    )
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=positive_float,
+        default=10.0,
+        help="save latest at least this often (default 10)",
     )
     add_runtime_args(p)
     add_run_dir(p)
@@ -129,10 +156,8 @@ def _silence_output() -> None:
     interpreter's final flush) cannot fail."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     for fd in (1, 2):
-        try:
+        with contextlib.suppress(OSError):
             os.dup2(devnull, fd)
-        except OSError:
-            pass
 
 
 def install_stop_signals(control: TrainerControl, say) -> None:
@@ -225,7 +250,9 @@ def run(args: argparse.Namespace) -> int:
     outcome = job.run_training()
     printer.say(f"{outcome}: run {job.run.id}")
     printer.say(f"  folder   {job.run.path}")
-    printer.say(f"  sample   tui-gpt generate --run {job.run.id} --prompt \"{job.trainer.cfg.start_context}\"")
+    printer.say(
+        f'  sample   tui-gpt generate --run {job.run.id} --prompt "{job.trainer.cfg.start_context}"'
+    )
     if outcome == "stopped":
         printer.say(f"  continue tui-gpt train --resume {job.run.id}")
     return 0

@@ -81,7 +81,9 @@ class Checkpoint:
         except (SafetensorError, OSError, ValueError) as exc:
             raise TuiGptError(f"{self.path}: not a readable checkpoint ({exc})") from None
         if meta.get("format") != FORMAT:
-            raise TuiGptError(f"{self.path}: not a tui-gpt checkpoint (format {meta.get('format')!r})")
+            raise TuiGptError(
+                f"{self.path}: not a tui-gpt checkpoint (format {meta.get('format')!r})"
+            )
         self.meta = meta
         self.keys = set(self._file.keys())
         try:

@@ -79,7 +79,9 @@ class TrainConfig:
     seed: int = 123
     start_context: str = "Every effort moves you"
     sample_tokens: int = 50  # greedy tokens generated after each epoch
-    checkpoint_minutes: float = 10.0  # also save `latest` when this long has passed since the last save
+    checkpoint_minutes: float = (
+        10.0  # also save `latest` when this long has passed since the last save
+    )
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16
     threads: int | None = None  # CPU threads; None picks from the CPUs this process may use

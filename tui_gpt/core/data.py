@@ -96,8 +96,7 @@ def _check_file(path: Path, digest) -> int:
                 at = offset + exc.start
                 line = 1 + block[: exc.start].count(b"\n") + _lines_before(path, offset)
                 raise TuiGptError(
-                    f"{path}: not valid UTF-8 at byte {at} (line {line}); "
-                    "re-save the file as UTF-8"
+                    f"{path}: not valid UTF-8 at byte {at} (line {line}); re-save the file as UTF-8"
                 ) from None
             # Universal newlines: "\r\n" and "\r" each become one "\n".
             chars += len(text)

@@ -26,7 +26,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     kind = name.split(":")[0]
     if kind == "cuda" and not torch.cuda.is_available():
         raise TuiGptError("--device cuda: no CUDA GPU is available here (try --device cpu)")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if kind == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise TuiGptError("--device mps: Apple's GPU backend is not available here")
     if kind not in DEVICES:
         raise TuiGptError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
@@ -45,7 +47,9 @@ def cpu_has_bf16() -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
-        raise TuiGptError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        raise TuiGptError(
+            f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}"
+        )
     if precision != "auto":
         return precision
     if device.type == "cuda":

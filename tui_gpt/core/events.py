@@ -101,7 +101,19 @@ class Error(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
-    for cls in (RunStarted, Step, Eval, Sample, EpochEnd, CheckpointSaved, Paused, Resumed, Stopped, Finished, Error)
+    for cls in (
+        RunStarted,
+        Step,
+        Eval,
+        Sample,
+        EpochEnd,
+        CheckpointSaved,
+        Paused,
+        Resumed,
+        Stopped,
+        Finished,
+        Error,
+    )
 }
 
 

@@ -17,7 +17,10 @@ from tui_gpt.core.model import GPT
 
 
 def filter_logits(
-    logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None, temperature: float = 1.0
+    logits: torch.Tensor,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Logits (..., V) after top-k and top-p masking (masked entries are -inf), scaled by
     the temperature when it is positive."""
@@ -38,7 +41,10 @@ def filter_logits(
 
 
 def next_token_probs(
-    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> torch.Tensor:
     """The distribution the next token is drawn from, (..., V); one-hot at temperature 0."""
     if temperature <= 0:
@@ -115,7 +121,18 @@ def generate(
 ) -> torch.Tensor:
     """`idx` (B, T) followed by up to `max_new_tokens` new ids: (B, T + new)."""
     new = list(
-        stream(model, idx, max_new_tokens, context_size, temperature, top_k, top_p, eos_id, generator, use_cache)
+        stream(
+            model,
+            idx,
+            max_new_tokens,
+            context_size,
+            temperature,
+            top_k,
+            top_p,
+            eos_id,
+            generator,
+            use_cache,
+        )
     )
     return torch.cat([idx, *new], dim=1) if new else idx
 

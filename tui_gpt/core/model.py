@@ -73,7 +73,9 @@ class CausalSelfAttention(nn.Module):
                 causal = False
                 mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
         drop = self.drop_rate if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal
+        )
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.out_proj(y)
 
@@ -189,7 +191,10 @@ class KVCache:
     def __init__(self, cfg: GPTConfig, batch_size: int, device, dtype) -> None:
         shape = (batch_size, cfg.n_heads, cfg.context_length, cfg.emb_dim // cfg.n_heads)
         self.layers = [
-            LayerCache(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
+            LayerCache(
+                torch.empty(shape, device=device, dtype=dtype),
+                torch.empty(shape, device=device, dtype=dtype),
+            )
             for _ in range(cfg.n_layers)
         ]
 
@@ -200,4 +205,3 @@ class KVCache:
     def reset(self) -> None:
         for layer in self.layers:
             layer.length = 0
-

@@ -1,12 +1,12 @@
 """Run folders: one per training, self-describing, readable while being written.
 
-    <runs dir>/<run-id>/
-      run.json            model + train config, dataset fingerprint, tokenizer, versions
-      events.jsonl        one JSON object per event, appended and flushed as it happens
-      status.json         running | paused | stopped | finished | failed, plus a summary
-      checkpoints/
-        latest.safetensors   weights + optimizer + trainer state: what --resume reads
-        best.safetensors     weights of the lowest validation loss so far
+<runs dir>/<run-id>/
+  run.json            model + train config, dataset fingerprint, tokenizer, versions
+  events.jsonl        one JSON object per event, appended and flushed as it happens
+  status.json         running | paused | stopped | finished | failed, plus a summary
+  checkpoints/
+    latest.safetensors   weights + optimizer + trainer state: what --resume reads
+    best.safetensors     weights of the lowest validation loss so far
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from tui_gpt import __version__, paths
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import Event, Eval
+from tui_gpt.core.events import Eval, Event
 from tui_gpt.core.fsutil import atomic_write_text
 
 STATUSES = ("running", "paused", "stopped", "finished", "failed")
@@ -170,7 +170,11 @@ class EventLog:
     def __call__(self, event: Event) -> None:
         self._file.write(json.dumps(event.to_dict()) + "\n")
         self._file.flush()
-        if isinstance(event, Eval) and math.isfinite(event.val_loss) and (self._best is None or event.val_loss < self._best):
+        if (
+            isinstance(event, Eval)
+            and math.isfinite(event.val_loss)
+            and (self._best is None or event.val_loss < self._best)
+        ):
             self._best = event.val_loss
         if event.name in _STATUS_AFTER or event.name in ("eval", "checkpoint", "epoch_end"):
             self._status = _STATUS_AFTER.get(event.name, self._status)
@@ -242,11 +246,15 @@ def find_run(ref: str, root: Path | None = None) -> Run:
     root = root or paths.runs_dir()
     if (root / ref / "run.json").is_file():
         return Run(root / ref)
-    matches = [p for p in root.glob(f"{ref}*") if (p / "run.json").is_file()] if root.is_dir() else []
+    matches = (
+        [p for p in root.glob(f"{ref}*") if (p / "run.json").is_file()] if root.is_dir() else []
+    )
     if len(matches) == 1:
         return Run(matches[0])
     if len(matches) > 1:
-        raise TuiGptError(f"run {ref!r} is ambiguous: {', '.join(sorted(p.name for p in matches)[:5])}")
+        raise TuiGptError(
+            f"run {ref!r} is ambiguous: {', '.join(sorted(p.name for p in matches)[:5])}"
+        )
     raise TuiGptError(f"no run {ref!r} in {root} (see `tui-gpt runs`)")
 
 

@@ -77,7 +77,9 @@ def new_training(
                 f"tokenizer {tokenizer.vocab_size}"
             )
         if context_length and context_length > mcfg.context_length:
-            raise TuiGptError(f"--context-length {context_length} exceeds the model's {mcfg.context_length}")
+            raise TuiGptError(
+                f"--context-length {context_length} exceeds the model's {mcfg.context_length}"
+            )
         model_ctx = mcfg.context_length
     else:
         mcfg = model_config(preset, tokenizer.vocab_size, context_length)
@@ -105,7 +107,9 @@ def new_training(
         "params": count_params(mcfg),
         "init_from": str(base.path) if base is not None else None,
     }
-    run = create_run(runs_root or paths.runs_dir(), data.source.name, preset if base is None else "init", info)
+    run = create_run(
+        runs_root or paths.runs_dir(), data.source.name, preset if base is None else "init", info
+    )
     log = EventLog(run)
     trainer = Trainer(
         model,
@@ -221,7 +225,9 @@ def load_for_sampling(
         tok_name = "byte" if ckpt.model_config.vocab_size == 257 else "gpt2"
     tokenizer = get_tokenizer(tok_name, vocab_dir)
     if tokenizer.vocab_size > ckpt.model_config.vocab_size:
-        raise TuiGptError(f"{ckpt.path}: vocabulary {ckpt.model_config.vocab_size} is smaller than the {tok_name} tokenizer's")
+        raise TuiGptError(
+            f"{ckpt.path}: vocabulary {ckpt.model_config.vocab_size} is smaller than the {tok_name} tokenizer's"
+        )
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     model = ckpt.build_model(dev).eval()

@@ -24,7 +24,9 @@ EOT_TEXT = "<|endoftext|>"
 TOKENIZERS = ("gpt2", "byte")
 
 # GPT-2's pre-tokenizer pattern (the same regex tiktoken uses for its `gpt2` encoding).
-_GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+_GPT2_PATTERN = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+)
 
 
 class Tokenizer(Protocol):

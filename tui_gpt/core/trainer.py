@@ -106,7 +106,9 @@ class TrainState:
 def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW over every parameter, as the reference; the fused kernel where it exists."""
     fused = device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused
+    )
 
 
 def lr_at(steps_done: int, cfg: TrainConfig, total_steps: int) -> float:
@@ -272,7 +274,9 @@ class Trainer:
         if self.control.stopping:
             return False
         if not (math.isfinite(train) and math.isfinite(val)):
-            self._diverged(f"the evaluation loss became {train if not math.isfinite(train) else val}")
+            self._diverged(
+                f"the evaluation loss became {train if not math.isfinite(train) else val}"
+            )
         self.emit(Eval, train_loss=train, val_loss=val)
         best = self.state.best_val_loss
         if math.isfinite(val) and (best is None or val < best):
@@ -289,7 +293,10 @@ class Trainer:
             idx = torch.tensor([ids], device=self.device)
             with autocast(self.device, self.precision):
                 out = generate(
-                    self.model, idx, max_new_tokens or self.cfg.sample_tokens, self.model.cfg.context_length
+                    self.model,
+                    idx,
+                    max_new_tokens or self.cfg.sample_tokens,
+                    self.model.cfg.context_length,
                 )
             return self.tokenizer.decode(out[0].tolist())
         finally:
