@@ -9,10 +9,10 @@ import argparse
 import sys
 
 from tui_gpt import __version__
-from tui_gpt.commands import generate, plot, prepare, runs, train
+from tui_gpt.commands import generate, plot, prepare, runs, train, watch
 from tui_gpt.core.errors import TuiGptError
 
-VERBS = (prepare, train, generate, runs, plot)
+VERBS = (prepare, train, generate, runs, plot, watch)
 
 
 class Parser(argparse.ArgumentParser):

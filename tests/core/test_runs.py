@@ -57,3 +57,17 @@ def test_find_run_by_id_prefix_and_path(tmp_path):
     other = create_run(tmp_path, "data", "nano", {})
     assert other.id != run.id
     json.loads((other.path / "run.json").read_text())
+
+
+def test_follower_returns_only_new_complete_lines(tmp_path):
+    from tui_gpt.core.runs import EventFollower
+
+    f = tmp_path / "events.jsonl"
+    f.write_text('{"event": "step", "step": 0}\n{"event": "st')
+    follower = EventFollower(f)
+    assert [e["step"] for e in follower.poll()] == [0]
+    assert follower.poll() == []
+    with open(f, "a") as handle:
+        handle.write('ep", "step": 1}\n{"event": "step", "step": 2}\n')
+    assert [e["step"] for e in follower.poll()] == [1, 2]
+    assert follower.poll() == []

@@ -260,3 +260,45 @@ def find_run(ref: str, root: Path | None = None) -> Run:
 
 def delete_run(run: Run) -> None:
     shutil.rmtree(run.path)
+
+
+class EventFollower:
+    """Reads a growing events.jsonl incrementally: each `poll()` returns only the complete
+    lines appended since the last one, so following a long run never re-reads the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+
+    def poll(self, limit_bytes: int = 64 << 20) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read(limit_bytes)
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        events = []
+        for line in chunk[: end + 1].splitlines():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                events.append(obj)
+        return events
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

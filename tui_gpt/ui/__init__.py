@@ -1,0 +1,1 @@
+"""The Textual app. It drives `tui_gpt.core` and is the only package that imports Textual."""

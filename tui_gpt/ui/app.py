@@ -1,0 +1,212 @@
+"""The tui-gpt app: dataset selection -> training dashboard -> generator; runs browser.
+
+Training runs in a thread worker against the core; its events reach the dashboard only as
+messages. Quitting, SIGHUP (the terminal went away) and SIGTERM stop training after the
+current step and save a checkpoint before the process exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from tui_gpt import paths
+from tui_gpt.core.config import TrainConfig
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.events import Event
+from tui_gpt.core.runs import Run
+from tui_gpt.core.session import TrainingJob, load_for_sampling, new_training, resume_training
+from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
+from tui_gpt.ui.screens.chat import ChatScreen
+from tui_gpt.ui.screens.confirm import ConfirmScreen
+from tui_gpt.ui.screens.dataset import DatasetScreen
+from tui_gpt.ui.screens.runs import RunsScreen
+from tui_gpt.ui.screens.train import TrainScreen
+
+
+def over_ssh() -> bool:
+    return bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"))
+
+
+class TuiGptApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "tui-gpt"
+    BINDINGS = [
+        Binding("ctrl+r", "show_runs", "Runs", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, runs_root: Path | None = None, watch: Run | None = None) -> None:
+        super().__init__()
+        self.runs_root = runs_root or paths.runs_dir()
+        self.watch_run = watch
+        self.job: TrainingJob | None = None
+        self.training_active = False
+        self._training_done = threading.Event()
+        self._training_done.set()
+        self._dashboard: TrainScreen | None = None
+        # Over SSH every redraw crosses the network: draw the chart less often, no animation.
+        self.redraw_interval = 1.0 if over_ssh() else 0.25
+        if over_ssh():
+            self.animation_level = "none"
+
+    def on_mount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        self.push_screen(DatasetScreen())
+        if self.watch_run is not None:
+            self.open_dashboard(self.watch_run)
+
+    # ------------------------------------------------------------------ commands
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every key binding of the current screen is also a palette command."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Runs", "Browse, open, resume or delete runs", self.action_show_runs)
+        for binding in screen.BINDINGS:
+            if isinstance(binding, Binding) and binding.description:
+                yield SystemCommand(
+                    binding.description,
+                    f"key: {binding.key}",
+                    lambda action=binding.action: self.call_later(screen.run_action, action),
+                )
+
+    def action_show_runs(self) -> None:
+        if not isinstance(self.screen, RunsScreen):
+            self.push_screen(RunsScreen(self.runs_root))
+
+    # ------------------------------------------------------------------ training
+
+    def start_training(self, dataset: str, cfg: TrainConfig, preset: str, ctx: int | None, tok: str) -> None:
+        self._launch(
+            lambda sinks, control: new_training(
+                dataset, cfg, preset, ctx, tok, runs_root=self.runs_root, sinks=sinks, control=control
+            )
+        )
+
+    def resume_training(self, run: Run) -> None:
+        self._launch(lambda sinks, control: resume_training(run.id, self.runs_root, sinks=sinks, control=control))
+
+    def _launch(self, build: Callable) -> None:
+        if self.training_active:
+            self.notify("A training is already running in this window", severity="warning")
+            return
+        self.training_active = True
+        self._training_done.clear()
+        self.notify("Preparing the dataset and the model ...")
+        self._train(build)
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def _train(self, build: Callable) -> None:
+        outcome, error = "failed", None
+        try:
+            try:
+                job = build([self._forward], None)
+            except TuiGptError as exc:
+                self.call_from_thread(self.notify, str(exc), title="Cannot start", severity="error", timeout=10)
+                return
+            self.job = job
+            self.call_from_thread(self._show_live_dashboard, job)
+            outcome = job.run_training()
+        except TuiGptError as exc:
+            error = str(exc)
+        except Exception as exc:  # shown to the user; the run folder says failed
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.training_active = False
+            self._training_done.set()
+            if self._dashboard is not None:
+                self._dashboard.post_message(TrainingEnded(outcome if error is None else "failed", error))
+
+    def _forward(self, event: Event) -> None:
+        """Trainer sink (training thread): hand the event to the dashboard as a message."""
+        if self._dashboard is not None:
+            self._dashboard.post_message(TrainingEvent(event.to_dict()))
+
+    def _show_live_dashboard(self, job: TrainingJob) -> None:
+        self._dashboard = TrainScreen(job.run, live=True, redraw_interval=self.redraw_interval)
+        self.push_screen(self._dashboard)
+
+    def open_dashboard(self, run: Run) -> None:
+        if self._dashboard is not None and self._dashboard.run.path == run.path and self._dashboard.is_attached:
+            self.push_screen(self._dashboard)
+            return
+        self.push_screen(TrainScreen(run, live=False, redraw_interval=self.redraw_interval))
+
+    # ------------------------------------------------------------------ generator
+
+    def open_chat(self, run: Run) -> None:
+        if self.training_active and self.job is not None and self.job.run.path == run.path:
+            self.job.trainer.control.request_checkpoint()
+        self._open_chat(run)
+
+    @work(thread=True, exclusive=True, group="load-model", exit_on_error=False)
+    def _open_chat(self, run: Run) -> None:
+        try:
+            newest = max(
+                (p for p in (run.best, run.latest) if p.is_file()), key=lambda p: p.stat().st_mtime, default=None
+            )
+            if newest is None:
+                raise TuiGptError(f"run {run.id} has no checkpoint yet")
+            loaded = load_for_sampling(checkpoint_path=str(newest), runs_root=self.runs_root, device="cpu")
+        except TuiGptError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.call_from_thread(self.push_screen, ChatScreen(loaded, f"{run.id} ({newest.stem})"))
+
+    # ------------------------------------------------------------------ quitting
+
+    async def action_quit(self) -> None:
+        if not self.training_active:
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.stop_training_and_exit("quit from the app")
+
+        self.push_screen(ConfirmScreen("Training is running. Stop it, save a checkpoint and quit?"), answer)
+
+    def stop_training_and_exit(self, reason: str) -> None:
+        if self.job is not None:
+            self.job.trainer.control.stop(reason)
+        self.notify("Saving a checkpoint, then quitting ...")
+        self._exit_when_saved()
+
+    @work(thread=True, group="exit")
+    def _exit_when_saved(self) -> None:
+        self._training_done.wait()
+        self.call_from_thread(self.exit)
+
+    def _on_signal(self, sig: int) -> None:
+        self.stop_training_and_exit(f"{signal.Signals(sig).name} received")
+
+    def finish_training(self, reason: str) -> None:
+        """After the UI has gone (any way at all): stop, save, wait. Called by run_app."""
+        if self.training_active and self.job is not None:
+            self.job.trainer.control.stop(reason)
+        self._training_done.wait()
+
+
+def run_app(args: argparse.Namespace | None = None, watch: Run | None = None) -> int:
+    from tui_gpt.commands.common import runs_root
+
+    app = TuiGptApp(runs_root(args) if args is not None else None, watch=watch)
+    try:
+        app.run()
+    finally:
+        app.finish_training("the app closed")
+    return 0

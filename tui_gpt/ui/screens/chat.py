@@ -1,0 +1,232 @@
+"""The generator, chat style: prompts at the bottom, continuations streaming in, sampling
+settings at the side, and the next token's likeliest candidates updated as settings change."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Label, Static, Switch
+
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.generate import next_token_probs, seeded_generator, stream
+from tui_gpt.core.session import LoadedModel
+from tui_gpt.core.tokenizer import StreamDecoder
+from tui_gpt.ui.messages import GenerationDone, TokenStreamed
+from tui_gpt.ui.widgets.token_probs import TokenProbs
+
+SETTINGS = [
+    # id, label, default
+    ("temperature", "Temperature", "1.0"),
+    ("top_k", "Top-k (0 off)", "50"),
+    ("top_p", "Top-p (1 off)", "1.0"),
+    ("max_new_tokens", "Max new tokens", "60"),
+    ("seed", "Seed (blank: random)", ""),
+]
+
+
+class Bubble(Static):
+    """One turn of the conversation."""
+
+
+class ChatScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "cancel_or_back", "Cancel / back"),
+        Binding("f2", "nudge('temperature', -0.1)", "Temp -"),
+        Binding("f3", "nudge('temperature', 0.1)", "Temp +"),
+        Binding("f4", "nudge('top_k', -5)", "Top-k -"),
+        Binding("f5", "nudge('top_k', 5)", "Top-k +"),
+        Binding("ctrl+y", "copy", "Copy output"),
+    ]
+
+    def __init__(self, loaded: LoadedModel, title: str) -> None:
+        super().__init__()
+        self.loaded = loaded
+        self.chat_title = title
+        self._cancel = threading.Event()
+        self._bubble: Bubble | None = None
+        self._last_output = ""
+        self.generating = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="conversation-pane"):
+                yield VerticalScroll(id="conversation")
+                yield Input(placeholder="Write a prompt and press Enter", id="prompt")
+            with VerticalScroll(id="sampling"):
+                yield Label("Sampling", classes="title")
+                for field, label, default in SETTINGS:
+                    yield Label(label)
+                    yield Input(default, id=field)
+                yield Label("Stop at end-of-text")
+                yield Switch(value=True, id="eos")
+                yield TokenProbs(id="probs")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "generator"
+        self.sub_title = self.chat_title
+        self.query_one("#conversation").mount(
+            Bubble(
+                Text(
+                    f"Model: {self.chat_title}\n{self.loaded.model.num_params():,} parameters · "
+                    f"{self.loaded.device} · {self.loaded.precision}. The model continues your text.",
+                    style="dim",
+                )
+            )
+        )
+        self.query_one("#prompt", Input).focus()
+        self.refresh_probs()
+
+    # ------------------------------------------------------------------ settings
+
+    def settings(self) -> dict:
+        values = {f: self.query_one(f"#{f}", Input).value.strip() for f, _, _ in SETTINGS}
+        try:
+            temperature = float(values["temperature"] or 0)
+            top_k = int(values["top_k"] or 0)
+            top_p = float(values["top_p"] or 1)
+            max_new = int(values["max_new_tokens"] or 0)
+            seed = int(values["seed"]) if values["seed"] else None
+        except ValueError:
+            raise TuiGptError("sampling settings must be numbers") from None
+        if temperature < 0 or top_k < 0 or not 0 < top_p <= 1 or max_new < 0:
+            raise TuiGptError("temperature, top-k and max tokens must be >= 0; top-p in (0, 1]")
+        return {
+            "temperature": temperature,
+            "top_k": top_k or None,
+            "top_p": top_p if top_p < 1 else None,
+            "max_new_tokens": max_new,
+            "seed": seed,
+            "eos": self.query_one("#eos", Switch).value,
+        }
+
+    def action_nudge(self, field: str, delta: float) -> None:
+        box = self.query_one(f"#{field}", Input)
+        try:
+            value = max(0.0, float(box.value or 0) + delta)
+        except ValueError:
+            value = 0.0
+        box.value = f"{value:.1f}" if field == "temperature" else str(int(value))
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        self.refresh_probs()
+
+    @on(Switch.Changed)
+    def _switched(self) -> None:
+        self.refresh_probs()
+
+    # ------------------------------------------------------------------ next-token panel
+
+    def refresh_probs(self) -> None:
+        try:
+            s = self.settings()
+        except TuiGptError as exc:
+            self.query_one(TokenProbs).update(Text(str(exc), style="red"))
+            return
+        self._probs(self.query_one("#prompt", Input).value, s)
+
+    @work(thread=True, exclusive=True, group="probs")
+    def _probs(self, prompt: str, s: dict) -> None:
+        tok, model = self.loaded.tokenizer, self.loaded.model
+        ids = tok.encode(prompt)[-model.cfg.context_length :] or [tok.eot_id]
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids], device=self.loaded.device), last_only=True)[0, -1].float()
+        probs = next_token_probs(logits, s["temperature"] or 1.0, s["top_k"], s["top_p"])
+        top = torch.topk(probs, 8)
+        candidates = [(tok.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices, strict=True) if p > 0]
+        mode = "greedy picks the first" if s["temperature"] == 0 else f"temperature {s['temperature']:g}"
+        caption = f"next token ({mode}, top-k {s['top_k'] or 'off'}, top-p {s['top_p'] or 'off'})"
+        self.app.call_from_thread(self.query_one(TokenProbs).show, candidates, caption)
+
+    # ------------------------------------------------------------------ generation
+
+    @on(Input.Submitted, "#prompt")
+    def _submit(self, event: Input.Submitted) -> None:
+        prompt = event.value
+        if self.generating or not prompt.strip():
+            return
+        try:
+            s = self.settings()
+        except TuiGptError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        conversation = self.query_one("#conversation")
+        conversation.mount(Bubble(Text(prompt, style="bold"), classes="user"))
+        self._bubble = Bubble(Text(prompt), classes="model")
+        conversation.mount(self._bubble)
+        self._text = Text(prompt, style="dim")
+        self._last_output = ""
+        self.generating = True
+        self._cancel.clear()
+        self.sub_title = f"{self.chat_title} · generating (Escape cancels)"
+        self._generate(prompt, s)
+
+    @work(thread=True, exclusive=True, group="generate")
+    def _generate(self, prompt: str, s: dict) -> None:
+        tok, model = self.loaded.tokenizer, self.loaded.model
+        try:
+            ids = tok.encode(prompt)[-model.cfg.context_length :]
+            decoder = StreamDecoder(tok)
+            tokens = stream(
+                model,
+                torch.tensor([ids], device=self.loaded.device),
+                s["max_new_tokens"],
+                temperature=s["temperature"],
+                top_k=s["top_k"],
+                top_p=s["top_p"],
+                eos_id=tok.eot_id if s["eos"] else None,
+                generator=seeded_generator(s["seed"], self.loaded.device),
+            )
+            for t in tokens:
+                if self._cancel.is_set():
+                    self.post_message(GenerationDone(cancelled=True))
+                    return
+                piece = decoder.feed(int(t.item()))
+                if piece:
+                    self.post_message(TokenStreamed(piece))
+            tail = decoder.flush()
+            if tail:
+                self.post_message(TokenStreamed(tail))
+            self.post_message(GenerationDone(cancelled=False))
+        except Exception as exc:  # shown in the conversation, never a crash
+            self.post_message(GenerationDone(cancelled=False, error=str(exc)))
+
+    @on(TokenStreamed)
+    def _token(self, message: TokenStreamed) -> None:
+        self._last_output += message.text
+        self._text.append(message.text, style="")
+        if self._bubble is not None:
+            self._bubble.update(self._text)
+            self.query_one("#conversation").scroll_end(animate=False)
+
+    @on(GenerationDone)
+    def _done(self, message: GenerationDone) -> None:
+        self.generating = False
+        self.sub_title = self.chat_title
+        if message.error:
+            self._text.append(f"\n[error: {message.error}]", style="red")
+        elif message.cancelled:
+            self._text.append("  [cancelled]", style="yellow")
+        if self._bubble is not None:
+            self._bubble.update(self._text)
+        self.query_one("#prompt", Input).value = ""
+
+    def action_cancel_or_back(self) -> None:
+        if self.generating:
+            self._cancel.set()
+        else:
+            self.app.pop_screen()
+
+    def action_copy(self) -> None:
+        if self._last_output:
+            self.app.copy_to_clipboard(self._last_output)
+            self.notify("Copied the last output (OSC 52: works over SSH in most terminals)")

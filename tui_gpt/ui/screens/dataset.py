@@ -1,0 +1,265 @@
+"""Dataset selection and training settings: pick a text, see what it holds, start training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, ListItem, ListView, Select, Static
+
+from tui_gpt import paths
+from tui_gpt.core.config import (
+    DEFAULT_PRESET,
+    PRESETS,
+    TrainConfig,
+    count_params,
+    model_config,
+    preset_description,
+)
+from tui_gpt.core.data import inspect_source, plan, prepare
+from tui_gpt.core.device import DEVICES
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.tokenizer import TOKENIZERS, get_tokenizer
+
+SAMPLES_DIR = Path(__file__).resolve().parents[3] / "sample_texts"
+
+# (field id, label, default, kind) -- kinds: int, int?, float, text
+FIELDS = [
+    ("context_length", "Context length", "", "int?"),
+    ("stride", "Stride", "", "int?"),
+    ("batch_size", "Batch size", "2", "int"),
+    ("epochs", "Epochs", "10", "int"),
+    ("max_steps", "Max steps", "", "int?"),
+    ("lr", "Learning rate", "0.0004", "float"),
+    ("weight_decay", "Weight decay", "0.1", "float"),
+    ("eval_freq", "Eval every (steps)", "5", "int"),
+    ("eval_iter", "Eval batches", "5", "int"),
+    ("train_ratio", "Train ratio", "0.9", "float"),
+    ("seed", "Seed", "123", "int"),
+    ("start_context", "Start context", "Every effort moves you", "text"),
+]
+
+
+def recent_file() -> Path:
+    return paths.data_dir() / "recent.json"
+
+
+def load_recent() -> list[str]:
+    try:
+        items = json.loads(recent_file().read_text())
+        return [p for p in items if isinstance(p, str) and Path(p).exists()][:8]
+    except (OSError, ValueError):
+        return []
+
+
+def remember(path: str) -> None:
+    items = [path] + [p for p in load_recent() if p != path]
+    try:
+        recent_file().parent.mkdir(parents=True, exist_ok=True)
+        recent_file().write_text(json.dumps(items[:8]))
+    except OSError:
+        pass  # history is a convenience; never fail training over it
+
+
+def dataset_choices() -> list[tuple[str, str]]:
+    """(label, path) for the bundled samples, the whole sample folder and recent datasets."""
+    choices: list[tuple[str, str]] = []
+    if SAMPLES_DIR.is_dir():
+        choices.append(("all bundled samples (folder)", str(SAMPLES_DIR)))
+        choices += [(f"sample: {p.stem}", str(p)) for p in sorted(SAMPLES_DIR.glob("*.txt"))]
+    choices += [(f"recent: {Path(p).name}", p) for p in load_recent() if p not in {c[1] for c in choices}]
+    return choices
+
+
+class DatasetScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+t", "start", "Start training", priority=True),
+        Binding("ctrl+r", "app.show_runs", "Runs"),
+        Binding("ctrl+q", "app.quit", "Quit", priority=True),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dataset: str | None = None
+        self._choices = dataset_choices()
+        self._problem: str | None = "choose a dataset"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="datasets"):
+                yield Label("Datasets", classes="title")
+                yield ListView(*[ListItem(Label(label)) for label, _ in self._choices], id="dataset-list")
+                yield Input(placeholder="or type a path, Enter", id="path")
+                yield Static("", id="preview")
+            with VerticalScroll(id="settings"):
+                yield Label("Settings", classes="title")
+                yield Select(
+                    [(f"{p} - {preset_description(p)}", p) for p in PRESETS],
+                    value=DEFAULT_PRESET,
+                    allow_blank=False,
+                    id="preset",
+                    compact=True,
+                )
+                yield Static("", id="preset-info")
+                for field, label, default, _ in FIELDS:
+                    with Horizontal(classes="row"):
+                        yield Label(label)
+                        yield Input(default, id=field, placeholder="preset's" if default == "" else "", compact=True)
+                with Horizontal(classes="row"):
+                    yield Label("Tokenizer")
+                    yield Select([(t, t) for t in TOKENIZERS], value="gpt2", allow_blank=False, id="tokenizer", compact=True)
+                with Horizontal(classes="row"):
+                    yield Label("Device")
+                    yield Select([(d, d) for d in DEVICES], value="auto", allow_blank=False, id="device", compact=True)
+                yield Button("Start training  (ctrl+t)", id="start", variant="primary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "tui-gpt"
+        self.sub_title = "choose a dataset"
+        self._update_preset_info()
+        if self._choices:
+            self.query_one(ListView).index = 0
+            self.choose(self._choices[0][1])
+
+    # ------------------------------------------------------------------ dataset choice
+
+    @on(ListView.Selected)
+    @on(ListView.Highlighted)
+    def _list_choice(self, event) -> None:
+        index = event.list_view.index
+        if index is not None and 0 <= index < len(self._choices):
+            self.choose(self._choices[index][1])
+
+    @on(Input.Submitted, "#path")
+    def _typed_path(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.choose(str(Path(event.value.strip()).expanduser()))
+
+    def choose(self, path: str) -> None:
+        if path != self.dataset:
+            self.dataset = path
+            self.refresh_preview()
+
+    # ------------------------------------------------------------------ settings
+
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "preset":
+            self._update_preset_info()
+        self.refresh_preview()
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        if event.input.id in ("context_length", "stride", "batch_size", "train_ratio"):
+            self.refresh_preview()
+
+    def _update_preset_info(self) -> None:
+        preset = self.query_one("#preset", Select).value
+        tok = self.query_one("#tokenizer", Select).value
+        vocab = 257 if tok == "byte" else 50257
+        cfg = model_config(str(preset), vocab)
+        n = count_params(cfg)
+        # fp32 weights + AdamW's two moments + gradients: about 16 bytes per parameter.
+        self.query_one("#preset-info", Static).update(
+            f"{n / 1e6:,.1f}M parameters, context {cfg.context_length}, ~{n * 16 / 2**30:.1f} GiB to train"
+        )
+
+    def read_settings(self) -> tuple[TrainConfig, str, int | None, str]:
+        """The form as a TrainConfig; raises TuiGptError naming the first bad field."""
+        values: dict = {}
+        for field, label, _, kind in FIELDS:
+            raw = self.query_one(f"#{field}", Input).value.strip()
+            try:
+                if kind == "text":
+                    values[field] = raw
+                elif kind == "int?":
+                    values[field] = int(raw) if raw else None
+                elif kind == "int":
+                    values[field] = int(raw)
+                else:
+                    values[field] = float(raw)
+            except ValueError:
+                raise TuiGptError(f"{label}: {raw!r} is not a number") from None
+        context_length = values.pop("context_length")
+        if context_length is not None and context_length < 1:
+            raise TuiGptError("Context length must be at least 1")
+        cfg = TrainConfig(**values, device=str(self.query_one("#device", Select).value))
+        cfg.validate()
+        return cfg, str(self.query_one("#preset", Select).value), context_length, str(self.query_one("#tokenizer", Select).value)
+
+    # ------------------------------------------------------------------ preview
+
+    def refresh_preview(self) -> None:
+        if not self.is_mounted or self.dataset is None:
+            return
+        self.query_one("#preview", Static).update(f"reading {Path(self.dataset).name} ...")
+        try:
+            cfg, preset, ctx, tok = self.read_settings()
+        except TuiGptError as exc:
+            self._show_problem(str(exc))
+            return
+        self._preview(self.dataset, cfg, preset, ctx, tok)
+
+    @work(thread=True, exclusive=True, group="preview")
+    def _preview(self, path: str, cfg: TrainConfig, preset: str, ctx: int | None, tok: str) -> None:
+        try:
+            tokenizer = get_tokenizer(tok)
+            source = inspect_source(path)
+            data = prepare(source, tokenizer, cfg.train_ratio)
+            seq = ctx or model_config(preset, tokenizer.vocab_size).context_length
+            facts = plan(data, seq, cfg.batch_size, cfg.stride)
+        except TuiGptError as exc:
+            self.app.call_from_thread(self._show_problem, str(exc))
+            return
+        problem = None
+        if facts.train_batches == 0:
+            problem = f"training split ({facts.train_tokens} tokens) too short for one batch of {cfg.batch_size} x {seq}"
+        elif facts.val_batches == 0:
+            problem = f"validation split ({facts.val_tokens} tokens) too short for one window of {seq}"
+        lines = [
+            f"[b]{Path(path).name}[/b]  {len(source.files)} file(s)",
+            f"characters {facts.chars:,}   tokens {facts.tokens:,} ({tokenizer.name})",
+            f"train {facts.train_tokens:,} tokens -> {facts.train_batches:,} batches/epoch",
+            f"validation {facts.val_tokens:,} tokens -> {facts.val_batches:,} batches",
+            f"windows of {seq}, stride {cfg.stride or seq}, batch {cfg.batch_size}",
+        ]
+        if problem:
+            lines.append(f"[red]problem: {problem}[/red]")
+        self.app.call_from_thread(self._show_preview, "\n".join(lines), problem)
+
+    def _show_preview(self, text: str, problem: str | None) -> None:
+        self._problem = problem
+        self.query_one("#preview", Static).update(text)
+        self.sub_title = Path(self.dataset or "").name
+
+    def _show_problem(self, message: str) -> None:
+        self._problem = message
+        self.query_one("#preview", Static).update(f"[red]problem: {message}[/red]")
+
+    # ------------------------------------------------------------------ start
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    def action_start(self) -> None:
+        if self.dataset is None:
+            self.notify("Choose a dataset first", severity="warning")
+            return
+        try:
+            cfg, preset, ctx, tok = self.read_settings()
+        except TuiGptError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if self._problem:
+            self.notify(self._problem, severity="error")
+            return
+        remember(self.dataset)
+        self.app.start_training(self.dataset, cfg, preset, ctx, tok)

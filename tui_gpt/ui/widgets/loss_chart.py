@@ -1,0 +1,45 @@
+"""The loss chart: plotext drawn to text, redrawn at most a few times per second."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui_gpt.charts import LossHistory, loss_chart
+
+
+class LossChart(Static):
+    DEFAULT_CSS = "LossChart { height: 1fr; min-height: 8; }"
+
+    def __init__(self, redraw_interval: float = 0.25, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.history = LossHistory()
+        self.perplexity = False
+        self._dirty = True
+        self._drawn = (0, 0)
+        self._interval = redraw_interval
+
+    def on_mount(self) -> None:
+        self.set_interval(self._interval, self._redraw_if_needed)
+
+    def add_event(self, event: dict) -> None:
+        if event.get("event") in ("eval", "run_started"):
+            self.history.add_event(event)
+            self._dirty = True
+
+    def toggle_perplexity(self) -> None:
+        self.perplexity = not self.perplexity
+        self._dirty = True
+        self._redraw_if_needed()
+
+    def on_resize(self) -> None:
+        self._dirty = True
+
+    def _redraw_if_needed(self) -> None:
+        size = (self.content_size.width, self.content_size.height)
+        if not self._dirty and size == self._drawn:
+            return
+        self._dirty, self._drawn = False, size
+        if size[0] < 10 or size[1] < 5:
+            return
+        self.update(Text.from_ansi(loss_chart(self.history, size[0], size[1], self.perplexity)))
