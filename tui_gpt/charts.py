@@ -67,14 +67,25 @@ def loss_chart(
         plt.yscale("log")
     else:
         x = history.epochs if history.batches_per_epoch else history.steps
-        plt.plot(x, _finite(history.train), label="train loss", marker="braille")
-        plt.plot(x, _finite(history.val), label="val loss", marker="braille")
-        # Tokens seen on the top axis: an invisible series spanning the same points.
-        plt.plot(history.tokens, _finite(history.val), xside="upper", marker=" ")
+        train, val = _finite(history.train), _finite(history.val)
+        plt.plot(x, train, label="train loss", marker="braille", color="cyan")
+        plt.plot(x, val, label="val loss", marker="braille", color="orange")
+        # Tokens seen on the top axis: the same validation points on the upper x-axis (so
+        # both axes span the same range), ticks labelled with the tokens seen at them.
+        plt.plot(x, val, marker="braille", color="orange", xside="upper")
+        picks = sorted({round(i * (len(x) - 1) / 3) for i in range(4)})
+        plt.xticks([x[i] for i in picks], [_short(history.tokens[i]) for i in picks], xside="upper")
         plt.xlabel("epochs" if history.batches_per_epoch else "steps", xside="lower")
         plt.xlabel("tokens seen", xside="upper")
         plt.title("loss")
     return _finish(color)
+
+
+def _short(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
 
 
 def _finish(color: bool) -> str:

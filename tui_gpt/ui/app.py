@@ -90,15 +90,28 @@ class TuiGptApp(App):
 
     # ------------------------------------------------------------------ training
 
-    def start_training(self, dataset: str, cfg: TrainConfig, preset: str, ctx: int | None, tok: str) -> None:
+    def start_training(
+        self, dataset: str, cfg: TrainConfig, preset: str, ctx: int | None, tok: str
+    ) -> None:
         self._launch(
             lambda sinks, control: new_training(
-                dataset, cfg, preset, ctx, tok, runs_root=self.runs_root, sinks=sinks, control=control
+                dataset,
+                cfg,
+                preset,
+                ctx,
+                tok,
+                runs_root=self.runs_root,
+                sinks=sinks,
+                control=control,
             )
         )
 
     def resume_training(self, run: Run) -> None:
-        self._launch(lambda sinks, control: resume_training(run.id, self.runs_root, sinks=sinks, control=control))
+        self._launch(
+            lambda sinks, control: resume_training(
+                run.id, self.runs_root, sinks=sinks, control=control
+            )
+        )
 
     def _launch(self, build: Callable) -> None:
         if self.training_active:
@@ -116,7 +129,9 @@ class TuiGptApp(App):
             try:
                 job = build([self._forward], None)
             except TuiGptError as exc:
-                self.call_from_thread(self.notify, str(exc), title="Cannot start", severity="error", timeout=10)
+                self.call_from_thread(
+                    self.notify, str(exc), title="Cannot start", severity="error", timeout=10
+                )
                 return
             self.job = job
             self.call_from_thread(self._show_live_dashboard, job)
@@ -129,7 +144,9 @@ class TuiGptApp(App):
             self.training_active = False
             self._training_done.set()
             if self._dashboard is not None:
-                self._dashboard.post_message(TrainingEnded(outcome if error is None else "failed", error))
+                self._dashboard.post_message(
+                    TrainingEnded(outcome if error is None else "failed", error)
+                )
 
     def _forward(self, event: Event) -> None:
         """Trainer sink (training thread): hand the event to the dashboard as a message."""
@@ -141,7 +158,11 @@ class TuiGptApp(App):
         self.push_screen(self._dashboard)
 
     def open_dashboard(self, run: Run) -> None:
-        if self._dashboard is not None and self._dashboard.run.path == run.path and self._dashboard.is_attached:
+        if (
+            self._dashboard is not None
+            and self._dashboard.run.path == run.path
+            and self._dashboard.is_attached
+        ):
             self.push_screen(self._dashboard)
             return
         self.push_screen(TrainScreen(run, live=False, redraw_interval=self.redraw_interval))
@@ -157,11 +178,15 @@ class TuiGptApp(App):
     def _open_chat(self, run: Run) -> None:
         try:
             newest = max(
-                (p for p in (run.best, run.latest) if p.is_file()), key=lambda p: p.stat().st_mtime, default=None
+                (p for p in (run.best, run.latest) if p.is_file()),
+                key=lambda p: p.stat().st_mtime,
+                default=None,
             )
             if newest is None:
                 raise TuiGptError(f"run {run.id} has no checkpoint yet")
-            loaded = load_for_sampling(checkpoint_path=str(newest), runs_root=self.runs_root, device="cpu")
+            loaded = load_for_sampling(
+                checkpoint_path=str(newest), runs_root=self.runs_root, device="cpu"
+            )
         except TuiGptError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
             return
@@ -178,7 +203,9 @@ class TuiGptApp(App):
             if yes:
                 self.stop_training_and_exit("quit from the app")
 
-        self.push_screen(ConfirmScreen("Training is running. Stop it, save a checkpoint and quit?"), answer)
+        self.push_screen(
+            ConfirmScreen("Training is running. Stop it, save a checkpoint and quit?"), answer
+        )
 
     def stop_training_and_exit(self, reason: str) -> None:
         if self.job is not None:

@@ -24,10 +24,10 @@ from tui_gpt.ui.widgets.token_probs import TokenProbs
 SETTINGS = [
     # id, label, default
     ("temperature", "Temperature", "1.0"),
-    ("top_k", "Top-k (0 off)", "50"),
-    ("top_p", "Top-p (1 off)", "1.0"),
+    ("top_k", "Top-k (0: off)", "50"),
+    ("top_p", "Top-p (1: off)", "1.0"),
     ("max_new_tokens", "Max new tokens", "60"),
-    ("seed", "Seed (blank: random)", ""),
+    ("seed", "Seed (blank: any)", ""),
 ]
 
 
@@ -53,6 +53,7 @@ class ChatScreen(Screen):
         self._bubble: Bubble | None = None
         self._last_output = ""
         self.generating = False
+        self.completed = 0  # generations finished, cancelled or failed
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,10 +64,12 @@ class ChatScreen(Screen):
             with VerticalScroll(id="sampling"):
                 yield Label("Sampling", classes="title")
                 for field, label, default in SETTINGS:
-                    yield Label(label)
-                    yield Input(default, id=field)
-                yield Label("Stop at end-of-text")
-                yield Switch(value=True, id="eos")
+                    with Horizontal(classes="row"):
+                        yield Label(label)
+                        yield Input(default, id=field, compact=True)
+                with Horizontal(classes="row"):
+                    yield Label("Stop at end-of-text")
+                    yield Switch(value=True, id="eos")
                 yield TokenProbs(id="probs")
         yield Footer()
 
@@ -139,11 +142,21 @@ class ChatScreen(Screen):
         tok, model = self.loaded.tokenizer, self.loaded.model
         ids = tok.encode(prompt)[-model.cfg.context_length :] or [tok.eot_id]
         with torch.inference_mode():
-            logits = model(torch.tensor([ids], device=self.loaded.device), last_only=True)[0, -1].float()
+            logits = model(torch.tensor([ids], device=self.loaded.device), last_only=True)[
+                0, -1
+            ].float()
         probs = next_token_probs(logits, s["temperature"] or 1.0, s["top_k"], s["top_p"])
         top = torch.topk(probs, 8)
-        candidates = [(tok.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices, strict=True) if p > 0]
-        mode = "greedy picks the first" if s["temperature"] == 0 else f"temperature {s['temperature']:g}"
+        candidates = [
+            (tok.decode([int(i)]), float(p))
+            for p, i in zip(top.values, top.indices, strict=True)
+            if p > 0
+        ]
+        mode = (
+            "greedy picks the first"
+            if s["temperature"] == 0
+            else f"temperature {s['temperature']:g}"
+        )
         caption = f"next token ({mode}, top-k {s['top_k'] or 'off'}, top-p {s['top_p'] or 'off'})"
         self.app.call_from_thread(self.query_one(TokenProbs).show, candidates, caption)
 
@@ -211,6 +224,7 @@ class ChatScreen(Screen):
     @on(GenerationDone)
     def _done(self, message: GenerationDone) -> None:
         self.generating = False
+        self.completed += 1
         self.sub_title = self.chat_title
         if message.error:
             self._text.append(f"\n[error: {message.error}]", style="red")

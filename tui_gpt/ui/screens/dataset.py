@@ -72,7 +72,9 @@ def dataset_choices() -> list[tuple[str, str]]:
     if SAMPLES_DIR.is_dir():
         choices.append(("all bundled samples (folder)", str(SAMPLES_DIR)))
         choices += [(f"sample: {p.stem}", str(p)) for p in sorted(SAMPLES_DIR.glob("*.txt"))]
-    choices += [(f"recent: {Path(p).name}", p) for p in load_recent() if p not in {c[1] for c in choices}]
+    choices += [
+        (f"recent: {Path(p).name}", p) for p in load_recent() if p not in {c[1] for c in choices}
+    ]
     return choices
 
 
@@ -94,7 +96,9 @@ class DatasetScreen(Screen):
         with Horizontal():
             with Vertical(id="datasets"):
                 yield Label("Datasets", classes="title")
-                yield ListView(*[ListItem(Label(label)) for label, _ in self._choices], id="dataset-list")
+                yield ListView(
+                    *[ListItem(Label(label)) for label, _ in self._choices], id="dataset-list"
+                )
                 yield Input(placeholder="or type a path, Enter", id="path")
                 yield Static("", id="preview")
             with VerticalScroll(id="settings"):
@@ -110,13 +114,30 @@ class DatasetScreen(Screen):
                 for field, label, default, _ in FIELDS:
                     with Horizontal(classes="row"):
                         yield Label(label)
-                        yield Input(default, id=field, placeholder="preset's" if default == "" else "", compact=True)
+                        yield Input(
+                            default,
+                            id=field,
+                            placeholder="preset's" if default == "" else "",
+                            compact=True,
+                        )
                 with Horizontal(classes="row"):
                     yield Label("Tokenizer")
-                    yield Select([(t, t) for t in TOKENIZERS], value="gpt2", allow_blank=False, id="tokenizer", compact=True)
+                    yield Select(
+                        [(t, t) for t in TOKENIZERS],
+                        value="gpt2",
+                        allow_blank=False,
+                        id="tokenizer",
+                        compact=True,
+                    )
                 with Horizontal(classes="row"):
                     yield Label("Device")
-                    yield Select([(d, d) for d in DEVICES], value="auto", allow_blank=False, id="device", compact=True)
+                    yield Select(
+                        [(d, d) for d in DEVICES],
+                        value="auto",
+                        allow_blank=False,
+                        id="device",
+                        compact=True,
+                    )
                 yield Button("Start training  (ctrl+t)", id="start", variant="primary")
         yield Footer()
 
@@ -192,7 +213,12 @@ class DatasetScreen(Screen):
             raise TuiGptError("Context length must be at least 1")
         cfg = TrainConfig(**values, device=str(self.query_one("#device", Select).value))
         cfg.validate()
-        return cfg, str(self.query_one("#preset", Select).value), context_length, str(self.query_one("#tokenizer", Select).value)
+        return (
+            cfg,
+            str(self.query_one("#preset", Select).value),
+            context_length,
+            str(self.query_one("#tokenizer", Select).value),
+        )
 
     # ------------------------------------------------------------------ preview
 
@@ -222,7 +248,9 @@ class DatasetScreen(Screen):
         if facts.train_batches == 0:
             problem = f"training split ({facts.train_tokens} tokens) too short for one batch of {cfg.batch_size} x {seq}"
         elif facts.val_batches == 0:
-            problem = f"validation split ({facts.val_tokens} tokens) too short for one window of {seq}"
+            problem = (
+                f"validation split ({facts.val_tokens} tokens) too short for one window of {seq}"
+            )
         lines = [
             f"[b]{Path(path).name}[/b]  {len(source.files)} file(s)",
             f"characters {facts.chars:,}   tokens {facts.tokens:,} ({tokenizer.name})",

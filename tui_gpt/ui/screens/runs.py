@@ -55,11 +55,17 @@ class RunsScreen(Screen):
         table.clear()
         self.summaries = list_runs(self.root)
         for s in self.summaries:
-            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)) if s.created else "-"
+            created = (
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)) if s.created else "-"
+            )
             best = f"{s.best_val_loss:.3f}" if s.best_val_loss is not None else "-"
-            table.add_row(s.id, created, s.dataset, s.preset, str(s.steps), best, live_status(s), key=s.path)
+            table.add_row(
+                s.id, created, s.dataset, s.preset, str(s.steps), best, live_status(s), key=s.path
+            )
         self.query_one("#runs-hint", Static).update(
-            f"{len(self.summaries)} run(s) in {self.root}" if self.summaries else f"no runs yet in {self.root}"
+            f"{len(self.summaries)} run(s) in {self.root}"
+            if self.summaries
+            else f"no runs yet in {self.root}"
         )
 
     def selected(self) -> Run | None:
@@ -67,6 +73,10 @@ class RunsScreen(Screen):
         if not self.summaries or table.cursor_row is None:
             return None
         return Run(self.summaries[table.cursor_row].path)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        # The table takes Enter for itself and reports the row it selected.
+        self.action_open()
 
     def action_open(self) -> None:
         run = self.selected()

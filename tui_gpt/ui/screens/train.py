@@ -85,7 +85,9 @@ class TrainScreen(Screen):
             status = self.run.status()
             if status.get("status") == "running" and not pid_alive(status.get("pid")):
                 self.state = "stale"
-                self.sub_title = "stale: the training process is gone (resume it from the runs list)"
+                self.sub_title = (
+                    "stale: the training process is gone (resume it from the runs list)"
+                )
 
     @on(TrainingEvent)
     def _on_training_event(self, message: TrainingEvent) -> None:
@@ -116,7 +118,13 @@ class TrainScreen(Screen):
                 f"device {event.get('device')} · {event.get('precision')} · {event.get('threads')} threads\n"
                 f"{event.get('train_batches')} batches/epoch · {event.get('val_batches')} val batches"
             )
-            log.write(Text(("resumed" if event.get("resumed") else "started") + f" · {self.total_steps} steps", style="dim"))
+            log.write(
+                Text(
+                    ("resumed" if event.get("resumed") else "started")
+                    + f" · {self.total_steps} steps",
+                    style="dim",
+                )
+            )
         elif kind == "step":
             self._progress(event)
         elif kind == "eval":

@@ -10,7 +10,11 @@ from textual.widgets import Static
 class TokenProbs(Static):
     DEFAULT_CSS = "TokenProbs { height: auto; }"
 
+    candidates: list[tuple[str, float]] = []
+    caption = ""
+
     def show(self, candidates: list[tuple[str, float]], caption: str) -> None:
+        self.candidates, self.caption = candidates, caption
         table = Table.grid(padding=(0, 1))
         table.add_column(justify="right", width=6)
         table.add_column(width=12)

@@ -1,0 +1,198 @@
+"""The app driven through Textual's pilot, on real tiny trainings and real checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from textual.widgets import DataTable, Input, RichLog, Select, Static
+
+from tests.conftest import VERDICT
+from tests.ui.conftest import fake_run, wait_for
+from tui_gpt.core.runs import Run
+from tui_gpt.ui.app import TuiGptApp
+from tui_gpt.ui.messages import TrainingEvent
+from tui_gpt.ui.screens.chat import ChatScreen
+from tui_gpt.ui.screens.confirm import ConfirmScreen
+from tui_gpt.ui.screens.dataset import DatasetScreen
+from tui_gpt.ui.screens.runs import RunsScreen
+from tui_gpt.ui.screens.train import TrainScreen
+
+
+def preview_text(app) -> str:
+    return str(app.screen.query_one("#preview", Static).render())
+
+
+async def choose_tiny_settings(app, pilot, epochs: str) -> None:
+    screen = app.screen
+    await pilot.click("#path")
+    screen.query_one("#path", Input).value = str(VERDICT)
+    await pilot.press("enter")
+    screen.query_one("#preset", Select).value = "nano"
+    for field, value in (
+        ("context_length", "32"),
+        ("batch_size", "8"),
+        ("epochs", epochs),
+        ("eval_iter", "2"),
+    ):
+        screen.query_one(f"#{field}", Input).value = value
+    await wait_for(
+        pilot, lambda: "windows of 32" in preview_text(app) and "batch 8" in preview_text(app)
+    )
+
+
+async def test_dataset_preview_shows_facts_and_problems(runs_root, tmp_path):
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, DatasetScreen) and "characters" in preview_text(app),
+        )
+        app.screen.query_one("#path", Input).value = str(VERDICT)
+        await pilot.click("#path")
+        await pilot.press("enter")
+        app.screen.query_one("#context_length", Input).value = "256"
+        await wait_for(
+            pilot,
+            lambda: (
+                "characters 20,479" in preview_text(app) and "windows of 256" in preview_text(app)
+            ),
+        )
+        assert "train 4,612 tokens -> 9 batches/epoch" in preview_text(app)
+        assert "validation 534 tokens -> 1 batches" in preview_text(app)
+
+        app.screen.query_one("#context_length", Input).value = "1024"
+        await wait_for(pilot, lambda: "problem" in preview_text(app))
+        assert "needs at least 1025" in preview_text(app) or "too short" in preview_text(app)
+
+        binary = tmp_path / "blob.txt"
+        binary.write_bytes(b"\x00\x01\x02")
+        app.screen.query_one("#path", Input).value = str(binary)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "binary content" in preview_text(app))
+        await pilot.press("ctrl+t")  # refused: nothing starts
+        await pilot.pause()
+        assert isinstance(app.screen, DatasetScreen) and not app.training_active
+        assert not runs_root.exists() or not any(runs_root.iterdir())
+
+
+async def test_train_to_the_end_then_generate(runs_root):
+    app = TuiGptApp(runs_root)
+    posted = []
+    async with app.run_test(size=(100, 34), message_hook=posted.append) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await choose_tiny_settings(app, pilot, epochs="1")
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        dashboard = app.screen
+        await wait_for(pilot, lambda: dashboard.state == "finished" and not app.training_active)
+        kinds = [m.event["event"] for m in posted if isinstance(m, TrainingEvent)]
+        assert kinds[0] == "run_started" and kinds[-1] == "finished" and "sample" in kinds
+        log = "\n".join(line.text for line in dashboard.query_one("#log", RichLog).lines)
+        assert "Ep 1 (Step 000000): Train loss" in log
+        assert len(dashboard.query_one("#chart").history.val) >= 2
+        samples = "\n".join(line.text for line in dashboard.query_one("#samples", RichLog).lines)
+        assert "Every effort moves you" in samples
+        assert Run(dashboard.run.path).status()["status"] == "finished"
+
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
+        chat = app.screen
+        chat.query_one("#seed", Input).value = "11"
+        chat.query_one("#max_new_tokens", Input).value = "12"
+        outputs = []
+        for n in (1, 2):
+            chat.query_one("#prompt", Input).value = "Every effort"
+            chat.query_one("#prompt", Input).focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda n=n: chat.completed == n)
+            outputs.append(chat._last_output)
+        assert outputs[0] and outputs[0] == outputs[1]  # same seed, same text
+        panel = chat.query_one("#probs")
+        await wait_for(pilot, lambda: panel.caption.startswith("next token (temperature 1,"))
+        assert 0 < len(panel.candidates) <= 8 and sum(p for _, p in panel.candidates) <= 1.0001
+        await pilot.press("f3")  # temperature + 0.1, from the keyboard
+        assert chat.query_one("#temperature", Input).value == "1.1"
+        await wait_for(pilot, lambda: "temperature 1.1" in panel.caption)
+        chat.query_one("#top_k", Input).value = "3"
+        await wait_for(pilot, lambda: "top-k 3" in panel.caption)
+        assert len(panel.candidates) == 3
+
+
+async def test_quit_during_training_saves_a_checkpoint(runs_root):
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await choose_tiny_settings(app, pilot, epochs="100")
+        await pilot.press("ctrl+t")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.first_step is not None
+        )
+        run = app.screen.run
+        await wait_for(pilot, lambda: run.status().get("step", -1) >= 1)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: run.status().get("status") == "paused")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.training_active)
+    status = run.status()
+    assert status["status"] == "stopped"
+    assert run.latest.is_file()
+    assert json.loads(run.events_path.read_text().splitlines()[-1])["event"] == "stopped"
+
+
+async def test_runs_browser_opens_chats_and_deletes(runs_root):
+    fake_run(runs_root, "20260101-000000-story-nano")
+    keep = fake_run(runs_root, "20260102-000000-story-nano", created=1_790_100_000)
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 2
+        await pilot.press("enter")  # newest first: the dashboard of `keep`
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        assert app.screen.run.path == keep
+        await wait_for(pilot, lambda: app.screen.epoch_samples == 4)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("down", "d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert (runs_root / "20260101-000000-story-nano").exists()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        assert not (runs_root / "20260101-000000-story-nano").exists()
+
+
+async def test_watch_follows_events_as_they_are_appended(runs_root):
+    path = fake_run(runs_root, "20260101-000000-story-nano", status="running")
+    lines = path.joinpath("events.jsonl").read_text().splitlines()
+    path.joinpath("events.jsonl").write_text("\n".join(lines[:5]) + "\n")
+    app = TuiGptApp(runs_root, watch=Run(path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        dashboard = app.screen
+        await wait_for(pilot, lambda: len(dashboard.query_one("#chart").history.val) == 1)
+        with open(path / "events.jsonl", "a") as f:
+            f.write("\n".join(lines[5:]) + "\n")
+        await wait_for(pilot, lambda: dashboard.epoch_samples == 4)
+        assert len(dashboard.query_one("#chart").history.val) == 4
+
+
+@pytest.mark.parametrize("key", ["ctrl+p"])
+async def test_command_palette_lists_screen_actions(runs_root, key):
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Start training" in titles and "Runs" in titles

@@ -1,0 +1,90 @@
+"""Every screen at a fixed 80x24 terminal, compared with the stored snapshots.
+
+Update after an intended change with `pytest tests/ui/test_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ui.conftest import fake_run, wait_for
+from tui_gpt.core.runs import Run
+from tui_gpt.ui.app import TuiGptApp
+from tui_gpt.ui.screens.chat import ChatScreen
+from tui_gpt.ui.screens.dataset import DatasetScreen
+from tui_gpt.ui.screens.runs import RunsScreen
+from tui_gpt.ui.screens.train import TrainScreen
+
+SIZE = (80, 24)
+FIXED_ROOT = Path("/tmp/tui-gpt-snapshot-runs")  # a fixed path: the runs screen shows it
+
+
+@pytest.fixture
+def fixed_runs(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    shutil.rmtree(FIXED_ROOT, ignore_errors=True)
+    fake_run(FIXED_ROOT, "20260301-120000-story-nano", created=1_772_366_400)
+    yield FIXED_ROOT
+    shutil.rmtree(FIXED_ROOT, ignore_errors=True)
+    monkeypatch.delenv("TZ")
+    time.tzset()
+
+
+def test_dataset_screen(snap_compare, fixed_runs):
+    app = TuiGptApp(fixed_runs)
+
+    async def ready(pilot):
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, DatasetScreen)
+                and "characters" in str(app.screen.query_one("#preview").render())
+            ),
+        )
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_dashboard_screen(snap_compare, fixed_runs):
+    app = TuiGptApp(fixed_runs, watch=Run(fixed_runs / "20260301-120000-story-nano"))
+
+    async def ready(pilot):
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.epoch_samples == 4
+        )
+        await pilot.pause(0.3)  # one chart redraw interval, so the chart is drawn
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_chat_screen(snap_compare, fixed_runs):
+    app = TuiGptApp(fixed_runs)
+
+    async def ready(pilot):
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        app.open_chat(Run(fixed_runs / "20260301-120000-story-nano"))
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ChatScreen)
+                and any(p.candidates for p in app.screen.query("#probs"))
+            ),
+        )
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_runs_screen(snap_compare, fixed_runs):
+    app = TuiGptApp(fixed_runs)
+
+    async def ready(pilot):
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
