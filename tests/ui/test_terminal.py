@@ -1,0 +1,80 @@
+"""The real `tui-gpt` in a real terminal (tmux): start training from the quick-start
+defaults, quit while it trains, and find the checkpoint it saved on the way out."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Tmux:
+    def __init__(self, tmp: Path) -> None:
+        self.socket = str(tmp / "tmux.sock")
+
+    def __call__(self, *args: str) -> str:
+        result = subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=30)
+        return result.stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "app")
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared; screen was:\n{self.screen()}")
+
+
+def test_quit_while_training_in_a_real_terminal(tmp_path):
+    runs = tmp_path / "runs"
+    exit_file = tmp_path / "exit-code"
+    env = {k: os.environ[k] for k in ("TIKTOKEN_CACHE_DIR", "TUI_GPT_DATA_DIR", "TUI_GPT_CACHE_DIR", "PATH", "HOME") if k in os.environ}
+    env["TERM"] = "xterm-256color"
+    command = " ".join(
+        [
+            "env",
+            *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+            shlex.quote(sys.executable),
+            "-m",
+            "tui_gpt",
+            "--run-dir",
+            shlex.quote(str(runs)),
+            f"; echo $? > {shlex.quote(str(exit_file))}",
+        ]
+    )
+    tmux = Tmux(tmp_path)
+    tmux("new-session", "-d", "-s", "app", "-x", "100", "-y", "30", "-c", str(ROOT), command)
+    try:
+        tmux.wait_for("characters")  # the dataset preview of the bundled samples
+        tmux("send-keys", "-t", "app", "C-t")
+        tmux.wait_for("Ep 1 (Step 000000)")
+        screen = tmux.wait_for("train loss")  # the chart, drawn on its next redraw
+        assert "step log" in screen and "tok/s" in screen
+        tmux("send-keys", "-t", "app", "C-q")
+        tmux.wait_for("Training is running.")
+        tmux("send-keys", "-t", "app", "y")
+        deadline = time.monotonic() + 120
+        while not exit_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        tmux("kill-server")
+    [run] = [p for p in runs.iterdir() if p.is_dir()]
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "stopped" and status["step"] >= 0
+    assert (run / "checkpoints" / "latest.safetensors").is_file()
