@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Event
 from tui_gpt.core.runs import Run
 from tui_gpt.core.session import TrainingJob, load_for_sampling, new_training, resume_training
+from tui_gpt.core.trainer import TrainerControl
 from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
 from tui_gpt.ui.screens.chat import ChatScreen
 from tui_gpt.ui.screens.confirm import ConfirmScreen
@@ -52,6 +54,7 @@ class TuiGptApp(App):
         self.runs_root = runs_root or paths.runs_dir()
         self.watch_run = watch
         self.job: TrainingJob | None = None
+        self.control = TrainerControl()
         self.training_active = False
         self._training_done = threading.Event()
         self._training_done.set()
@@ -62,7 +65,7 @@ class TuiGptApp(App):
             self.animation_level = "none"
 
     def on_mount(self) -> None:
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
@@ -119,15 +122,18 @@ class TuiGptApp(App):
             return
         self.training_active = True
         self._training_done.clear()
+        # The control exists before the job does: a quit or a hang-up while the dataset is
+        # still being prepared stops the trainer at its very first step.
+        self.control = TrainerControl()
         self.notify("Preparing the dataset and the model ...")
-        self._train(build)
+        self._train(build, self.control)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def _train(self, build: Callable) -> None:
+    def _train(self, build: Callable, control: TrainerControl) -> None:
         outcome, error = "failed", None
         try:
             try:
-                job = build([self._forward], None)
+                job = build([self._forward], control)
             except TuiGptError as exc:
                 self.call_from_thread(
                     self.notify, str(exc), title="Cannot start", severity="error", timeout=10
@@ -207,24 +213,38 @@ class TuiGptApp(App):
             ConfirmScreen("Training is running. Stop it, save a checkpoint and quit?"), answer
         )
 
-    def stop_training_and_exit(self, reason: str) -> None:
-        if self.job is not None:
-            self.job.trainer.control.stop(reason)
-        self.notify("Saving a checkpoint, then quitting ...")
-        self._exit_when_saved()
+    def stop_training_and_exit(self, reason: str, hangup: bool = False) -> None:
+        if self.training_active:
+            self.control.stop(reason)
+            self.notify("Saving a checkpoint, then quitting ...")
+        # A plain daemon thread: it must not hold up the exit it asks for.
+        threading.Thread(target=self._exit_when_saved, args=(hangup,), daemon=True).start()
 
-    @work(thread=True, group="exit")
-    def _exit_when_saved(self) -> None:
+    def _exit_when_saved(self, hangup: bool) -> None:
         self._training_done.wait()
-        self.call_from_thread(self.exit)
+        with contextlib.suppress(Exception):  # the loop may be closed already
+            self._loop.call_soon_threadsafe(self.exit)
+        if hangup:
+            # The checkpoint is safe. With the terminal gone the UI may be unable to wind
+            # down; never linger as an orphan process.
+            time.sleep(10)
+            os._exit(0)
+
+    def on_unmount(self) -> None:
+        # However the app ends, the trainer stops and saves; the thread pool that runs it is
+        # joined before the process exits.
+        if self.training_active:
+            self.control.stop("the app closed")
 
     def _on_signal(self, sig: int) -> None:
-        self.stop_training_and_exit(f"{signal.Signals(sig).name} received")
+        self.stop_training_and_exit(
+            f"{signal.Signals(sig).name} received", hangup=sig == signal.SIGHUP
+        )
 
     def finish_training(self, reason: str) -> None:
         """After the UI has gone (any way at all): stop, save, wait. Called by run_app."""
-        if self.training_active and self.job is not None:
-            self.job.trainer.control.stop(reason)
+        if self.training_active:
+            self.control.stop(reason)
         self._training_done.wait()
 
 

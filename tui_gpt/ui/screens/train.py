@@ -169,7 +169,7 @@ class TrainScreen(Screen):
         if job is None or job.run.path != self.run.path or not self.app.training_active:
             self.notify("No training is running in this window", severity="warning")
             return None
-        return job.trainer.control
+        return self.app.control
 
     def action_pause(self) -> None:
         control = self._control()
