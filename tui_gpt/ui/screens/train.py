@@ -136,7 +136,7 @@ class TrainScreen(Screen):
             self.epoch_samples += 1
             samples = self.query_one("#samples", RichLog)
             samples.write(Text(f"epoch {event['epoch']} · step {event['step']}", style="bold cyan"))
-            samples.write(event.get("text", ""))
+            samples.write(event.get("text", "").replace("\n", " "))  # one paragraph, as the CLI
         elif kind == "checkpoint" and event.get("kind") == "latest":
             log.write(Text(f"checkpoint saved at step {event['step']}", style="dim"))
         elif kind in ("paused", "resumed"):
