@@ -70,7 +70,7 @@ def test_bad_data_leaves_no_run_folder(tmp_path):
 
 
 def test_every_verb_has_help():
-    for verb in ("prepare", "train", "generate", "runs", "plot"):
+    for verb in ("prepare", "train", "generate", "runs", "plot", "watch", "bench", "import-gpt2"):
         result = run_cli(verb, "--help")
         assert result.returncode == 0 and "usage: tui-gpt" in result.stdout
 

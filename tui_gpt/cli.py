@@ -9,10 +9,10 @@ import argparse
 import sys
 
 from tui_gpt import __version__
-from tui_gpt.commands import generate, import_gpt2, plot, prepare, runs, train, watch
+from tui_gpt.commands import bench, generate, import_gpt2, plot, prepare, runs, train, watch
 from tui_gpt.core.errors import TuiGptError
 
-VERBS = (prepare, train, generate, runs, plot, watch, import_gpt2)
+VERBS = (prepare, train, generate, runs, plot, watch, bench, import_gpt2)
 
 
 class Parser(argparse.ArgumentParser):

@@ -109,3 +109,16 @@ def test_loader_loss_respects_num_batches_and_rejects_empty():
 def test_perplexity_of_diverged_loss_is_infinite():
     assert perplexity(2.0) == pytest.approx(math.e**2)
     assert perplexity(1e6) == math.inf
+
+
+def test_padded_vocabulary_keeps_logits_vocab_wide():
+    from tui_gpt.core.config import padded
+
+    assert padded(50257) == 50304 and padded(257) == 320 and padded(64) == 64
+    cfg = model_config("nano", 257, 16, padded_vocab_size=padded(257))
+    model = GPT(cfg).eval()
+    assert model.tok_emb.weight.shape[0] == model.out_head.weight.shape[0] == 320
+    assert model(torch.randint(0, 257, (2, 5))).shape == (2, 5, 257)
+    assert count_params(cfg) == model.num_params()
+    with pytest.raises(ValueError, match="at least vocab_size"):
+        GPTConfig(vocab_size=300, padded_vocab_size=256)

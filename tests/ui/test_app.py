@@ -196,3 +196,30 @@ async def test_command_palette_lists_screen_actions(runs_root, key):
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Start training" in titles and "Runs" in titles
+
+
+async def test_picker_chooses_a_file_from_the_keyboard(runs_root, tmp_path, monkeypatch):
+    from tui_gpt.ui.screens.picker import PathPicker
+
+    (tmp_path / "texts").mkdir()
+    story = tmp_path / "texts" / "story.txt"
+    story.write_text("Once upon a time. " * 400)
+    (tmp_path / "texts" / "image.png").write_bytes(b"\x89PNG")
+    monkeypatch.chdir(tmp_path)
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PathPicker))
+        tree = app.screen.query_one("#tree")
+        await wait_for(pilot, lambda: tree.root.children)
+        assert [n.label.plain for n in tree.root.children] == ["texts"]
+        await pilot.press("down", "enter")  # open the folder
+        await wait_for(pilot, lambda: tree.root.children[0].children)
+        assert [n.label.plain for n in tree.root.children[0].children] == ["story.txt"]  # no .png
+        await pilot.press("down", "enter")  # pick the file
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await wait_for(
+            pilot,
+            lambda: "story.txt" in preview_text(app) and "characters 7,200" in preview_text(app),
+        )

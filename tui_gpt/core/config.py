@@ -50,9 +50,16 @@ def model_config(
     )
 
 
+def padded(vocab_size: int, multiple: int = 64) -> int:
+    """The vocabulary rounded up to a multiple of 64: 50257 -> 50304. An option, off by
+    default: on this project's CPU it did not win once logits are cut back to the vocabulary
+    (benchmarks/LEVERS.md)."""
+    return -(-vocab_size // multiple) * multiple
+
+
 def count_params(cfg: GPTConfig) -> int:
     """Parameters of a model of this shape, without building it."""
-    c, v, t, L = cfg.emb_dim, cfg.vocab_size, cfg.context_length, cfg.n_layers
+    c, v, t, L = cfg.emb_dim, cfg.vocab_rows, cfg.context_length, cfg.n_layers
     qkv = 3 * c * c + (3 * c if cfg.qkv_bias else 0)
     block = qkv + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c) + 4 * c
     head = 0 if cfg.tie_weights else v * c

@@ -35,10 +35,19 @@ class GPTConfig:
     drop_rate: float = 0.1  # dropout after embeddings, attention weights and each residual branch
     qkv_bias: bool = False  # bias on the query/key/value projection (True in OpenAI's GPT-2)
     tie_weights: bool = False  # output head shares the token embedding matrix (OpenAI's GPT-2)
+    # Rows of the embedding and the head, when more than vocab_size: a multiple of 64 lets
+    # the head's matmul (the largest one) run on full blocks. Logits stay vocab_size wide.
+    padded_vocab_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.emb_dim % self.n_heads:
             raise ValueError(f"emb_dim {self.emb_dim} is not divisible by n_heads {self.n_heads}")
+        if self.padded_vocab_size is not None and self.padded_vocab_size < self.vocab_size:
+            raise ValueError("padded_vocab_size must be at least vocab_size")
+
+    @property
+    def vocab_rows(self) -> int:
+        return self.padded_vocab_size or self.vocab_size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,12 +123,12 @@ class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
+        self.tok_emb = nn.Embedding(cfg.vocab_rows, cfg.emb_dim)
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
         self.drop = nn.Dropout(cfg.drop_rate)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
-        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_rows, bias=False)
         if cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight
         # Parameters keep PyTorch's default initialisation, as the reference model does: an
@@ -148,7 +157,10 @@ class GPT(nn.Module):
             x = block(x, cache.layers[i] if cache is not None else None)
         if last_only:
             x = x[:, -1:, :]  # the head is the biggest matmul; skip positions nobody reads
-        return self.out_head(self.final_norm(x))
+        logits = self.out_head(self.final_norm(x))  # (B, T, vocab_rows)
+        if self.cfg.vocab_rows != self.cfg.vocab_size:
+            logits = logits[..., : self.cfg.vocab_size]  # padding rows are never predicted
+        return logits
 
     def num_params(self, include_head: bool = True) -> int:
         """Parameter count; a tied head is counted once (it is the embedding)."""

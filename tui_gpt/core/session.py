@@ -110,11 +110,29 @@ def new_training(
     run = create_run(
         runs_root or paths.runs_dir(), data.source.name, preset if base is None else "init", info
     )
+    return _job(
+        run,
+        model,
+        (train_loader, val_loader),
+        tokenizer,
+        cfg,
+        (device, precision, threads),
+        data,
+        sinks,
+        control,
+        optimizer,
+    )
+
+
+def _job(
+    run, model, loaders, tokenizer, cfg, runtime, data, sinks, control, optimizer=None
+) -> TrainingJob:
+    """The trainer of a run folder: its events go to events.jsonl first, then to `sinks`."""
+    device, precision, threads = runtime
     log = EventLog(run)
     trainer = Trainer(
         model,
-        train_loader,
-        val_loader,
+        *loaders,
         tokenizer,
         cfg,
         device,
@@ -169,23 +187,19 @@ def resume_training(
     model = GPT(GPTConfig(**info["model"])).to(dev)
     info["train"] = cfg.to_dict()  # a later --resume continues with these epochs / max steps
     atomic_write_text(run.path / "run.json", json.dumps(info, indent=2))
-    log = EventLog(run)
-    trainer = Trainer(
+    job = _job(
+        run,
         model,
-        train_loader,
-        val_loader,
+        (train_loader, val_loader),
         tokenizer,
         cfg,
-        dev,
-        precision,
-        checkpoint_dir=run.checkpoints,
-        sinks=[log, *(sinks or [])],
-        control=control,
-        run_id=run.id,
-        threads=threads,
+        (dev, precision, threads),
+        data,
+        sinks,
+        control,
     )
-    restore(trainer, ckpt)
-    return TrainingJob(run, trainer, data, log)
+    restore(job.trainer, ckpt)
+    return job
 
 
 @dataclass

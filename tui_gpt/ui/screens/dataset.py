@@ -25,6 +25,7 @@ from tui_gpt.core.data import inspect_source, plan, prepare
 from tui_gpt.core.device import DEVICES
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.tokenizer import TOKENIZERS, get_tokenizer
+from tui_gpt.ui.screens.picker import PathPicker
 
 SAMPLES_DIR = Path(__file__).resolve().parents[3] / "sample_texts"
 
@@ -81,6 +82,7 @@ def dataset_choices() -> list[tuple[str, str]]:
 class DatasetScreen(Screen):
     BINDINGS = [
         Binding("ctrl+t", "start", "Start training", priority=True),
+        Binding("ctrl+o", "pick", "Open file/folder"),
         Binding("ctrl+r", "app.show_runs", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
     ]
@@ -99,7 +101,7 @@ class DatasetScreen(Screen):
                 yield ListView(
                     *[ListItem(Label(label)) for label, _ in self._choices], id="dataset-list"
                 )
-                yield Input(placeholder="or type a path, Enter", id="path")
+                yield Input(placeholder="a path + Enter, or ctrl+o to browse", id="path")
                 yield Static("", id="preview")
             with VerticalScroll(id="settings"):
                 yield Label("Settings", classes="title")
@@ -162,6 +164,14 @@ class DatasetScreen(Screen):
     def _typed_path(self, event: Input.Submitted) -> None:
         if event.value.strip():
             self.choose(str(Path(event.value.strip()).expanduser()))
+
+    def action_pick(self) -> None:
+        def picked(path: str | None) -> None:
+            if path:
+                self.query_one("#path", Input).value = path
+                self.choose(path)
+
+        self.app.push_screen(PathPicker(Path.cwd()), picked)
 
     def choose(self, path: str) -> None:
         if path != self.dataset:

@@ -1,0 +1,266 @@
+"""Side by side, in one process: the reference code path against tui-gpt's, lever by lever.
+
+    python benchmarks/compare.py                 # everything (about 15 minutes on 2 cores)
+    python benchmarks/compare.py --only train    # or: generate, loss
+
+Variants are interleaved round by round (A B C ... A B C ...) so a noisy neighbour slows all
+of them alike; each result is the median over rounds. Prints markdown tables with ratios to
+the reference path. Seed configuration: 124M shape, context 256, batch 2, AdamW lr 4e-4 /
+weight decay 0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_path import ReferenceGPT, config_124m, copy_into_tui_gpt, generate_text_simple  # noqa: E402
+
+from tui_gpt.core.config import model_config, padded  # noqa: E402
+from tui_gpt.core.device import autocast  # noqa: E402
+from tui_gpt.core.generate import generate  # noqa: E402
+from tui_gpt.core.model import GPT  # noqa: E402
+
+CTX, BATCH = 256, 2
+CPU = torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def reference(sdpa=False, torch_norms=False):
+    def build():
+        torch.manual_seed(123)
+        model = ReferenceGPT(config_124m(CTX), sdpa=sdpa, torch_norms=torch_norms).train()
+        return model, torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1), "fp32"
+
+    return build
+
+
+def tui(precision="bf16", fused=True, pad=True, compile_model=False):
+    def build():
+        torch.manual_seed(123)
+        rows = padded(50257) if pad else None
+        model = GPT(model_config("gpt2-small", 50257, CTX, padded_vocab_size=rows)).train()
+        opt = torch.optim.AdamW(
+            model.parameters(),
+            lr=4e-4,
+            weight_decay=0.1,
+            fused=fused,
+            foreach=None if fused else True,
+        )
+        if compile_model:
+            model = torch.compile(model)
+        return model, opt, precision
+
+    return build
+
+
+TRAIN_VARIANTS = {
+    "reference path (fp32, masked-matmul attention, hand LayerNorm/GELU, foreach AdamW)": reference(),
+    "reference + scaled_dot_product_attention": reference(sdpa=True),
+    "reference + torch LayerNorm/GELU": reference(torch_norms=True),
+    "tui-gpt fp32, foreach AdamW": tui("fp32", fused=False, pad=False),
+    "tui-gpt fp32, fused AdamW": tui("fp32", pad=False),
+    "tui-gpt default: bf16 autocast, fused AdamW": tui("bf16", pad=False),
+    "tui-gpt default + vocabulary rows padded to 50304 (option, off)": tui("bf16"),
+}
+
+
+def time_steps(build, steps: int, threads: int | None = None) -> float:
+    """Median seconds per training step, after one warm-up step."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    model, opt, precision = build()
+    vocab = 50257
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, vocab, (BATCH, CTX), generator=g)
+    y = torch.randint(0, vocab, (BATCH, CTX), generator=g)
+    times = []
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with autocast(CPU, precision):
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        loss.backward()
+        opt.step()
+        loss.item()
+        if i:
+            times.append(time.perf_counter() - start)
+    torch.set_num_threads(previous)
+    del model, opt
+    return statistics.median(times)
+
+
+def bench_training(rounds: int, steps: int, with_compile: bool) -> None:
+    variants = dict(TRAIN_VARIANTS)
+    variants["tui-gpt default on 1 thread (thread-count lever)"] = tui("bf16", pad=False)
+    if with_compile:
+        variants["tui-gpt bf16 + torch.compile"] = tui("bf16", compile_model=True)
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(rounds):
+        for name, build in variants.items():
+            threads = 1 if "1 thread" in name else None
+            results[name].append(time_steps(build, steps, threads))
+            print(
+                f"  round {r + 1}: {name}: {BATCH * CTX / results[name][-1]:.0f} tok/s",
+                file=sys.stderr,
+            )
+    base = statistics.median(results[next(iter(variants))])
+    print(f"\n### Training: 124M, context {CTX}, batch {BATCH}, {torch.get_num_threads()} threads")
+    print(f"median over {rounds} interleaved rounds of {steps} steps\n")
+    print("| variant | tokens/s | s/step | vs reference |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, ts in results.items():
+        med = statistics.median(ts)
+        print(f"| {name} | {BATCH * CTX / med:,.0f} | {med:.2f} | {base / med:.2f}x |")
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def bench_generation(rounds: int, new_tokens: int) -> None:
+    torch.manual_seed(123)
+    ref = ReferenceGPT(config_124m(CTX)).eval()
+    ours = GPT(model_config("gpt2-small", 50257, CTX)).eval()
+    copy_into_tui_gpt(ref, ours)
+    ours_bf16 = GPT(model_config("gpt2-small", 50257, CTX)).eval()
+    ours_bf16.load_state_dict(ours.state_dict())
+    ours_bf16 = ours_bf16.to(torch.bfloat16)
+    idx = torch.tensor([[6109, 3626, 6100, 345]])  # "Every effort moves you"
+
+    variants = {
+        "reference generate_text_simple (fp32, full recompute)": lambda: generate_text_simple(
+            ref, idx, new_tokens, CTX
+        ),
+        "tui-gpt without KV cache (fp32)": lambda: generate(ours, idx, new_tokens, use_cache=False),
+        "tui-gpt KV cache, fp32 weights": lambda: generate(ours, idx, new_tokens),
+        "tui-gpt KV cache, bf16 weights": lambda: generate(ours_bf16, idx, new_tokens),
+    }
+    same = torch.equal(generate(ours, idx, 30), generate_text_simple(ref, idx, 30, CTX))
+    print(f"  greedy tokens identical to the reference's (30 tokens): {same}", file=sys.stderr)
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(rounds):
+        for name, fn in variants.items():
+            with torch.inference_mode():
+                start = time.perf_counter()
+                fn()
+                results[name].append(time.perf_counter() - start)
+            print(
+                f"  round {r + 1}: {name}: {new_tokens / results[name][-1]:.1f} tok/s",
+                file=sys.stderr,
+            )
+    weights = sum(p.numel() * 4 for n, p in ours.named_parameters() if "emb" not in n)
+    from tui_gpt.core.bench import memory_bandwidth
+
+    bw = memory_bandwidth()
+    base = statistics.median(results[next(iter(variants))])
+    print(
+        f"\n### Generation: greedy, {new_tokens} new tokens after a 4-token prompt, 124M (untied head)"
+    )
+    print(f"median over {rounds} interleaved rounds; measured copy bandwidth {bw / 1e9:.1f} GB/s\n")
+    print("| variant | tokens/s | vs reference | weight bytes read/s | of bandwidth |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, ts in results.items():
+        med = statistics.median(ts)
+        rate = new_tokens / med
+        per_token = weights // 2 if "bf16" in name else weights
+        read = per_token * rate if name.startswith("tui-gpt KV cache") else float("nan")
+        cells = f"{read / 1e9:.1f} GB/s | {read / bw:.0%}" if not math.isnan(read) else "- | -"
+        print(f"| {name} | {rate:,.1f} | {base / med:.1f}x | {cells} |")
+
+
+# ----------------------------------------------------------------------------- loss parity
+
+
+def loss_parity(steps: int = 20) -> None:
+    """The same initial weights and batches through the reference path (fp32), tui-gpt fp32
+    and tui-gpt's default bf16 path; the loss over the training split after `steps` updates."""
+    from tui_gpt.core.data import make_loaders, prepare
+    from tui_gpt.core.loss import loader_loss
+    from tui_gpt.core.tokenizer import get_tokenizer
+
+    verdict = Path(__file__).resolve().parents[2] / "shared" / "data" / "the-verdict.txt"
+    data = prepare(verdict, get_tokenizer("gpt2"), 0.9)
+    train, val = make_loaders(data, CTX, BATCH, seed=123)
+    torch.manual_seed(123)
+    ref = ReferenceGPT(config_124m(CTX))
+    rows = []
+    for name, precision in (
+        ("reference path, fp32", None),
+        ("tui-gpt fp32", "fp32"),
+        ("tui-gpt bf16 (default)", "bf16"),
+    ):
+        if precision is None:
+            model = ReferenceGPT(config_124m(CTX))
+            model.load_state_dict(ref.state_dict())
+            opt = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1)
+        else:
+            model = GPT(model_config("gpt2-small", 50257, CTX))
+            copy_into_tui_gpt(ref, model)
+            opt = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1, fused=True)
+        torch.manual_seed(7)  # the same dropout stream for each path
+        model.train()
+        done, epoch = 0, 0
+        start = time.perf_counter()
+        while done < steps:
+            for x, y in train.iter_epoch(epoch):
+                opt.zero_grad()
+                with autocast(CPU, precision or "fp32"):
+                    logits = model(x)
+                torch.nn.functional.cross_entropy(
+                    logits.flatten(0, 1).float(), y.flatten()
+                ).backward()
+                opt.step()
+                done += 1
+                if done == steps:
+                    break
+            epoch += 1
+        seconds = time.perf_counter() - start
+        model.eval()
+        with autocast(CPU, precision or "fp32"):
+            tl, vl = loader_loss(model, train.iter_epoch(0), CPU), loader_loss(model, val, CPU)
+        rows.append((name, tl, vl, seconds))
+        print(f"  {name}: train {tl:.4f} val {vl:.4f} ({seconds:.0f} s)", file=sys.stderr)
+    print(f"\n### Loss after {steps} steps on The Verdict (same initial weights and batches)\n")
+    print("| path | train loss | val loss | train loss vs tui-gpt fp32 | wall time |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    fp32 = rows[1][1]
+    for name, tl, vl, s in rows:
+        print(f"| {name} | {tl:.4f} | {vl:.4f} | {(tl - fp32) / fp32:+.2%} | {s:.0f} s |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=("train", "generate", "loss"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--new-tokens", type=int, default=200)
+    parser.add_argument(
+        "--compile", action="store_true", help="also measure torch.compile (slow to compile)"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault(
+        "TIKTOKEN_CACHE_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "tiktoken")
+    )
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    if args.only in (None, "train"):
+        bench_training(args.rounds, args.steps, args.compile)
+    if args.only in (None, "generate"):
+        bench_generation(max(2, args.rounds - 1), args.new_tokens)
+    if args.only in (None, "loss"):
+        loss_parity()
+
+
+if __name__ == "__main__":
+    main()

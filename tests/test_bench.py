@@ -1,0 +1,30 @@
+"""`tui-gpt bench` runs and reports its fields; speed itself is measured in benchmarks/,
+never asserted here."""
+
+import json
+
+from tests.conftest import VERDICT, run_cli
+
+
+def test_bench_train_generate_and_data_report_their_fields():
+    train = run_cli(
+        "bench", "train", "--preset", "nano", "--context-length", "32", "--steps", "1", "--json"
+    )
+    assert train.returncode == 0, train.stderr
+    facts = json.loads(train.stdout)
+    assert facts["tok_per_s"] > 0 and facts["mfu"] > 0 and facts["precision"] in ("fp32", "bf16")
+    assert facts["model_flops_per_token"] > 0 and facts["peak_flops"] > 0
+
+    gen = run_cli("bench", "generate", "--preset", "nano", "--new-tokens", "8", "--json")
+    assert gen.returncode == 0, gen.stderr
+    facts = json.loads(gen.stdout)
+    assert facts["tok_per_s"] > 0 and facts["new_tokens"] == 8 and facts["kv_cache"] is True
+
+    data = run_cli("bench", "data", str(VERDICT), "--json")
+    assert data.returncode == 0, data.stderr
+    assert json.loads(data.stdout)["tokens"] == 5145
+
+
+def test_bench_data_needs_a_path():
+    result = run_cli("bench", "data")
+    assert result.returncode == 2 and "needs a text file" in result.stderr

@@ -1,0 +1,83 @@
+"""`tui-gpt bench [train|generate|data]`: tokens/s, MFU and memory on this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+from tui_gpt.commands.common import positive_int, print_json
+from tui_gpt.core.config import PRESETS
+from tui_gpt.core.device import DEVICES, PRECISIONS
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure training / generation / tokenizing speed here",
+        description="Measure tui-gpt's own paths on this machine. Defaults are the seed "
+        "configuration: 124M model, context 256, batch 2 for train; greedy decoding of 200 "
+        "tokens after a 4-token prompt for generate. For tui-gpt against the reference "
+        "path, side by side, see benchmarks/compare.py.",
+    )
+    p.add_argument("what", nargs="?", choices=("train", "generate", "data"), default="train")
+    p.add_argument("data", nargs="?", help="text file or folder, for `bench data`")
+    p.add_argument("--preset", choices=PRESETS, default="gpt2-small")
+    p.add_argument("--context-length", type=positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=2)
+    p.add_argument("--steps", type=positive_int, default=5, help="timed training steps (default 5)")
+    p.add_argument(
+        "--new-tokens", type=positive_int, default=200, help="tokens to generate (default 200)"
+    )
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument("--threads", type=positive_int)
+    p.add_argument("--json", action="store_true", help="print the measurement as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tui_gpt.core import bench
+    from tui_gpt.core.errors import TuiGptError
+
+    if args.what == "train":
+        result = bench.bench_train(
+            args.preset, args.context_length, args.batch_size, args.steps,
+            device=args.device, precision=args.precision, threads=args.threads,
+        )  # fmt: skip
+    elif args.what == "generate":
+        from tui_gpt.core.device import resolve_device, resolve_precision
+
+        precision = resolve_precision(args.precision, resolve_device(args.device))
+        result = bench.bench_generate(
+            args.preset, args.context_length, args.new_tokens,
+            device=args.device, precision=precision, threads=args.threads,
+        )  # fmt: skip
+    else:
+        if not args.data:
+            raise TuiGptError("bench data needs a text file or folder")
+        result = bench.bench_data(args.data, threads=args.threads)
+    if args.json:
+        print_json(result)
+        return 0
+    if args.what == "train":
+        print(
+            f"train {result['preset']} ctx {result['context_length']} batch {result['batch_size']} "
+            f"on {result['device']} ({result['precision']}, {result['threads']} threads): "
+            f"{result['tok_per_s']:,.0f} tok/s, {result['step_s']:.2f} s/step, "
+            f"MFU {result['mfu']:.1%} of {result['peak_flops'] / 1e9:,.0f} GFLOP/s measured, "
+            f"peak RSS {result['peak_rss_mib']:,.0f} MiB"
+        )
+    elif args.what == "generate":
+        print(
+            f"generate {result['preset']} greedy {result['new_tokens']} tokens on {result['device']} "
+            f"({result['precision']}, {result['threads']} threads, KV cache): {result['tok_per_s']:,.1f} tok/s; "
+            f"reads {result['weight_bytes_per_token'] / 2**20:,.0f} MiB of weights per token = "
+            f"{result['weight_read_bytes_per_s'] / 1e9:.1f} GB/s, {result['bandwidth_fraction']:.0%} of the "
+            f"{result['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s measured copy bandwidth"
+        )
+    else:
+        print(
+            f"data: {result['chars']:,} chars -> {result['tokens']:,} tokens in {result['seconds']:.2f} s "
+            f"({result['tok_per_s']:,.0f} tok/s), reopen {result['reopen_s']:.3f} s, "
+            f"token array {result['token_array_mib']:.1f} MiB, peak RSS {result['peak_rss_mib']:,.0f} MiB"
+        )
+    return 0

@@ -1,0 +1,185 @@
+"""Throughput measurements: training and generation tokens/s, model FLOPs utilisation
+against a peak measured in the same process, memory bandwidth, and tokenizing speed.
+
+Timings on shared machines are noisy: callers repeat and interleave (benchmarks/), and
+nothing here is ever asserted in tests.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from tui_gpt.core.config import model_config
+from tui_gpt.core.device import autocast, resolve_device, resolve_precision, resolve_threads
+from tui_gpt.core.generate import generate
+from tui_gpt.core.model import GPT
+from tui_gpt.core.trainer import make_optimizer
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_matmul_flops(precision: str = "fp32", n: int = 1024, seconds: float = 0.5) -> float:
+    """FLOP/s of a square matmul in this precision: the ceiling MFU is measured against."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    iters, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        iters += 1
+    return 2 * n**3 * iters / (time.perf_counter() - start)
+
+
+def memory_bandwidth(mib: int = 256, repeats: int = 5) -> float:
+    """Bytes/s of a large copy (read + write), the bound for reading weights per token."""
+    src = torch.empty(mib * 2**20 // 4, dtype=torch.float32).fill_(1.0)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() * 4 / best
+
+
+def bench_train(
+    preset: str = "gpt2-small",
+    context_length: int = 256,
+    batch_size: int = 2,
+    steps: int = 5,
+    warmup: int = 2,
+    device: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
+    seed: int = 123,
+) -> dict:
+    """tui-gpt's training step (the trainer's own model, optimizer and autocast) on random
+    tokens: tokens/s, seconds per step, and MFU."""
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    n_threads = resolve_threads(threads)
+    torch.manual_seed(seed)
+    model = GPT(model_config(preset, 50257, context_length)).to(dev).train()
+
+    class _Cfg:  # the two optimizer settings make_optimizer reads
+        lr, weight_decay = 4e-4, 0.1
+
+    optimizer = make_optimizer(model, _Cfg, dev)  # type: ignore[arg-type]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 50257, (batch_size, context_length), generator=g).to(dev)
+    y = torch.randint(0, 50257, (batch_size, context_length), generator=g).to(dev)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(dev, prec):
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        loss.backward()
+        optimizer.step()
+        loss.item()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    step_s = statistics.median(times)
+    tok_per_s = batch_size * context_length / step_s
+    peak = peak_matmul_flops(prec) if dev.type == "cpu" else float("nan")
+    return {
+        "mode": "train",
+        "preset": preset,
+        "context_length": context_length,
+        "batch_size": batch_size,
+        "device": str(dev),
+        "precision": prec,
+        "threads": n_threads,
+        "steps": steps,
+        "step_s": step_s,
+        "tok_per_s": tok_per_s,
+        "model_flops_per_token": model.flops_per_token(context_length),
+        "peak_flops": peak,
+        "mfu": model.flops_per_token(context_length) * tok_per_s / peak,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def bench_generate(
+    preset: str = "gpt2-small",
+    context_length: int = 256,
+    new_tokens: int = 200,
+    prompt_tokens: int = 4,
+    device: str = "auto",
+    precision: str = "fp32",
+    threads: int | None = None,
+    use_cache: bool = True,
+    repeats: int = 2,
+) -> dict:
+    """Greedy decoding of `new_tokens` after a `prompt_tokens` prompt: tokens/s, and how the
+    bytes of weights read per token compare with the measured memory bandwidth."""
+    dev = resolve_device(device)
+    n_threads = resolve_threads(threads)
+    torch.manual_seed(123)
+    model = GPT(model_config(preset, 50257, context_length)).to(dev).eval()
+    if precision == "bf16":
+        model = model.to(torch.bfloat16)
+    idx = torch.randint(0, 50257, (1, prompt_tokens)).to(dev)
+    generate(model, idx, 5, use_cache=use_cache)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        generate(model, idx, new_tokens, use_cache=use_cache)
+        best = min(best, time.perf_counter() - start)
+    tok_per_s = new_tokens / best
+    # Per token the blocks, the final norm and the head are read; of the embeddings one row.
+    read = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "emb" not in n)
+    bandwidth = memory_bandwidth() if dev.type == "cpu" else float("nan")
+    return {
+        "mode": "generate",
+        "preset": preset,
+        "device": str(dev),
+        "precision": precision,
+        "threads": n_threads,
+        "kv_cache": use_cache,
+        "new_tokens": new_tokens,
+        "prompt_tokens": prompt_tokens,
+        "tok_per_s": tok_per_s,
+        "weight_bytes_per_token": read,
+        "weight_read_bytes_per_s": read * tok_per_s,
+        "memory_bandwidth_bytes_per_s": bandwidth,
+        "bandwidth_fraction": read * tok_per_s / bandwidth,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def bench_data(path: str | Path, tokenizer_name: str = "gpt2", threads: int | None = None) -> dict:
+    """Tokenize a text into a fresh cache: tokens/s and peak memory."""
+    import tempfile
+
+    from tui_gpt.core.data import cpu_count, inspect_source, prepare
+    from tui_gpt.core.tokenizer import get_tokenizer
+
+    tok = get_tokenizer(tokenizer_name)
+    source = inspect_source(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        data = prepare(source, tok, cache_root=Path(tmp), num_threads=threads or cpu_count())
+        seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        prepare(source, tok, cache_root=Path(tmp))
+        reopen = time.perf_counter() - start
+    return {
+        "mode": "data",
+        "chars": source.chars,
+        "tokens": data.tokens,
+        "seconds": seconds,
+        "tok_per_s": data.tokens / seconds,
+        "reopen_s": reopen,
+        "token_array_mib": data.tokens * data.train_ids.dtype.itemsize / 2**20,
+        "peak_rss_mib": peak_rss_mib(),
+    }
