@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tui_gpt.core.config import model_config
+from tui_gpt.core.config import TrainConfig, model_config
 from tui_gpt.core.device import autocast, resolve_device, resolve_precision, resolve_threads
 from tui_gpt.core.generate import generate
 from tui_gpt.core.model import GPT
@@ -68,11 +68,7 @@ def bench_train(
     n_threads = resolve_threads(threads)
     torch.manual_seed(seed)
     model = GPT(model_config(preset, 50257, context_length)).to(dev).train()
-
-    class _Cfg:  # the two optimizer settings make_optimizer reads
-        lr, weight_decay = 4e-4, 0.1
-
-    optimizer = make_optimizer(model, _Cfg, dev)  # type: ignore[arg-type]
+    optimizer = make_optimizer(model, TrainConfig(), dev)  # the defaults: lr 4e-4, weight decay 0.1
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 50257, (batch_size, context_length), generator=g).to(dev)
     y = torch.randint(0, 50257, (batch_size, context_length), generator=g).to(dev)

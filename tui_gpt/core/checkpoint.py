@@ -110,7 +110,7 @@ class Checkpoint:
 
     def load_model(self, model: GPT) -> None:
         """Copy the weights into `model`; a different shape or key set is a clear error."""
-        expected = {k: v for k, v in _model_tensors(model).items()}
+        expected = _model_tensors(model)
         found = {k for k in self.keys if k.startswith("model.")}
         missing, unexpected = set(expected) - found, found - set(expected)
         if missing or unexpected:

@@ -78,6 +78,17 @@ class TrainerControl:
     def request_checkpoint(self) -> None:
         self._checkpoint.set()
 
+    def take_checkpoint_request(self) -> bool:
+        """True once per request_checkpoint() call."""
+        if self._checkpoint.is_set():
+            self._checkpoint.clear()
+            return True
+        return False
+
+    def wait_until_resumed(self) -> None:
+        """Block while paused (a stop also wakes it)."""
+        self._running.wait()
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -170,8 +181,7 @@ class Trainer:
         """Block while paused; True once a stop was asked for."""
         if self.control.paused and not self.control.stopping:
             self.emit(Paused)
-            while not self.control._running.wait(0.2):
-                pass
+            self.control.wait_until_resumed()
             if not self.control.stopping:
                 self.emit(Resumed)
         return self.control.stopping
@@ -215,8 +225,7 @@ class Trainer:
                 self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s)
                 if s.step % self.cfg.eval_freq == 0 and not self._evaluate():
                     return self._stop()
-                if self.control._checkpoint.is_set() or self._save_due():
-                    self.control._checkpoint.clear()
+                if self.control.take_checkpoint_request() or self._save_due():
                     self.save_latest()
                 if self._done():
                     break
