@@ -47,10 +47,35 @@ def _finite(values: list[float]) -> list[float]:
     return [v if math.isfinite(v) else float("nan") for v in values]
 
 
+def thinned(history: LossHistory, points: int) -> LossHistory:
+    """At most about `points` evaluations, evenly spaced, always keeping the last: a chart
+    cell cannot show more, and plotext's time grows with the points (18,000 of them take a
+    quarter of a second to draw)."""
+    n = len(history.steps)
+    if n <= points:
+        return history
+    keep = list(range(0, n, -(-n // points)))
+    if keep[-1] != n - 1:
+        keep.append(n - 1)
+
+    def pick(values: list) -> list:
+        return [values[i] for i in keep]
+
+    return LossHistory(
+        pick(history.steps),
+        pick(history.epochs),
+        pick(history.tokens),
+        pick(history.train),
+        pick(history.val),
+        history.batches_per_epoch,
+    )
+
+
 def loss_chart(
     history: LossHistory, width: int, height: int, perplexity: bool = False, color: bool = True
 ) -> str:
     """The chart as a string (ANSI colours when `color`)."""
+    history = thinned(history, 4 * max(width, 20))  # braille: 2 dots a column, with margin
     plt.clear_figure()
     plt.plot_size(max(width, 20), max(height, 6))
     plt.theme("pro" if color else "clear")

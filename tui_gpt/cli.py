@@ -9,10 +9,20 @@ import argparse
 import sys
 
 from tui_gpt import __version__
-from tui_gpt.commands import bench, generate, import_gpt2, plot, prepare, runs, train, watch
+from tui_gpt.commands import (
+    bench,
+    control,
+    generate,
+    import_gpt2,
+    plot,
+    prepare,
+    runs,
+    train,
+    watch,
+)
 from tui_gpt.core.errors import TuiGptError
 
-VERBS = (prepare, train, generate, runs, plot, watch, bench, import_gpt2)
+VERBS = (prepare, train, control, generate, runs, plot, watch, bench, import_gpt2)
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,7 +49,9 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `train --detach` starts the same command again in the background
     try:
         if args.command is None:
             from tui_gpt.ui.app import run_app

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 import pytest
 from textual.widgets import DataTable, Input, RichLog, Select, Static
 
 from tests.conftest import VERDICT
 from tests.ui.conftest import fake_run, wait_for
-from tui_gpt.core.runs import Run
+from tui_gpt.core import control
+from tui_gpt.core.runs import Run, liveness
 from tui_gpt.ui.app import TuiGptApp
 from tui_gpt.ui.messages import TrainingEvent
 from tui_gpt.ui.screens.chat import ChatScreen
@@ -17,6 +21,14 @@ from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.screens.dataset import DatasetScreen
 from tui_gpt.ui.screens.runs import RunsScreen
 from tui_gpt.ui.screens.train import TrainScreen
+
+
+def await_until(condition, timeout: float = 60.0) -> None:
+    """For conditions outside the app (another process), once the app has exited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.05)
 
 
 def preview_text(app) -> str:
@@ -223,3 +235,49 @@ async def test_picker_chooses_a_file_from_the_keyboard(runs_root, tmp_path, monk
             pilot,
             lambda: "story.txt" in preview_text(app) and "characters 7,200" in preview_text(app),
         )
+
+
+async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
+    """ctrl+b trains in a process of its own; the dashboard follows its run folder and
+    pauses, resumes and stops it through the control channel; quitting leaves it alone."""
+    app = TuiGptApp(runs_root)
+    run = None
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await choose_tiny_settings(app, pilot, epochs="300")
+            await pilot.press("ctrl+b")
+            await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+            dashboard = app.screen
+            run = dashboard.run
+            assert not dashboard.live and not app.training_active  # not this process's
+            await wait_for(pilot, lambda: len(dashboard.query_one("#chart").history.val) >= 2)
+            await pilot.press("p")
+            await wait_for(pilot, lambda: run.status().get("status") == "paused")
+            await wait_for(pilot, lambda: dashboard.sub_title == "paused")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: dashboard.sub_title == "running")
+            await pilot.press("q")  # no "training is running" question: it is not ours
+        assert liveness(run).state == "live"  # the app is gone; the training is not
+        control.send(run, "stop")
+        await_until(lambda: liveness(run).state == "ended")
+        assert run.status()["status"] == "stopped" and run.latest.is_file()
+    finally:
+        if run is not None and liveness(run).state == "live":
+            os.kill(liveness(run).pid, signal.SIGKILL)
+
+
+async def test_watch_catches_up_on_a_long_run(runs_root):
+    path = fake_run(runs_root, "20260101-000000-long-nano", steps=20_000, status="running")
+    app = TuiGptApp(runs_root, watch=Run(path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        dashboard = app.screen
+        await wait_for(pilot, lambda: dashboard.epoch_samples == 4000)
+        await wait_for(
+            pilot,
+            lambda: "step 20000/20000" in str(dashboard.query_one("#progress-label").render()),
+        )
+        assert len(dashboard.query_one("#chart").history.val) == 4000  # every evaluation
+        log = dashboard.query_one("#log", RichLog)
+        assert "Step 019995" in str(log.lines[-2].text)  # the newest evaluations are shown
+        assert dashboard.state == "stale"  # running, yet no process behind it

@@ -35,11 +35,11 @@ def run(args: argparse.Namespace) -> int:
     if not found:
         print(f"no runs in {root}")
         return 0
-    rows = [("ID", "CREATED", "DATASET", "PRESET", "PARAMS", "STEPS", "BEST VAL", "STATUS")]
+    rows = [("ID", "CREATED", "DATASET", "PRESET", "PARAMS", "STEPS", "BEST VAL", "STATE")]
     for r in found:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) if r.created else "-"
         best = f"{r.best_val_loss:.3f}" if r.best_val_loss is not None else "-"
-        status = r.status if r.problem is None else f"damaged: {r.problem}"
+        status = r.describe()
         rows.append(
             (r.id, created, r.dataset[:24], r.preset, _params(r.params), str(r.steps), best, status)
         )

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from tui_gpt.commands.common import (
     TextProgress,
@@ -26,7 +27,10 @@ from tui_gpt.commands.common import (
     positive_int,
     runs_root,
 )
+from tui_gpt.core import detach
 from tui_gpt.core.config import TrainConfig
+from tui_gpt.core.distributed import SINGLE, Distributed, from_environment
+from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import CheckpointSaved, Eval, Event, RunStarted, Sample, Step, Stopped
 from tui_gpt.core.session import TrainingJob, new_training, resume_training
 from tui_gpt.core.trainer import TrainerControl
@@ -37,7 +41,10 @@ def add_parser(sub) -> None:
         "train",
         help="train a model on a text file or folder (headless)",
         description="Train a GPT on DATA, printing the step lines and a sample after each epoch. "
-        "Works under torchrun. Ctrl+C saves a checkpoint and stops; --resume continues.",
+        "Ctrl+C saves a checkpoint and stops; --resume continues. With --detach the training "
+        "runs in the background, safe from a dropped SSH session. Under torchrun "
+        "(torchrun --nproc_per_node=N -m tui_gpt train ...) it trains with "
+        "DistributedDataParallel; --batch-size is per process.",
     )
     p.add_argument(
         "data", metavar="DATA", nargs="?", help="a UTF-8 text file or a folder of .txt files"
@@ -47,6 +54,11 @@ def add_parser(sub) -> None:
         "--init-from", metavar="RUN|PATH", help="start from a run's or a checkpoint's weights"
     )
     add_model_args(p)
+    p.add_argument(
+        "--dropout",
+        type=non_negative_float,
+        help="dropout rate of a new model (default 0.1, as GPT-2)",
+    )
     add_tokenizer_args(p)
     add_window_args(p, context_default=None)
     p.add_argument(
@@ -87,6 +99,11 @@ def add_parser(sub) -> None:
         help="save latest at least this often (default 10)",
     )
     add_runtime_args(p)
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="train in the background (survives logout); prints the run id and returns",
+    )
     add_run_dir(p)
     p.set_defaults(func=run)
 
@@ -179,13 +196,22 @@ def install_stop_signals(control: TrainerControl, say) -> None:
             signal.signal(sig, handler)
 
 
-def build_job(args: argparse.Namespace, sinks, control: TrainerControl) -> TrainingJob:
+def check_args(args: argparse.Namespace) -> None:
+    if args.resume and args.data:
+        raise_usage("give either DATA or --resume RUN, not both")
+    if not args.resume and not args.data:
+        raise_usage("DATA is required (a text file or folder), or --resume RUN")
+    if args.dropout is not None and not args.dropout < 1:
+        raise_usage(f"--dropout must be below 1, got {args.dropout}")
+
+
+def build_job(
+    args: argparse.Namespace, sinks, control: TrainerControl, dist: Distributed = SINGLE
+) -> TrainingJob:
     bar = TextProgress("tokenizing")
-    progress = lambda done, total: bar(done, total)  # noqa: E731
+    progress = (lambda done, total: bar(done, total)) if dist.is_main else None
     root = runs_root(args)
     if args.resume:
-        if args.data:
-            raise_usage("give either DATA or --resume RUN, not both")
         job = resume_training(
             args.resume,
             root,
@@ -195,10 +221,9 @@ def build_job(args: argparse.Namespace, sinks, control: TrainerControl) -> Train
             control=control,
             device=None if args.device == "auto" else args.device,
             progress=progress,
+            dist=dist,
         )
     else:
-        if not args.data:
-            raise_usage("DATA is required (a text file or folder), or --resume RUN")
         cfg = TrainConfig(
             epochs=args.epochs or 10,
             max_steps=args.max_steps,
@@ -232,9 +257,46 @@ def build_job(args: argparse.Namespace, sinks, control: TrainerControl) -> Train
             control=control,
             progress=progress,
             init_from=args.init_from,
+            dropout=args.dropout,
+            dist=dist,
         )
     bar.clear()
     return job
+
+
+def train_argv(
+    data: str,
+    cfg: TrainConfig,
+    preset: str,
+    context_length: int | None,
+    tokenizer: str,
+    run_dir: Path,
+) -> list[str]:
+    """The `tui-gpt` command line that trains `data` with these settings (what the app runs
+    in the background)."""
+    argv = ["--run-dir", str(run_dir), "train", str(data), "--preset", preset]
+    argv += ["--tokenizer", tokenizer, "--epochs", str(cfg.epochs)]
+    argv += ["--batch-size", str(cfg.batch_size), "--train-ratio", repr(cfg.train_ratio)]
+    argv += ["--lr", repr(cfg.lr), "--weight-decay", repr(cfg.weight_decay)]
+    argv += ["--eval-freq", str(cfg.eval_freq), "--eval-iter", str(cfg.eval_iter)]
+    argv += ["--seed", str(cfg.seed), "--start-context", cfg.start_context]
+    argv += ["--sample-tokens", str(cfg.sample_tokens)]
+    argv += ["--checkpoint-minutes", repr(cfg.checkpoint_minutes)]
+    argv += ["--device", cfg.device, "--precision", cfg.precision]
+    optional = {
+        "--context-length": context_length,
+        "--max-steps": cfg.max_steps,
+        "--stride": cfg.stride,
+        "--warmup-steps": cfg.warmup_steps or None,
+        "--grad-clip": cfg.grad_clip,
+        "--threads": cfg.threads,
+    }
+    for flag, value in optional.items():
+        if value is not None:
+            argv += [flag, repr(value)]
+    if cfg.cosine_decay:
+        argv.append("--cosine")
+    return argv
 
 
 def raise_usage(message: str) -> None:
@@ -243,11 +305,42 @@ def raise_usage(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    if args.detach:
+        return run_detached(args)
+    dist = from_environment(args.device)
+    try:
+        return _train(args, dist)
+    finally:
+        dist.close()
+
+
+def run_detached(args: argparse.Namespace) -> int:
+    argv = [a for a in args.argv if a != "--detach"]
+    print("starting the training in the background (preparing the dataset) ...", flush=True)
+    started = detach.launch(argv)
+    print(f"training in the background: run {started.run_id}, pid {started.pid}")
+    print(f"  folder   {started.path}")
+    print(f"  log      {started.log}")
+    print(f"  watch    tui-gpt watch {started.run_id}")
+    print(f"  control  tui-gpt control {started.run_id} pause|resume|stop|checkpoint")
+    return 0
+
+
+def _train(args: argparse.Namespace, dist: Distributed) -> int:
     printer = ConsolePrinter()
     control = TrainerControl()
-    job = build_job(args, [printer], control)
+    try:
+        job = build_job(args, [printer] if dist.is_main else [], control, dist)
+    except TuiGptError as exc:
+        detach.report_failed(str(exc))
+        raise
+    if job.run is not None and detach.is_detached_child():
+        detach.report_started(job.run.id, job.run.path)
     install_stop_signals(control, printer.say)
     outcome = job.run_training()
+    if job.run is None:
+        return 0  # ranks other than 0 say nothing
     printer.say(f"{outcome}: run {job.run.id}")
     printer.say(f"  folder   {job.run.path}")
     printer.say(

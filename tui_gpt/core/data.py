@@ -354,7 +354,14 @@ class TokenWindows:
 
 class BatchLoader:
     """Batches of windows. Shuffling is a permutation seeded by (seed, epoch), so the order of
-    any epoch can be rebuilt from two integers: that is what makes resuming exact."""
+    any epoch can be rebuilt from two integers: that is what makes resuming exact.
+
+    With `world` > 1 (one loader per rank) each rank takes every world-th window of that
+    order, starting at its `rank`, after padding the order by wrapping around to a multiple
+    of `world` (the semantics of torch's DistributedSampler): every rank has the same number
+    of batches, and batch b of all ranks together is batch b of a single loader with a batch
+    `world` times larger.
+    """
 
     def __init__(
         self,
@@ -363,22 +370,36 @@ class BatchLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         if batch_size < 1:
             raise TuiGptError("batch size must be at least 1")
+        if not 0 <= rank < world:
+            raise TuiGptError(f"rank {rank} is outside a world of {world}")
         self.windows, self.batch_size = windows, batch_size
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.rank, self.world = rank, world
+
+    def _windows_per_rank(self) -> int:
+        return -(-len(self.windows) // self.world)
 
     def __len__(self) -> int:
-        n = len(self.windows)
+        n = self._windows_per_rank()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self, epoch: int) -> np.ndarray:
+        """Window indices of `epoch` that this rank reads, in reading order."""
         n = len(self.windows)
-        if not self.shuffle:
-            return np.arange(n)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(n, generator=g).numpy()
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=g).numpy()
+        else:
+            order = np.arange(n)
+        if self.world > 1 and n:
+            order = np.resize(order, self._windows_per_rank() * self.world)  # wraps around
+            order = order[self.rank :: self.world]
+        return order
 
     def iter_epoch(
         self, epoch: int = 0, start: int = 0
@@ -416,6 +437,8 @@ def make_loaders(
     stride: int | None = None,
     seed: int = 123,
     check: bool = True,
+    rank: int = 0,
+    world: int = 1,
 ) -> tuple[BatchLoader, BatchLoader]:
     """Training loader (shuffled, drops the last partial batch) and validation loader (in
     order, keeps its partial batch so a small validation split is never silently empty).
@@ -430,8 +453,12 @@ def make_loaders(
         shuffle=True,
         drop_last=True,
         seed=seed,
+        rank=rank,
+        world=world,
     )
-    val = BatchLoader(TokenWindows(data.val_ids, context_length, stride), batch_size)
+    val = BatchLoader(
+        TokenWindows(data.val_ids, context_length, stride), batch_size, rank=rank, world=world
+    )
     if check:
         need_train = context_length + (batch_size - 1) * stride + 1
         if len(train) == 0:

@@ -33,6 +33,7 @@ class RunStarted(Event):
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = 1
+    world_size: int = 1  # processes training together (torchrun)
     train_batches: int = 0
     val_batches: int = 0
     total_steps: int = 0

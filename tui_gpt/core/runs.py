@@ -4,6 +4,9 @@
   run.json            model + train config, dataset fingerprint, tokenizer, versions
   events.jsonl        one JSON object per event, appended and flushed as it happens
   status.json         running | paused | stopped | finished | failed, plus a summary
+  process.json        pid, host and heartbeat of the process training it (core/control.py)
+  control/            requests to that process: pause, resume, stop, checkpoint
+  train.log           console output of a background (--detach) training
   checkpoints/
     latest.safetensors   weights + optimizer + trainer state: what --resume reads
     best.safetensors     weights of the lowest validation loss so far
@@ -17,6 +20,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +33,8 @@ from tui_gpt.core.events import Eval, Event
 from tui_gpt.core.fsutil import atomic_write_text
 
 STATUSES = ("running", "paused", "stopped", "finished", "failed")
+# A heartbeat older than this means the process is gone (or its machine is unreachable).
+STALE_AFTER_SECONDS = 30.0
 
 
 class Run:
@@ -203,10 +209,44 @@ class RunSummary:
     steps: int = 0
     best_val_loss: float | None = None
     status: str = "unknown"
+    process: str = "unknown"  # live | stale | ended | unknown (see liveness())
+    pid: int | None = None
+    heartbeat_age: float | None = None
     problem: str | None = None
 
+    @property
+    def state(self) -> str:
+        """What a user asks first: live (training now), stale (its process died without
+        a word: resume it), or how the run ended (finished, stopped, failed, imported)."""
+        if self.problem is not None:
+            return "damaged"
+        if self.status in ("running", "paused"):
+            return "live" if self.process == "live" else "stale"
+        return self.status
+
+    def describe(self) -> str:
+        """The state in words, for `tui-gpt runs` and the runs browser."""
+        state = self.state
+        if state == "live":
+            return f"live, {self.status} (pid {self.pid})"
+        if state == "stale":
+            if self.heartbeat_age is not None and self.heartbeat_age > STALE_AFTER_SECONDS:
+                return f"stale: no heartbeat for {_ago(self.heartbeat_age)}"
+            return "stale: its process is gone"
+        if state == "damaged":
+            return f"damaged: {self.problem}"
+        return state
+
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "state": self.state}
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.0f}h"
 
 
 def summarize(run: Run) -> RunSummary:
@@ -225,6 +265,8 @@ def summarize(run: Run) -> RunSummary:
     summary.steps = int(status.get("step", -1)) + 1
     summary.best_val_loss = status.get("best_val_loss")
     summary.status = str(status.get("status", "unknown"))
+    life = liveness(run)
+    summary.process, summary.pid, summary.heartbeat_age = life.state, life.pid, life.age
     return summary
 
 
@@ -262,6 +304,51 @@ def delete_run(run: Run) -> None:
     shutil.rmtree(run.path)
 
 
+@dataclass
+class Liveness:
+    """What is known of the process behind a run folder."""
+
+    state: str  # live | stale | ended | unknown
+    pid: int | None = None
+    host: str = ""
+    age: float | None = None  # seconds since the last heartbeat
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def process_path(run: Run) -> Path:
+    return run.path / "process.json"
+
+
+def read_process(run: Run) -> dict[str, Any]:
+    try:
+        data = json.loads(process_path(run).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def liveness(run: Run, now: float | None = None) -> Liveness:
+    """live: a heartbeat within STALE_AFTER_SECONDS (and, on this host, the pid exists);
+    stale: the process stopped beating without ending the run; ended: it ended cleanly."""
+    proc = read_process(run)
+    if not proc:
+        # Runs from before heartbeats: only the pid in status.json can tell.
+        pid = run.status().get("pid")
+        if run.status().get("status") in ("running", "paused"):
+            return Liveness("live" if pid_alive(pid) else "stale", pid)
+        return Liveness("unknown", pid)
+    pid, host = proc.get("pid"), str(proc.get("host", ""))
+    age = (now or time.time()) - float(proc.get("heartbeat", 0))
+    if proc.get("ended"):
+        return Liveness("ended", pid, host, age)
+    same_host = host == socket.gethostname()
+    if age > STALE_AFTER_SECONDS or (same_host and not pid_alive(pid)):
+        return Liveness("stale", pid, host, age)
+    return Liveness("live", pid, host, age)
+
+
 class EventFollower:
     """Reads a growing events.jsonl incrementally: each `poll()` returns only the complete
     lines appended since the last one, so following a long run never re-reads the file."""
@@ -270,7 +357,12 @@ class EventFollower:
         self.path = Path(path)
         self.offset = 0
 
-    def poll(self, limit_bytes: int = 64 << 20) -> list[dict[str, Any]]:
+    def poll(
+        self, limit_bytes: int = 64 << 20, last_step_only: bool = False
+    ) -> list[dict[str, Any]]:
+        """New complete events. With `last_step_only`, of the step events in this batch only
+        the newest is decoded (the others are most of a long run's file and a dashboard
+        shows just the newest): catching up on 100,000 events then parses a fifth of them."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -281,8 +373,17 @@ class EventFollower:
         if end < 0:
             return []
         self.offset += end + 1
+        lines = chunk[: end + 1].splitlines()
+        last_step = -1
+        if last_step_only:
+            for i in range(len(lines) - 1, -1, -1):
+                if lines[i].startswith(_STEP_PREFIX):
+                    last_step = i
+                    break
         events = []
-        for line in chunk[: end + 1].splitlines():
+        for i, line in enumerate(lines):
+            if last_step_only and i != last_step and line.startswith(_STEP_PREFIX):
+                continue
             try:
                 obj = json.loads(line)
             except ValueError:
@@ -290,6 +391,10 @@ class EventFollower:
             if isinstance(obj, dict):
                 events.append(obj)
         return events
+
+
+# How EventLog writes a step event: json.dumps of {"event": "step", ...}.
+_STEP_PREFIX = b'{"event": "step"'
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -7,6 +7,7 @@ bad start leaves nothing half-written behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ import torch
 from tui_gpt import paths
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import TrainConfig, count_params, model_config
+from tui_gpt.core.control import ControlChannel, ensure_not_live
 from tui_gpt.core.data import PreparedData, inspect_source, make_loaders, prepare
-from tui_gpt.core.device import resolve_device, resolve_precision, resolve_threads
+from tui_gpt.core.device import cpu_allowance, resolve_device, resolve_precision, resolve_threads
+from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.model import GPT, GPTConfig
@@ -29,26 +32,43 @@ from tui_gpt.core.trainer import Sink, Trainer, TrainerControl, make_optimizer, 
 
 @dataclass
 class TrainingJob:
-    run: Run
+    """A trainer and its run folder. Under torchrun only rank 0 has a run folder and a log;
+    the other ranks train alongside with `run` and `log` None."""
+
+    run: Run | None
     trainer: Trainer
     data: PreparedData
-    log: EventLog
+    log: EventLog | None
 
     def run_training(self) -> str:
-        """Run to the end or to a stop; "finished" or "stopped". Raises on divergence."""
+        """Run to the end or to a stop; "finished" or "stopped". Raises on divergence.
+
+        Meanwhile the run folder's control channel is served and its heartbeat kept, so any
+        other process can see the run is alive and pause, resume, stop or checkpoint it."""
+        channel = (
+            ControlChannel(self.run, self.trainer.control)
+            if self.run is not None
+            else contextlib.nullcontext()
+        )
         try:
-            return self.trainer.run()
+            with channel:
+                return self.trainer.run()
         except BaseException as exc:
-            if not isinstance(exc, TuiGptError):  # a diverged run already said why
+            if self.log is not None and not isinstance(exc, TuiGptError):
+                # a diverged run already said why
                 self.log.run.set_status("failed", error=str(exc) or type(exc).__name__)
             raise
         finally:
-            self.log.close()
+            if self.log is not None:
+                self.log.close()
 
 
-def _runtime(cfg: TrainConfig) -> tuple[torch.device, str, int]:
-    device = resolve_device(cfg.device)
-    return device, resolve_precision(cfg.precision, device), resolve_threads(cfg.threads)
+def _runtime(cfg: TrainConfig, dist: Distributed) -> tuple[torch.device, str, int]:
+    device = dist.device if dist.device is not None else resolve_device(cfg.device)
+    threads = cfg.threads
+    if dist.enabled and not threads and device.type == "cpu":
+        threads = dist.threads(cpu_allowance())
+    return device, resolve_precision(cfg.precision, device), resolve_threads(threads)
 
 
 def new_training(
@@ -63,9 +83,12 @@ def new_training(
     control: TrainerControl | None = None,
     progress: Callable[[int, int], None] | None = None,
     init_from: str | None = None,
+    dropout: float | None = None,
+    dist: Distributed = SINGLE,
 ) -> TrainingJob:
     """A fresh run on `data_path`; with `init_from` (a run or checkpoint), its weights and
-    shape are the starting point instead of a random model."""
+    shape are the starting point instead of a random model. `dropout` overrides the
+    model's dropout rate."""
     cfg.validate()
     tokenizer = get_tokenizer(tokenizer_name, vocab_dir)
     base: Checkpoint | None = _open_init(init_from, runs_root) if init_from else None
@@ -80,20 +103,26 @@ def new_training(
             raise TuiGptError(
                 f"--context-length {context_length} exceeds the model's {mcfg.context_length}"
             )
-        model_ctx = mcfg.context_length
     else:
         mcfg = model_config(preset, tokenizer.vocab_size, context_length)
-        model_ctx = mcfg.context_length
-    seq_len = context_length or model_ctx
-    data = prepare(inspect_source(data_path), tokenizer, cfg.train_ratio, progress=progress)
-    train_loader, val_loader = make_loaders(data, seq_len, cfg.batch_size, cfg.stride, cfg.seed)
-    device, precision, threads = _runtime(cfg)
+    if dropout is not None:
+        mcfg = GPTConfig(**{**mcfg.to_dict(), "drop_rate": dropout})
+    seq_len = context_length or mcfg.context_length
+    source = inspect_source(data_path)
+    with dist.main_first():  # one tokenization into the shared cache, not one per rank
+        data = prepare(source, tokenizer, cfg.train_ratio, progress=progress)
+    train_loader, val_loader = make_loaders(
+        data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, rank=dist.rank, world=dist.world
+    )
+    device, precision, threads = _runtime(cfg, dist)
 
     torch.manual_seed(cfg.seed)  # as the reference: the seed fixes the initial weights too
     model = GPT(mcfg)
     if base is not None:
         base.load_model(model)
     model.to(device)
+    if dist.enabled:
+        torch.manual_seed(cfg.seed + dist.rank)  # same weights, different dropout per rank
     optimizer = make_optimizer(model, cfg, device)
 
     info = {
@@ -106,10 +135,16 @@ def new_training(
         "train": cfg.to_dict(),
         "params": count_params(mcfg),
         "init_from": str(base.path) if base is not None else None,
+        "world_size": dist.world,
     }
-    run = create_run(
-        runs_root or paths.runs_dir(), data.source.name, preset if base is None else "init", info
-    )
+    run = None
+    if dist.is_main:
+        run = create_run(
+            runs_root or paths.runs_dir(),
+            data.source.name,
+            preset if base is None else "init",
+            info,
+        )
     return _job(
         run,
         model,
@@ -121,15 +156,17 @@ def new_training(
         sinks,
         control,
         optimizer,
+        dist,
     )
 
 
 def _job(
-    run, model, loaders, tokenizer, cfg, runtime, data, sinks, control, optimizer=None
+    run, model, loaders, tokenizer, cfg, runtime, data, sinks, control, optimizer=None, dist=SINGLE
 ) -> TrainingJob:
-    """The trainer of a run folder: its events go to events.jsonl first, then to `sinks`."""
+    """The trainer of a run folder: its events go to events.jsonl first, then to `sinks`.
+    Without a run folder (a rank other than 0) the trainer writes nothing."""
     device, precision, threads = runtime
-    log = EventLog(run)
+    log = EventLog(run) if run is not None else None
     trainer = Trainer(
         model,
         *loaders,
@@ -138,11 +175,12 @@ def _job(
         device,
         precision,
         optimizer=optimizer,
-        checkpoint_dir=run.checkpoints,
-        sinks=[log, *(sinks or [])],
+        checkpoint_dir=run.checkpoints if run is not None else None,
+        sinks=[log, *(sinks or [])] if log is not None else [],
         control=control,
-        run_id=run.id,
+        run_id=run.id if run is not None else "",
         threads=threads,
+        dist=dist,
     )
     return TrainingJob(run, trainer, data, log)
 
@@ -162,10 +200,22 @@ def resume_training(
     control: TrainerControl | None = None,
     device: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    dist: Distributed = SINGLE,
 ) -> TrainingJob:
-    """Continue a run from its `latest` checkpoint, on the same data, in the same folder."""
+    """Continue a run from its `latest` checkpoint, on the same data, in the same folder.
+    A run still training in another process is refused. Under torchrun every rank reads the
+    checkpoint (the run folder must be on a filesystem they share) and the world size must
+    be the one the run began with, so each rank's shard of the data is the same."""
     run = find_run(run_ref, runs_root)
     info = run.info()
+    if dist.is_main:
+        ensure_not_live(run)
+    began_with = int(info.get("world_size", 1))
+    if began_with != dist.world:
+        raise TuiGptError(
+            f"run {run.id} was trained by {began_with} process(es); resume it with the same "
+            f"number (now {dist.world})"
+        )
     if not run.latest.is_file():
         raise TuiGptError(f"run {run.id} has no latest checkpoint to resume from")
     ckpt = Checkpoint(run.latest)
@@ -180,15 +230,19 @@ def resume_training(
         raise TuiGptError(
             f"the dataset of run {run.id} ({info.get('data_path')}) has changed since the run began"
         )
-    data = prepare(source, tokenizer, cfg.train_ratio, progress=progress)
+    with dist.main_first():
+        data = prepare(source, tokenizer, cfg.train_ratio, progress=progress)
     seq_len = int(info.get("seq_len") or ckpt.model_config.context_length)
-    train_loader, val_loader = make_loaders(data, seq_len, cfg.batch_size, cfg.stride, cfg.seed)
-    dev, precision, threads = _runtime(cfg)
+    train_loader, val_loader = make_loaders(
+        data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, rank=dist.rank, world=dist.world
+    )
+    dev, precision, threads = _runtime(cfg, dist)
     model = GPT(GPTConfig(**info["model"])).to(dev)
-    info["train"] = cfg.to_dict()  # a later --resume continues with these epochs / max steps
-    atomic_write_text(run.path / "run.json", json.dumps(info, indent=2))
+    if dist.is_main:
+        info["train"] = cfg.to_dict()  # a later --resume continues with these epochs / max steps
+        atomic_write_text(run.path / "run.json", json.dumps(info, indent=2))
     job = _job(
-        run,
+        run if dist.is_main else None,
         model,
         (train_loader, val_loader),
         tokenizer,
@@ -197,8 +251,11 @@ def resume_training(
         data,
         sinks,
         control,
+        dist=dist,
     )
     restore(job.trainer, ckpt)
+    if dist.enabled:  # the checkpoint holds rank 0's generator: give each rank its own
+        torch.manual_seed(cfg.seed + dist.rank + dist.world * job.trainer.state.steps_done)
     return job
 
 

@@ -25,6 +25,7 @@ from tui_gpt.core import checkpoint
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.data import BatchLoader
 from tui_gpt.core.device import autocast
+from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import (
     CheckpointSaved,
@@ -85,9 +86,9 @@ class TrainerControl:
             return True
         return False
 
-    def wait_until_resumed(self) -> None:
-        """Block while paused (a stop also wakes it)."""
-        self._running.wait()
+    def wait_until_resumed(self, timeout: float | None = None) -> bool:
+        """Block while paused (a stop also wakes it); False if `timeout` ran out first."""
+        return self._running.wait(timeout)
 
     @property
     def stopping(self) -> bool:
@@ -151,6 +152,7 @@ class Trainer:
         control: TrainerControl | None = None,
         run_id: str = "",
         threads: int = 1,
+        dist: Distributed = SINGLE,
     ) -> None:
         self.model, self.cfg, self.device, self.precision = model, config, device, precision
         self.train_loader, self.val_loader, self.tokenizer = train_loader, val_loader, tokenizer
@@ -160,6 +162,11 @@ class Trainer:
         self.sinks: list[Sink] = list(sinks or [])
         self.control = control or TrainerControl()
         self.run_id, self.threads = run_id, threads
+        self.dist = dist
+        # What the update steps run through: DDP (gradients averaged across ranks) under
+        # torchrun, the model itself otherwise. Evaluation, samples and checkpoints use the
+        # bare model.
+        self.train_module = dist.wrap(model)
         per_epoch = len(train_loader)
         self.total_steps = per_epoch * config.epochs
         if config.max_steps is not None:
@@ -179,12 +186,36 @@ class Trainer:
 
     def _should_stop(self) -> bool:
         """Block while paused; True once a stop was asked for."""
+        if self.dist.enabled:
+            return self._should_stop_agreed()
         if self.control.paused and not self.control.stopping:
             self.emit(Paused)
-            self.control.wait_until_resumed()
+            while not self.control.wait_until_resumed(timeout=0.2):
+                self._checkpoint_if_asked()  # "checkpoint now" works while paused too
             if not self.control.stopping:
                 self.emit(Resumed)
         return self.control.stopping
+
+    def _checkpoint_if_asked(self) -> None:
+        if self.control.take_checkpoint_request():
+            self.save_latest()
+
+    def _should_stop_agreed(self) -> bool:
+        """The same across ranks: a stop on any rank stops all; a pause (asked of rank 0)
+        holds all of them, re-agreed every half second."""
+        c = self.control
+        stop, paused = self.dist.agree(c.stopping, c.paused)
+        if paused and not stop:
+            self.emit(Paused)
+            while paused and not stop:
+                time.sleep(0.5)
+                self._checkpoint_if_asked()
+                stop, paused = self.dist.agree(c.stopping, c.paused)
+            if not stop:
+                self.emit(Resumed)
+        if stop and not c.stopping:
+            c.stop("stopped on another rank")
+        return stop
 
     def _done(self) -> bool:
         return self.state.steps_done >= self.total_steps
@@ -202,6 +233,7 @@ class Trainer:
             device=str(self.device),
             precision=self.precision,
             threads=self.threads,
+            world_size=self.dist.world,
             train_batches=len(self.train_loader),
             val_batches=len(self.val_loader),
             total_steps=self.total_steps,
@@ -218,8 +250,9 @@ class Trainer:
                 dt = time.perf_counter() - t0
                 s.batch += 1
                 s.steps_done += 1
-                s.tokens_seen += x.numel()
-                rate = x.numel() / max(dt, 1e-9)
+                # Under torchrun every rank trained on a batch like this one.
+                s.tokens_seen += x.numel() * self.dist.world
+                rate = x.numel() * self.dist.world / max(dt, 1e-9)
                 tok_per_s = rate if s.steps_done == 1 else 0.8 * tok_per_s + 0.2 * rate
                 lr = self.optimizer.param_groups[0]["lr"]
                 self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s)
@@ -245,8 +278,8 @@ class Trainer:
             group["lr"] = lr_at(self.state.steps_done, self.cfg, self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.precision):
-            loss = batch_loss(self.model, x, y, self.device)
-        value = loss.item()
+            loss = batch_loss(self.train_module, x, y, self.device)
+        (value,) = self.dist.mean(loss.item())  # every rank logs the loss of the global batch
         if not math.isfinite(value):
             self._diverged(f"the loss became {value} at step {self.state.steps_done}")
         loss.backward()
@@ -282,6 +315,7 @@ class Trainer:
             self.model.train()
         if self.control.stopping:
             return False
+        train, val = self.dist.mean(train, val)
         if not (math.isfinite(train) and math.isfinite(val)):
             self._diverged(
                 f"the evaluation loss became {train if not math.isfinite(train) else val}"
@@ -312,7 +346,7 @@ class Trainer:
             self.model.train(was_training)
 
     def _sample(self) -> None:
-        if self.cfg.sample_tokens > 0:
+        if self.cfg.sample_tokens > 0 and self.dist.is_main:
             self.emit(Sample, text=self.sample_text())
 
     def _stop(self) -> str:

@@ -23,6 +23,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from tui_gpt import paths
+from tui_gpt.core import detach
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Event
@@ -107,6 +108,38 @@ class TuiGptApp(App):
                 sinks=sinks,
                 control=control,
             )
+        )
+
+    def start_background(
+        self, dataset: str, cfg: TrainConfig, preset: str, ctx: int | None, tok: str
+    ) -> None:
+        from tui_gpt.commands.train import train_argv
+
+        self.notify("Preparing the dataset; the training will run in the background ...")
+        self._launch_detached(train_argv(dataset, cfg, preset, ctx, tok, self.runs_root))
+
+    def resume_in_background(self, run: Run) -> None:
+        self.notify(f"Resuming {run.id} in the background ...")
+        self._launch_detached(
+            ["--run-dir", str(self.runs_root), "train", "--resume", str(run.path)]
+        )
+
+    @work(thread=True, group="detach", exit_on_error=False)
+    def _launch_detached(self, argv: list[str]) -> None:
+        try:
+            started = detach.launch(argv)
+        except TuiGptError as exc:
+            self.call_from_thread(
+                self.notify, str(exc), title="Cannot start", severity="error", timeout=10
+            )
+            return
+        self.call_from_thread(self.open_dashboard, Run(started.path))
+        self.call_from_thread(
+            self.notify,
+            f"Training in the background (pid {started.pid}): it goes on after you quit. "
+            f"Log: {started.log}",
+            title=started.run_id,
+            timeout=8,
         )
 
     def resume_training(self, run: Run) -> None:

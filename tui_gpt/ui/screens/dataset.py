@@ -82,6 +82,7 @@ def dataset_choices() -> list[tuple[str, str]]:
 class DatasetScreen(Screen):
     BINDINGS = [
         Binding("ctrl+t", "start", "Start training", priority=True),
+        Binding("ctrl+b", "start_background", "Start in background", priority=True),
         Binding("ctrl+o", "pick", "Open file/folder"),
         Binding("ctrl+r", "app.show_runs", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
@@ -141,6 +142,7 @@ class DatasetScreen(Screen):
                         compact=True,
                     )
                 yield Button("Start training  (ctrl+t)", id="start", variant="primary")
+                yield Button("In background  (ctrl+b)", id="start-background")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -287,7 +289,16 @@ class DatasetScreen(Screen):
     def _start_pressed(self) -> None:
         self.action_start()
 
-    def action_start(self) -> None:
+    @on(Button.Pressed, "#start-background")
+    def _start_background_pressed(self) -> None:
+        self.action_start_background()
+
+    def action_start_background(self) -> None:
+        """Train in a process of its own that outlives this app and the terminal (a dropped
+        SSH session); the dashboard follows it through the run folder."""
+        self.action_start(background=True)
+
+    def action_start(self, background: bool = False) -> None:
         if self.dataset is None:
             self.notify("Choose a dataset first", severity="warning")
             return
@@ -300,4 +311,7 @@ class DatasetScreen(Screen):
             self.notify(self._problem, severity="error")
             return
         remember(self.dataset)
-        self.app.start_training(self.dataset, cfg, preset, ctx, tok)
+        if background:
+            self.app.start_background(self.dataset, cfg, preset, ctx, tok)
+        else:
+            self.app.start_training(self.dataset, cfg, preset, ctx, tok)

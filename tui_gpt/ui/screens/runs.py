@@ -9,17 +9,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, pid_alive
+from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs
 from tui_gpt.ui.screens.confirm import ConfirmScreen
-
-
-def live_status(summary: RunSummary) -> str:
-    """running only while the training process is alive; otherwise stale."""
-    if summary.status in ("running", "paused"):
-        pid = Run(summary.path).status().get("pid")
-        if not pid_alive(pid):
-            return "stale"
-    return summary.status if summary.problem is None else "damaged"
 
 
 class RunsScreen(Screen):
@@ -27,6 +18,7 @@ class RunsScreen(Screen):
         Binding("enter", "open", "Dashboard"),
         Binding("c", "chat", "Generate"),
         Binding("r", "resume", "Resume"),
+        Binding("b", "resume_background", "Resume in background"),
         Binding("d", "delete", "Delete"),
         Binding("f5", "reload", "Refresh"),
         Binding("escape", "app.pop_screen", "Back"),
@@ -46,7 +38,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.title = "runs"
         table = self.query_one(DataTable)
-        table.add_columns("run", "created", "dataset", "preset", "steps", "best val", "status")
+        table.add_columns("run", "created", "dataset", "preset", "steps", "best val", "state")
         self.action_reload()
         table.focus()
 
@@ -60,7 +52,7 @@ class RunsScreen(Screen):
             )
             best = f"{s.best_val_loss:.3f}" if s.best_val_loss is not None else "-"
             table.add_row(
-                s.id, created, s.dataset, s.preset, str(s.steps), best, live_status(s), key=s.path
+                s.id, created, s.dataset, s.preset, str(s.steps), best, s.describe(), key=s.path
             )
         self.query_one("#runs-hint", Static).update(
             f"{len(self.summaries)} run(s) in {self.root}"
@@ -93,9 +85,19 @@ class RunsScreen(Screen):
         if run is not None:
             self.app.resume_training(run)
 
+    def action_resume_background(self) -> None:
+        run = self.selected()
+        if run is not None:
+            self.app.resume_in_background(run)
+
     def action_delete(self) -> None:
         run = self.selected()
         if run is None:
+            return
+        if self.summaries[self.query_one(DataTable).cursor_row].state == "live":
+            self.notify(
+                "This run is training; stop it first (s on its dashboard)", severity="warning"
+            )
             return
         job = getattr(self.app, "job", None)
         if job is not None and job.run.path == run.path and self.app.training_active:
