@@ -28,6 +28,7 @@ from tui_gpt.core.config import model_config, padded  # noqa: E402
 from tui_gpt.core.device import autocast  # noqa: E402
 from tui_gpt.core.generate import generate  # noqa: E402
 from tui_gpt.core.model import GPT  # noqa: E402
+from tui_gpt.core.quantize import quantize_int8  # noqa: E402
 
 CTX, BATCH = 256, 2
 CPU = torch.device("cpu")
@@ -137,6 +138,9 @@ def bench_generation(rounds: int, new_tokens: int) -> None:
     ours_bf16 = GPT(model_config("gpt2-small", 50257, CTX)).eval()
     ours_bf16.load_state_dict(ours.state_dict())
     ours_bf16 = ours_bf16.to(torch.bfloat16)
+    ours_int8 = GPT(model_config("gpt2-small", 50257, CTX)).eval()
+    ours_int8.load_state_dict(ours.state_dict())
+    ours_int8 = quantize_int8(ours_int8)
     idx = torch.tensor([[6109, 3626, 6100, 345]])  # "Every effort moves you"
 
     variants = {
@@ -146,6 +150,7 @@ def bench_generation(rounds: int, new_tokens: int) -> None:
         "tui-gpt without KV cache (fp32)": lambda: generate(ours, idx, new_tokens, use_cache=False),
         "tui-gpt KV cache, fp32 weights": lambda: generate(ours, idx, new_tokens),
         "tui-gpt KV cache, bf16 weights": lambda: generate(ours_bf16, idx, new_tokens),
+        "tui-gpt KV cache, int8 weights (opt-in)": lambda: generate(ours_int8, idx, new_tokens),
     }
     same = torch.equal(generate(ours, idx, 30), generate_text_simple(ref, idx, 30, CTX))
     print(f"  greedy tokens identical to the reference's (30 tokens): {same}", file=sys.stderr)
@@ -174,7 +179,7 @@ def bench_generation(rounds: int, new_tokens: int) -> None:
     for name, ts in results.items():
         med = statistics.median(ts)
         rate = new_tokens / med
-        per_token = weights // 2 if "bf16" in name else weights
+        per_token = weights // 2 if "bf16" in name else weights // 4 if "int8" in name else weights
         read = per_token * rate if name.startswith("tui-gpt KV cache") else float("nan")
         cells = f"{read / 1e9:.1f} GB/s | {read / bw:.0%}" if not math.isnan(read) else "- | -"
         print(f"| {name} | {rate:,.1f} | {base / med:.1f}x | {cells} |")

@@ -6,7 +6,7 @@ import torch
 from tests.conftest import VERDICT
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import TrainConfig
-from tui_gpt.core.events import Eval, Event, Sample, Step
+from tui_gpt.core.events import Eval, Event, Notice, Sample, Step
 from tui_gpt.core.session import new_training, resume_training
 from tui_gpt.core.trainer import TrainerControl, TrainingDiverged, lr_at
 
@@ -170,3 +170,22 @@ def test_clipping_and_determinism(runs_root):
     start(runs_root, config(max_steps=6, grad_clip=0.5), [b]).run_training()
     assert [e.loss for e in a.of(Step)] == [e.loss for e in b.of(Step)]
     assert torch.isfinite(torch.tensor([e.loss for e in a.of(Step)])).all()
+
+
+def test_compile_failure_falls_back_to_eager_with_the_same_losses(runs_root, monkeypatch):
+    def broken_compile(module, *args, **kwargs):
+        def compiled(*a, **kw):
+            raise RuntimeError("no C++ compiler here\nlong details")
+
+        return compiled
+
+    eager = Recorder()
+    start(runs_root, config(max_steps=4, sample_tokens=0), [eager]).run_training()
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    fallback = Recorder()
+    job = start(runs_root, config(max_steps=4, sample_tokens=0, compile=True), [fallback])
+    assert job.run_training() == "finished"
+    notices = [e.message for e in fallback.of(Notice)]
+    assert notices[0].startswith("compiling the model")
+    assert "torch.compile failed (RuntimeError: no C++ compiler here); training eager" in notices
+    assert [e.loss for e in fallback.of(Step)] == [e.loss for e in eager.of(Step)]

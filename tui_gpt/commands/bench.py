@@ -6,7 +6,7 @@ import argparse
 
 from tui_gpt.commands.common import positive_int, print_json
 from tui_gpt.core.config import PRESETS
-from tui_gpt.core.device import DEVICES, PRECISIONS
+from tui_gpt.core.device import DEVICES, SAMPLING_PRECISIONS
 
 
 def add_parser(sub) -> None:
@@ -28,7 +28,12 @@ def add_parser(sub) -> None:
         "--new-tokens", type=positive_int, default=200, help="tokens to generate (default 200)"
     )
     p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument(
+        "--precision",
+        choices=SAMPLING_PRECISIONS,
+        default="auto",
+        help="int8 applies to generate only",
+    )
     p.add_argument("--threads", type=positive_int)
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=run)
@@ -39,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.errors import TuiGptError
 
     if args.what == "train":
+        if args.precision == "int8":
+            raise TuiGptError("--precision int8 is for decoding; train with auto, fp32 or bf16")
         result = bench.bench_train(
             args.preset, args.context_length, args.batch_size, args.steps,
             device=args.device, precision=args.precision, threads=args.threads,
@@ -46,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.what == "generate":
         from tui_gpt.core.device import resolve_device, resolve_precision
 
-        precision = resolve_precision(args.precision, resolve_device(args.device))
+        precision = args.precision
+        if precision != "int8":
+            precision = resolve_precision(precision, resolve_device(args.device))
         result = bench.bench_generate(
             args.preset, args.context_length, args.new_tokens,
             device=args.device, precision=precision, threads=args.threads,

@@ -31,7 +31,16 @@ from tui_gpt.core import detach
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.distributed import SINGLE, Distributed, from_environment
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import CheckpointSaved, Eval, Event, RunStarted, Sample, Step, Stopped
+from tui_gpt.core.events import (
+    CheckpointSaved,
+    Eval,
+    Event,
+    Notice,
+    RunStarted,
+    Sample,
+    Step,
+    Stopped,
+)
 from tui_gpt.core.session import TrainingJob, new_training, resume_training
 from tui_gpt.core.trainer import TrainerControl
 
@@ -100,6 +109,12 @@ def add_parser(sub) -> None:
     )
     add_runtime_args(p)
     p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the training step: faster steps after a slow first one "
+        "(falls back to eager if compiling fails)",
+    )
+    p.add_argument(
         "--detach",
         action="store_true",
         help="train in the background (survives logout); prints the run id and returns",
@@ -145,6 +160,8 @@ class ConsolePrinter:
             )
         elif isinstance(event, Sample):
             self.say(event.text.replace("\n", " "))
+        elif isinstance(event, Notice):
+            self.say(event.message)
         elif isinstance(event, Stopped):
             self.say(f"stopped: {event.reason}")
         elif isinstance(event, CheckpointSaved) and event.kind == "latest":
@@ -244,6 +261,7 @@ def build_job(
             device=args.device,
             precision=args.precision,
             threads=args.threads,
+            compile=args.compile,
         )
         job = new_training(
             args.data,
@@ -296,6 +314,8 @@ def train_argv(
             argv += [flag, repr(value)]
     if cfg.cosine_decay:
         argv.append("--cosine")
+    if cfg.compile:
+        argv.append("--compile")
     return argv
 
 

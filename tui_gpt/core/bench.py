@@ -18,6 +18,7 @@ from tui_gpt.core.config import TrainConfig, model_config
 from tui_gpt.core.device import autocast, resolve_device, resolve_precision, resolve_threads
 from tui_gpt.core.generate import generate
 from tui_gpt.core.model import GPT
+from tui_gpt.core.quantize import quantize_int8
 from tui_gpt.core.trainer import make_optimizer
 
 
@@ -124,6 +125,8 @@ def bench_generate(
     model = GPT(model_config(preset, 50257, context_length)).to(dev).eval()
     if precision == "bf16":
         model = model.to(torch.bfloat16)
+    elif precision == "int8":
+        model = quantize_int8(model)
     idx = torch.randint(0, 50257, (1, prompt_tokens)).to(dev)
     generate(model, idx, 5, use_cache=use_cache)  # warm-up
     best = float("inf")
@@ -133,7 +136,8 @@ def bench_generate(
         best = min(best, time.perf_counter() - start)
     tok_per_s = new_tokens / best
     # Per token the blocks, the final norm and the head are read; of the embeddings one row.
-    read = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "emb" not in n)
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    read = sum(t.numel() * t.element_size() for n, t in tensors if "emb" not in n)
     bandwidth = memory_bandwidth() if dev.type == "cpu" else float("nan")
     return {
         "mode": "generate",

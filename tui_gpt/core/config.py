@@ -92,6 +92,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16
     threads: int | None = None  # CPU threads; None picks from the CPUs this process may use
+    compile: bool = False  # torch.compile the training step (opt-in: a long first step)
 
     def to_dict(self) -> dict:
         return asdict(self)

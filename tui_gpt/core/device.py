@@ -14,6 +14,8 @@ from tui_gpt.core.errors import TuiGptError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+# Sampling may also read int8 weights (core/quantize.py); training never does.
+SAMPLING_PRECISIONS = (*PRECISIONS, "int8")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

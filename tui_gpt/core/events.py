@@ -100,9 +100,18 @@ class Error(Event):
     message: str = ""
 
 
+@dataclass(kw_only=True)
+class Notice(Event):
+    """Something the user should see that is neither progress nor failure (compiling...)."""
+
+    name: ClassVar[str] = "notice"
+    message: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (
+        Notice,
         RunStarted,
         Step,
         Eval,

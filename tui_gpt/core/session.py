@@ -25,6 +25,7 @@ from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.quantize import quantize_int8
 from tui_gpt.core.runs import EventLog, Run, create_run, find_run
 from tui_gpt.core.tokenizer import get_tokenizer
 from tui_gpt.core.trainer import Sink, Trainer, TrainerControl, make_optimizer, restore
@@ -300,8 +301,10 @@ def load_for_sampling(
             f"{ckpt.path}: vocabulary {ckpt.model_config.vocab_size} is smaller than the {tok_name} tokenizer's"
         )
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
+    prec = "int8" if precision == "int8" else resolve_precision(precision, dev)
     model = ckpt.build_model(dev).eval()
     if prec == "bf16":
         model = model.to(torch.bfloat16)
+    elif prec == "int8":
+        model = quantize_int8(model)
     return LoadedModel(model, tokenizer, str(ckpt.path), dev, prec)

@@ -34,6 +34,7 @@ from tui_gpt.core.events import (
     Eval,
     Event,
     Finished,
+    Notice,
     Paused,
     Resumed,
     RunStarted,
@@ -240,6 +241,7 @@ class Trainer:
             resumed=s.steps_done > 0,
         )
         self.model.train()
+        self._compile_if_asked()
         tok_per_s = 0.0
         while s.epoch < self.cfg.epochs and not self._done():
             for x, y in self.train_loader.iter_epoch(s.epoch, s.batch):
@@ -253,7 +255,10 @@ class Trainer:
                 # Under torchrun every rank trained on a batch like this one.
                 s.tokens_seen += x.numel() * self.dist.world
                 rate = x.numel() * self.dist.world / max(dt, 1e-9)
-                tok_per_s = rate if s.steps_done == 1 else 0.8 * tok_per_s + 0.2 * rate
+                if s.steps_done == 1 or self._rate_reset:
+                    tok_per_s, self._rate_reset = rate, False
+                else:
+                    tok_per_s = 0.8 * tok_per_s + 0.2 * rate
                 lr = self.optimizer.param_groups[0]["lr"]
                 self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s)
                 if s.step % self.cfg.eval_freq == 0 and not self._evaluate():
@@ -273,12 +278,48 @@ class Trainer:
         self.emit(Finished)
         return "finished"
 
+    def _compile_if_asked(self) -> None:
+        """`torch.compile` the module the steps run through (opt-in). Compiling happens
+        during the first step, which then takes much longer: say so, and say how long."""
+        self._eager = self.train_module
+        self._compiling = self._rate_reset = False
+        if not self.cfg.compile:
+            return
+        try:
+            self.train_module = torch.compile(self.train_module)
+        except Exception as exc:  # no compiler support in this build: stay eager
+            self.emit(Notice, message=f"torch.compile is not available ({exc}); training eager")
+            return
+        self._compiling = True
+        self.emit(Notice, message="compiling the model (torch.compile): the first step is slow")
+
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.precision):
+            if not self._compiling:
+                return batch_loss(self.train_module, x, y, self.device)
+            started = time.perf_counter()
+            try:
+                loss = batch_loss(self.train_module, x, y, self.device)
+            except Exception as exc:  # e.g. no C++ compiler: fall back, keep training
+                self.train_module = self._eager
+                self.emit(
+                    Notice,
+                    message=f"torch.compile failed ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); training eager",
+                )
+                loss = batch_loss(self.train_module, x, y, self.device)
+            else:
+                took = time.perf_counter() - started
+                self.emit(Notice, message=f"compiled in {took:.0f} s")
+            self._compiling = False
+            self._rate_reset = True  # the compile step says nothing of the speed
+            return loss
+
     def _update(self, x: torch.Tensor, y: torch.Tensor) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.state.steps_done, self.cfg, self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device, self.precision):
-            loss = batch_loss(self.train_module, x, y, self.device)
+        loss = self._forward_loss(x, y)
         (value,) = self.dist.mean(loss.item())  # every rank logs the loss of the global batch
         if not math.isfinite(value):
             self._diverged(f"the loss became {value} at step {self.state.steps_done}")

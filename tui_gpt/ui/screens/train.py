@@ -150,6 +150,8 @@ class TrainScreen(Screen):
                 self._started(event)
                 verb = "resumed" if event.get("resumed") else "started"
                 log_lines.append(Text(f"{verb} · {self.total_steps} steps", style="dim"))
+            elif kind == "notice":
+                log_lines.append(Text(str(event.get("message", "")), style="italic"))
             elif kind == "checkpoint" and event.get("kind") == "latest":
                 log_lines.append(Text(f"checkpoint saved at step {event['step']}", style="dim"))
             elif kind in ("paused", "resumed"):
