@@ -1,6 +1,6 @@
 """Does the app slow training down, and does training freeze the app?
 
-    python benchmarks/app_overhead.py [--preset micro] [--steps 60] [--rounds 2]
+    python benchmarks/app_overhead.py [--preset micro] [--steps 60] [--rounds 2] [--context-length N]
 
 Trains the same run headless (the trainer alone) and inside the app (a headless Textual
 session driving the real dashboard), interleaved, and reports tokens/s of each and the
@@ -39,23 +39,23 @@ def rate(events: list[dict]) -> float:
     return tokens / (steps[-1]["time"] - steps[0]["time"])
 
 
-def headless(preset: str, steps: int, root: Path) -> float:
+def headless(preset: str, steps: int, root: Path, ctx: int | None) -> float:
     seen: list[dict] = []
     job = new_training(
-        DATA, config(steps), preset, runs_root=root, sinks=[lambda e: seen.append(e.to_dict())]
+        DATA, config(steps), preset, ctx, runs_root=root, sinks=[lambda e: seen.append(e.to_dict())]
     )
     job.run_training()
     return rate(seen)
 
 
-async def in_app(preset: str, steps: int, root: Path) -> tuple[float, list[float]]:
+async def in_app(preset: str, steps: int, root: Path, ctx: int | None) -> tuple[float, list[float]]:
     from tui_gpt.ui.app import TuiGptApp
     from tui_gpt.ui.screens.train import TrainScreen
 
     app = TuiGptApp(root)
     lags: list[float] = []
     async with app.run_test(size=(100, 30)) as pilot:
-        app.start_training(str(DATA), config(steps), preset, None, "gpt2")
+        app.start_training(str(DATA), config(steps), preset, ctx, "gpt2")
         while not isinstance(app.screen, TrainScreen):
             await pilot.pause(0.05)
         while app.training_active:
@@ -71,12 +71,13 @@ def main() -> None:
     parser.add_argument("--preset", default="micro")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--context-length", type=int, help="default: the preset's")
     args = parser.parse_args()
     plain, app, all_lags = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            plain.append(headless(args.preset, args.steps, Path(tmp)))
-            tok, lags = asyncio.run(in_app(args.preset, args.steps, Path(tmp)))
+            plain.append(headless(args.preset, args.steps, Path(tmp), args.context_length))
+            tok, lags = asyncio.run(in_app(args.preset, args.steps, Path(tmp), args.context_length))
             app.append(tok)
             all_lags += lags
             print(

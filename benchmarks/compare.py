@@ -107,7 +107,9 @@ def bench_training(rounds: int, steps: int, with_compile: bool) -> None:
     variants = dict(TRAIN_VARIANTS)
     variants["tui-gpt default on 1 thread (thread-count lever)"] = tui("bf16", pad=False)
     if with_compile:
-        variants["tui-gpt bf16 + torch.compile"] = tui("bf16", compile_model=True)
+        variants["tui-gpt default + torch.compile (--compile)"] = tui(
+            "bf16", pad=False, compile_model=True
+        )
     results: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(rounds):
         for name, build in variants.items():

@@ -49,3 +49,15 @@ def run_cli(
         cwd=ROOT,
         **kw,
     )
+
+
+def wait_until(condition, timeout: float = 120.0, what: str = "the condition") -> None:
+    """Poll `condition()` (something another thread or process brings about) until it
+    holds; fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never happened within {timeout:.0f} s")
+        time.sleep(0.05)

@@ -111,6 +111,29 @@ def test_train_generate_runs_plot(tmp_path):
     assert plot.returncode == 0 and "train loss" in plot.stdout and "perplexity" in plot.stdout
 
 
+def test_compile_opt_in_says_what_it_did_and_trains_alike(tmp_path):
+    """--compile with the real torch.compile: either it compiles (a notice with the time)
+    and the losses match eager within float tolerance, or it says why not and trains eager."""
+    losses = {}
+    for mode in ("eager", "compile"):
+        runs = tmp_path / mode
+        extra = ["--compile"] if mode == "compile" else []
+        result = run_cli(
+            "train", str(VERDICT), *TINY, "--max-steps", "3", "--run-dir", str(runs), *extra
+        )
+        assert result.returncode == 0, result.stderr
+        [events] = runs.glob("*/events.jsonl")
+        lines = [json.loads(line) for line in events.read_text().splitlines()]
+        losses[mode] = [e["loss"] for e in lines if e["event"] == "step"]
+        notices = [e["message"] for e in lines if e["event"] == "notice"]
+    assert notices[0] == "compiling the model (torch.compile): the first step is slow"
+    assert notices[0] in result.stdout
+    if notices[1].startswith("compiled in"):
+        assert losses["compile"] == pytest.approx(losses["eager"], rel=1e-3)
+    else:
+        assert notices[1].endswith("training eager") and losses["compile"] == losses["eager"]
+
+
 def _start_training(runs: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -207,3 +230,42 @@ def test_core_never_imports_textual():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_background_command_line_carries_every_setting(tmp_path):
+    """What the app runs in the background is the training it was asked for."""
+    from tui_gpt.cli import build_parser
+    from tui_gpt.commands.train import config_from_args, train_argv
+    from tui_gpt.core.config import TrainConfig
+
+    cfg = TrainConfig(
+        epochs=7,
+        max_steps=33,
+        batch_size=3,
+        stride=17,
+        train_ratio=0.8,
+        lr=3e-4,
+        weight_decay=0.05,
+        warmup_steps=4,
+        cosine_decay=True,
+        grad_clip=1.5,
+        eval_freq=9,
+        eval_iter=2,
+        seed=5,
+        start_context="Once upon",
+        sample_tokens=12,
+        checkpoint_minutes=2.5,
+        precision="fp32",
+        threads=1,
+        compile=True,
+    )
+    argv = train_argv("data.txt", cfg, "nano", 48, "byte", tmp_path)
+    args = build_parser().parse_args(argv)
+    assert (args.data, args.preset, args.context_length, args.tokenizer) == (
+        "data.txt",
+        "nano",
+        48,
+        "byte",
+    )
+    assert args.run_dir == str(tmp_path)
+    assert config_from_args(args) == cfg

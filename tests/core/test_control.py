@@ -8,22 +8,13 @@ import time
 
 import pytest
 
-from tests.conftest import VERDICT
+from tests.conftest import VERDICT, wait_until
 from tests.core.test_trainer import config
 from tui_gpt.core import control
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.runs import create_run, liveness, process_path
 from tui_gpt.core.session import new_training, resume_training
 from tui_gpt.core.trainer import TrainerControl
-
-
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition never became true")
 
 
 def test_requests_apply_in_order_and_are_removed(tmp_path):

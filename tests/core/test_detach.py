@@ -8,24 +8,14 @@ import shlex
 import shutil
 import signal
 import sys
-import time
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLES, run_cli
+from tests.conftest import ROOT, SAMPLES, run_cli, wait_until
 from tests.ui.test_terminal import Tmux
 from tui_gpt.core.runs import Run, find_run, liveness
 
 DATA = str(SAMPLES / "the_night_kitchen.txt")
-
-
-def wait_until(condition, timeout: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} never happened")
 
 
 def detach(run_dir, *args: str) -> Run:

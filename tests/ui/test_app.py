@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 from textual.widgets import DataTable, Input, RichLog, Select, Static
 
-from tests.conftest import VERDICT
+from tests.conftest import VERDICT, wait_until
 from tests.ui.conftest import fake_run, wait_for
 from tui_gpt.core import control
 from tui_gpt.core.runs import Run, liveness
@@ -21,14 +20,6 @@ from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.screens.dataset import DatasetScreen
 from tui_gpt.ui.screens.runs import RunsScreen
 from tui_gpt.ui.screens.train import TrainScreen
-
-
-def await_until(condition, timeout: float = 60.0) -> None:
-    """For conditions outside the app (another process), once the app has exited."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.05)
 
 
 def preview_text(app) -> str:
@@ -259,7 +250,7 @@ async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
             await pilot.press("q")  # no "training is running" question: it is not ours
         assert liveness(run).state == "live"  # the app is gone; the training is not
         control.send(run, "stop")
-        await_until(lambda: liveness(run).state == "ended")
+        wait_until(lambda: liveness(run).state == "ended")
         assert run.status()["status"] == "stopped" and run.latest.is_file()
     finally:
         if run is not None and liveness(run).state == "live":

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tui_gpt.commands.common import positive_int, print_json
-from tui_gpt.core.config import PRESETS
-from tui_gpt.core.device import DEVICES, SAMPLING_PRECISIONS
+from tui_gpt.core.config import DEVICES, PRESETS, SAMPLING_PRECISIONS
 
 
 def add_parser(sub) -> None:

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from tui_gpt import paths
-from tui_gpt.core.config import DEFAULT_PRESET, PRESETS
-from tui_gpt.core.device import DEVICES, PRECISIONS
+from tui_gpt.core.config import DEFAULT_PRESET, DEVICES, PRECISIONS, PRESETS
 from tui_gpt.core.tokenizer import TOKENIZERS
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from tui_gpt.commands.common import (
     add_run_dir,
     non_negative_float,
@@ -15,11 +13,8 @@ from tui_gpt.commands.common import (
     probability,
     runs_root,
 )
-from tui_gpt.core.device import DEVICES, SAMPLING_PRECISIONS, resolve_threads
+from tui_gpt.core.config import DEVICES, SAMPLING_PRECISIONS
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.generate import seeded_generator, stream
-from tui_gpt.core.session import load_for_sampling
-from tui_gpt.core.tokenizer import StreamDecoder
 
 
 def add_parser(sub) -> None:
@@ -67,6 +62,15 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every verb's parser loads with `tui-gpt --help`, and
+    # torch takes a second or two to import.
+    import torch
+
+    from tui_gpt.core.device import resolve_threads
+    from tui_gpt.core.generate import seeded_generator, stream
+    from tui_gpt.core.session import load_for_sampling
+    from tui_gpt.core.tokenizer import StreamDecoder
+
     resolve_threads()
     loaded = load_for_sampling(
         args.run, args.checkpoint, runs_root(args), args.device, args.precision, args.vocab_dir

@@ -9,8 +9,6 @@ from tui_gpt.commands.common import add_run_dir, print_json, runs_root
 
 
 def add_parser(sub) -> None:
-    from tui_gpt.core.gpt2_weights import SIZES
-
     p = sub.add_parser(
         "import-gpt2",
         help="import OpenAI's GPT-2 weights as a run",
@@ -22,7 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "source",
         metavar="SIZE|PATH",
-        help=f"one of {', '.join(SIZES)}, or a model.safetensors (or its folder)",
+        help="a size (124M, 355M, 774M or 1558M), or a model.safetensors (or its folder)",
     )
     p.add_argument("--json", action="store_true", help="print the new run as JSON")
     add_run_dir(p)

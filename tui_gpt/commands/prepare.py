@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 
 from tui_gpt.commands.common import TextProgress, add_tokenizer_args, add_window_args, print_json
-from tui_gpt.core.data import inspect_source, plan, prepare
-from tui_gpt.core.tokenizer import get_tokenizer
 
 
 def add_parser(sub) -> None:
@@ -24,6 +22,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tui_gpt.core.data import inspect_source, plan, prepare  # numpy and torch: load late
+    from tui_gpt.core.tokenizer import get_tokenizer
+
     tokenizer = get_tokenizer(args.tokenizer, args.vocab_dir)
     source = inspect_source(args.data)
     bar = TextProgress("tokenizing")

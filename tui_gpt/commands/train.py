@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tui_gpt.commands.common import (
     TextProgress,
@@ -29,7 +30,6 @@ from tui_gpt.commands.common import (
 )
 from tui_gpt.core import detach
 from tui_gpt.core.config import TrainConfig
-from tui_gpt.core.distributed import SINGLE, Distributed, from_environment
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import (
     CheckpointSaved,
@@ -41,8 +41,11 @@ from tui_gpt.core.events import (
     Step,
     Stopped,
 )
-from tui_gpt.core.session import TrainingJob, new_training, resume_training
-from tui_gpt.core.trainer import TrainerControl
+
+if TYPE_CHECKING:  # torch comes with these; the parser must load without it
+    from tui_gpt.core.distributed import Distributed
+    from tui_gpt.core.session import TrainingJob
+    from tui_gpt.core.trainer import TrainerControl
 
 
 def add_parser(sub) -> None:
@@ -222,9 +225,39 @@ def check_args(args: argparse.Namespace) -> None:
         raise_usage(f"--dropout must be below 1, got {args.dropout}")
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training settings of a parsed `train` command line."""
+    return TrainConfig(
+        epochs=args.epochs or 10,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        stride=args.stride,
+        train_ratio=args.train_ratio,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        cosine_decay=args.cosine,
+        grad_clip=args.grad_clip,
+        eval_freq=args.eval_freq,
+        eval_iter=args.eval_iter,
+        seed=args.seed,
+        start_context=args.start_context,
+        sample_tokens=args.sample_tokens,
+        checkpoint_minutes=args.checkpoint_minutes,
+        device=args.device,
+        precision=args.precision,
+        threads=args.threads,
+        compile=args.compile,
+    )
+
+
 def build_job(
-    args: argparse.Namespace, sinks, control: TrainerControl, dist: Distributed = SINGLE
+    args: argparse.Namespace, sinks, control: TrainerControl, dist: Distributed | None = None
 ) -> TrainingJob:
+    from tui_gpt.core.distributed import SINGLE
+    from tui_gpt.core.session import new_training, resume_training
+
+    dist = dist or SINGLE
     bar = TextProgress("tokenizing")
     progress = (lambda done, total: bar(done, total)) if dist.is_main else None
     root = runs_root(args)
@@ -241,28 +274,7 @@ def build_job(
             dist=dist,
         )
     else:
-        cfg = TrainConfig(
-            epochs=args.epochs or 10,
-            max_steps=args.max_steps,
-            batch_size=args.batch_size,
-            stride=args.stride,
-            train_ratio=args.train_ratio,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            warmup_steps=args.warmup_steps,
-            cosine_decay=args.cosine,
-            grad_clip=args.grad_clip,
-            eval_freq=args.eval_freq,
-            eval_iter=args.eval_iter,
-            seed=args.seed,
-            start_context=args.start_context,
-            sample_tokens=args.sample_tokens,
-            checkpoint_minutes=args.checkpoint_minutes,
-            device=args.device,
-            precision=args.precision,
-            threads=args.threads,
-            compile=args.compile,
-        )
+        cfg = config_from_args(args)
         job = new_training(
             args.data,
             cfg,
@@ -328,6 +340,8 @@ def run(args: argparse.Namespace) -> int:
     check_args(args)
     if args.detach:
         return run_detached(args)
+    from tui_gpt.core.distributed import from_environment
+
     dist = from_environment(args.device)
     try:
         return _train(args, dist)
@@ -348,6 +362,8 @@ def run_detached(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, dist: Distributed) -> int:
+    from tui_gpt.core.trainer import TrainerControl
+
     printer = ConsolePrinter()
     control = TrainerControl()
     try:

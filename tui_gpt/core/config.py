@@ -8,9 +8,17 @@ shape at context 256).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.model import GPTConfig
+
+if TYPE_CHECKING:  # the model module imports torch: `tui-gpt --help` should not wait for it
+    from tui_gpt.core.model import GPTConfig
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+# Sampling may also read int8 weights (core/quantize.py); training never does.
+SAMPLING_PRECISIONS = (*PRECISIONS, "int8")
 
 # name: (emb_dim, n_layers, n_heads, context_length, one-line description)
 _PRESETS: dict[str, tuple[int, int, int, int, str]] = {
@@ -37,6 +45,8 @@ def model_config(
     **overrides,
 ) -> GPTConfig:
     """The GPTConfig of a preset, with the vocabulary of the tokenizer in use."""
+    from tui_gpt.core.model import GPTConfig
+
     if preset not in _PRESETS:
         raise TuiGptError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     emb, layers, heads, ctx, _ = _PRESETS[preset]

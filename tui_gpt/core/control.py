@@ -26,11 +26,14 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.runs import Run, liveness, process_path
-from tui_gpt.core.trainer import TrainerControl
+
+if TYPE_CHECKING:
+    from tui_gpt.core.trainer import TrainerControl
 
 COMMANDS = ("pause", "resume", "stop", "checkpoint")
 HEARTBEAT_SECONDS = 2.0

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import torch
 
+from tui_gpt.core.config import DEVICES, PRECISIONS, SAMPLING_PRECISIONS  # noqa: F401
 from tui_gpt.core.data import cpu_count
 from tui_gpt.core.errors import TuiGptError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")
-# Sampling may also read int8 weights (core/quantize.py); training never does.
-SAMPLING_PRECISIONS = (*PRECISIONS, "int8")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
