@@ -151,7 +151,12 @@ def bench_generation(rounds: int, new_tokens: int) -> None:
         ),
         "tui-gpt without KV cache (fp32)": lambda: generate(ours, idx, new_tokens, use_cache=False),
         "tui-gpt KV cache, fp32 weights": lambda: generate(ours, idx, new_tokens),
-        "tui-gpt KV cache, bf16 weights": lambda: generate(ours_bf16, idx, new_tokens),
+        "tui-gpt KV cache, bf16 weights, oneDNN kernels (before)": lambda: generate(
+            ours_bf16, idx, new_tokens, aten_gemv=False
+        ),
+        "tui-gpt KV cache, bf16 weights (default: ATen matrix-vector kernels)": lambda: generate(
+            ours_bf16, idx, new_tokens
+        ),
         "tui-gpt KV cache, int8 weights (opt-in)": lambda: generate(ours_int8, idx, new_tokens),
     }
     same = torch.equal(generate(ours, idx, 30), generate_text_simple(ref, idx, 30, CTX))

@@ -107,6 +107,9 @@ def test_train_generate_runs_plot(tmp_path):
     js = json.loads(run_cli(*gen, "--seed", "3", "--temperature", "1.0", "--json").stdout)
     assert "Every effort" + js["text"] == a.stdout.rstrip("\n") and len(js["tokens"]) == 15
 
+    int8 = run_cli(*gen, "--precision", "int8")
+    assert int8.returncode == 0 and int8.stdout.startswith("Every effort"), int8.stderr
+
     plot = run_cli("plot", run_id, "--run-dir", runs, "--width", "70")
     assert plot.returncode == 0 and "train loss" in plot.stdout and "perplexity" in plot.stdout
 

@@ -2,12 +2,14 @@ import torch
 
 from tui_gpt.core.config import model_config
 from tui_gpt.core.generate import (
+    decoding_kernels,
     filter_logits,
     generate,
     next_token_probs,
     pick_next,
     seeded_generator,
     stream,
+    uses_aten_gemv,
 )
 from tui_gpt.core.model import GPT
 
@@ -109,3 +111,25 @@ def test_context_size_crops_like_the_reference():
         logits = model(seq[:, -5:])[:, -1]
         seq = torch.cat([seq, logits.argmax(-1, keepdim=True)], dim=1)
     assert torch.equal(cropped, seq)
+
+
+def test_bf16_decoding_kernels_agree_and_leave_onednn_as_found():
+    torch.manual_seed(0)
+    model = GPT(model_config("nano", 257, 32)).eval().to(torch.bfloat16)
+    assert uses_aten_gemv(model)
+    idx = torch.tensor([[1, 2, 3, 4]])
+    before = torch._C._get_mkldnn_enabled()
+    fast = generate(model, idx, 12, aten_gemv=True)
+    onednn = generate(model, idx, 12, aten_gemv=False)
+    assert torch._C._get_mkldnn_enabled() == before
+    steps = stream(model, idx, 5)
+    next(steps)
+    steps.close()  # abandoned midway (a cancelled chat): nothing stays switched off
+    assert torch._C._get_mkldnn_enabled() == before
+    with torch.inference_mode():
+        with decoding_kernels(True):
+            a = model(fast).float()
+        b = model(fast).float()
+    assert fast.shape == onednn.shape == (1, 16)
+    assert (a - b).abs().max() < 0.05  # the same model read by two kernels: rounding only
+    assert not uses_aten_gemv(GPT(model_config("nano", 257, 32)))  # fp32 weights: oneDNN stays

@@ -9,6 +9,7 @@ Each step looks at the logits of the last position of the (cropped) context:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import torch
@@ -67,6 +68,32 @@ def pick_next(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
+def uses_aten_gemv(model: GPT) -> bool:
+    """Whether decoding this model should bypass oneDNN: bf16 weights on a CPU."""
+    p = next(model.parameters())
+    return p.device.type == "cpu" and p.dtype == torch.bfloat16
+
+
+def decoding_kernels(aten_gemv: bool) -> contextlib.AbstractContextManager:
+    """Decoding multiplies one vector by each weight matrix. For bf16 weights on CPU,
+    PyTorch's own kernel streams them 1.2-1.8x faster than oneDNN's, at the same accuracy
+    against fp32 (benchmarks/LEVERS.md). oneDNN's switch is process-wide, so it is turned off
+    only around each decoding step, and only where no training runs alongside (a training in
+    the same process would lose oneDNN's fast bf16 GEMMs for those milliseconds)."""
+    return _without_onednn() if aten_gemv else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _without_onednn() -> Iterator[None]:
+    # torch.backends.mkldnn.flags() would do the same, with a warning about TF32 each time.
+    was = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(was)
+
+
 @torch.inference_mode()
 def stream(
     model: GPT,
@@ -79,8 +106,12 @@ def stream(
     eos_id: int | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    aten_gemv: bool | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield new token ids (B, 1) one at a time, continuing the ids `idx` (B, T).
+
+    `aten_gemv` (default: for bf16 weights on CPU) picks the faster matrix-vector kernels;
+    pass False when a training runs in another thread of this process.
 
     With the KV cache each step feeds only the newest token. Once the sequence is longer
     than the context, every window shifts all positions by one, so no cache stays valid:
@@ -89,16 +120,18 @@ def stream(
     The model's train/eval mode is the caller's to set (eval, for deterministic output).
     """
     ctx = min(context_size or model.cfg.context_length, model.cfg.context_length)
+    fast = uses_aten_gemv(model) if aten_gemv is None else aten_gemv
     cache = model.new_cache(idx.shape[0]) if use_cache else None
     seq = idx
     fresh: torch.Tensor | None = None  # token(s) the cache has not seen yet
     for _ in range(max_new_tokens):
-        if cache is not None and fresh is not None and cache.length < ctx:
-            logits = model(fresh, cache, last_only=True)
-        else:
-            if cache is not None:
-                cache.reset()
-            logits = model(seq[:, -ctx:], cache, last_only=True)
+        with decoding_kernels(fast):
+            if cache is not None and fresh is not None and cache.length < ctx:
+                logits = model(fresh, cache, last_only=True)
+            else:
+                if cache is not None:
+                    cache.reset()
+                logits = model(seq[:, -ctx:], cache, last_only=True)
         nxt = pick_next(logits[:, -1, :], temperature, top_k, top_p, generator)
         if eos_id is not None and nxt.shape[0] == 1 and nxt.item() == eos_id:
             return
@@ -118,6 +151,7 @@ def generate(
     eos_id: int | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    aten_gemv: bool | None = None,
 ) -> torch.Tensor:
     """`idx` (B, T) followed by up to `max_new_tokens` new ids: (B, T + new)."""
     new = list(
@@ -132,6 +166,7 @@ def generate(
             eos_id,
             generator,
             use_cache,
+            aten_gemv,
         )
     )
     return torch.cat([idx, *new], dim=1) if new else idx

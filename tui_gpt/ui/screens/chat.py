@@ -198,6 +198,8 @@ class ChatScreen(Screen):
                 top_p=s["top_p"],
                 eos_id=tok.eot_id if s["eos"] else None,
                 generator=seeded_generator(s["seed"], self.loaded.device),
+                # A training in this process keeps oneDNN's fast GEMMs to itself.
+                aten_gemv=False if getattr(self.app, "training_active", False) else None,
             )
             for t in tokens:
                 if self._cancel.is_set():
