@@ -335,8 +335,9 @@ def liveness(run: Run, now: float | None = None) -> Liveness:
     proc = read_process(run)
     if not proc:
         # Runs from before heartbeats: only the pid in status.json can tell.
-        pid = run.status().get("pid")
-        if run.status().get("status") in ("running", "paused"):
+        status = run.status()
+        pid = status.get("pid")
+        if status.get("status") in ("running", "paused"):
             return Liveness("live" if pid_alive(pid) else "stale", pid)
         return Liveness("unknown", pid)
     pid, host = proc.get("pid"), str(proc.get("host", ""))

@@ -173,6 +173,10 @@ class Trainer:
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
         self._last_save = time.monotonic()
+        # torch.compile (opt-in): the eager module to fall back to, whether the next step is
+        # the compiling one, and whether the speed estimate restarts after it.
+        self._eager = self.train_module
+        self._compiling = self._rate_reset = False
 
     # ------------------------------------------------------------------ events
 
@@ -281,8 +285,6 @@ class Trainer:
     def _compile_if_asked(self) -> None:
         """`torch.compile` the module the steps run through (opt-in). Compiling happens
         during the first step, which then takes much longer: say so, and say how long."""
-        self._eager = self.train_module
-        self._compiling = self._rate_reset = False
         if not self.cfg.compile:
             return
         try:
