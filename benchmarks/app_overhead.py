@@ -22,8 +22,9 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken"))
 
-from tui_gpt.core.config import TrainConfig  # noqa: E402
 from tui_gpt.core.session import new_training  # noqa: E402
+
+from tui_gpt.core.config import TrainConfig  # noqa: E402
 
 DATA = SHARED / "data" / "tinyshakespeare.txt"
 

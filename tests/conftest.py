@@ -61,3 +61,25 @@ def wait_until(condition, timeout: float = 120.0, what: str = "the condition") -
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} never happened within {timeout:.0f} s")
         time.sleep(0.05)
+
+
+def other_value(spec):
+    """A valid value of a setting that differs from its default, to prove it travels."""
+    if spec.choices:
+        return next(c for c in spec.choices if c != spec.default)
+    if spec.kind is bool:
+        return not spec.default
+    if spec.kind is str:
+        return f"{spec.default} then"
+    if spec.kind is int:
+        return (spec.default if spec.default is not None else spec.ge or 1) + 2
+    value = spec.default / 2 if spec.default else 0.25
+    assert spec.problem(value) is None, spec
+    return value
+
+
+def as_flags(spec, value) -> list[str]:
+    """The command-line form of one setting's value."""
+    if spec.kind is bool:
+        return [spec.option if value else "--no-" + spec.option[2:]]
+    return [spec.option, repr(value) if isinstance(value, float) else str(value)]

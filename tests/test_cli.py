@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, VERDICT, run_cli
+from tests.conftest import ROOT, VERDICT, as_flags, other_value, run_cli
 
 TINY = ["--preset", "nano", "--context-length", "64", "--batch-size", "8", "--precision", "fp32"]
 
 
 def test_prepare_json_prints_the_verdict_facts():
-    result = run_cli("prepare", str(VERDICT), "--json")
+    result = run_cli("prepare", str(VERDICT), "--context-length", "256", "--json")
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout)
     assert {
@@ -35,7 +35,7 @@ def test_prepare_json_prints_the_verdict_facts():
 def test_prepare_reports_a_split_too_short(tmp_path):
     result = run_cli("prepare", str(VERDICT), "--context-length", "1024", "--json")
     assert result.returncode == 2
-    assert "validation split (534 tokens)" in json.loads(result.stdout)["problems"][0]
+    assert "validation split has 534 tokens" in json.loads(result.stdout)["problems"][0]
 
 
 @pytest.mark.parametrize(
@@ -235,40 +235,47 @@ def test_core_never_imports_textual():
     assert result.stdout.strip() == "[]"
 
 
-def test_background_command_line_carries_every_setting(tmp_path):
-    """What the app runs in the background is the training it was asked for."""
+def test_every_setting_travels_from_flags_and_through_a_background_spec(tmp_path):
+    """Each training setting, set to a non-default value on the command line, reaches the
+    spec; the spec written for a background run reads back identical."""
     from tui_gpt.cli import build_parser
-    from tui_gpt.commands.train import config_from_args, train_argv
-    from tui_gpt.core.config import TrainConfig
+    from tui_gpt.commands.train import spec_from_args
+    from tui_gpt.core import detach
+    from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+    from tui_gpt.core.settings import specs
 
-    cfg = TrainConfig(
-        epochs=7,
-        max_steps=33,
-        batch_size=3,
-        stride=17,
-        train_ratio=0.8,
-        lr=3e-4,
-        weight_decay=0.05,
-        warmup_steps=4,
-        cosine_decay=True,
-        grad_clip=1.5,
-        eval_freq=9,
-        eval_iter=2,
-        seed=5,
-        start_context="Once upon",
-        sample_tokens=12,
-        checkpoint_minutes=2.5,
-        precision="fp32",
-        threads=1,
-        compile=True,
-    )
-    argv = train_argv("data.txt", cfg, "nano", 48, "byte", tmp_path)
-    args = build_parser().parse_args(argv)
-    assert (args.data, args.preset, args.context_length, args.tokenizer) == (
-        "data.txt",
-        "nano",
-        48,
-        "byte",
-    )
-    assert args.run_dir == str(tmp_path)
-    assert config_from_args(args) == cfg
+    argv, expected = ["train", "data.txt"], {}
+    for cls in (ModelChoice, TrainConfig):
+        for spec in specs(cls):
+            expected[spec.name] = other_value(spec)
+            argv += as_flags(spec, expected[spec.name])
+    spec = spec_from_args(build_parser().parse_args(argv))
+    got = {**vars(spec.model), **vars(spec.train)}
+    assert got == expected
+    path = detach.write_spec(spec, tmp_path)
+    args = build_parser().parse_args(["--run-dir", str(tmp_path), "train", "--settings", str(path)])
+    assert spec_from_args(args) == spec == TrainSpec.load(path)
+
+
+def test_settings_file_flags_override_and_bad_files_are_one_line(tmp_path):
+    from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+
+    spec = TrainSpec(str(VERDICT), ModelChoice("nano", 64), TrainConfig(max_steps=2, lr=1e-3))
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(spec.to_dict()))
+    result = run_cli("train", "--settings", str(path), "--max-steps", "1", "--precision", "fp32",
+                     "--run-dir", str(tmp_path / "runs"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [run] = (tmp_path / "runs").iterdir()
+    saved = json.loads((run / "settings.json").read_text())
+    assert saved["train"]["max_steps"] == 1 and saved["train"]["lr"] == 1e-3
+    assert saved["model"]["preset"] == "nano"
+    path.write_text(json.dumps({"data": "x", "train": {"lr": -1}}))
+    bad = run_cli("train", "--settings", str(path), "--run-dir", str(tmp_path / "runs"))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "Learning rate (--lr): must be greater than 0" in bad.stderr
+
+
+def test_resume_refuses_settings_that_would_change_the_run(tmp_path):
+    result = run_cli("train", "--resume", "x", "--batch-size", "4", "--run-dir", str(tmp_path))
+    assert result.returncode == 2 and "--batch-size cannot change when resuming" in result.stderr

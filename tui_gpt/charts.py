@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import plotext as plt
 
+from tui_gpt.core.events import Eval, Event, RunStarted
+
 
 @dataclass
 class LossHistory:
@@ -31,16 +33,11 @@ class LossHistory:
         self.train.append(train_loss)
         self.val.append(val_loss)
 
-    def add_event(self, event: dict) -> None:
-        if event.get("event") == "run_started" and event.get("train_batches"):
-            self.batches_per_epoch = int(event["train_batches"])
-        elif event.get("event") == "eval":
-            self.add(
-                int(event["step"]),
-                int(event["tokens_seen"]),
-                float(event["train_loss"]),
-                float(event["val_loss"]),
-            )
+    def add_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted) and event.train_batches:
+            self.batches_per_epoch = event.train_batches
+        elif isinstance(event, Eval):
+            self.add(event.step, event.tokens_seen, event.train_loss, event.val_loss)
 
 
 def _finite(values: list[float]) -> list[float]:
@@ -49,8 +46,7 @@ def _finite(values: list[float]) -> list[float]:
 
 def thinned(history: LossHistory, points: int) -> LossHistory:
     """At most about `points` evaluations, evenly spaced, always keeping the last: a chart
-    cell cannot show more, and plotext's time grows with the points (18,000 of them take a
-    quarter of a second to draw)."""
+    cell cannot show more, and plotext's drawing time grows with the points."""
     n = len(history.steps)
     if n <= points:
         return history

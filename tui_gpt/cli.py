@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # `train --detach` starts the same command again in the background
     try:
         if args.command is None:
+            from tui_gpt import paths
             from tui_gpt.ui.app import run_app
 
-            return run_app(args)
+            return run_app(paths.runs_dir(args.run_dir))
         return int(args.func(args) or 0)
     except TuiGptError as exc:
         print(f"tui-gpt: error: {exc}", file=sys.stderr)

@@ -27,7 +27,10 @@ def cache_dir() -> Path:
     return Path(env) if env else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
-def runs_dir() -> Path:
-    """Root of the run folders (`TUI_GPT_RUN_DIR` overrides; `--run-dir` overrides that)."""
+def runs_dir(override: str | os.PathLike | None = None) -> Path:
+    """Root of the run folders: `override` (`--run-dir`), else `TUI_GPT_RUN_DIR`, else the
+    data dir's `runs`."""
+    if override:
+        return Path(override).expanduser()
     env = os.environ.get("TUI_GPT_RUN_DIR")
     return Path(env) if env else data_dir() / "runs"

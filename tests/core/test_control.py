@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from tests.conftest import VERDICT, wait_until
-from tests.core.test_trainer import config
+from tests.conftest import wait_until
+from tests.core.test_trainer import config, start
 from tui_gpt.core import control
 from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.jobs import assemble
 from tui_gpt.core.runs import create_run, liveness, process_path
-from tui_gpt.core.session import new_training, resume_training
 from tui_gpt.core.trainer import TrainerControl
 
 
@@ -57,9 +57,7 @@ def test_liveness_from_the_heartbeat(tmp_path):
 
 def test_pause_checkpoint_resume_stop_through_the_run_folder(runs_root):
     ctl = TrainerControl()
-    job = new_training(
-        VERDICT, config(epochs=200), "nano", 64, "gpt2", runs_root=runs_root, control=ctl
-    )
+    job = start(runs_root, config(epochs=200), control=ctl)
     run = job.run
     result = {}
     worker = threading.Thread(target=lambda: result.update(outcome=job.run_training()))
@@ -74,7 +72,9 @@ def test_pause_checkpoint_resume_stop_through_the_run_folder(runs_root):
         wait_until(lambda: run.latest.exists() and run.latest.stat().st_mtime_ns != saved)
         assert run.status()["step"] == step  # still paused: no step was taken
         with pytest.raises(TuiGptError, match="still training"):
-            resume_training(run.id, runs_root)  # a second trainer on a live run is refused
+            assemble(
+                resume=run.id, runs_root=runs_root
+            )  # a second trainer on a live run is refused
         control.send(run, "resume")
         wait_until(lambda: run.status().get("step", -1) > step)
         control.send(run, "stop")

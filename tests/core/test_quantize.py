@@ -7,7 +7,7 @@ from tui_gpt.core.config import model_config
 from tui_gpt.core.loss import loader_loss
 from tui_gpt.core.model import GPT
 from tui_gpt.core.quantize import Int8Linear, quantize_int8
-from tui_gpt.core.session import load_for_sampling
+from tui_gpt.core.sampling import load_for_sampling
 
 
 def test_every_linear_becomes_int8_and_one_layer_is_close():

@@ -65,9 +65,9 @@ def test_follower_returns_only_new_complete_lines(tmp_path):
     f = tmp_path / "events.jsonl"
     f.write_text('{"event": "step", "step": 0}\n{"event": "st')
     follower = EventFollower(f)
-    assert [e["step"] for e in follower.poll()] == [0]
+    assert [e.step for e in follower.poll()] == [0]
     assert follower.poll() == []
     with open(f, "a") as handle:
         handle.write('ep", "step": 1}\n{"event": "step", "step": 2}\n')
-    assert [e["step"] for e in follower.poll()] == [1, 2]
+    assert [e.step for e in follower.poll()] == [1, 2]
     assert follower.poll() == []

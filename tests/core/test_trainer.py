@@ -5,9 +5,9 @@ import torch
 
 from tests.conftest import VERDICT
 from tui_gpt.core.checkpoint import Checkpoint
-from tui_gpt.core.config import TrainConfig
+from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
 from tui_gpt.core.events import Eval, Event, Notice, Sample, Step
-from tui_gpt.core.session import new_training, resume_training
+from tui_gpt.core.jobs import JobHooks, assemble
 from tui_gpt.core.trainer import TrainerControl, TrainingDiverged, lr_at
 
 
@@ -40,9 +40,8 @@ class Recorder:
 
 
 def start(runs_root, cfg, sinks=(), control=None):
-    return new_training(
-        VERDICT, cfg, "nano", 64, "gpt2", runs_root=runs_root, sinks=list(sinks), control=control
-    )
+    spec = TrainSpec(str(VERDICT), ModelChoice("nano", 64, "gpt2"), cfg)
+    return assemble(spec, runs_root=runs_root, hooks=JobHooks(list(sinks), control))
 
 
 def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):
@@ -88,7 +87,7 @@ def test_stop_and_resume_gives_exactly_the_same_losses(runs_root):
         "best_val_loss": pytest.approx(first.of(Eval)[-1].val_loss),
     }
     second = Recorder()
-    resumed = resume_training(job.run.id, runs_root, sinks=[second])
+    resumed = assemble(resume=job.run.id, runs_root=runs_root, hooks=JobHooks([second]))
     assert resumed.run_training() == "finished"
 
     expected = [e.loss for e in straight.of(Step)]
@@ -144,7 +143,7 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(runs_root):
     good.run_training()
     before = good.run.latest.read_bytes()
     # Continue the same run with an absurd learning rate: the loss becomes NaN.
-    job = resume_training(good.run.id, runs_root, max_steps=10)
+    job = assemble(resume=good.run.id, changes={"max_steps": 10}, runs_root=runs_root)
     for group in job.trainer.optimizer.param_groups:
         group["lr"] = 1e30
     job.trainer.cfg.lr = 1e30

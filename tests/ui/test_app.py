@@ -89,7 +89,7 @@ async def test_train_to_the_end_then_generate(runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
         dashboard = app.screen
         await wait_for(pilot, lambda: dashboard.state == "finished" and not app.training_active)
-        kinds = [m.event["event"] for m in posted if isinstance(m, TrainingEvent)]
+        kinds = [m.event.name for m in posted if isinstance(m, TrainingEvent)]
         assert kinds[0] == "run_started" and kinds[-1] == "finished" and "sample" in kinds
         log = "\n".join(line.text for line in dashboard.query_one("#log", RichLog).lines)
         assert "Ep 1 (Step 000000): Train loss" in log

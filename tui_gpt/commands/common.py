@@ -5,125 +5,75 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tui_gpt import paths
-from tui_gpt.core.config import DEFAULT_PRESET, DEVICES, PRECISIONS, PRESETS
-from tui_gpt.core.tokenizer import TOKENIZERS
+from tui_gpt.core.settings import Spec, specs
+
+T = TypeVar("T")
+_METAVAR = {int: "N", float: "X", str: "TEXT"}
 
 
-def _whole(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(
-            f"must be at least 1, got {value}"
-            if minimum == 1
-            else f"must not be negative, got {value}"
-        )
-    return value
+def _checked(spec: Spec) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return spec.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
-def positive_int(text: str) -> int:
-    return _whole(text, 1)
+def add_settings(
+    p: argparse.ArgumentParser, cls: type, only: tuple[str, ...] | None = None
+) -> None:
+    """One `--flag` per setting of the settings class `cls` (core/config.py), typed and
+    bounded as declared there. A flag not given stays None: the default, a settings file or
+    the resumed run decides."""
+    for spec in specs(cls):
+        if only is not None and spec.name not in only:
+            continue
+        default = spec.show(spec.default) or spec.blank or "none"
+        help_text = f"{spec.help} (default {default})".replace("%", "%%")
+        if spec.kind is bool:
+            p.add_argument(spec.option, dest=spec.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=help_text)  # fmt: skip
+        else:
+            p.add_argument(
+                spec.option, dest=spec.name, type=_checked(spec), choices=spec.choices,
+                default=None, metavar=None if spec.choices else _METAVAR[spec.kind], help=help_text,
+            )  # fmt: skip
 
 
-def non_negative_int(text: str) -> int:
-    return _whole(text, 0)
+def given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The settings of `cls` given on the command line."""
+    return {
+        s.name: getattr(args, s.name) for s in specs(cls) if getattr(args, s.name, None) is not None
+    }
 
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+def settings_from_args(args: argparse.Namespace, cls: type[T], base: T | None = None) -> T:
+    """`base` (or the defaults) with the settings given on the command line."""
+    return replace(base if base is not None else cls(), **given(args, cls))  # type: ignore[type-var]
 
 
-def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
+# Plain options that are not settings, checked by the same rules.
+positive_int = _checked(Spec("value", int, False, None, "", "", ge=1))
+positive_float = _checked(Spec("value", float, False, None, "", "", gt=0))
 
 
-def ratio(text: str) -> float:
-    value = non_negative_float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    value = non_negative_float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
-
-
-def add_tokenizer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--tokenizer", choices=TOKENIZERS, default="gpt2", help="gpt2 BPE (default) or raw bytes"
-    )
+def add_vocab_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vocab-dir",
         help="folder with GPT-2's encoder.json and vocab.bpe, for offline use (env TUI_GPT_VOCAB_DIR)",
     )
 
 
-def add_window_args(p: argparse.ArgumentParser, context_default: int | None) -> None:
-    p.add_argument(
-        "--context-length",
-        type=positive_int,
-        default=context_default,
-        help="tokens per training window (default: the preset's)"
-        if context_default is None
-        else "tokens per window",
-    )
-    p.add_argument(
-        "--stride", type=positive_int, help="step between windows (default: the context length)"
-    )
-    p.add_argument(
-        "--batch-size", type=positive_int, default=2, help="windows per batch (default 2)"
-    )
-    p.add_argument(
-        "--train-ratio",
-        type=ratio,
-        default=0.9,
-        help="share of characters for training (default 0.9)",
-    )
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--preset",
-        choices=PRESETS,
-        default=DEFAULT_PRESET,
-        help=f"model shape (default {DEFAULT_PRESET})",
-    )
-
-
-def add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--device", choices=DEVICES, default="auto", help="auto picks CUDA, then MPS, then CPU"
-    )
-    p.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="auto: bf16 where the hardware has bf16 units",
-    )
-    p.add_argument(
-        "--threads", type=positive_int, help="CPU threads (default: the CPUs this process may use)"
-    )
-
-
 def runs_root(args: argparse.Namespace) -> Path:
-    return Path(args.run_dir).expanduser() if getattr(args, "run_dir", None) else paths.runs_dir()
+    return paths.runs_dir(getattr(args, "run_dir", None))
 
 
 def print_json(obj: object) -> None:

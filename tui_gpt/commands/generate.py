@@ -7,13 +7,13 @@ import sys
 
 from tui_gpt.commands.common import (
     add_run_dir,
-    non_negative_float,
-    non_negative_int,
+    add_settings,
+    add_vocab_dir,
     print_json,
-    probability,
     runs_root,
+    settings_from_args,
 )
-from tui_gpt.core.config import DEVICES, SAMPLING_PRECISIONS
+from tui_gpt.core.config import DEVICES, SAMPLING_PRECISIONS, SamplingConfig
 from tui_gpt.core.errors import TuiGptError
 
 
@@ -28,25 +28,7 @@ def add_parser(sub) -> None:
     source.add_argument("--run", help="run id (or unique prefix, or folder): its best checkpoint")
     source.add_argument("--checkpoint", help="a .safetensors checkpoint file")
     p.add_argument("--prompt", required=True, help="text to continue")
-    p.add_argument(
-        "--max-new-tokens", type=non_negative_int, default=50, help="tokens to add (default 50)"
-    )
-    p.add_argument(
-        "--temperature", type=non_negative_float, default=1.0, help="0 is greedy (default 1.0)"
-    )
-    p.add_argument(
-        "--top-k",
-        type=non_negative_int,
-        default=50,
-        help="keep the k likeliest tokens; 0 is off (default 50)",
-    )
-    p.add_argument(
-        "--top-p",
-        type=probability,
-        help="nucleus sampling: keep tokens up to this total probability",
-    )
-    p.add_argument("--seed", type=int, help="seed for repeatable sampling")
-    p.add_argument("--eos", action="store_true", help="stop at the end-of-text token")
+    add_settings(p.add_argument_group("sampling"), SamplingConfig)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument(
         "--precision",
@@ -55,7 +37,7 @@ def add_parser(sub) -> None:
         help="auto: bf16 weights where the CPU has bf16 units; int8: int8 weights (half the "
         "bytes of bf16, a little faster on CPU, validation loss within 0.1%%)",
     )
-    p.add_argument("--vocab-dir", help="folder with GPT-2's encoder.json and vocab.bpe")
+    add_vocab_dir(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     add_run_dir(p)
     p.set_defaults(func=run)
@@ -68,14 +50,14 @@ def run(args: argparse.Namespace) -> int:
 
     from tui_gpt.core.device import resolve_threads
     from tui_gpt.core.generate import seeded_generator, stream
-    from tui_gpt.core.session import load_for_sampling
+    from tui_gpt.core.sampling import load_for_sampling
     from tui_gpt.core.tokenizer import StreamDecoder
 
     resolve_threads()
     loaded = load_for_sampling(
         args.run, args.checkpoint, runs_root(args), args.device, args.precision, args.vocab_dir
     )
-    tok = loaded.tokenizer
+    tok, s = loaded.tokenizer, settings_from_args(args, SamplingConfig)
     ids = tok.encode(args.prompt)
     if not ids:
         raise TuiGptError("the prompt is empty")
@@ -86,12 +68,12 @@ def run(args: argparse.Namespace) -> int:
     tokens = stream(
         loaded.model,
         idx,
-        args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k or None,
-        top_p=args.top_p,
-        eos_id=tok.eot_id if args.eos else None,
-        generator=seeded_generator(args.seed, loaded.device),
+        s.max_new_tokens,
+        temperature=s.temperature,
+        top_k=s.top_k or None,
+        top_p=s.top_p,
+        eos_id=tok.eot_id if s.eos else None,
+        generator=seeded_generator(s.seed, loaded.device),
     )
     decoder = StreamDecoder(tok)
     if args.json:
@@ -102,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                 "text": tok.decode(new),
                 "tokens": new,
                 "source": loaded.source,
-                "seed": args.seed,
+                "seed": s.seed,
             }
         )
         return 0

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     history = LossHistory()
-    for event in find_run(args.run, runs_root(args)).events():
+    for event in find_run(args.run, runs_root(args)).typed_events():
         history.add_event(event)
     width = args.width or shutil.get_terminal_size((100, 24)).columns
     color = sys.stdout.isatty()

@@ -11,40 +11,37 @@ import contextlib
 import os
 import signal
 import sys
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui_gpt.commands.common import (
     TextProgress,
-    add_model_args,
     add_run_dir,
-    add_runtime_args,
-    add_tokenizer_args,
-    add_window_args,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
+    add_settings,
+    add_vocab_dir,
+    given,
     runs_root,
+    settings_from_args,
 )
-from tui_gpt.core import detach
-from tui_gpt.core.config import TrainConfig
+from tui_gpt.core import detach, settings
+from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import (
     CheckpointSaved,
     Eval,
     Event,
     Notice,
+    Progress,
     RunStarted,
     Sample,
     Step,
     Stopped,
+    eval_line,
+    started_line,
 )
 
 if TYPE_CHECKING:  # torch comes with these; the parser must load without it
     from tui_gpt.core.distributed import Distributed
-    from tui_gpt.core.session import TrainingJob
+    from tui_gpt.core.jobs import TrainingJob
     from tui_gpt.core.trainer import TrainerControl
 
 
@@ -61,62 +58,19 @@ def add_parser(sub) -> None:
     p.add_argument(
         "data", metavar="DATA", nargs="?", help="a UTF-8 text file or a folder of .txt files"
     )
+    p.add_argument(
+        "--settings",
+        metavar="FILE",
+        help="start from a settings JSON (every run folder has one: settings.json); "
+        "flags given as well override it",
+    )
     p.add_argument("--resume", metavar="RUN", help="continue a run from its latest checkpoint")
     p.add_argument(
         "--init-from", metavar="RUN|PATH", help="start from a run's or a checkpoint's weights"
     )
-    add_model_args(p)
-    p.add_argument(
-        "--dropout",
-        type=non_negative_float,
-        help="dropout rate of a new model (default 0.1, as GPT-2)",
-    )
-    add_tokenizer_args(p)
-    add_window_args(p, context_default=None)
-    p.add_argument(
-        "--epochs", type=positive_int, help="passes over the training split (default 10)"
-    )
-    p.add_argument("--max-steps", type=positive_int, help="stop after this many updates")
-    p.add_argument(
-        "--lr", type=positive_float, default=4e-4, help="AdamW learning rate (default 4e-4)"
-    )
-    p.add_argument(
-        "--weight-decay",
-        type=non_negative_float,
-        default=0.1,
-        help="AdamW weight decay (default 0.1)",
-    )
-    p.add_argument(
-        "--warmup-steps", type=non_negative_int, default=0, help="linear warmup steps (default 0)"
-    )
-    p.add_argument("--cosine", action="store_true", help="cosine learning-rate decay after warmup")
-    p.add_argument("--grad-clip", type=positive_float, help="clip the gradient norm to this value")
-    p.add_argument(
-        "--eval-freq", type=positive_int, default=5, help="evaluate every N steps (default 5)"
-    )
-    p.add_argument(
-        "--eval-iter", type=positive_int, default=5, help="batches per evaluation (default 5)"
-    )
-    p.add_argument("--seed", type=int, default=123, help="random seed (default 123)")
-    p.add_argument(
-        "--start-context", default="Every effort moves you", help="prompt of the per-epoch sample"
-    )
-    p.add_argument(
-        "--sample-tokens", type=non_negative_int, default=50, help="tokens in the per-epoch sample"
-    )
-    p.add_argument(
-        "--checkpoint-minutes",
-        type=positive_float,
-        default=10.0,
-        help="save latest at least this often (default 10)",
-    )
-    add_runtime_args(p)
-    p.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the training step: faster steps after a slow first one "
-        "(falls back to eager if compiling fails)",
-    )
+    add_settings(p.add_argument_group("model"), ModelChoice)
+    add_vocab_dir(p)
+    add_settings(p.add_argument_group("training"), TrainConfig)
     p.add_argument(
         "--detach",
         action="store_true",
@@ -133,9 +87,7 @@ class ConsolePrinter:
     def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stdout
         self.bar = TextProgress("training")
-        self.total = 0
-        self.started = time.monotonic()
-        self.first_step: int | None = None
+        self.progress = Progress()
 
     def say(self, text: str) -> None:
         self.bar.clear()
@@ -146,21 +98,11 @@ class ConsolePrinter:
             _silence_output()
 
     def __call__(self, event: Event) -> None:
+        self.progress.update(event)
         if isinstance(event, RunStarted):
-            self.total = event.total_steps
-            self.first_step = event.step + 1
-            self.started = time.monotonic()
-            verb = "resuming" if event.resumed else "training"
-            self.say(
-                f"{verb} run {event.run_id}: {event.params:,} parameters, {event.total_steps} steps "
-                f"({event.train_batches} batches/epoch, {event.val_batches} validation), "
-                f"device {event.device}, precision {event.precision}, {event.threads} threads"
-            )
+            self.say(started_line(event))
         elif isinstance(event, Eval):
-            self.say(
-                f"Ep {event.epoch} (Step {event.step:06d}): "
-                f"Train loss {event.train_loss:.3f}, Val loss {event.val_loss:.3f}"
-            )
+            self.say(eval_line(event))
         elif isinstance(event, Sample):
             self.say(event.text.replace("\n", " "))
         elif isinstance(event, Notice):
@@ -170,22 +112,7 @@ class ConsolePrinter:
         elif isinstance(event, CheckpointSaved) and event.kind == "latest":
             self.bar.clear()
         elif isinstance(event, Step):
-            done = event.step + 1
-            ran = done - (self.first_step or 0)
-            elapsed = time.monotonic() - self.started
-            eta = elapsed / ran * (self.total - done) if ran > 0 else 0.0
-            self.bar(
-                done,
-                self.total,
-                f"step {done}/{self.total} · epoch {event.epoch} · loss {event.loss:.3f} · "
-                f"{event.tok_per_s:,.0f} tok/s · ETA {_duration(eta)}",
-            )
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+            self.bar(self.progress.done, self.progress.total, self.progress.line())
 
 
 def _silence_output() -> None:
@@ -217,118 +144,54 @@ def install_stop_signals(control: TrainerControl, say) -> None:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    if args.resume and args.data:
-        raise_usage("give either DATA or --resume RUN, not both")
-    if not args.resume and not args.data:
-        raise_usage("DATA is required (a text file or folder), or --resume RUN")
-    if args.dropout is not None and not args.dropout < 1:
-        raise_usage(f"--dropout must be below 1, got {args.dropout}")
+    if args.resume and (args.data or args.settings or args.init_from):
+        raise_usage("--resume continues a run with its own data and settings; give no DATA, "
+                    "--settings or --init-from with it")  # fmt: skip
+    if not args.resume and not args.data and not args.settings:
+        raise_usage("DATA is required (a text file or folder), or --settings FILE, or --resume RUN")
+    if args.resume:
+        fixed = [s.option for s in settings.specs(TrainConfig) if not s.on_resume]
+        fixed += [s.option for s in settings.specs(ModelChoice)]
+        changed = [s.option for s in settings.specs(TrainConfig) + settings.specs(ModelChoice)
+                   if s.name in {**given(args, TrainConfig), **given(args, ModelChoice)}
+                   and s.option in fixed]  # fmt: skip
+        if changed:
+            raise_usage(f"{', '.join(changed)} cannot change when resuming (the run's data "
+                        "order and model depend on it)")  # fmt: skip
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The training settings of a parsed `train` command line."""
-    return TrainConfig(
-        epochs=args.epochs or 10,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        stride=args.stride,
-        train_ratio=args.train_ratio,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps,
-        cosine_decay=args.cosine,
-        grad_clip=args.grad_clip,
-        eval_freq=args.eval_freq,
-        eval_iter=args.eval_iter,
-        seed=args.seed,
-        start_context=args.start_context,
-        sample_tokens=args.sample_tokens,
-        checkpoint_minutes=args.checkpoint_minutes,
-        device=args.device,
-        precision=args.precision,
-        threads=args.threads,
-        compile=args.compile,
+def spec_from_args(args: argparse.Namespace) -> TrainSpec:
+    """The training a `train` command line asks for: a settings file (if any), then DATA and
+    the flags given."""
+    base = TrainSpec.load(args.settings) if args.settings else TrainSpec(data=args.data)
+    spec = TrainSpec(
+        data=args.data or base.data,
+        model=settings_from_args(args, ModelChoice, base.model),
+        train=settings_from_args(args, TrainConfig, base.train),
+        init_from=args.init_from or base.init_from,
     )
+    settings.check(spec.model)
+    spec.train.validate()
+    return spec
 
 
 def build_job(
     args: argparse.Namespace, sinks, control: TrainerControl, dist: Distributed | None = None
 ) -> TrainingJob:
     from tui_gpt.core.distributed import SINGLE
-    from tui_gpt.core.session import new_training, resume_training
+    from tui_gpt.core.jobs import JobHooks, assemble
 
     dist = dist or SINGLE
     bar = TextProgress("tokenizing")
-    progress = (lambda done, total: bar(done, total)) if dist.is_main else None
-    root = runs_root(args)
+    hooks = JobHooks(sinks, control, (lambda d, t: bar(d, t)) if dist.is_main else None)
     if args.resume:
-        job = resume_training(
-            args.resume,
-            root,
-            epochs=args.epochs,
-            max_steps=args.max_steps,
-            sinks=sinks,
-            control=control,
-            device=None if args.device == "auto" else args.device,
-            progress=progress,
-            dist=dist,
-        )
+        job = assemble(resume=args.resume, changes=given(args, TrainConfig), runs_root=runs_root(args),
+                       hooks=hooks, dist=dist)  # fmt: skip
     else:
-        cfg = config_from_args(args)
-        job = new_training(
-            args.data,
-            cfg,
-            args.preset,
-            args.context_length,
-            args.tokenizer,
-            args.vocab_dir,
-            root,
-            sinks=sinks,
-            control=control,
-            progress=progress,
-            init_from=args.init_from,
-            dropout=args.dropout,
-            dist=dist,
-        )
+        job = assemble(spec_from_args(args), runs_root=runs_root(args), hooks=hooks, dist=dist,
+                       vocab_dir=args.vocab_dir)  # fmt: skip
     bar.clear()
     return job
-
-
-def train_argv(
-    data: str,
-    cfg: TrainConfig,
-    preset: str,
-    context_length: int | None,
-    tokenizer: str,
-    run_dir: Path,
-) -> list[str]:
-    """The `tui-gpt` command line that trains `data` with these settings (what the app runs
-    in the background)."""
-    argv = ["--run-dir", str(run_dir), "train", str(data), "--preset", preset]
-    argv += ["--tokenizer", tokenizer, "--epochs", str(cfg.epochs)]
-    argv += ["--batch-size", str(cfg.batch_size), "--train-ratio", repr(cfg.train_ratio)]
-    argv += ["--lr", repr(cfg.lr), "--weight-decay", repr(cfg.weight_decay)]
-    argv += ["--eval-freq", str(cfg.eval_freq), "--eval-iter", str(cfg.eval_iter)]
-    argv += ["--seed", str(cfg.seed), "--start-context", cfg.start_context]
-    argv += ["--sample-tokens", str(cfg.sample_tokens)]
-    argv += ["--checkpoint-minutes", repr(cfg.checkpoint_minutes)]
-    argv += ["--device", cfg.device, "--precision", cfg.precision]
-    optional = {
-        "--context-length": context_length,
-        "--max-steps": cfg.max_steps,
-        "--stride": cfg.stride,
-        "--warmup-steps": cfg.warmup_steps or None,
-        "--grad-clip": cfg.grad_clip,
-        "--threads": cfg.threads,
-    }
-    for flag, value in optional.items():
-        if value is not None:
-            argv += [flag, repr(value)]
-    if cfg.cosine_decay:
-        argv.append("--cosine")
-    if cfg.compile:
-        argv.append("--compile")
-    return argv
 
 
 def raise_usage(message: str) -> None:
@@ -350,9 +213,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_detached(args: argparse.Namespace) -> int:
-    argv = [a for a in args.argv if a != "--detach"]
     print("starting the training in the background (preparing the dataset) ...", flush=True)
-    started = detach.launch(argv)
+    root = runs_root(args)
+    if args.resume:
+        argv = [a for a in args.argv if a != "--detach"]  # the user's own overrides, as given
+        started = detach.launch(argv)
+    else:
+        started = detach.launch_spec(spec_from_args(args), root, args.vocab_dir)
     print(f"training in the background: run {started.run_id}, pid {started.pid}")
     print(f"  folder   {started.path}")
     print(f"  log      {started.log}")

@@ -23,4 +23,4 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from tui_gpt.ui.app import run_app
 
-    return run_app(args, watch=find_run(args.run, runs_root(args)))
+    return run_app(runs_root(args), watch=find_run(args.run, runs_root(args)))

@@ -15,11 +15,13 @@ from pathlib import Path
 import torch
 
 from tui_gpt.core.config import TrainConfig, model_config
-from tui_gpt.core.device import autocast, resolve_device, resolve_precision, resolve_threads
+from tui_gpt.core.data import BatchLoader, Loaders, TokenWindows
+from tui_gpt.core.device import Runtime, resolve_device, resolve_precision, resolve_threads
 from tui_gpt.core.generate import generate
 from tui_gpt.core.model import GPT
 from tui_gpt.core.quantize import quantize_int8
-from tui_gpt.core.trainer import make_optimizer
+from tui_gpt.core.tokenizer import ByteTokenizer
+from tui_gpt.core.trainer import Trainer
 
 
 def peak_rss_mib() -> float:
@@ -62,40 +64,36 @@ def bench_train(
     threads: int | None = None,
     seed: int = 123,
 ) -> dict:
-    """tui-gpt's training step (the trainer's own model, optimizer and autocast) on random
-    tokens: tokens/s, seconds per step, and MFU."""
+    """The trainer's own update step (its model, optimizer and autocast) on random tokens:
+    tokens/s, seconds per step, and MFU."""
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
-    n_threads = resolve_threads(threads)
+    runtime = Runtime(dev, resolve_precision(precision, dev), resolve_threads(threads))
     torch.manual_seed(seed)
     model = GPT(model_config(preset, 50257, context_length)).to(dev).train()
-    optimizer = make_optimizer(model, TrainConfig(), dev)  # the defaults: lr 4e-4, weight decay 0.1
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 50257, (batch_size, context_length), generator=g).to(dev)
-    y = torch.randint(0, 50257, (batch_size, context_length), generator=g).to(dev)
+    ids = torch.randint(0, 50257, (batch_size * context_length + 1,), generator=g).numpy()
+    windows = BatchLoader(TokenWindows(ids, context_length, context_length), batch_size)
+    # The defaults (lr 4e-4, weight decay 0.1), as a training run has them.
+    trainer = Trainer(model, Loaders(windows, windows), ByteTokenizer(), TrainConfig(), runtime)
+    x, y = next(iter(windows))
+    x, y = x.to(dev), y.to(dev)
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(dev, prec):
-            logits = model(x)
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-        loss.backward()
-        optimizer.step()
-        loss.item()
+        trainer.update(x, y)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     step_s = statistics.median(times)
     tok_per_s = batch_size * context_length / step_s
-    peak = peak_matmul_flops(prec) if dev.type == "cpu" else float("nan")
+    peak = peak_matmul_flops(runtime.precision) if dev.type == "cpu" else float("nan")
     return {
         "mode": "train",
         "preset": preset,
         "context_length": context_length,
         "batch_size": batch_size,
         "device": str(dev),
-        "precision": prec,
-        "threads": n_threads,
+        "precision": runtime.precision,
+        "threads": runtime.threads,
         "steps": steps,
         "step_s": step_s,
         "tok_per_s": tok_per_s,
@@ -161,7 +159,8 @@ def bench_data(path: str | Path, tokenizer_name: str = "gpt2", threads: int | No
     """Tokenize a text into a fresh cache: tokens/s and peak memory."""
     import tempfile
 
-    from tui_gpt.core.data import cpu_count, inspect_source, prepare
+    from tui_gpt.core.data import inspect_source, prepare
+    from tui_gpt.core.device import cpu_count
     from tui_gpt.core.tokenizer import get_tokenizer
 
     tok = get_tokenizer(tokenizer_name)

@@ -1,5 +1,8 @@
 """Model presets and the training configuration.
 
+Each setting is one field with its help, label and bounds (core/settings.py); the CLI
+flags, the app's forms and validation are generated from these classes.
+
 Presets fix the shape of the network; the vocabulary size comes from the tokenizer at
 training time, and the context length can be overridden (the reference trains the 124M
 shape at context 256).
@@ -7,10 +10,15 @@ shape at context 256).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import TYPE_CHECKING
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from tui_gpt.core import settings
 from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.settings import setting
+from tui_gpt.core.tokenizer import TOKENIZERS
 
 if TYPE_CHECKING:  # the model module imports torch: `tui-gpt --help` should not wait for it
     from tui_gpt.core.model import GPTConfig
@@ -77,60 +85,140 @@ def count_params(cfg: GPTConfig) -> int:
 
 
 @dataclass
+class ModelChoice:
+    """Which model to build and how it reads text: a preset shape, the tokenizer and the
+    window length."""
+
+    preset: str = setting(DEFAULT_PRESET, "model shape", label="Preset", choices=PRESETS)
+    context_length: int | None = setting(
+        None, "tokens per training window", label="Context length", ge=1, blank="preset's"
+    )
+    tokenizer: str = setting("gpt2", "gpt2 BPE or raw bytes", label="Tokenizer", choices=TOKENIZERS)
+    dropout: float | None = setting(
+        None, "dropout rate of a new model", label="Dropout", ge=0, lt=1, blank="0.1"
+    )
+
+
+@dataclass
 class TrainConfig:
     """Everything about a training run except the model's shape."""
 
-    epochs: int = 10
-    max_steps: int | None = None  # stop after this many optimizer steps (None: run all epochs)
-    batch_size: int = 2
-    stride: int | None = None  # window step; None means the context length (no overlap)
-    train_ratio: float = 0.9
-    lr: float = 4e-4
-    weight_decay: float = 0.1
-    warmup_steps: int = 0  # linear warmup from 0 to lr (0: off, as the reference)
-    cosine_decay: bool = False  # cosine decay from lr to min_lr after warmup (off by default)
-    min_lr: float = 0.0
-    grad_clip: float | None = None  # clip the global gradient norm (None: off, as the reference)
-    eval_freq: int = 5  # evaluate every eval_freq steps
-    eval_iter: int = 5  # batches per evaluation, for each split
-    seed: int = 123
-    start_context: str = "Every effort moves you"
-    sample_tokens: int = 50  # greedy tokens generated after each epoch
-    checkpoint_minutes: float = (
-        10.0  # also save `latest` when this long has passed since the last save
+    epochs: int = setting(
+        10, "passes over the training split", label="Epochs", ge=1, on_resume=True
     )
-    device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16
-    threads: int | None = None  # CPU threads; None picks from the CPUs this process may use
-    compile: bool = False  # torch.compile the training step (opt-in: a long first step)
+    max_steps: int | None = setting(
+        None, "stop after this many updates", label="Max steps", ge=1, blank="all", on_resume=True
+    )
+    batch_size: int = setting(2, "windows per batch", label="Batch size", ge=1)
+    stride: int | None = setting(
+        None, "step between windows", label="Stride", ge=1, blank="context length"
+    )
+    train_ratio: float = setting(
+        0.9, "share of characters for training", label="Train ratio", gt=0, lt=1
+    )
+    lr: float = setting(4e-4, "AdamW learning rate", label="Learning rate", gt=0)
+    weight_decay: float = setting(0.1, "AdamW weight decay", label="Weight decay", ge=0)
+    warmup_steps: int = setting(0, "linear warmup steps from 0 to lr", label="Warmup steps", ge=0)
+    cosine_decay: bool = setting(
+        False, "cosine decay from lr to min lr after warmup", label="Cosine decay", flag="--cosine"
+    )
+    min_lr: float = setting(0.0, "learning rate at the end of cosine decay", label="Min LR", ge=0)
+    grad_clip: float | None = setting(
+        None,
+        "clip the global gradient norm to this value",
+        label="Gradient clip",
+        gt=0,
+        blank="off",
+    )
+    eval_freq: int = setting(5, "evaluate every N steps", label="Eval every", ge=1, on_resume=True)
+    eval_iter: int = setting(
+        5, "batches per evaluation", label="Eval batches", ge=1, on_resume=True
+    )
+    seed: int = setting(123, "random seed (weights and data order)", label="Seed")
+    start_context: str = setting(
+        "Every effort moves you", "prompt of the per-epoch sample", label="Start context"
+    )
+    sample_tokens: int = setting(
+        50, "tokens in the per-epoch sample", label="Sample tokens", ge=0, on_resume=True
+    )
+    checkpoint_minutes: float = setting(
+        10.0, "save latest at least this often", label="Save every (min)", gt=0, on_resume=True
+    )
+    device: str = setting(
+        "auto",
+        "auto picks CUDA, then MPS, then CPU",
+        label="Device",
+        choices=DEVICES,
+        on_resume=True,
+    )
+    precision: str = setting(
+        "auto", "auto: bf16 where the hardware has bf16 units", label="Precision",
+        choices=PRECISIONS, on_resume=True,
+    )  # fmt: skip
+    threads: int | None = setting(
+        None, "CPU threads", label="Threads", ge=1, blank="all allowed", on_resume=True
+    )
+    compile: bool = setting(
+        False, "torch.compile the training step: a slow first step, faster later ones "
+        "(falls back to eager if compiling fails)", label="Compile", on_resume=True,
+    )  # fmt: skip
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return settings.from_dict(cls, d)
 
     def updated(self, **changes) -> TrainConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def validate(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.max_steps is None or self.max_steps >= 1, "max steps must be at least 1"),
-            (self.batch_size >= 1, "batch size must be at least 1"),
-            (self.stride is None or self.stride >= 1, "stride must be at least 1"),
-            (0 < self.train_ratio < 1, "train ratio must be between 0 and 1 (exclusive)"),
-            (self.lr > 0, "learning rate must be positive"),
-            (self.weight_decay >= 0, "weight decay must not be negative"),
-            (self.eval_freq >= 1, "eval frequency must be at least 1"),
-            (self.eval_iter >= 1, "eval batches must be at least 1"),
-            (self.warmup_steps >= 0, "warmup steps must not be negative"),
-            (self.grad_clip is None or self.grad_clip > 0, "gradient clip must be positive"),
-            (self.sample_tokens >= 0, "sample tokens must not be negative"),
-            (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise TuiGptError(message)
+        settings.check(self)
+
+
+@dataclass
+class SamplingConfig:
+    """How tokens are drawn when generating."""
+
+    temperature: float = setting(1.0, "0 is greedy", label="Temperature", ge=0)
+    top_k: int = setting(50, "keep the k likeliest tokens; 0 is off", label="Top-k (0: off)", ge=0)
+    top_p: float | None = setting(
+        None, "keep tokens up to this total probability", label="Top-p", gt=0, le=1, blank="off"
+    )
+    max_new_tokens: int = setting(50, "tokens to add", label="Max new tokens", ge=0)
+    seed: int | None = setting(None, "seed for repeatable sampling", label="Seed", blank="any")
+    eos: bool = setting(False, "stop at the end-of-text token", label="Stop at end-of-text")
+
+
+@dataclass
+class TrainSpec:
+    """A training to start: the data, the model choice and the training settings. Its JSON
+    form is `settings.json` in every run folder and what a background run is given."""
+
+    data: str
+    model: ModelChoice = field(default_factory=ModelChoice)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    init_from: str | None = None  # a run or checkpoint whose weights (and shape) start it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> TrainSpec:
+        if not isinstance(d, dict) or not isinstance(d.get("data"), str):
+            raise TuiGptError('a training spec needs a JSON object with a "data" path')
+        init = d.get("init_from")
+        return cls(
+            data=d["data"],
+            model=settings.from_dict(ModelChoice, d.get("model", {})),
+            train=settings.from_dict(TrainConfig, d.get("train", {})),
+            init_from=init if isinstance(init, str) else None,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainSpec:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise TuiGptError(f"{path}: not a readable settings file ({exc})") from None

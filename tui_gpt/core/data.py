@@ -19,25 +19,19 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from tui_gpt import paths
+from tui_gpt.core.device import cpu_count
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.tokenizer import EOT_TEXT, Tokenizer
 
 CACHE_FORMAT = 1
 _READ_BLOCK = 1 << 22  # characters read per block (4 Mi)
 _PIECE = 1 << 16  # characters per tokenizer work item (64 Ki)
-
-
-def cpu_count() -> int:
-    """CPUs this process may use (affinity mask), not the machine's total."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------- validation
@@ -413,9 +407,15 @@ class BatchLoader:
         return self.iter_epoch(0)
 
 
+class Loaders(NamedTuple):
+    train: BatchLoader
+    val: BatchLoader
+
+
 @dataclass(frozen=True)
 class SplitPlan:
-    """How a prepared dataset turns into batches; the facts `tui-gpt prepare` reports."""
+    """How a prepared dataset turns into batches, and what stops it from training: the
+    facts `tui-gpt prepare`, the app's preview and the loaders all go by."""
 
     chars: int
     tokens: int
@@ -425,9 +425,51 @@ class SplitPlan:
     val_tokens: int
     train_batches: int
     val_batches: int
+    problems: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "problems": list(self.problems)}
+
+
+def _loaders(
+    data: PreparedData, context_length: int, batch_size: int, stride: int | None,
+    seed: int = 123, rank: int = 0, world: int = 1,
+) -> Loaders:  # fmt: skip
+    stride = stride or context_length
+    train = TokenWindows(data.train_ids, context_length, stride)
+    val = TokenWindows(data.val_ids, context_length, stride)
+    return Loaders(
+        BatchLoader(train, batch_size, shuffle=True, drop_last=True, seed=seed, rank=rank, world=world),
+        BatchLoader(val, batch_size, rank=rank, world=world),
+    )  # fmt: skip
+
+
+def plan(
+    data: PreparedData, context_length: int, batch_size: int, stride: int | None = None
+) -> SplitPlan:
+    """The split's facts; a split too short for a single batch is a problem naming the split,
+    its token count and the count it needs (the reference would train on nothing, loss NaN)."""
+    train, val = _loaders(data, context_length, batch_size, stride)
+    step = stride or context_length
+    problems = []
+    if len(train) == 0:
+        problems.append(
+            f"the training split has {len(data.train_ids)} tokens, too few for one batch of "
+            f"{batch_size} x {context_length}: it needs at least "
+            f"{context_length + (batch_size - 1) * step + 1}. "
+            "Use more text, a smaller context length, batch size or stride"
+        )
+    if len(val) == 0:
+        problems.append(
+            f"the validation split has {len(data.val_ids)} tokens, too few for one window of "
+            f"{context_length}: it needs at least {context_length + 1}. "
+            "Use more text, a smaller context length or a lower train ratio"
+        )
+    return SplitPlan(
+        chars=data.source.chars, tokens=data.tokens, train_chars=data.train_chars,
+        val_chars=data.val_chars, train_tokens=len(data.train_ids), val_tokens=len(data.val_ids),
+        train_batches=len(train), val_batches=len(val), problems=tuple(problems),
+    )  # fmt: skip
 
 
 def make_loaders(
@@ -436,57 +478,13 @@ def make_loaders(
     batch_size: int,
     stride: int | None = None,
     seed: int = 123,
-    check: bool = True,
     rank: int = 0,
     world: int = 1,
-) -> tuple[BatchLoader, BatchLoader]:
+) -> Loaders:
     """Training loader (shuffled, drops the last partial batch) and validation loader (in
     order, keeps its partial batch so a small validation split is never silently empty).
-
-    With `check`, a split too short for a single batch raises `TuiGptError` naming the split,
-    its token count and the count it needs (the reference would train on nothing, loss NaN).
-    """
-    stride = stride or context_length
-    train = BatchLoader(
-        TokenWindows(data.train_ids, context_length, stride),
-        batch_size,
-        shuffle=True,
-        drop_last=True,
-        seed=seed,
-        rank=rank,
-        world=world,
-    )
-    val = BatchLoader(
-        TokenWindows(data.val_ids, context_length, stride), batch_size, rank=rank, world=world
-    )
-    if check:
-        need_train = context_length + (batch_size - 1) * stride + 1
-        if len(train) == 0:
-            raise TuiGptError(
-                f"the training split has {len(data.train_ids)} tokens, too few for one batch "
-                f"of {batch_size} x {context_length}: it needs at least {need_train}. "
-                "Use more text, a smaller context length, batch size or stride"
-            )
-        if len(val) == 0:
-            raise TuiGptError(
-                f"the validation split has {len(data.val_ids)} tokens, too few for one window "
-                f"of {context_length}: it needs at least {context_length + 1}. "
-                "Use more text, a smaller context length or a lower train ratio"
-            )
-    return train, val
-
-
-def plan(
-    data: PreparedData, context_length: int, batch_size: int, stride: int | None = None
-) -> SplitPlan:
-    train, val = make_loaders(data, context_length, batch_size, stride, check=False)
-    return SplitPlan(
-        chars=data.source.chars,
-        tokens=data.tokens,
-        train_chars=data.train_chars,
-        val_chars=data.val_chars,
-        train_tokens=len(data.train_ids),
-        val_tokens=len(data.val_ids),
-        train_batches=len(train),
-        val_batches=len(val),
-    )
+    Raises `TuiGptError` with the plan's first problem."""
+    problems = plan(data, context_length, batch_size, stride).problems
+    if problems:
+        raise TuiGptError(problems[0])
+    return _loaders(data, context_length, batch_size, stride, seed, rank, world)

@@ -13,10 +13,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.fsutil import atomic_write_text
 
 READY_FD_ENV = "TUI_GPT_READY_FD"
 LOG_NAME = "train.log"
@@ -63,6 +66,26 @@ def launch(argv: list[str], env: dict[str, str] | None = None) -> Detached:
         message.get("error")
         or f"the background training exited (status {code}) before creating its run"
     )
+
+
+def write_spec(spec: TrainSpec, runs_root: Path) -> Path:
+    """The spec as a JSON file beside the run folders, for a background run to read."""
+    runs_root.mkdir(parents=True, exist_ok=True)
+    path = runs_root / f".launch-{time.time_ns()}-{os.getpid()}.json"
+    atomic_write_text(path, json.dumps(spec.to_dict(), indent=2))
+    return path
+
+
+def launch_spec(spec: TrainSpec, runs_root: Path, vocab_dir: str | None = None) -> Detached:
+    """Start a new training in the background. Its settings travel as a JSON file (the same
+    form as a run folder's settings.json), not as a command line rebuilt from them; the file
+    is removed once the child has started (or failed to)."""
+    path = write_spec(spec, runs_root)
+    argv = ["--run-dir", str(runs_root), "train", "--settings", str(path)]
+    try:
+        return launch(argv + (["--vocab-dir", vocab_dir] if vocab_dir else []))
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def is_detached_child() -> bool:

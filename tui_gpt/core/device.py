@@ -5,13 +5,30 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from tui_gpt.core.config import DEVICES, PRECISIONS, SAMPLING_PRECISIONS  # noqa: F401
-from tui_gpt.core.data import cpu_count
+from tui_gpt.core.config import DEVICES, PRECISIONS
 from tui_gpt.core.errors import TuiGptError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a model computes: device, precision (fp32 | bf16) and CPU threads."""
+
+    device: torch.device
+    precision: str = "fp32"
+    threads: int = 1
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (affinity mask), not the machine's total."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -3,11 +3,13 @@
 Every event carries `event` (its name), `time` (unix seconds), `step`, `epoch` and
 `tokens_seen`. `step` follows the reference's numbering: the first optimizer update is
 step 0, and evaluation happens when `step % eval_freq == 0`. `epoch` counts from 1.
-Sinks (the run folder's events.jsonl, the console, the app) receive the same objects.
+Sinks (the run folder's events.jsonl, the console, the app) receive the same objects, and
+every line a person reads about them is formatted here, once.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -127,13 +129,90 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-def event_from_dict(d: dict[str, Any]) -> Event | None:
-    """The event a JSON line describes, or None for an unknown or malformed one."""
+def event_from_dict(d: Any) -> Event | None:
+    """The event a JSON line describes, or None for an unknown or malformed one (a field of
+    the wrong type included: a damaged line must not break a reader)."""
+    if not isinstance(d, dict):
+        return None
     cls = EVENT_TYPES.get(d.get("event", ""))
     if cls is None:
         return None
-    known = set(cls.__dataclass_fields__)
     try:
-        return cls(**{k: v for k, v in d.items() if k in known})
+        event = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
     except TypeError:
         return None
+    for f in cls.__dataclass_fields__.values():
+        value = getattr(event, f.name)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if (f.type in ("int", "float") and not number) or (
+            f.type == "str" and not isinstance(value, str)
+        ):
+            return None
+    return event
+
+
+# ---------------------------------------------------------------------- what people read
+
+
+def duration(seconds: float) -> str:
+    """m:ss or h:mm:ss; "-" when unknown."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "-"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def eval_line(e: Eval) -> str:
+    """The reference's evaluation line."""
+    return (
+        f"Ep {e.epoch} (Step {e.step:06d}): "
+        f"Train loss {e.train_loss:.3f}, Val loss {e.val_loss:.3f}"
+    )
+
+
+def started_line(e: RunStarted) -> str:
+    return (
+        f"{'resuming' if e.resumed else 'training'} run {e.run_id}: {e.params:,} parameters, "
+        f"{e.total_steps} steps ({e.train_batches} batches/epoch, {e.val_batches} validation), "
+        f"device {e.device}, precision {e.precision}, {e.threads} threads"
+    )
+
+
+class Progress:
+    """Steps done, the total and the time left, from a run's events (their own times, so a
+    run followed from its file reads the same as one trained here)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.first_step = 0
+        self.first_time = 0.0
+        self.last: Step | None = None
+
+    def update(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.total, self.first_step, self.first_time = (
+                event.total_steps, event.step + 1, event.time
+            )  # fmt: skip
+        elif isinstance(event, Step):
+            self.last = event
+
+    @property
+    def done(self) -> int:
+        return self.last.step + 1 if self.last is not None else 0
+
+    def eta(self) -> float:
+        """Seconds left at the pace since the run (or its resumption) started; NaN unknown."""
+        ran = self.done - self.first_step
+        if self.last is None or ran <= 0:
+            return math.nan
+        return (self.last.time - self.first_time) / ran * (self.total - self.done)
+
+    def line(self, eta: bool = True) -> str:
+        e = self.last
+        if e is None:
+            return ""
+        return (
+            f"epoch {e.epoch} · step {self.done}/{self.total} · loss {e.loss:.3f} · "
+            f"{e.tok_per_s:,.0f} tok/s · ETA {duration(self.eta() if eta else math.nan)}"
+        )

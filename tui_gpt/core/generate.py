@@ -76,8 +76,8 @@ def uses_aten_gemv(model: GPT) -> bool:
 
 def decoding_kernels(aten_gemv: bool) -> contextlib.AbstractContextManager:
     """Decoding multiplies one vector by each weight matrix. For bf16 weights on CPU,
-    PyTorch's own kernel streams them 1.2-1.8x faster than oneDNN's, at the same accuracy
-    against fp32 (benchmarks/LEVERS.md). oneDNN's switch is process-wide, so it is turned off
+    PyTorch's own kernel streams them faster than oneDNN's, at the same accuracy against
+    fp32 (measured in benchmarks/LEVERS.md). oneDNN's switch is process-wide, so it is turned off
     only around each decoding step, and only where no training runs alongside (a training in
     the same process would lose oneDNN's fast bf16 GEMMs for those milliseconds)."""
     return _without_onednn() if aten_gemv else contextlib.nullcontext()

@@ -25,14 +25,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from tui_gpt import __version__, paths
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import Eval, Event
+from tui_gpt.core.events import Eval, Event, event_from_dict
 from tui_gpt.core.fsutil import atomic_write_text
 
-STATUSES = ("running", "paused", "stopped", "finished", "failed")
+# What status.json says of a run, as its trainer last wrote it.
+Status = Literal["running", "paused", "stopped", "finished", "failed", "imported", "unknown"]
+# What is known of the process behind a run folder.
+Process = Literal["live", "stale", "ended", "unknown"]
+# What a user is told: live (training now), stale (its process died without a word), damaged
+# (unreadable), or how it ended.
+State = Literal["live", "stale", "damaged", "stopped", "finished", "failed", "imported", "unknown"]
+ACTIVE: tuple[Status, ...] = ("running", "paused")
 # A heartbeat older than this means the process is gone (or its machine is unreachable).
 STALE_AFTER_SECONDS = 30.0
 
@@ -76,13 +83,21 @@ class Run:
         except (OSError, ValueError):
             return {}
 
-    def set_status(self, status: str, **summary: Any) -> None:
+    def status_of(self) -> Status:
+        value = self.status().get("status")
+        return cast(Status, value) if value in get_args(Status) else "unknown"
+
+    def set_status(self, status: Status, **summary: Any) -> None:
         data = self.status()
         data.update(summary, status=status, updated=time.time(), pid=os.getpid())
         atomic_write_text(self.path / "status.json", json.dumps(data))
 
     def events(self) -> list[dict[str, Any]]:
+        """The events.jsonl lines as written (JSON objects)."""
         return list(read_events(self.events_path))
+
+    def typed_events(self) -> list[Event]:
+        return [e for e in map(event_from_dict, read_events(self.events_path)) if e is not None]
 
     def weights(self) -> Path:
         """The checkpoint to sample from: best if there is one, else latest."""
@@ -152,7 +167,7 @@ def read_events(path: Path, offset: int = 0) -> Iterator[dict[str, Any]]:
                 yield obj
 
 
-_STATUS_AFTER = {
+_STATUS_AFTER: dict[str, Status] = {
     "run_started": "running",
     "resumed": "running",
     "paused": "paused",
@@ -171,7 +186,7 @@ class EventLog:
         self._file = open(run.events_path, "a", encoding="utf-8")
         status = run.status()
         self._best = status.get("best_val_loss")
-        self._status = status.get("status", "running")
+        self._status: Status = run.status_of() if status else "running"
 
     def __call__(self, event: Event) -> None:
         self._file.write(json.dumps(event.to_dict()) + "\n")
@@ -208,19 +223,19 @@ class RunSummary:
     params: int | None = None
     steps: int = 0
     best_val_loss: float | None = None
-    status: str = "unknown"
-    process: str = "unknown"  # live | stale | ended | unknown (see liveness())
+    status: Status = "unknown"
+    process: Process = "unknown"
     pid: int | None = None
     heartbeat_age: float | None = None
     problem: str | None = None
 
     @property
-    def state(self) -> str:
+    def state(self) -> State:
         """What a user asks first: live (training now), stale (its process died without
         a word: resume it), or how the run ended (finished, stopped, failed, imported)."""
         if self.problem is not None:
             return "damaged"
-        if self.status in ("running", "paused"):
+        if self.status in ACTIVE:
             return "live" if self.process == "live" else "stale"
         return self.status
 
@@ -264,7 +279,7 @@ def summarize(run: Run) -> RunSummary:
     summary.params = info.get("params")
     summary.steps = int(status.get("step", -1)) + 1
     summary.best_val_loss = status.get("best_val_loss")
-    summary.status = str(status.get("status", "unknown"))
+    summary.status = run.status_of()
     life = liveness(run)
     summary.process, summary.pid, summary.heartbeat_age = life.state, life.pid, life.age
     return summary
@@ -308,7 +323,7 @@ def delete_run(run: Run) -> None:
 class Liveness:
     """What is known of the process behind a run folder."""
 
-    state: str  # live | stale | ended | unknown
+    state: Process
     pid: int | None = None
     host: str = ""
     age: float | None = None  # seconds since the last heartbeat
@@ -335,9 +350,8 @@ def liveness(run: Run, now: float | None = None) -> Liveness:
     proc = read_process(run)
     if not proc:
         # Runs from before heartbeats: only the pid in status.json can tell.
-        status = run.status()
-        pid = status.get("pid")
-        if status.get("status") in ("running", "paused"):
+        pid = run.status().get("pid")
+        if run.status_of() in ACTIVE:
             return Liveness("live" if pid_alive(pid) else "stale", pid)
         return Liveness("unknown", pid)
     pid, host = proc.get("pid"), str(proc.get("host", ""))
@@ -358,12 +372,10 @@ class EventFollower:
         self.path = Path(path)
         self.offset = 0
 
-    def poll(
-        self, limit_bytes: int = 64 << 20, last_step_only: bool = False
-    ) -> list[dict[str, Any]]:
+    def poll(self, limit_bytes: int = 64 << 20, last_step_only: bool = False) -> list[Event]:
         """New complete events. With `last_step_only`, of the step events in this batch only
         the newest is decoded (the others are most of a long run's file and a dashboard
-        shows just the newest): catching up on 100,000 events then parses a fifth of them."""
+        shows just the newest)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -375,22 +387,20 @@ class EventFollower:
             return []
         self.offset += end + 1
         lines = chunk[: end + 1].splitlines()
-        last_step = -1
+        newest_step = -1
         if last_step_only:
-            for i in range(len(lines) - 1, -1, -1):
-                if lines[i].startswith(_STEP_PREFIX):
-                    last_step = i
-                    break
+            steps = (i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(_STEP_PREFIX))
+            newest_step = next(steps, -1)
         events = []
         for i, line in enumerate(lines):
-            if last_step_only and i != last_step and line.startswith(_STEP_PREFIX):
+            if last_step_only and i != newest_step and line.startswith(_STEP_PREFIX):
                 continue
             try:
-                obj = json.loads(line)
+                event = event_from_dict(json.loads(line))
             except ValueError:
                 continue
-            if isinstance(obj, dict):
-                events.append(obj)
+            if event is not None:
+                events.append(event)
         return events
 
 

@@ -16,15 +16,15 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from tui_gpt.core import checkpoint
 from tui_gpt.core.config import TrainConfig
-from tui_gpt.core.data import BatchLoader
-from tui_gpt.core.device import autocast
+from tui_gpt.core.data import Loaders
+from tui_gpt.core.device import Runtime, autocast
 from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import (
@@ -136,43 +136,53 @@ def lr_at(steps_done: int, cfg: TrainConfig, total_steps: int) -> float:
     return cfg.lr
 
 
+@dataclass
+class RunOutput:
+    """Where a trainer's results go: checkpoints to a folder (None: nowhere, as on ranks
+    other than 0), events to the sinks."""
+
+    checkpoint_dir: Path | None = None
+    sinks: list[Sink] = field(default_factory=list)
+    run_id: str = ""
+
+
 class Trainer:
     def __init__(
         self,
         model: GPT,
-        train_loader: BatchLoader,
-        val_loader: BatchLoader,
+        loaders: Loaders,
         tokenizer: Tokenizer,
         config: TrainConfig,
-        device: torch.device,
-        precision: str = "fp32",
-        optimizer: torch.optim.Optimizer | None = None,
-        state: TrainState | None = None,
-        checkpoint_dir: Path | None = None,
-        sinks: list[Sink] | None = None,
+        runtime: Runtime,
+        output: RunOutput | None = None,
         control: TrainerControl | None = None,
-        run_id: str = "",
-        threads: int = 1,
         dist: Distributed = SINGLE,
     ) -> None:
-        self.model, self.cfg, self.device, self.precision = model, config, device, precision
-        self.train_loader, self.val_loader, self.tokenizer = train_loader, val_loader, tokenizer
-        self.optimizer = optimizer or make_optimizer(model, config, device)
-        self.state = state or TrainState()
-        self.checkpoint_dir = checkpoint_dir
-        self.sinks: list[Sink] = list(sinks or [])
+        self.model, self.cfg, self.tokenizer, self.dist = model, config, tokenizer, dist
+        self.train_loader, self.val_loader = loaders
+        self.device, self.precision, self.threads = (
+            runtime.device,
+            runtime.precision,
+            runtime.threads,
+        )
+        self.optimizer = make_optimizer(model, config, runtime.device)
+        self.state = TrainState()
+        out = output or RunOutput()
+        self.checkpoint_dir, self.sinks, self.run_id = (
+            out.checkpoint_dir,
+            list(out.sinks),
+            out.run_id,
+        )
         self.control = control or TrainerControl()
-        self.run_id, self.threads = run_id, threads
-        self.dist = dist
         # What the update steps run through: DDP (gradients averaged across ranks) under
         # torchrun, the model itself otherwise. Evaluation, samples and checkpoints use the
         # bare model.
         self.train_module = dist.wrap(model)
-        per_epoch = len(train_loader)
-        self.total_steps = per_epoch * config.epochs
+        self.total_steps = len(self.train_loader) * config.epochs
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
         self._last_save = time.monotonic()
+        self._saved_latest = False
         # torch.compile (opt-in): the eager module to fall back to, whether the next step is
         # the compiling one, and whether the speed estimate restarts after it.
         self._eager = self.train_module
@@ -252,7 +262,7 @@ class Trainer:
                 if self._should_stop():
                     return self._stop()
                 t0 = time.perf_counter()
-                loss = self._update(x, y)
+                loss = self.update(x, y)
                 dt = time.perf_counter() - t0
                 s.batch += 1
                 s.steps_done += 1
@@ -317,7 +327,9 @@ class Trainer:
             self._rate_reset = True  # the compile step says nothing of the speed
             return loss
 
-    def _update(self, x: torch.Tensor, y: torch.Tensor) -> float:
+    def update(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One optimizer update on inputs / targets (B, T); the loss before it. `tui-gpt
+        bench` and benchmarks/ time exactly this."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.state.steps_done, self.cfg, self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
@@ -332,10 +344,10 @@ class Trainer:
         return value
 
     def _diverged(self, what: str) -> None:
-        message = (
-            f"{what}; training stopped. The last good checkpoint is kept; "
-            "try a lower learning rate or --grad-clip"
+        kept = (
+            "the last good checkpoint is kept" if self._saved_latest else "no checkpoint was saved"
         )
+        message = f"{what}; training stopped ({kept}). Try a lower learning rate or a gradient clip"
         self.emit(Error, message=message)
         raise TrainingDiverged(message)
 
@@ -418,6 +430,7 @@ class Trainer:
         """Weights, optimizer, RNG and position: everything `--resume` needs."""
         self._save("latest", with_optimizer=True)
         self._last_save = time.monotonic()
+        self._saved_latest = self.checkpoint_dir is not None
 
 
 def restore(trainer: Trainer, ckpt: checkpoint.Checkpoint) -> None:

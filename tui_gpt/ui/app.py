@@ -7,7 +7,6 @@ current step and save a checkpoint before the process exits.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
@@ -25,12 +24,13 @@ from textual.screen import Screen
 
 from tui_gpt import paths
 from tui_gpt.core import detach
-from tui_gpt.core.config import TrainConfig
+from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Event
+from tui_gpt.core.jobs import JobHooks, TrainingJob, assemble
 from tui_gpt.core.runs import Run
-from tui_gpt.core.session import TrainingJob, load_for_sampling, new_training, resume_training
-from tui_gpt.core.trainer import TrainerControl
+from tui_gpt.core.sampling import load_for_sampling
+from tui_gpt.core.trainer import Sink, TrainerControl
 from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
 from tui_gpt.ui.screens.chat import ChatScreen
 from tui_gpt.ui.screens.confirm import ConfirmScreen
@@ -41,9 +41,9 @@ from tui_gpt.ui.screens.train import TrainScreen
 
 def _freeze_heap() -> None:
     """Exempt every object alive now (torch, Textual, Rich, the widgets: hundreds of
-    thousands) from the garbage collector's full passes. Each such pass stops every thread,
-    and over this heap took up to 220 ms: the UI froze for that long while training, now
-    and then. Only objects created later are scanned."""
+    thousands) from the garbage collector's full passes. Each such pass stops every thread
+    for long enough to freeze the UI while training (measured in benchmarks/LEVERS.md).
+    Only objects created later are scanned."""
     gc.collect()
     gc.freeze()
 
@@ -106,40 +106,22 @@ class TuiGptApp(App):
 
     # ------------------------------------------------------------------ training
 
-    def start_training(
-        self, dataset: str, cfg: TrainConfig, preset: str, ctx: int | None, tok: str
-    ) -> None:
-        self._launch(
-            lambda sinks, control: new_training(
-                dataset,
-                cfg,
-                preset,
-                ctx,
-                tok,
-                runs_root=self.runs_root,
-                sinks=sinks,
-                control=control,
-            )
-        )
+    def start_training(self, spec: TrainSpec) -> None:
+        self._launch(lambda hooks: assemble(spec, runs_root=self.runs_root, hooks=hooks))
 
-    def start_background(
-        self, dataset: str, cfg: TrainConfig, preset: str, ctx: int | None, tok: str
-    ) -> None:
-        from tui_gpt.commands.train import train_argv
-
+    def start_background(self, spec: TrainSpec) -> None:
         self.notify("Preparing the dataset; the training will run in the background ...")
-        self._launch_detached(train_argv(dataset, cfg, preset, ctx, tok, self.runs_root))
+        self._launch_detached(lambda: detach.launch_spec(spec, self.runs_root))
 
     def resume_in_background(self, run: Run) -> None:
         self.notify(f"Resuming {run.id} in the background ...")
-        self._launch_detached(
-            ["--run-dir", str(self.runs_root), "train", "--resume", str(run.path)]
-        )
+        argv = ["--run-dir", str(self.runs_root), "train", "--resume", str(run.path)]
+        self._launch_detached(lambda: detach.launch(argv))
 
     @work(thread=True, group="detach", exit_on_error=False)
-    def _launch_detached(self, argv: list[str]) -> None:
+    def _launch_detached(self, start: Callable[[], detach.Detached]) -> None:
         try:
-            started = detach.launch(argv)
+            started = start()
         except TuiGptError as exc:
             self.call_from_thread(
                 self.notify, str(exc), title="Cannot start", severity="error", timeout=10
@@ -156,12 +138,16 @@ class TuiGptApp(App):
 
     def resume_training(self, run: Run) -> None:
         self._launch(
-            lambda sinks, control: resume_training(
-                run.id, self.runs_root, sinks=sinks, control=control
-            )
+            lambda hooks: assemble(resume=str(run.path), runs_root=self.runs_root, hooks=hooks)
         )
 
-    def _launch(self, build: Callable) -> None:
+    def local_control(self, run: Run) -> TrainerControl | None:
+        job = self.job
+        if self.training_active and job is not None and job.run is not None:
+            return self.control if job.run.path == run.path else None
+        return None
+
+    def _launch(self, build: Callable[[JobHooks], TrainingJob]) -> None:
         if self.training_active:
             self.notify("A training is already running in this window", severity="warning")
             return
@@ -174,11 +160,12 @@ class TuiGptApp(App):
         self._train(build, self.control)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def _train(self, build: Callable, control: TrainerControl) -> None:
+    def _train(self, build: Callable[[JobHooks], TrainingJob], control: TrainerControl) -> None:
         outcome, error = "failed", None
+        forward: Sink = self._forward
         try:
             try:
-                job = build([self._forward], control)
+                job = build(JobHooks([forward], control))
             except TuiGptError as exc:
                 self.call_from_thread(
                     self.notify, str(exc), title="Cannot start", severity="error", timeout=10
@@ -202,7 +189,7 @@ class TuiGptApp(App):
     def _forward(self, event: Event) -> None:
         """Trainer sink (training thread): hand the event to the dashboard as a message."""
         if self._dashboard is not None:
-            self._dashboard.post_message(TrainingEvent(event.to_dict()))
+            self._dashboard.post_message(TrainingEvent(event))
 
     def _freeze_while_training(self) -> None:
         # What survived the last quarter minute of training is mostly here to stay (log
@@ -213,6 +200,7 @@ class TuiGptApp(App):
 
     def _show_live_dashboard(self, job: TrainingJob) -> None:
         _freeze_heap()  # the model, data and trainer are built: long-lived from now on
+        assert job.run is not None  # a single process always has its run folder
         self._dashboard = TrainScreen(job.run, live=True, redraw_interval=self.redraw_interval)
         self.push_screen(self._dashboard)
 
@@ -229,8 +217,9 @@ class TuiGptApp(App):
     # ------------------------------------------------------------------ generator
 
     def open_chat(self, run: Run) -> None:
-        if self.training_active and self.job is not None and self.job.run.path == run.path:
-            self.job.trainer.control.request_checkpoint()
+        control = self.local_control(run)
+        if control is not None:
+            control.request_checkpoint()
         self._open_chat(run)
 
     @work(thread=True, exclusive=True, group="load-model", exit_on_error=False)
@@ -301,10 +290,9 @@ class TuiGptApp(App):
         self._training_done.wait()
 
 
-def run_app(args: argparse.Namespace | None = None, watch: Run | None = None) -> int:
-    from tui_gpt.commands.common import runs_root
-
-    app = TuiGptApp(runs_root(args) if args is not None else None, watch=watch)
+def run_app(runs_root: Path | None = None, watch: Run | None = None) -> int:
+    """The one entry point into the app, for the CLI (`tui-gpt`, `tui-gpt watch`)."""
+    app = TuiGptApp(runs_root, watch=watch)
     try:
         app.run()
     finally:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from textual.message import Message
+
+from tui_gpt.core.events import Event
 
 
 @dataclass
 class TrainingEvent(Message):
-    """A trainer event (its JSON form), posted from the training thread or read from a run
-    folder; widgets are only ever updated from these, on the UI thread."""
+    """A trainer event, posted from the training thread; widgets are only ever updated on
+    the UI thread."""
 
-    event: dict[str, Any]
+    event: Event
 
 
 @dataclass

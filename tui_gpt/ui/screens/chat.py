@@ -14,21 +14,15 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static, Switch
 
+from tui_gpt.core.config import SamplingConfig
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.generate import next_token_probs, seeded_generator, stream
-from tui_gpt.core.session import LoadedModel
+from tui_gpt.core.sampling import LoadedModel
 from tui_gpt.core.tokenizer import StreamDecoder
+from tui_gpt.ui.host import host
 from tui_gpt.ui.messages import GenerationDone, TokenStreamed
+from tui_gpt.ui.widgets.settings_form import SettingsForm
 from tui_gpt.ui.widgets.token_probs import TokenProbs
-
-SETTINGS = [
-    # id, label, default
-    ("temperature", "Temperature", "1.0"),
-    ("top_k", "Top-k (0: off)", "50"),
-    ("top_p", "Top-p (1: off)", "1.0"),
-    ("max_new_tokens", "Max new tokens", "60"),
-    ("seed", "Seed (blank: any)", ""),
-]
 
 
 class Bubble(Static):
@@ -63,13 +57,7 @@ class ChatScreen(Screen):
                 yield Input(placeholder="Write a prompt and press Enter", id="prompt")
             with VerticalScroll(id="sampling"):
                 yield Label("Sampling", classes="title")
-                for field, label, default in SETTINGS:
-                    with Horizontal(classes="row"):
-                        yield Label(label)
-                        yield Input(default, id=field, compact=True)
-                with Horizontal(classes="row"):
-                    yield Label("Stop at end-of-text")
-                    yield Switch(value=True, id="eos")
+                yield SettingsForm(SamplingConfig, id="sampling-form")
                 yield TokenProbs(id="probs")
         yield Footer()
 
@@ -90,26 +78,8 @@ class ChatScreen(Screen):
 
     # ------------------------------------------------------------------ settings
 
-    def settings(self) -> dict:
-        values = {f: self.query_one(f"#{f}", Input).value.strip() for f, _, _ in SETTINGS}
-        try:
-            temperature = float(values["temperature"] or 0)
-            top_k = int(values["top_k"] or 0)
-            top_p = float(values["top_p"] or 1)
-            max_new = int(values["max_new_tokens"] or 0)
-            seed = int(values["seed"]) if values["seed"] else None
-        except ValueError:
-            raise TuiGptError("sampling settings must be numbers") from None
-        if temperature < 0 or top_k < 0 or not 0 < top_p <= 1 or max_new < 0:
-            raise TuiGptError("temperature, top-k and max tokens must be >= 0; top-p in (0, 1]")
-        return {
-            "temperature": temperature,
-            "top_k": top_k or None,
-            "top_p": top_p if top_p < 1 else None,
-            "max_new_tokens": max_new,
-            "seed": seed,
-            "eos": self.query_one("#eos", Switch).value,
-        }
+    def settings(self) -> SamplingConfig:
+        return self.query_one(SettingsForm).read(SamplingConfig)
 
     def action_nudge(self, field: str, delta: float) -> None:
         box = self.query_one(f"#{field}", Input)
@@ -138,26 +108,22 @@ class ChatScreen(Screen):
         self._probs(self.query_one("#prompt", Input).value, s)
 
     @work(thread=True, exclusive=True, group="probs")
-    def _probs(self, prompt: str, s: dict) -> None:
+    def _probs(self, prompt: str, s: SamplingConfig) -> None:
         tok, model = self.loaded.tokenizer, self.loaded.model
         ids = tok.encode(prompt)[-model.cfg.context_length :] or [tok.eot_id]
         with torch.inference_mode():
             logits = model(torch.tensor([ids], device=self.loaded.device), last_only=True)[
                 0, -1
             ].float()
-        probs = next_token_probs(logits, s["temperature"] or 1.0, s["top_k"], s["top_p"])
+        probs = next_token_probs(logits, s.temperature or 1.0, s.top_k or None, s.top_p)
         top = torch.topk(probs, 8)
         candidates = [
             (tok.decode([int(i)]), float(p))
             for p, i in zip(top.values, top.indices, strict=True)
             if p > 0
         ]
-        mode = (
-            "greedy picks the first"
-            if s["temperature"] == 0
-            else f"temperature {s['temperature']:g}"
-        )
-        caption = f"next token ({mode}, top-k {s['top_k'] or 'off'}, top-p {s['top_p'] or 'off'})"
+        mode = "greedy picks the first" if s.temperature == 0 else f"temperature {s.temperature:g}"
+        caption = f"next token ({mode}, top-k {s.top_k or 'off'}, top-p {s.top_p or 'off'})"
         self.app.call_from_thread(self.query_one(TokenProbs).show, candidates, caption)
 
     # ------------------------------------------------------------------ generation
@@ -184,7 +150,7 @@ class ChatScreen(Screen):
         self._generate(prompt, s)
 
     @work(thread=True, exclusive=True, group="generate")
-    def _generate(self, prompt: str, s: dict) -> None:
+    def _generate(self, prompt: str, s: SamplingConfig) -> None:
         tok, model = self.loaded.tokenizer, self.loaded.model
         try:
             ids = tok.encode(prompt)[-model.cfg.context_length :]
@@ -192,14 +158,14 @@ class ChatScreen(Screen):
             tokens = stream(
                 model,
                 torch.tensor([ids], device=self.loaded.device),
-                s["max_new_tokens"],
-                temperature=s["temperature"],
-                top_k=s["top_k"],
-                top_p=s["top_p"],
-                eos_id=tok.eot_id if s["eos"] else None,
-                generator=seeded_generator(s["seed"], self.loaded.device),
+                s.max_new_tokens,
+                temperature=s.temperature,
+                top_k=s.top_k or None,
+                top_p=s.top_p,
+                eos_id=tok.eot_id if s.eos else None,
+                generator=seeded_generator(s.seed, self.loaded.device),
                 # A training in this process keeps oneDNN's fast GEMMs to itself.
-                aten_gemv=False if getattr(self.app, "training_active", False) else None,
+                aten_gemv=False if host(self).training_active else None,
             )
             for t in tokens:
                 if self._cancel.is_set():

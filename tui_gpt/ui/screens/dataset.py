@@ -14,36 +14,21 @@ from textual.widgets import Button, Footer, Header, Input, Label, ListItem, List
 
 from tui_gpt import paths
 from tui_gpt.core.config import (
-    DEFAULT_PRESET,
-    PRESETS,
+    ModelChoice,
     TrainConfig,
+    TrainSpec,
     count_params,
     model_config,
     preset_description,
 )
 from tui_gpt.core.data import inspect_source, plan, prepare
-from tui_gpt.core.device import DEVICES
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.tokenizer import TOKENIZERS, get_tokenizer
+from tui_gpt.core.tokenizer import get_tokenizer
+from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.picker import PathPicker
+from tui_gpt.ui.widgets.settings_form import SettingsForm
 
 SAMPLES_DIR = Path(__file__).resolve().parents[3] / "sample_texts"
-
-# (field id, label, default, kind) -- kinds: int, int?, float, text
-FIELDS = [
-    ("context_length", "Context length", "", "int?"),
-    ("stride", "Stride", "", "int?"),
-    ("batch_size", "Batch size", "2", "int"),
-    ("epochs", "Epochs", "10", "int"),
-    ("max_steps", "Max steps", "", "int?"),
-    ("lr", "Learning rate", "0.0004", "float"),
-    ("weight_decay", "Weight decay", "0.1", "float"),
-    ("eval_freq", "Eval every (steps)", "5", "int"),
-    ("eval_iter", "Eval batches", "5", "int"),
-    ("train_ratio", "Train ratio", "0.9", "float"),
-    ("seed", "Seed", "123", "int"),
-    ("start_context", "Start context", "Every effort moves you", "text"),
-]
 
 
 def recent_file() -> Path:
@@ -106,41 +91,13 @@ class DatasetScreen(Screen):
                 yield Static("", id="preview")
             with VerticalScroll(id="settings"):
                 yield Label("Settings", classes="title")
-                yield Select(
-                    [(f"{p} - {preset_description(p)}", p) for p in PRESETS],
-                    value=DEFAULT_PRESET,
-                    allow_blank=False,
-                    id="preset",
-                    compact=True,
-                )
                 yield Static("", id="preset-info")
-                for field, label, default, _ in FIELDS:
-                    with Horizontal(classes="row"):
-                        yield Label(label)
-                        yield Input(
-                            default,
-                            id=field,
-                            placeholder="preset's" if default == "" else "",
-                            compact=True,
-                        )
-                with Horizontal(classes="row"):
-                    yield Label("Tokenizer")
-                    yield Select(
-                        [(t, t) for t in TOKENIZERS],
-                        value="gpt2",
-                        allow_blank=False,
-                        id="tokenizer",
-                        compact=True,
-                    )
-                with Horizontal(classes="row"):
-                    yield Label("Device")
-                    yield Select(
-                        [(d, d) for d in DEVICES],
-                        value="auto",
-                        allow_blank=False,
-                        id="device",
-                        compact=True,
-                    )
+                yield SettingsForm(
+                    ModelChoice,
+                    TrainConfig,
+                    choice_labels={"preset": lambda p: f"{p} - {preset_description(p)}"},
+                    id="form",
+                )
                 yield Button("Start training  (ctrl+t)", id="start", variant="primary")
                 yield Button("In background  (ctrl+b)", id="start-background")
         yield Footer()
@@ -184,8 +141,7 @@ class DatasetScreen(Screen):
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "preset":
-            self._update_preset_info()
+        self._update_preset_info()
         self.refresh_preview()
 
     @on(Input.Changed)
@@ -194,43 +150,22 @@ class DatasetScreen(Screen):
             self.refresh_preview()
 
     def _update_preset_info(self) -> None:
-        preset = self.query_one("#preset", Select).value
-        tok = self.query_one("#tokenizer", Select).value
-        vocab = 257 if tok == "byte" else 50257
-        cfg = model_config(str(preset), vocab)
+        form = self.query_one(SettingsForm)
+        preset, tok = (
+            form.query_one("#preset", Select).value,
+            form.query_one("#tokenizer", Select).value,
+        )
+        cfg = model_config(str(preset), 257 if tok == "byte" else 50257)
         n = count_params(cfg)
         # fp32 weights + AdamW's two moments + gradients: about 16 bytes per parameter.
         self.query_one("#preset-info", Static).update(
             f"{n / 1e6:,.1f}M parameters, context {cfg.context_length}, ~{n * 16 / 2**30:.1f} GiB to train"
         )
 
-    def read_settings(self) -> tuple[TrainConfig, str, int | None, str]:
-        """The form as a TrainConfig; raises TuiGptError naming the first bad field."""
-        values: dict = {}
-        for field, label, _, kind in FIELDS:
-            raw = self.query_one(f"#{field}", Input).value.strip()
-            try:
-                if kind == "text":
-                    values[field] = raw
-                elif kind == "int?":
-                    values[field] = int(raw) if raw else None
-                elif kind == "int":
-                    values[field] = int(raw)
-                else:
-                    values[field] = float(raw)
-            except ValueError:
-                raise TuiGptError(f"{label}: {raw!r} is not a number") from None
-        context_length = values.pop("context_length")
-        if context_length is not None and context_length < 1:
-            raise TuiGptError("Context length must be at least 1")
-        cfg = TrainConfig(**values, device=str(self.query_one("#device", Select).value))
-        cfg.validate()
-        return (
-            cfg,
-            str(self.query_one("#preset", Select).value),
-            context_length,
-            str(self.query_one("#tokenizer", Select).value),
-        )
+    def read_settings(self) -> tuple[ModelChoice, TrainConfig]:
+        """The form's settings; raises TuiGptError naming the first bad field."""
+        form = self.query_one(SettingsForm)
+        return form.read(ModelChoice), form.read(TrainConfig)
 
     # ------------------------------------------------------------------ preview
 
@@ -239,30 +174,27 @@ class DatasetScreen(Screen):
             return
         self.query_one("#preview", Static).update(f"reading {Path(self.dataset).name} ...")
         try:
-            cfg, preset, ctx, tok = self.read_settings()
+            model, cfg = self.read_settings()
         except TuiGptError as exc:
             self._show_problem(str(exc))
             return
-        self._preview(self.dataset, cfg, preset, ctx, tok)
+        self._preview(self.dataset, model, cfg)
 
     @work(thread=True, exclusive=True, group="preview")
-    def _preview(self, path: str, cfg: TrainConfig, preset: str, ctx: int | None, tok: str) -> None:
+    def _preview(self, path: str, model: ModelChoice, cfg: TrainConfig) -> None:
         try:
-            tokenizer = get_tokenizer(tok)
+            tokenizer = get_tokenizer(model.tokenizer)
             source = inspect_source(path)
             data = prepare(source, tokenizer, cfg.train_ratio)
-            seq = ctx or model_config(preset, tokenizer.vocab_size).context_length
+            seq = (
+                model.context_length
+                or model_config(model.preset, tokenizer.vocab_size).context_length
+            )
             facts = plan(data, seq, cfg.batch_size, cfg.stride)
         except TuiGptError as exc:
             self.app.call_from_thread(self._show_problem, str(exc))
             return
-        problem = None
-        if facts.train_batches == 0:
-            problem = f"training split ({facts.train_tokens} tokens) too short for one batch of {cfg.batch_size} x {seq}"
-        elif facts.val_batches == 0:
-            problem = (
-                f"validation split ({facts.val_tokens} tokens) too short for one window of {seq}"
-            )
+        problem = facts.problems[0] if facts.problems else None
         lines = [
             f"[b]{Path(path).name}[/b]  {len(source.files)} file(s)",
             f"characters {facts.chars:,}   tokens {facts.tokens:,} ({tokenizer.name})",
@@ -303,7 +235,7 @@ class DatasetScreen(Screen):
             self.notify("Choose a dataset first", severity="warning")
             return
         try:
-            cfg, preset, ctx, tok = self.read_settings()
+            model, cfg = self.read_settings()
         except TuiGptError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -311,7 +243,8 @@ class DatasetScreen(Screen):
             self.notify(self._problem, severity="error")
             return
         remember(self.dataset)
+        spec = TrainSpec(self.dataset, model, cfg)
         if background:
-            self.app.start_background(self.dataset, cfg, preset, ctx, tok)
+            host(self).start_background(spec)
         else:
-            self.app.start_training(self.dataset, cfg, preset, ctx, tok)
+            host(self).start_training(spec)

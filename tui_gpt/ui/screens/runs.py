@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs
+from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.confirm import ConfirmScreen
 
 
@@ -24,7 +26,7 @@ class RunsScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
-    def __init__(self, root) -> None:
+    def __init__(self, root: Path) -> None:
         super().__init__()
         self.root = root
         self.summaries: list[RunSummary] = []
@@ -73,22 +75,22 @@ class RunsScreen(Screen):
     def action_open(self) -> None:
         run = self.selected()
         if run is not None:
-            self.app.open_dashboard(run)
+            host(self).open_dashboard(run)
 
     def action_chat(self) -> None:
         run = self.selected()
         if run is not None:
-            self.app.open_chat(run)
+            host(self).open_chat(run)
 
     def action_resume(self) -> None:
         run = self.selected()
         if run is not None:
-            self.app.resume_training(run)
+            host(self).resume_training(run)
 
     def action_resume_background(self) -> None:
         run = self.selected()
         if run is not None:
-            self.app.resume_in_background(run)
+            host(self).resume_in_background(run)
 
     def action_delete(self) -> None:
         run = self.selected()
@@ -99,8 +101,7 @@ class RunsScreen(Screen):
                 "This run is training; stop it first (s on its dashboard)", severity="warning"
             )
             return
-        job = getattr(self.app, "job", None)
-        if job is not None and job.run.path == run.path and self.app.training_active:
+        if host(self).local_control(run) is not None:
             self.notify("This run is training; stop it first", severity="warning")
             return
 

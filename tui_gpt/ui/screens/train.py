@@ -6,8 +6,6 @@ from a run folder's events.jsonl when watching a run trained elsewhere (`tui-gpt
 
 from __future__ import annotations
 
-import math
-import time
 from collections import deque
 
 from rich.text import Text
@@ -19,17 +17,27 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
 
 from tui_gpt.core.control import RemoteControl
-from tui_gpt.core.runs import EventFollower, Run, liveness
+from tui_gpt.core.events import (
+    CheckpointSaved,
+    Error,
+    Eval,
+    Event,
+    Finished,
+    Notice,
+    Paused,
+    Progress,
+    Resumed,
+    RunStarted,
+    Sample,
+    Step,
+    Stopped,
+    eval_line,
+)
+from tui_gpt.core.runs import ACTIVE, EventFollower, Run, liveness
+from tui_gpt.core.trainer import TrainerControl
+from tui_gpt.ui.host import host
 from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
 from tui_gpt.ui.widgets.loss_chart import LossChart
-
-
-def _eta(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "-"
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def _as_text(line: str | Text) -> Text:
@@ -57,11 +65,8 @@ class TrainScreen(Screen):
         self.live = live  # True: this process trains; False: follow the run folder
         self.follower = None if live else EventFollower(run.events_path)
         self.state = "starting" if live else "watching"
-        self.total_steps = 0
-        self.first_step: int | None = None
-        self.first_time = time.time()
-        self._last_step: dict | None = None
-        self._shown_step: dict | None = None
+        self.progress = Progress()
+        self._shown_step: Step | None = None
         self.epoch_samples = 0
         self._redraw = redraw_interval
 
@@ -93,21 +98,16 @@ class TrainScreen(Screen):
     # ------------------------------------------------------------------ events in
 
     def _poll_file(self) -> None:
+        assert self.follower is not None
         self.handle_many(self.follower.poll(last_step_only=True))
-        if self.state in ("running", "paused", "watching"):
-            status = self.run.status()
-            if (
-                status.get("status") in ("running", "paused")
-                and liveness(self.run).state == "stale"
-            ):
-                self.state = "stale"
-                self.sub_title = (
-                    "stale: the training process is gone (resume it from the runs list)"
-                )
+        watching = self.state in ("running", "paused", "watching")
+        if watching and self.run.status_of() in ACTIVE and liveness(self.run).state == "stale":
+            self.state = "stale"
+            self.sub_title = "stale: the training process is gone (resume it from the runs list)"
 
     @on(TrainingEvent)
     def _on_training_event(self, message: TrainingEvent) -> None:
-        self.handle(message.event)
+        self.handle_many([message.event])
 
     @on(TrainingEnded)
     def _on_training_ended(self, message: TrainingEnded) -> None:
@@ -119,50 +119,44 @@ class TrainScreen(Screen):
         else:
             self.notify(f"Training {message.outcome}. Checkpoint saved.", title=self.run.id)
 
-    def handle(self, event: dict) -> None:
-        self.handle_many([event])
-
-    def handle_many(self, events: list[dict]) -> None:
-        """Apply events in order. Cheap per event: the chart only collects points and the
-        logs only their last lines, so opening a 100,000-event run takes about a second;
-        widgets are touched once per batch."""
+    def handle_many(self, events: list[Event]) -> None:
+        """The one way events reach the dashboard, from this process's trainer or from a
+        followed run folder. Cheap per event: the chart only collects points and the logs
+        only their last lines; widgets are touched once per batch."""
         chart = self.query_one(LossChart)
-        log_lines: deque = deque(maxlen=LOG_LINES)
-        sample_lines: deque = deque(maxlen=SAMPLE_LINES)
+        log_lines: deque[str | Text] = deque(maxlen=LOG_LINES)
+        sample_lines: deque[str | Text] = deque(maxlen=SAMPLE_LINES)
         for event in events:
-            kind = event.get("event")
             chart.add_event(event)
-            if kind == "step":
-                self._last_step = event
-            elif kind == "eval":
-                log_lines.append(
-                    f"Ep {event['epoch']} (Step {event['step']:06d}): "
-                    f"Train loss {event['train_loss']:.3f}, Val loss {event['val_loss']:.3f}"
-                )
-            elif kind == "sample":
+            self.progress.update(event)
+            if isinstance(event, Eval):
+                log_lines.append(eval_line(event))
+            elif isinstance(event, Sample):
                 self.epoch_samples += 1
                 sample_lines.append(
-                    Text(f"epoch {event['epoch']} · step {event['step']}", style="bold cyan")
+                    Text(f"epoch {event.epoch} · step {event.step}", style="bold cyan")
                 )
-                # one paragraph, as the CLI prints it
-                sample_lines.append(event.get("text", "").replace("\n", " "))
-            elif kind == "run_started":
+                sample_lines.append(event.text.replace("\n", " "))  # one paragraph, as the CLI
+            elif isinstance(event, RunStarted):
                 self._started(event)
-                verb = "resumed" if event.get("resumed") else "started"
-                log_lines.append(Text(f"{verb} · {self.total_steps} steps", style="dim"))
-            elif kind == "notice":
-                log_lines.append(Text(str(event.get("message", "")), style="italic"))
-            elif kind == "checkpoint" and event.get("kind") == "latest":
-                log_lines.append(Text(f"checkpoint saved at step {event['step']}", style="dim"))
-            elif kind in ("paused", "resumed"):
-                self.state = "paused" if kind == "paused" else "running"
-                log_lines.append(Text(kind, style="yellow"))
-            elif kind in ("stopped", "finished"):
-                self.state = kind
-                log_lines.append(Text(f"{kind} {event.get('reason', '')}".strip(), style="bold"))
-            elif kind == "error":
+                verb = "resumed" if event.resumed else "started"
+                log_lines.append(Text(f"{verb} · {event.total_steps} steps", style="dim"))
+            elif isinstance(event, Notice):
+                log_lines.append(Text(event.message, style="italic"))
+            elif isinstance(event, CheckpointSaved) and event.kind == "latest":
+                log_lines.append(Text(f"checkpoint saved at step {event.step}", style="dim"))
+            elif isinstance(event, Paused | Resumed):
+                self.state = "paused" if isinstance(event, Paused) else "running"
+                log_lines.append(Text(event.name, style="yellow"))
+            elif isinstance(event, Stopped | Finished):
+                self.state = event.name
+                reason = event.reason if isinstance(event, Stopped) else ""
+                log_lines.append(
+                    Text(f"{event.name}: {reason}" if reason else event.name, style="bold")
+                )
+            elif isinstance(event, Error):
                 self.state = "failed"
-                log_lines.append(Text(f"error: {event.get('message')}", style="bold red"))
+                log_lines.append(Text(f"error: {event.message}", style="bold red"))
         if self.state in ("paused", "running", "stopped", "finished", "failed"):
             self.sub_title = self.state
         # One write per batch: rendering is per call, so thousands of lines in one call
@@ -174,49 +168,36 @@ class TrainScreen(Screen):
         if len(events) > 1:
             self._show_progress()
 
-    def _started(self, event: dict) -> None:
-        self.total_steps = int(event.get("total_steps", 0))
-        self.first_step = int(event.get("step", -1)) + 1
-        self.first_time = float(event.get("time", time.time()))
+    def _started(self, event: RunStarted) -> None:
         self.state = "running"
-        self.query_one("#progress", ProgressBar).update(total=max(1, self.total_steps))
-        world = int(event.get("world_size", 1))
+        self.query_one("#progress", ProgressBar).update(total=max(1, event.total_steps))
+        world = event.world_size
         self.query_one("#facts", Static).update(
-            f"[b]{event.get('params', 0):,}[/b] parameters\n"
-            f"device {event.get('device')} · {event.get('precision')} · "
-            f"{event.get('threads')} threads"
+            f"[b]{event.params:,}[/b] parameters\n"
+            f"device {event.device} · {event.precision} · {event.threads} threads"
             + (f" · {world} processes" if world > 1 else "")
-            + "\n"
-            f"{event.get('train_batches')} batches/epoch · {event.get('val_batches')} val batches"
+            + f"\n{event.train_batches} batches/epoch · {event.val_batches} val batches"
         )
 
     def _show_progress(self) -> None:
         """Progress bar and line from the newest step; at most a few times a second while
         training, so redrawing never competes with the trainer for the CPU."""
-        event = self._last_step
-        if event is None or event is self._shown_step:
+        step = self.progress.last
+        if step is None or step is self._shown_step:
             return
-        self._shown_step = event
-        done = int(event["step"]) + 1
-        self.query_one("#progress", ProgressBar).update(progress=done)
-        ran = done - (self.first_step or 0)
-        elapsed = float(event.get("time", 0)) - self.first_time
-        eta = elapsed / ran * (self.total_steps - done) if ran > 0 else float("nan")
-        if self.state not in ("running", "paused"):
-            eta = float("nan")
-        self.query_one("#progress-label", Label).update(
-            f"epoch {event['epoch']} · step {done}/{self.total_steps} · "
-            f"{event.get('tok_per_s', 0):,.0f} tok/s · ETA {_eta(eta)} · loss {event.get('loss', 0):.3f}"
-        )
+        self._shown_step = step
+        self.query_one("#progress", ProgressBar).update(progress=self.progress.done)
+        running = self.state in ("running", "paused")
+        self.query_one("#progress-label", Label).update(self.progress.line(eta=running))
 
     # ------------------------------------------------------------------ actions
 
-    def _control(self):
+    def _control(self) -> TrainerControl | RemoteControl | None:
         """This window's trainer, or the control channel of a run trained elsewhere (in the
         background, in another terminal or another SSH session)."""
-        job = getattr(self.app, "job", None)
-        if job is not None and job.run.path == self.run.path and self.app.training_active:
-            return self.app.control
+        local = host(self).local_control(self.run)
+        if local is not None:
+            return local
         life = liveness(self.run)
         if life.state == "live":
             return RemoteControl(self.run)
@@ -239,7 +220,7 @@ class TrainScreen(Screen):
     def action_stop(self) -> None:
         control = self._control()
         if control is not None:
-            control.stop("stopped from the dashboard")
+            control.stop("from the dashboard")
             self.notify("Stopping after the current step; saving a checkpoint")
 
     def action_checkpoint(self) -> None:
@@ -252,7 +233,7 @@ class TrainScreen(Screen):
         self.query_one(LossChart).toggle_perplexity()
 
     def action_generator(self) -> None:
-        self.app.open_chat(self.run)
+        host(self).open_chat(self.run)
 
     def action_back(self) -> None:
         self.app.pop_screen()

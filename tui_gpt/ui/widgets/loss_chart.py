@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui_gpt.charts import LossHistory, loss_chart
+from tui_gpt.core.events import Eval, Event, RunStarted
 
 
 class LossChart(Static):
@@ -22,8 +23,8 @@ class LossChart(Static):
     def on_mount(self) -> None:
         self.set_interval(self._interval, self._redraw_if_needed)
 
-    def add_event(self, event: dict) -> None:
-        if event.get("event") in ("eval", "run_started"):
+    def add_event(self, event: Event) -> None:
+        if isinstance(event, Eval | RunStarted):
             self.history.add_event(event)
             self._dirty = True
 

@@ -1,0 +1,249 @@
+"""Assemble a training job: a new run, a run resumed from its `latest` checkpoint, or a new
+run that starts from another model's weights (`init_from`). One function, used by
+`tui-gpt train` and the app alike.
+
+Everything that can fail on the user's input (dataset, settings, device, checkpoint) is
+checked before the run folder is created, so a bad start leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tui_gpt import paths
+from tui_gpt.core import settings
+from tui_gpt.core.checkpoint import Checkpoint
+from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec, count_params, model_config
+from tui_gpt.core.control import ControlChannel, ensure_not_live
+from tui_gpt.core.data import PreparedData, inspect_source, make_loaders, prepare
+from tui_gpt.core.device import (
+    Runtime,
+    cpu_allowance,
+    resolve_device,
+    resolve_precision,
+    resolve_threads,
+)
+from tui_gpt.core.distributed import SINGLE, Distributed
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.runs import EventLog, Run, create_run, find_run
+from tui_gpt.core.tokenizer import get_tokenizer
+from tui_gpt.core.trainer import RunOutput, Sink, Trainer, TrainerControl, restore
+
+SETTINGS_FILE = "settings.json"
+
+
+@dataclass
+class JobHooks:
+    """How the caller follows and steers the job: event sinks (after the run folder's own
+    events.jsonl), a control, and tokenizing progress `(chars_done, chars_total)`."""
+
+    sinks: list[Sink] = field(default_factory=list)
+    control: TrainerControl | None = None
+    progress: Callable[[int, int], None] | None = None
+
+
+@dataclass
+class TrainingJob:
+    """A trainer and its run folder. Under torchrun only rank 0 has a run folder and a log;
+    the other ranks train alongside with `run` and `log` None."""
+
+    run: Run | None
+    trainer: Trainer
+    data: PreparedData
+    log: EventLog | None
+
+    def run_training(self) -> str:
+        """Run to the end or to a stop; "finished" or "stopped". Raises on divergence.
+
+        Meanwhile the run folder's control channel is served and its heartbeat kept, so any
+        other process can see the run is alive and pause, resume, stop or checkpoint it."""
+        channel = (
+            ControlChannel(self.run, self.trainer.control)
+            if self.run is not None
+            else contextlib.nullcontext()
+        )
+        try:
+            with channel:
+                return self.trainer.run()
+        except BaseException as exc:
+            if self.log is not None and not isinstance(exc, TuiGptError):
+                # a diverged run already said why
+                self.log.run.set_status("failed", error=str(exc) or type(exc).__name__)
+            raise
+        finally:
+            if self.log is not None:
+                self.log.close()
+
+
+def assemble(
+    spec: TrainSpec | None = None,
+    *,
+    resume: str | None = None,
+    changes: dict[str, Any] | None = None,
+    runs_root: Path | None = None,
+    hooks: JobHooks | None = None,
+    dist: Distributed = SINGLE,
+    vocab_dir: str | None = None,
+) -> TrainingJob:
+    """The job for `spec` (a new run), or for the run `resume` names, continued with the
+    training settings in `changes` (epochs, max steps, device...: those marked `on_resume`).
+
+    A resumed run must not be live elsewhere, must keep its world size under torchrun (each
+    rank's shard of the data depends on it) and its dataset unchanged; every rank reads the
+    checkpoint, so the run folder must be on a filesystem they share."""
+    hooks = hooks or JobHooks()
+    root = runs_root or paths.runs_dir()
+    run: Run | None = None
+    ckpt: Checkpoint | None = None
+    if resume is not None:
+        run, spec, ckpt, mcfg, seq_len, vocab_dir = _resumable(resume, root, changes or {}, dist)
+    elif spec is None:
+        raise ValueError("assemble() needs a spec or a run to resume")
+    settings.check(spec.model)
+    spec.train.validate()
+    cfg = spec.train
+    tokenizer = get_tokenizer(spec.model.tokenizer, vocab_dir)
+    if ckpt is None:
+        ckpt = _open_init(spec.init_from, root) if spec.init_from else None
+        mcfg, seq_len = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
+    source = inspect_source(spec.data)
+    if run is not None and source.sha256 != run.info().get("dataset", {}).get("sha256"):
+        raise TuiGptError(
+            f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
+        )
+    with dist.main_first():  # one tokenization into the shared cache, not one per rank
+        data = prepare(source, tokenizer, cfg.train_ratio, progress=hooks.progress)
+    loaders = make_loaders(
+        data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world
+    )
+    runtime = _runtime(cfg, dist)
+
+    torch.manual_seed(cfg.seed)  # as the reference: the seed fixes the initial weights too
+    model = GPT(mcfg)
+    if ckpt is not None and run is None:
+        ckpt.load_model(model)  # init_from: its weights are the starting point
+    model.to(runtime.device)
+    if dist.enabled:
+        torch.manual_seed(cfg.seed + dist.rank)  # same weights, different dropout per rank
+    if dist.is_main and run is None:
+        run = create_run(root, data.source.name, spec.model.preset if not spec.init_from else "init",
+                         _record(spec, data, mcfg, seq_len, vocab_dir, ckpt, dist))  # fmt: skip
+        atomic_write_text(run.path / SETTINGS_FILE, json.dumps(spec.to_dict(), indent=2))
+    own = run if dist.is_main else None
+    log = EventLog(own) if own is not None else None
+    output = RunOutput(
+        own.checkpoints if own else None, [log, *hooks.sinks] if log else [], own.id if own else ""
+    )
+    trainer = Trainer(model, loaders, tokenizer, cfg, runtime, output, hooks.control, dist)
+    if resume is not None and ckpt is not None:
+        restore(trainer, ckpt)
+        if dist.enabled:  # the checkpoint holds rank 0's generator: give each rank its own
+            torch.manual_seed(cfg.seed + dist.rank + dist.world * trainer.state.steps_done)
+    return TrainingJob(own, trainer, data, log)
+
+
+def _resumable(
+    ref: str, root: Path, changes: dict[str, Any], dist: Distributed
+) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:
+    run = find_run(ref, root)
+    info = run.info()
+    if dist.is_main:
+        ensure_not_live(run)
+    began_with = int(info.get("world_size", 1))
+    if began_with != dist.world:
+        raise TuiGptError(
+            f"run {run.id} was trained by {began_with} process(es); resume it with the same "
+            f"number (now {dist.world})"
+        )
+    if not run.latest.is_file():
+        raise TuiGptError(f"run {run.id} has no latest checkpoint to resume from")
+    ckpt = Checkpoint(run.latest)
+    fixed = [s.name for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
+    if fixed:
+        raise TuiGptError(f"{', '.join(fixed)} cannot change when resuming")
+    cfg = replace(TrainConfig.from_dict(info.get("train", {})), **changes)
+    # The model's own shape (a preset, or the init_from model's) decides; the preset name is
+    # only a label here.
+    model = ModelChoice(tokenizer=info.get("tokenizer", "gpt2"), context_length=info.get("seq_len"))
+    spec = TrainSpec(data=info.get("data_path", ""), model=model, train=cfg)
+    if dist.is_main:  # a later --resume continues with these epochs / max steps
+        info["train"] = cfg.to_dict()
+        atomic_write_text(run.path / "run.json", json.dumps(info, indent=2))
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            saved = json.loads((run.path / SETTINGS_FILE).read_text(encoding="utf-8"))
+            atomic_write_text(
+                run.path / SETTINGS_FILE, json.dumps({**saved, "train": info["train"]}, indent=2)
+            )
+    mcfg = GPTConfig(**info["model"])
+    return (
+        run,
+        spec,
+        ckpt,
+        mcfg,
+        int(info.get("seq_len") or mcfg.context_length),
+        info.get("vocab_dir"),
+    )
+
+
+def _model_shape(
+    choice: ModelChoice, vocab_size: int, base: Checkpoint | None
+) -> tuple[GPTConfig, int]:
+    """The model config and window length of a new run: a preset's shape, or the shape of
+    the model it starts from."""
+    ctx = choice.context_length
+    if base is None:
+        mcfg = model_config(choice.preset, vocab_size, ctx)
+    else:
+        mcfg = base.model_config
+        if mcfg.vocab_size != vocab_size:
+            raise TuiGptError(
+                f"--init-from model has a vocabulary of {mcfg.vocab_size}, the "
+                f"{choice.tokenizer} tokenizer {vocab_size}"
+            )
+        if ctx and ctx > mcfg.context_length:
+            raise TuiGptError(f"--context-length {ctx} exceeds the model's {mcfg.context_length}")
+    if choice.dropout is not None:
+        mcfg = replace(mcfg, drop_rate=choice.dropout)
+    return mcfg, ctx or mcfg.context_length
+
+
+def _record(
+    spec: TrainSpec, data: PreparedData, mcfg: GPTConfig, seq_len: int, vocab_dir: str | None,
+    base: Checkpoint | None, dist: Distributed,
+) -> dict[str, Any]:  # fmt: skip
+    """What run.json says of a new run."""
+    return {
+        "dataset": data.fingerprint,
+        "data_path": str(Path(spec.data).expanduser().resolve()),
+        "tokenizer": spec.model.tokenizer,
+        "vocab_dir": vocab_dir,
+        "model": mcfg.to_dict(),
+        "seq_len": seq_len,
+        "train": spec.train.to_dict(),
+        "params": count_params(mcfg),
+        "init_from": str(base.path) if base is not None else None,
+        "world_size": dist.world,
+    }
+
+
+def _runtime(cfg: TrainConfig, dist: Distributed) -> Runtime:
+    device = dist.device if dist.device is not None else resolve_device(cfg.device)
+    threads = cfg.threads
+    if dist.enabled and not threads and device.type == "cpu":
+        threads = dist.threads(cpu_allowance())
+    return Runtime(device, resolve_precision(cfg.precision, device), resolve_threads(threads))
+
+
+def _open_init(ref: str, runs_root: Path) -> Checkpoint:
+    if Path(ref).is_file():
+        return Checkpoint(ref)
+    return Checkpoint(find_run(ref, runs_root).weights())

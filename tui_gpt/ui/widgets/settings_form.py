@@ -1,0 +1,84 @@
+"""A form of settings, generated from their one definition (core/settings.py): a labelled
+row per setting, a choice list for choices, a switch for yes/no, a text field otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Input, Label, Select, Switch
+
+from tui_gpt.core import settings
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.settings import Spec
+
+T = TypeVar("T")
+
+
+class SettingsForm(Vertical):
+    DEFAULT_CSS = """
+    SettingsForm { height: auto; }
+    SettingsForm .row { height: 1; margin-bottom: 1; }
+    SettingsForm .row Label { width: 20; color: $text-muted; }
+    SettingsForm .row Input, SettingsForm .row Select { width: 1fr; }
+    """
+
+    def __init__(
+        self,
+        *classes: type,
+        choice_labels: dict[str, Callable[[str], str]] | None = None,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.classes_shown = classes
+        self.choice_labels = choice_labels or {}
+
+    def specs(self) -> Iterator[Spec]:
+        for cls in self.classes_shown:
+            yield from settings.specs(cls)
+
+    def compose(self) -> ComposeResult:
+        for spec in self.specs():
+            with Horizontal(classes="row"):
+                yield Label(spec.label)
+                yield self._field(spec)
+
+    def _field(self, spec: Spec) -> Widget:
+        if spec.choices:
+            name = self.choice_labels.get(spec.name, str)
+            options = [(name(c), c) for c in spec.choices]
+            return Select(
+                options, value=spec.default, allow_blank=False, id=spec.name, compact=True
+            )
+        if spec.kind is bool:
+            return Switch(value=bool(spec.default), id=spec.name)
+        return Input(spec.show(spec.default), placeholder=spec.blank, id=spec.name, compact=True)
+
+    def value(self, spec: Spec) -> Any:
+        """The field's value; raises `TuiGptError` naming the field if it does not parse."""
+        widget = self.query_one(f"#{spec.name}")
+        if isinstance(widget, Select | Switch):
+            return widget.value
+        assert isinstance(widget, Input)
+        try:
+            return spec.parse(widget.value)
+        except ValueError as exc:
+            raise TuiGptError(f"{spec.label}: {exc}") from None
+
+    def read(self, cls: type[T]) -> T:
+        """The settings of `cls` as the form holds them, checked."""
+        obj = cls(**{spec.name: self.value(spec) for spec in settings.specs(cls)})
+        settings.check(obj)
+        return obj
+
+    def show(self, obj: Any) -> None:
+        """Fill the fields of `obj`'s settings from it."""
+        for spec in settings.specs(type(obj)):
+            widget, value = self.query_one(f"#{spec.name}"), getattr(obj, spec.name)
+            if isinstance(widget, Input):
+                widget.value = spec.show(value)
+            elif isinstance(widget, Select | Switch):
+                widget.value = value
