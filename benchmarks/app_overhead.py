@@ -22,9 +22,9 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken"))
 
-from tui_gpt.core.session import new_training  # noqa: E402
 
-from tui_gpt.core.config import TrainConfig  # noqa: E402
+from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec  # noqa: E402
+from tui_gpt.core.jobs import JobHooks, assemble  # noqa: E402
 
 DATA = SHARED / "data" / "tinyshakespeare.txt"
 
@@ -42,9 +42,8 @@ def rate(events: list[dict]) -> float:
 
 def headless(preset: str, steps: int, root: Path, ctx: int | None) -> float:
     seen: list[dict] = []
-    job = new_training(
-        DATA, config(steps), preset, ctx, runs_root=root, sinks=[lambda e: seen.append(e.to_dict())]
-    )
+    spec = TrainSpec(str(DATA), ModelChoice(preset, ctx), config(steps))
+    job = assemble(spec, runs_root=root, hooks=JobHooks([lambda e: seen.append(e.to_dict())]))
     job.run_training()
     return rate(seen)
 
@@ -56,7 +55,7 @@ async def in_app(preset: str, steps: int, root: Path, ctx: int | None) -> tuple[
     app = TuiGptApp(root)
     lags: list[float] = []
     async with app.run_test(size=(100, 30)) as pilot:
-        app.start_training(str(DATA), config(steps), preset, ctx, "gpt2")
+        app.start_training(TrainSpec(str(DATA), ModelChoice(preset, ctx), config(steps)))
         while not isinstance(app.screen, TrainScreen):
             await pilot.pause(0.05)
         while app.training_active:

@@ -65,6 +65,21 @@ def tui(precision="bf16", fused=True, pad=True, compile_model=False):
     return build
 
 
+def trainer_update():
+    """tui-gpt's own `Trainer.update`, exactly what `tui-gpt train` runs per step."""
+
+    def build():
+        from tui_gpt.core.bench import random_batch_trainer
+        from tui_gpt.core.device import Runtime
+
+        trainer, _, _ = random_batch_trainer(
+            "gpt2-small", CTX, BATCH, Runtime(CPU, "bf16", torch.get_num_threads())
+        )
+        return trainer, None, "trainer"
+
+    return build
+
+
 TRAIN_VARIANTS = {
     "reference path (fp32, masked-matmul attention, hand LayerNorm/GELU, foreach AdamW)": reference(),
     "reference + scaled_dot_product_attention": reference(sdpa=True),
@@ -72,6 +87,7 @@ TRAIN_VARIANTS = {
     "tui-gpt fp32, foreach AdamW": tui("fp32", fused=False, pad=False),
     "tui-gpt fp32, fused AdamW": tui("fp32", pad=False),
     "tui-gpt default: bf16 autocast, fused AdamW": tui("bf16", pad=False),
+    "tui-gpt Trainer.update (what `tui-gpt train` runs; bf16, fused AdamW)": trainer_update(),
     "tui-gpt default + vocabulary rows padded to 50304 (option, off)": tui("bf16"),
 }
 
@@ -89,13 +105,16 @@ def time_steps(build, steps: int, threads: int | None = None) -> float:
     times = []
     for i in range(steps + 1):
         start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        with autocast(CPU, precision):
-            logits = model(x)
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-        loss.backward()
-        opt.step()
-        loss.item()
+        if precision == "trainer":
+            model.update(x, y)
+        else:
+            opt.zero_grad(set_to_none=True)
+            with autocast(CPU, precision):
+                logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+            loss.backward()
+            opt.step()
+            loss.item()
         if i:
             times.append(time.perf_counter() - start)
     torch.set_num_threads(previous)

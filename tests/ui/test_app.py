@@ -129,7 +129,7 @@ async def test_quit_during_training_saves_a_checkpoint(runs_root):
         await choose_tiny_settings(app, pilot, epochs="100")
         await pilot.press("ctrl+t")
         await wait_for(
-            pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.first_step is not None
+            pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.progress.total > 0
         )
         run = app.screen.run
         await wait_for(pilot, lambda: run.status().get("step", -1) >= 1)
@@ -272,3 +272,36 @@ async def test_watch_catches_up_on_a_long_run(runs_root):
         log = dashboard.query_one("#log", RichLog)
         assert "Step 019995" in str(log.lines[-2].text)  # the newest evaluations are shown
         assert dashboard.state == "stale"  # running, yet no process behind it
+
+
+async def test_every_setting_is_settable_from_the_forms(runs_root):
+    """The dataset screen's form holds every model and training setting, the generator's
+    every sampling setting; each non-default value typed there is what they read."""
+    from tests.conftest import other_value
+    from tui_gpt.core.config import ModelChoice, SamplingConfig, TrainConfig
+    from tui_gpt.core.settings import specs
+    from tui_gpt.ui.widgets.settings_form import SettingsForm
+
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        form = app.screen.query_one(SettingsForm)
+        expected = {}
+        for cls in (ModelChoice, TrainConfig):
+            for spec in specs(cls):
+                expected[spec.name] = other_value(spec)
+                widget = form.query_one(f"#{spec.name}")
+                widget.value = (
+                    spec.show(expected[spec.name])
+                    if isinstance(widget, Input)
+                    else expected[spec.name]
+                )
+        await pilot.pause()
+        model, cfg = app.screen.read_settings()
+        assert {**vars(model), **vars(cfg)} == expected
+
+        sampling = SettingsForm(SamplingConfig)
+        await app.screen.mount(sampling)
+        wanted = {spec.name: other_value(spec) for spec in specs(SamplingConfig)}
+        sampling.show(SamplingConfig(**wanted))
+        assert vars(sampling.read(SamplingConfig)) == wanted

@@ -43,7 +43,7 @@ def add_settings(
                            default=None, help=help_text)  # fmt: skip
         else:
             p.add_argument(
-                spec.option, dest=spec.name, type=_checked(spec), choices=spec.choices,
+                spec.option, dest=spec.name, type=str if spec.choices else _checked(spec), choices=spec.choices,
                 default=None, metavar=None if spec.choices else _METAVAR[spec.kind], help=help_text,
             )  # fmt: skip
 

@@ -68,15 +68,8 @@ def bench_train(
     tokens/s, seconds per step, and MFU."""
     dev = resolve_device(device)
     runtime = Runtime(dev, resolve_precision(precision, dev), resolve_threads(threads))
-    torch.manual_seed(seed)
-    model = GPT(model_config(preset, 50257, context_length)).to(dev).train()
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, 50257, (batch_size * context_length + 1,), generator=g).numpy()
-    windows = BatchLoader(TokenWindows(ids, context_length, context_length), batch_size)
-    # The defaults (lr 4e-4, weight decay 0.1), as a training run has them.
-    trainer = Trainer(model, Loaders(windows, windows), ByteTokenizer(), TrainConfig(), runtime)
-    x, y = next(iter(windows))
-    x, y = x.to(dev), y.to(dev)
+    trainer, x, y = random_batch_trainer(preset, context_length, batch_size, runtime, seed)
+    model = trainer.model
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
@@ -102,6 +95,21 @@ def bench_train(
         "mfu": model.flops_per_token(context_length) * tok_per_s / peak,
         "peak_rss_mib": peak_rss_mib(),
     }
+
+
+def random_batch_trainer(
+    preset: str, context_length: int, batch_size: int, runtime: Runtime, seed: int = 123
+) -> tuple[Trainer, torch.Tensor, torch.Tensor]:
+    """A real Trainer (the training defaults: lr 4e-4, weight decay 0.1) on one batch of
+    random tokens, and that batch: what speed measurements time `Trainer.update` on."""
+    torch.manual_seed(seed)
+    model = GPT(model_config(preset, 50257, context_length)).to(runtime.device).train()
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 50257, (batch_size * context_length + 1,), generator=g).numpy()
+    windows = BatchLoader(TokenWindows(ids, context_length, context_length), batch_size)
+    trainer = Trainer(model, Loaders(windows, windows), ByteTokenizer(), TrainConfig(), runtime)
+    x, y = next(iter(windows))
+    return trainer, x.to(runtime.device), y.to(runtime.device)
 
 
 def bench_generate(

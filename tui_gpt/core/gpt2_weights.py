@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import cast
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.model import GPT, Block, GPTConfig
 
 # size name: (Hugging Face repository, emb_dim, n_layers, n_heads)
 SIZES = {
@@ -135,7 +136,7 @@ def load_gpt2_safetensors(path: str | os.PathLike, expect: str | None = None) ->
     with torch.no_grad():
         load("wte.weight", model.tok_emb.weight)
         load("wpe.weight", model.pos_emb.weight)
-        for i, block in enumerate(model.blocks):
+        for i, block in enumerate(cast("list[Block]", list(model.blocks))):
             p = f"h.{i}."
             load(p + "ln_1.weight", block.norm1.weight)
             load(p + "ln_1.bias", block.norm1.bias)

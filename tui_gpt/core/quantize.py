@@ -23,6 +23,10 @@ _KERNEL = getattr(torch.ops.aten, "_weight_int8pack_mm", None)
 class Int8Linear(nn.Module):
     """A Linear whose weight (out, in) is int8 rows times bf16 per-row scales."""
 
+    weight_q: torch.Tensor  # (out, in) int8
+    scale: torch.Tensor  # (out,) bf16
+    bias: torch.Tensor | None
+
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         w = linear.weight.detach().float()  # (out, in)

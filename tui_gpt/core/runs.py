@@ -237,7 +237,7 @@ class RunSummary:
             return "damaged"
         if self.status in ACTIVE:
             return "live" if self.process == "live" else "stale"
-        return self.status
+        return cast(State, self.status)  # how it ended: the same words
 
     def describe(self) -> str:
         """The state in words, for `tui-gpt runs` and the runs browser."""

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -177,7 +178,7 @@ class Trainer:
         # What the update steps run through: DDP (gradients averaged across ranks) under
         # torchrun, the model itself otherwise. Evaluation, samples and checkpoints use the
         # bare model.
-        self.train_module = dist.wrap(model)
+        self.train_module: Any = dist.wrap(model)  # compiled later, maybe
         self.total_steps = len(self.train_loader) * config.epochs
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)

@@ -76,7 +76,7 @@ class TuiGptApp(App):
             self.animation_level = "none"
 
     def on_mount(self) -> None:
-        self._loop = loop = asyncio.get_running_loop()
+        self._signal_loop = loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
@@ -265,7 +265,7 @@ class TuiGptApp(App):
     def _exit_when_saved(self, hangup: bool) -> None:
         self._training_done.wait()
         with contextlib.suppress(Exception):  # the loop may be closed already
-            self._loop.call_soon_threadsafe(self.exit)
+            self._signal_loop.call_soon_threadsafe(self.exit)
         if hangup:
             # The checkpoint is safe. With the terminal gone the UI may be unable to wind
             # down; never linger as an orphan process.
