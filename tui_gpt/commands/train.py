@@ -149,15 +149,8 @@ def check_args(args: argparse.Namespace) -> None:
                     "--settings or --init-from with it")  # fmt: skip
     if not args.resume and not args.data and not args.settings:
         raise_usage("DATA is required (a text file or folder), or --settings FILE, or --resume RUN")
-    if args.resume:
-        fixed = [s.option for s in settings.specs(TrainConfig) if not s.on_resume]
-        fixed += [s.option for s in settings.specs(ModelChoice)]
-        changed = [s.option for s in settings.specs(TrainConfig) + settings.specs(ModelChoice)
-                   if s.name in {**given(args, TrainConfig), **given(args, ModelChoice)}
-                   and s.option in fixed]  # fmt: skip
-        if changed:
-            raise_usage(f"{', '.join(changed)} cannot change when resuming (the run's data "
-                        "order and model depend on it)")  # fmt: skip
+    if args.resume and given(args, ModelChoice):
+        raise_usage("a run's model settings cannot change when resuming")
 
 
 def spec_from_args(args: argparse.Namespace) -> TrainSpec:

@@ -11,7 +11,7 @@ shape at context 256).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,84 +84,44 @@ def count_params(cfg: GPTConfig) -> int:
     return v * c + t * c + L * block + 2 * c + head
 
 
+# One line per setting: type, default, help, form label, bounds (core/settings.py).
+# fmt: off
 @dataclass
 class ModelChoice:
-    """Which model to build and how it reads text: a preset shape, the tokenizer and the
-    window length."""
+    """Which model to build and how it reads text."""
 
     preset: str = setting(DEFAULT_PRESET, "model shape", label="Preset", choices=PRESETS)
-    context_length: int | None = setting(
-        None, "tokens per training window", label="Context length", ge=1, blank="preset's"
-    )
+    context_length: int | None = setting(None, "tokens per training window", label="Context length", ge=1, blank="preset's")
     tokenizer: str = setting("gpt2", "gpt2 BPE or raw bytes", label="Tokenizer", choices=TOKENIZERS)
-    dropout: float | None = setting(
-        None, "dropout rate of a new model", label="Dropout", ge=0, lt=1, blank="0.1"
-    )
+    dropout: float | None = setting(None, "dropout rate of a new model", label="Dropout", ge=0, lt=1, blank="0.1")
 
 
 @dataclass
 class TrainConfig:
-    """Everything about a training run except the model's shape."""
+    """Everything about a training run except the model's shape. `on_resume`: may change
+    when a run is resumed (the others would change its data order or its model)."""
 
-    epochs: int = setting(
-        10, "passes over the training split", label="Epochs", ge=1, on_resume=True
-    )
-    max_steps: int | None = setting(
-        None, "stop after this many updates", label="Max steps", ge=1, blank="all", on_resume=True
-    )
+    epochs: int = setting(10, "passes over the training split", label="Epochs", ge=1, on_resume=True)
+    max_steps: int | None = setting(None, "stop after this many updates", label="Max steps", ge=1, blank="all", on_resume=True)
     batch_size: int = setting(2, "windows per batch", label="Batch size", ge=1)
-    stride: int | None = setting(
-        None, "step between windows", label="Stride", ge=1, blank="context length"
-    )
-    train_ratio: float = setting(
-        0.9, "share of characters for training", label="Train ratio", gt=0, lt=1
-    )
+    stride: int | None = setting(None, "step between windows", label="Stride", ge=1, blank="context length")
+    train_ratio: float = setting(0.9, "share of characters for training", label="Train ratio", gt=0, lt=1)
     lr: float = setting(4e-4, "AdamW learning rate", label="Learning rate", gt=0)
     weight_decay: float = setting(0.1, "AdamW weight decay", label="Weight decay", ge=0)
     warmup_steps: int = setting(0, "linear warmup steps from 0 to lr", label="Warmup steps", ge=0)
-    cosine_decay: bool = setting(
-        False, "cosine decay from lr to min lr after warmup", label="Cosine decay", flag="--cosine"
-    )
+    cosine_decay: bool = setting(False, "cosine decay from lr to min lr after warmup", label="Cosine decay", flag="--cosine")
     min_lr: float = setting(0.0, "learning rate at the end of cosine decay", label="Min LR", ge=0)
-    grad_clip: float | None = setting(
-        None,
-        "clip the global gradient norm to this value",
-        label="Gradient clip",
-        gt=0,
-        blank="off",
-    )
+    grad_clip: float | None = setting(None, "clip the global gradient norm to this value", label="Gradient clip", gt=0, blank="off")
     eval_freq: int = setting(5, "evaluate every N steps", label="Eval every", ge=1, on_resume=True)
-    eval_iter: int = setting(
-        5, "batches per evaluation", label="Eval batches", ge=1, on_resume=True
-    )
+    eval_iter: int = setting(5, "batches per evaluation", label="Eval batches", ge=1, on_resume=True)
     seed: int = setting(123, "random seed (weights and data order)", label="Seed")
-    start_context: str = setting(
-        "Every effort moves you", "prompt of the per-epoch sample", label="Start context"
-    )
-    sample_tokens: int = setting(
-        50, "tokens in the per-epoch sample", label="Sample tokens", ge=0, on_resume=True
-    )
-    checkpoint_minutes: float = setting(
-        10.0, "save latest at least this often", label="Save every (min)", gt=0, on_resume=True
-    )
-    device: str = setting(
-        "auto",
-        "auto picks CUDA, then MPS, then CPU",
-        label="Device",
-        choices=DEVICES,
-        on_resume=True,
-    )
-    precision: str = setting(
-        "auto", "auto: bf16 where the hardware has bf16 units", label="Precision",
-        choices=PRECISIONS, on_resume=True,
-    )  # fmt: skip
-    threads: int | None = setting(
-        None, "CPU threads", label="Threads", ge=1, blank="all allowed", on_resume=True
-    )
-    compile: bool = setting(
-        False, "torch.compile the training step: a slow first step, faster later ones "
-        "(falls back to eager if compiling fails)", label="Compile", on_resume=True,
-    )  # fmt: skip
+    start_context: str = setting("Every effort moves you", "prompt of the per-epoch sample", label="Start context")
+    sample_tokens: int = setting(50, "tokens in the per-epoch sample", label="Sample tokens", ge=0, on_resume=True)
+    checkpoint_minutes: float = setting(10.0, "save latest at least this often", label="Save every (min)", gt=0, on_resume=True)
+    device: str = setting("auto", "auto picks CUDA, then MPS, then CPU", label="Device", choices=DEVICES, on_resume=True)
+    precision: str = setting("auto", "auto: bf16 where the hardware has bf16 units", label="Precision", choices=PRECISIONS, on_resume=True)
+    threads: int | None = setting(None, "CPU threads", label="Threads", ge=1, blank="all allowed", on_resume=True)
+    compile: bool = setting(False, "torch.compile the training step: a slow first step, faster later ones", label="Compile", on_resume=True)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -169,9 +129,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         return settings.from_dict(cls, d)
-
-    def updated(self, **changes) -> TrainConfig:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def validate(self) -> None:
         settings.check(self)
@@ -183,12 +140,11 @@ class SamplingConfig:
 
     temperature: float = setting(1.0, "0 is greedy", label="Temperature", ge=0)
     top_k: int = setting(50, "keep the k likeliest tokens; 0 is off", label="Top-k (0: off)", ge=0)
-    top_p: float | None = setting(
-        None, "keep tokens up to this total probability", label="Top-p", gt=0, le=1, blank="off"
-    )
+    top_p: float | None = setting(None, "keep tokens up to this total probability", label="Top-p", gt=0, le=1, blank="off")
     max_new_tokens: int = setting(50, "tokens to add", label="Max new tokens", ge=0)
     seed: int | None = setting(None, "seed for repeatable sampling", label="Seed", blank="any")
     eos: bool = setting(False, "stop at the end-of-text token", label="Stop at end-of-text")
+# fmt: on
 
 
 @dataclass

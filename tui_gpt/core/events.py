@@ -110,23 +110,7 @@ class Notice(Event):
     message: str = ""
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.name: cls
-    for cls in (
-        Notice,
-        RunStarted,
-        Step,
-        Eval,
-        Sample,
-        EpochEnd,
-        CheckpointSaved,
-        Paused,
-        Resumed,
-        Stopped,
-        Finished,
-        Error,
-    )
-}
+EVENT_TYPES: dict[str, type[Event]] = {cls.name: cls for cls in Event.__subclasses__()}
 
 
 def event_from_dict(d: Any) -> Event | None:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import cast
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.model import GPT, Block, GPTConfig
+from tui_gpt.core.model import GPT, GPTConfig
 
 # size name: (Hugging Face repository, emb_dim, n_layers, n_heads)
 SIZES = {
@@ -33,11 +32,30 @@ SIZES = {
     "1558M": ("openai-community/gpt2-xl", 1600, 48, 25),
 }
 _HEADS_BY_WIDTH = {emb: heads for _, emb, _, heads in SIZES.values()}
-_BLOCK_KEYS = (
-    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
-    "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
-    "mlp.c_proj.weight", "mlp.c_proj.bias",
+# GPT-2's tensor names (Hugging Face layout, without "transformer.") and tui-gpt's, and
+# whether the matrix is stored transposed (Conv1D: (in, out)). Block names take the block
+# index for {i}. The one table both directions (import, export) go by.
+NAMES: tuple[tuple[str, str, bool], ...] = (
+    ("wte.weight", "tok_emb.weight", False), ("wpe.weight", "pos_emb.weight", False),
+    ("h.{i}.ln_1.weight", "blocks.{i}.norm1.weight", False), ("h.{i}.ln_1.bias", "blocks.{i}.norm1.bias", False),
+    ("h.{i}.attn.c_attn.weight", "blocks.{i}.attn.qkv.weight", True), ("h.{i}.attn.c_attn.bias", "blocks.{i}.attn.qkv.bias", False),
+    ("h.{i}.attn.c_proj.weight", "blocks.{i}.attn.out_proj.weight", True), ("h.{i}.attn.c_proj.bias", "blocks.{i}.attn.out_proj.bias", False),
+    ("h.{i}.ln_2.weight", "blocks.{i}.norm2.weight", False), ("h.{i}.ln_2.bias", "blocks.{i}.norm2.bias", False),
+    ("h.{i}.mlp.c_fc.weight", "blocks.{i}.ff.fc.weight", True), ("h.{i}.mlp.c_fc.bias", "blocks.{i}.ff.fc.bias", False),
+    ("h.{i}.mlp.c_proj.weight", "blocks.{i}.ff.proj.weight", True), ("h.{i}.mlp.c_proj.bias", "blocks.{i}.ff.proj.bias", False),
+    ("ln_f.weight", "final_norm.weight", False), ("ln_f.bias", "final_norm.bias", False),
 )  # fmt: skip
+
+
+def name_pairs(n_layers: int) -> list[tuple[str, str, bool]]:
+    """(GPT-2 name, tui-gpt name, transposed) for every tensor of a model this deep."""
+    out = []
+    for hf, ours, t in NAMES:
+        layers = range(n_layers) if "{i}" in hf else [0]
+        out += [(hf.format(i=i), ours.format(i=i), t) for i in layers]
+    return out
+
+
 # Present in some exports, not weights: the causal-mask buffers, and the tied head.
 _IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias", "lm_head.weight")
 
@@ -106,8 +124,8 @@ def load_gpt2_safetensors(path: str | os.PathLike, expect: str | None = None) ->
                 f"{path}: has width {emb} and {layers} layers; GPT-2 {expect} has {e_emb} and {e_layers}"
             )
 
-    expected = {"wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"}
-    expected |= {f"h.{i}.{k}" for i in range(layers) for k in _BLOCK_KEYS}
+    pairs = name_pairs(layers)
+    expected = {hf for hf, _, _ in pairs}
     present = {k for k in keys if not k.endswith(_IGNORED_SUFFIXES)}
     missing, extra = expected - present, present - expected
     if missing or extra:
@@ -121,37 +139,19 @@ def load_gpt2_safetensors(path: str | os.PathLike, expect: str | None = None) ->
     model.to_empty(device="cpu")
     model.out_head.weight = model.tok_emb.weight  # re-tie: to_empty makes new tensors
 
-    def load(key: str, target: torch.Tensor, transpose: bool = False) -> None:
-        try:
-            value = f.get_tensor(keys[key])
-        except (SafetensorError, OSError) as exc:
-            raise TuiGptError(f"{path}: damaged tensor {key} ({exc})") from None
-        value = value.t() if transpose else value
-        if tuple(value.shape) != tuple(target.shape):
-            raise TuiGptError(
-                f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(target.shape)}"
-            )
-        target.copy_(value)
-
+    params = dict(model.named_parameters())
     with torch.no_grad():
-        load("wte.weight", model.tok_emb.weight)
-        load("wpe.weight", model.pos_emb.weight)
-        for i, block in enumerate(cast("list[Block]", list(model.blocks))):
-            p = f"h.{i}."
-            load(p + "ln_1.weight", block.norm1.weight)
-            load(p + "ln_1.bias", block.norm1.bias)
-            load(p + "attn.c_attn.weight", block.attn.qkv.weight, transpose=True)
-            load(p + "attn.c_attn.bias", block.attn.qkv.bias)
-            load(p + "attn.c_proj.weight", block.attn.out_proj.weight, transpose=True)
-            load(p + "attn.c_proj.bias", block.attn.out_proj.bias)
-            load(p + "ln_2.weight", block.norm2.weight)
-            load(p + "ln_2.bias", block.norm2.bias)
-            load(p + "mlp.c_fc.weight", block.ff.fc.weight, transpose=True)
-            load(p + "mlp.c_fc.bias", block.ff.fc.bias)
-            load(p + "mlp.c_proj.weight", block.ff.proj.weight, transpose=True)
-            load(p + "mlp.c_proj.bias", block.ff.proj.bias)
-        load("ln_f.weight", model.final_norm.weight)
-        load("ln_f.bias", model.final_norm.bias)
+        for key, ours, transpose in pairs:
+            try:
+                value = f.get_tensor(keys[key])
+            except (SafetensorError, OSError) as exc:
+                raise TuiGptError(f"{path}: damaged tensor {key} ({exc})") from None
+            value, target = value.t() if transpose else value, params[ours]
+            if tuple(value.shape) != tuple(target.shape):
+                raise TuiGptError(
+                    f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(target.shape)}"
+                )
+            target.copy_(value)
     return model.eval()
 
 

@@ -154,6 +154,11 @@ def assemble(
 def _resumable(
     ref: str, root: Path, changes: dict[str, Any], dist: Distributed
 ) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:
+    fixed = [s.option for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
+    if fixed:
+        raise TuiGptError(
+            f"{', '.join(fixed)} cannot change when resuming (it would change the data order)"
+        )
     run = find_run(ref, root)
     info = run.info()
     if dist.is_main:
@@ -167,9 +172,6 @@ def _resumable(
     if not run.latest.is_file():
         raise TuiGptError(f"run {run.id} has no latest checkpoint to resume from")
     ckpt = Checkpoint(run.latest)
-    fixed = [s.name for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
-    if fixed:
-        raise TuiGptError(f"{', '.join(fixed)} cannot change when resuming")
     cfg = replace(TrainConfig.from_dict(info.get("train", {})), **changes)
     # The model's own shape (a preset, or the init_from model's) decides; the preset name is
     # only a label here.

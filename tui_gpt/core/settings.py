@@ -22,25 +22,12 @@ _BOOLS = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
 
 
-def setting(
-    default: Any,
-    help: str,
-    *,
-    label: str,
-    ge: float | None = None,
-    gt: float | None = None,
-    lt: float | None = None,
-    le: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    flag: str | None = None,
-    blank: str = "",
-    on_resume: bool = False,
-) -> Any:
-    """A settings field. `blank` is what an empty optional field means (shown in the form);
-    `on_resume` marks a setting that may change when a run is resumed."""
-    meta = dict(help=help, label=label, ge=ge, gt=gt, lt=lt, le=le, choices=choices)
-    meta |= dict(flag=flag, blank=blank, on_resume=on_resume)
-    return dataclasses.field(default=default, metadata={"setting": meta})
+def setting(default: Any, help: str, *, label: str, **meta: Any) -> Any:
+    """A settings field; `meta` takes the bounds and options of `Spec` below (ge, gt, lt,
+    le, choices, flag, blank, on_resume)."""
+    return dataclasses.field(
+        default=default, metadata={"setting": {"help": help, "label": label, **meta}}
+    )
 
 
 @dataclass(frozen=True)
@@ -58,9 +45,9 @@ class Spec:
     lt: float | None = None
     le: float | None = None
     choices: tuple[str, ...] | None = None
-    flag: str | None = None
-    blank: str = ""
-    on_resume: bool = False
+    flag: str | None = None  # when not --<name with dashes>
+    blank: str = ""  # what an empty optional field means, shown in the form
+    on_resume: bool = False  # may change when a run is resumed
 
     @property
     def option(self) -> str:
