@@ -1,23 +1,89 @@
-"""Shared fixtures: the ../shared test data, an offline GPT-2 vocabulary, and a private
+"""Shared fixtures: test data (the project's own texts; the chapter's text and the GPT-2
+vocabulary from ../shared, the user cache or a download, else a named skip), and a private
 data/cache dir per test so nothing touches the user's real folders."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
+import platformdirs
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TUI_GPT_SHARED", ROOT.parent / "shared"))
-VERDICT = SHARED / "data" / "the-verdict.txt"
-SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
-SAMPLES = ROOT / "sample_texts"
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.tokenizer import get_tokenizer
 
-# CI has no network: the GPT-2 vocabulary comes from the shared tiktoken cache.
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken"))
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_texts"
+NIGHT_KITCHEN = SAMPLES / "the_night_kitchen.txt"  # the project's own text, for any training
+
+# Test data from outside the clone, each found in this order: TUI_GPT_SHARED (or ../shared
+# beside the clone, as in CI), the user cache dir, a download checked by sha256. With none
+# of them, the tests that need it skip, saying why.
+_shared = Path(os.environ.get("TUI_GPT_SHARED", ROOT.parent / "shared"))
+SHARED: Path | None = _shared if _shared.is_dir() else None
+_CACHE = Path(platformdirs.user_cache_dir("tui-gpt", appauthor=False)) / "test-data"
+_TEXTS = {  # the chapter's own text and the classic small corpus, where their authors serve them
+    "the-verdict.txt": (
+        "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/01_main-chapter-code/the-verdict.txt",
+        "b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f",
+    ),
+    "tinyshakespeare.txt": (
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    ),
+}
+MISSING: dict[str, str] = {}  # what could not be had, and why
+
+
+def _reference_text(name: str) -> Path:
+    url, sha = _TEXTS[name]
+    for candidate in ([SHARED / "data" / name] if SHARED else []) + [_CACHE / name]:
+        if candidate.is_file() and hashlib.sha256(candidate.read_bytes()).hexdigest() == sha:
+            return candidate
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response:
+            body = response.read()
+        if hashlib.sha256(body).hexdigest() != sha:
+            raise ValueError("sha256 differs from the expected file")
+        _CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = _CACHE / f".{name}.{os.getpid()}"
+        tmp.write_bytes(body)
+        tmp.replace(_CACHE / name)
+        return _CACHE / name
+    except (OSError, ValueError) as exc:
+        MISSING[name] = f"{name}: not in ../shared nor cached, and offline ({type(exc).__name__})"
+        return _CACHE / name
+
+
+VERDICT = _reference_text("the-verdict.txt")
+SHAKESPEARE = _reference_text("tinyshakespeare.txt")
+
+# The GPT-2 vocabulary: the shared tiktoken cache, else tiktoken's own download into the
+# user cache dir (kept between runs).
+if SHARED is not None:
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken"))
+else:
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(_CACHE.parent / "tiktoken"))
+try:
+    get_tokenizer("gpt2")
+except TuiGptError:
+    MISSING["gpt2"] = "GPT-2 vocabulary: not in ../shared/tiktoken nor cached, and offline"
+
+needs_verdict = pytest.mark.skipif(
+    "the-verdict.txt" in MISSING, reason=MISSING.get("the-verdict.txt", "")
+)
+needs_shakespeare = pytest.mark.skipif(
+    "tinyshakespeare.txt" in MISSING, reason=MISSING.get("tinyshakespeare.txt", "")
+)
+needs_gpt2 = pytest.mark.skipif("gpt2" in MISSING, reason=MISSING.get("gpt2", ""))
+needs_shared = pytest.mark.skipif(
+    SHARED is None, reason="no ../shared (TUI_GPT_SHARED) beside the clone"
+)
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@ never asserted here."""
 
 import json
 
-from tests.conftest import VERDICT, run_cli
+from tests.conftest import NIGHT_KITCHEN, VERDICT, needs_gpt2, needs_verdict, run_cli
 
 
 def test_bench_train_generate_and_data_report_their_fields():
@@ -20,6 +20,14 @@ def test_bench_train_generate_and_data_report_their_fields():
     facts = json.loads(gen.stdout)
     assert facts["tok_per_s"] > 0 and facts["new_tokens"] == 8 and facts["kv_cache"] is True
 
+    data = run_cli("bench", "data", str(NIGHT_KITCHEN), "--tokenizer", "byte", "--json")
+    assert data.returncode == 0, data.stderr
+    assert json.loads(data.stdout)["tokens"] == NIGHT_KITCHEN.stat().st_size  # ASCII text
+
+
+@needs_verdict
+@needs_gpt2
+def test_bench_data_counts_the_verdicts_tokens():
     data = run_cli("bench", "data", str(VERDICT), "--json")
     assert data.returncode == 0, data.stderr
     assert json.loads(data.stdout)["tokens"] == 5145

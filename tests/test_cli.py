@@ -10,11 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, VERDICT, as_flags, other_value, run_cli
+from tests.conftest import (
+    NIGHT_KITCHEN,
+    ROOT,
+    VERDICT,
+    as_flags,
+    needs_gpt2,
+    needs_verdict,
+    other_value,
+    run_cli,
+)
 
-TINY = ["--preset", "nano", "--context-length", "64", "--batch-size", "8", "--precision", "fp32"]
+# The project's own text in bytes: 11 batches of 8 x 64 per epoch, no vocabulary needed.
+TEXT = str(NIGHT_KITCHEN)
+TINY = ["--preset", "nano", "--context-length", "64", "--batch-size", "8", "--precision", "fp32",
+        "--tokenizer", "byte"]  # fmt: skip
 
 
+@needs_verdict
+@needs_gpt2
 def test_prepare_json_prints_the_verdict_facts():
     result = run_cli("prepare", str(VERDICT), "--context-length", "256", "--json")
     assert result.returncode == 0, result.stderr
@@ -32,6 +46,8 @@ def test_prepare_json_prints_the_verdict_facts():
     }
 
 
+@needs_verdict
+@needs_gpt2
 def test_prepare_reports_a_split_too_short(tmp_path):
     result = run_cli("prepare", str(VERDICT), "--context-length", "1024", "--json")
     assert result.returncode == 2
@@ -41,12 +57,12 @@ def test_prepare_reports_a_split_too_short(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", str(VERDICT), "--batch-size", "0"], "--batch-size: must be at least 1"),
-        (["train", str(VERDICT), "--lr", "abc"], "--lr: expected a number"),
-        (["train", str(VERDICT), "--preset", "huge"], "invalid choice"),
+        (["train", TEXT, "--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["train", TEXT, "--lr", "abc"], "--lr: expected a number"),
+        (["train", TEXT, "--preset", "huge"], "invalid choice"),
         (["train", "/no/such/file.txt"], "no such file or folder"),
         (["train"], "DATA is required"),
-        (["prepare", str(VERDICT), "--train-ratio", "1.5"], "between 0 and 1"),
+        (["prepare", TEXT, "--train-ratio", "1.5"], "between 0 and 1"),
         (["generate", "--run", "nope", "--prompt", "x"], "no run 'nope'"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -77,7 +93,7 @@ def test_every_verb_has_help():
 
 def test_train_generate_runs_plot(tmp_path):
     runs = str(tmp_path / "runs")
-    result = run_cli("train", str(VERDICT), *TINY, "--epochs", "2", "--run-dir", runs)
+    result = run_cli("train", TEXT, *TINY, "--epochs", "2", "--run-dir", runs)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Ep 1 (Step 000000): Train loss" in out and "Ep 2 (Step 000015)" in out
@@ -85,7 +101,7 @@ def test_train_generate_runs_plot(tmp_path):
     run_id = out.split("finished: run ")[1].split()[0]
 
     listing = json.loads(run_cli("runs", "--json", "--run-dir", runs).stdout)
-    assert [(r["id"], r["status"], r["steps"]) for r in listing] == [(run_id, "finished", 18)]
+    assert [(r["id"], r["status"], r["steps"]) for r in listing] == [(run_id, "finished", 22)]
 
     gen = [
         "generate",
@@ -122,7 +138,16 @@ def test_compile_opt_in_says_what_it_did_and_trains_alike(tmp_path):
         runs = tmp_path / mode
         extra = ["--compile"] if mode == "compile" else []
         result = run_cli(
-            "train", str(VERDICT), *TINY, "--max-steps", "3", "--run-dir", str(runs), *extra
+            "train",
+            TEXT,
+            *TINY,
+            "--max-steps",
+            "3",
+            "--dropout",
+            "0",
+            "--run-dir",
+            str(runs),
+            *extra,
         )
         assert result.returncode == 0, result.stderr
         [events] = runs.glob("*/events.jsonl")
@@ -144,7 +169,7 @@ def _start_training(runs: Path, *extra: str) -> subprocess.Popen:
             "-m",
             "tui_gpt",
             "train",
-            str(VERDICT),
+            TEXT,
             *TINY,
             "--epochs",
             "100",
@@ -260,7 +285,7 @@ def test_every_setting_travels_from_flags_and_through_a_background_spec(tmp_path
 def test_settings_file_flags_override_and_bad_files_are_one_line(tmp_path):
     from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
 
-    spec = TrainSpec(str(VERDICT), ModelChoice("nano", 64), TrainConfig(max_steps=2, lr=1e-3))
+    spec = TrainSpec(TEXT, ModelChoice("nano", 64, "byte"), TrainConfig(max_steps=2, lr=1e-3))
     path = tmp_path / "s.json"
     path.write_text(json.dumps(spec.to_dict()))
     result = run_cli("train", "--settings", str(path), "--max-steps", "1", "--precision", "fp32",

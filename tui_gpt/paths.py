@@ -27,6 +27,14 @@ def cache_dir() -> Path:
     return Path(env) if env else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
+def samples_dir() -> Path:
+    """The texts that ship with tui-gpt: the repository's sample_texts/, installed as the
+    package `tui_gpt.sample_texts` (editable or not)."""
+    from importlib.resources import files
+
+    return Path(str(files("tui_gpt.sample_texts")))
+
+
 def runs_dir(override: str | os.PathLike | None = None) -> Path:
     """Root of the run folders: `override` (`--run-dir`), else `TUI_GPT_RUN_DIR`, else the
     data dir's `runs`."""

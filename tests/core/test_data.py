@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import SHAKESPEARE, VERDICT
+from tests.conftest import MISSING, SHAKESPEARE, VERDICT, needs_shakespeare, needs_verdict
 from tui_gpt.core.data import (
     BatchLoader,
     TokenWindows,
@@ -20,9 +20,12 @@ from tui_gpt.core.tokenizer import get_tokenizer
 
 @pytest.fixture(scope="module")
 def gpt2():
+    if "gpt2" in MISSING:
+        pytest.skip(MISSING["gpt2"])
     return get_tokenizer("gpt2")
 
 
+@needs_verdict
 def test_the_verdict_facts(gpt2, tmp_path):
     data = prepare(VERDICT, gpt2, 0.9, cache_root=tmp_path)
     facts = plan(data, context_length=256, batch_size=2)
@@ -37,6 +40,7 @@ def test_the_verdict_facts(gpt2, tmp_path):
             assert x.dtype == torch.int64
 
 
+@needs_shakespeare
 def test_split_parts_equal_tokenizing_each_part_whole(gpt2, tmp_path):
     text = SHAKESPEARE.read_text(encoding="utf-8")
     data = prepare(SHAKESPEARE, gpt2, 0.9, cache_root=tmp_path, num_threads=2)
@@ -56,6 +60,7 @@ def test_safe_cuts_keep_tokens_identical(gpt2):
     assert [t for p in pieces for t in gpt2.encode(p)] == gpt2.encode(tricky)
 
 
+@needs_verdict
 def test_cache_is_reused_and_memory_mapped(gpt2, tmp_path):
     first = prepare(VERDICT, gpt2, 0.9, cache_root=tmp_path)
     folders = list(tmp_path.iterdir())
@@ -160,6 +165,7 @@ def test_crlf_counts_like_text_mode(tmp_path):
     assert inspect_source(f).chars == len("one\ntwo\nthree\n")
 
 
+@needs_verdict
 def test_short_splits_name_the_split_and_the_counts(gpt2, tmp_path):
     data = prepare(VERDICT, gpt2, 0.9, cache_root=tmp_path)
     with pytest.raises(TuiGptError, match=r"validation split has 534 tokens.*at least 1025"):
@@ -171,6 +177,7 @@ def test_short_splits_name_the_split_and_the_counts(gpt2, tmp_path):
         make_loaders(data, 256, 1)
 
 
+@needs_verdict
 def test_ratio_must_be_inside_zero_one(gpt2, tmp_path):
     with pytest.raises(TuiGptError, match="train ratio"):
         prepare(VERDICT, gpt2, 1.0, cache_root=tmp_path)

@@ -43,7 +43,7 @@ def test_a_detached_run_survives_its_terminal_going_away(tmp_path):
     )
     command = (
         f"cd {shlex.quote(str(ROOT))} && env {env} {shlex.quote(sys.executable)} -m tui_gpt "
-        f"--run-dir {shlex.quote(str(runs))} train {DATA} --preset nano --max-steps 150 "
+        f"--run-dir {shlex.quote(str(runs))} train {DATA} --preset nano --tokenizer byte --max-steps 150 "
         "--eval-freq 10 --detach; sleep 600"
     )
     tmux("new-session", "-d", "-s", "app", "-x", "100", "-y", "30", command)
@@ -72,7 +72,18 @@ def test_bad_input_with_detach_is_one_line_and_leaves_nothing(tmp_path):
 
 def test_control_sigterm_sigkill_and_resume(tmp_path):
     runs = tmp_path / "runs"
-    run = detach(runs, DATA, "--preset", "nano", "--epochs", "500", "--eval-freq", "10")
+    run = detach(
+        runs,
+        DATA,
+        "--preset",
+        "nano",
+        "--tokenizer",
+        "byte",
+        "--epochs",
+        "500",
+        "--eval-freq",
+        "10",
+    )
     try:
         paused = run_cli("--run-dir", str(runs), "control", run.id, "pause")
         assert paused.returncode == 0 and "pause: paused" in paused.stdout, paused.stderr

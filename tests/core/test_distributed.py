@@ -48,6 +48,8 @@ TRAIN = [
     str(SAMPLES / "the_night_kitchen.txt"),
     "--preset",
     "nano",
+    "--tokenizer",
+    "byte",
     "--dropout",
     "0",
     "--precision",

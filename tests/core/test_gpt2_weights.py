@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from tests.conftest import VERDICT, run_cli
+from tests.conftest import NIGHT_KITCHEN, needs_gpt2, run_cli
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.generate import generate
 from tui_gpt.core.gpt2_weights import load_gpt2_safetensors
@@ -103,6 +103,7 @@ def test_bad_files_are_clear_errors(hf_model, tmp_path):
         load_gpt2_safetensors(tmp_path / "nope.safetensors")
 
 
+@needs_gpt2
 def test_import_generate_and_continue_pretraining(hf_model, tmp_path):
     _, folder = hf_model
     runs = str(tmp_path / "runs")
@@ -130,7 +131,7 @@ def test_import_generate_and_continue_pretraining(hf_model, tmp_path):
 
     train = run_cli(
         "train",
-        str(VERDICT),
+        str(NIGHT_KITCHEN),
         "--init-from",
         run_id,
         "--context-length",

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from tests.conftest import VERDICT
+from tests.conftest import VERDICT, needs_gpt2, needs_verdict
 from tui_gpt.core.config import PRESETS, count_params, model_config
 from tui_gpt.core.data import make_loaders, prepare
 from tui_gpt.core.loss import loader_loss, perplexity
@@ -80,6 +80,8 @@ def test_kv_cache_matches_full_forward():
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
 
 
+@needs_verdict
+@needs_gpt2
 def test_untrained_124m_scores_near_ln_vocab_on_the_verdict(tmp_path):
     tok = get_tokenizer("gpt2")
     data = prepare(VERDICT, tok, 0.9, cache_root=tmp_path)

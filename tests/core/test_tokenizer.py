@@ -2,11 +2,12 @@ import os
 
 import pytest
 
-from tests.conftest import SHARED, run_cli
+from tests.conftest import SHARED, needs_gpt2, needs_shared, run_cli
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.tokenizer import ByteTokenizer, StreamDecoder, get_tokenizer
 
 
+@needs_gpt2
 @pytest.mark.parametrize(
     ("text", "ids"),
     [
@@ -23,6 +24,7 @@ def test_gpt2_ids_match_the_reference(text, ids):
     assert tok.decode(ids) == text
 
 
+@needs_gpt2
 def test_gpt2_vocabulary_and_end_of_text():
     tok = get_tokenizer("gpt2")
     assert tok.vocab_size == 50257
@@ -30,6 +32,8 @@ def test_gpt2_vocabulary_and_end_of_text():
     assert tok.encode("a<|endoftext|>b") == [64, 50256, 65]
 
 
+@needs_shared
+@needs_gpt2
 def test_local_vocab_files_give_the_same_ids():
     local = get_tokenizer("gpt2", vocab_dir=SHARED / "gpt2-vocab")
     cached = get_tokenizer("gpt2")
@@ -57,7 +61,7 @@ def test_byte_tokenizer_round_trip_and_end_of_text():
     assert tok.vocab_size == 257
 
 
-@pytest.mark.parametrize("name", ["byte", "gpt2"])
+@pytest.mark.parametrize("name", ["byte", pytest.param("gpt2", marks=needs_gpt2)])
 def test_stream_decoder_holds_back_partial_utf8(name):
     tok = get_tokenizer(name)
     text = "naïve 🙂 café"

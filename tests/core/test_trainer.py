@@ -3,7 +3,7 @@ import threading
 import pytest
 import torch
 
-from tests.conftest import VERDICT
+from tests.conftest import NIGHT_KITCHEN
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
 from tui_gpt.core.events import Eval, Event, Notice, Sample, Step
@@ -40,7 +40,9 @@ class Recorder:
 
 
 def start(runs_root, cfg, sinks=(), control=None):
-    spec = TrainSpec(str(VERDICT), ModelChoice("nano", 64, "gpt2"), cfg)
+    # The project's own text, byte tokens: 5,941 training tokens -> 92 windows of 64 -> 11
+    # batches of 8 per epoch; runs anywhere, no vocabulary to fetch.
+    spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 64, "byte"), cfg)
     return assemble(spec, runs_root=runs_root, hooks=JobHooks(list(sinks), control))
 
 
@@ -49,11 +51,11 @@ def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):
     job = start(runs_root, config(epochs=3), [rec])
     assert job.run_training() == "finished"
     steps = rec.of(Step)
-    assert len(steps) == 3 * 9  # 4612 train tokens -> 72 windows of 64 -> 9 batches of 8
-    assert [e.step for e in steps] == list(range(27))
-    assert steps[-1].tokens_seen == 27 * 8 * 64
+    assert len(job.trainer.train_loader) == 11
+    assert [e.step for e in steps] == list(range(33))
+    assert steps[-1].tokens_seen == 33 * 8 * 64
     evals = rec.of(Eval)
-    assert [e.step for e in evals] == [0, 5, 10, 15, 20, 25]
+    assert [e.step for e in evals] == [0, 5, 10, 15, 20, 25, 30]
     assert evals[-1].train_loss < evals[0].train_loss - 1.0
     samples = rec.of(Sample)
     assert len(samples) == 3 and all(s.text.startswith("Every effort moves you") for s in samples)
@@ -64,7 +66,7 @@ def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):
         assert {"event", "time", "step", "epoch", "tokens_seen"} <= set(line)
     assert run.status()["status"] == "finished"
     latest = Checkpoint(run.latest)
-    assert latest.has_optimizer and latest.train_state["steps_done"] == 27
+    assert latest.has_optimizer and latest.train_state["steps_done"] == 33
     best = Checkpoint(run.best)
     assert not best.has_optimizer
     assert best.train_state["best_val_loss"] == pytest.approx(min(e.val_loss for e in evals))
@@ -75,15 +77,15 @@ def test_stop_and_resume_gives_exactly_the_same_losses(runs_root):
     start(runs_root, config(max_steps=20), [straight]).run_training()
 
     control = TrainerControl()
-    first = Recorder(stop_after_step=10, control=control)  # stops in epoch 2, batch 2
+    first = Recorder(stop_after_step=12, control=control)  # stops in epoch 2, batch 2
     job = start(runs_root, config(max_steps=20), [first], control)
     assert job.run_training() == "stopped"
     assert job.run.status()["status"] == "stopped"
     assert Checkpoint(job.run.latest).train_state == {
         "epoch": 1,
         "batch": 2,
-        "steps_done": 11,
-        "tokens_seen": 11 * 8 * 64,
+        "steps_done": 13,
+        "tokens_seen": 13 * 8 * 64,
         "best_val_loss": pytest.approx(first.of(Eval)[-1].val_loss),
     }
     second = Recorder()
@@ -94,7 +96,7 @@ def test_stop_and_resume_gives_exactly_the_same_losses(runs_root):
     got = [e.loss for e in first.of(Step)] + [e.loss for e in second.of(Step)]
     assert got == expected  # bit-for-bit on CPU in fp32
     assert [(e.step, e.val_loss) for e in second.of(Eval)] == [
-        (e.step, e.val_loss) for e in straight.of(Eval) if e.step >= 11
+        (e.step, e.val_loss) for e in straight.of(Eval) if e.step >= 13
     ]
 
 

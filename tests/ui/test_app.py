@@ -9,7 +9,7 @@ import signal
 import pytest
 from textual.widgets import DataTable, Input, RichLog, Select, Static
 
-from tests.conftest import VERDICT, wait_until
+from tests.conftest import NIGHT_KITCHEN, VERDICT, needs_gpt2, needs_verdict, wait_until
 from tests.ui.conftest import fake_run, wait_for
 from tui_gpt.core import control
 from tui_gpt.core.runs import Run, liveness
@@ -29,9 +29,10 @@ def preview_text(app) -> str:
 async def choose_tiny_settings(app, pilot, epochs: str) -> None:
     screen = app.screen
     await pilot.click("#path")
-    screen.query_one("#path", Input).value = str(VERDICT)
+    screen.query_one("#path", Input).value = str(NIGHT_KITCHEN)
     await pilot.press("enter")
     screen.query_one("#preset", Select).value = "nano"
+    screen.query_one("#tokenizer", Select).value = "byte"  # no vocabulary to fetch
     for field, value in (
         ("context_length", "32"),
         ("batch_size", "8"),
@@ -44,6 +45,8 @@ async def choose_tiny_settings(app, pilot, epochs: str) -> None:
     )
 
 
+@needs_verdict
+@needs_gpt2
 async def test_dataset_preview_shows_facts_and_problems(runs_root, tmp_path):
     app = TuiGptApp(runs_root)
     async with app.run_test(size=(100, 34)) as pilot:
@@ -212,6 +215,7 @@ async def test_picker_chooses_a_file_from_the_keyboard(runs_root, tmp_path, monk
     app = TuiGptApp(runs_root)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        app.screen.query_one("#tokenizer", Select).value = "byte"
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: isinstance(app.screen, PathPicker))
         tree = app.screen.query_one("#tree")
@@ -239,6 +243,7 @@ async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
             await pilot.press("ctrl+b")
             await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
             dashboard = app.screen
+            await wait_for(pilot, lambda: dashboard.query("#chart"))  # composed
             run = dashboard.run
             assert not dashboard.live and not app.training_active  # not this process's
             await wait_for(pilot, lambda: len(dashboard.query_one("#chart").history.val) >= 2)

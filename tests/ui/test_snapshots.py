@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_gpt2
 from tests.ui.conftest import fake_run, wait_for
 from tui_gpt.core.runs import Run
 from tui_gpt.ui.app import TuiGptApp
@@ -35,6 +36,7 @@ def fixed_runs(monkeypatch):
     time.tzset()
 
 
+@needs_gpt2
 def test_dataset_screen(snap_compare, fixed_runs):
     app = TuiGptApp(fixed_runs)
 

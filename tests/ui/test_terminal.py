@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needs_gpt2
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+# The quick start's defaults: the bundled samples with GPT-2's vocabulary.
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    needs_gpt2,
+]
 
 
 class Tmux:

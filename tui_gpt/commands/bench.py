@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from tui_gpt.commands.common import positive_int, print_json
-from tui_gpt.core.config import DEVICES, PRESETS, SAMPLING_PRECISIONS
+from tui_gpt.commands.common import add_settings, positive_int, print_json
+from tui_gpt.core.config import DEVICES, PRESETS, SAMPLING_PRECISIONS, ModelChoice
 
 
 def add_parser(sub) -> None:
@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
         help="int8 applies to generate only",
     )
     p.add_argument("--threads", type=positive_int)
+    add_settings(p, ModelChoice, only=("tokenizer",))
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=run)
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.data:
             raise TuiGptError("bench data needs a text file or folder")
-        result = bench.bench_data(args.data, threads=args.threads)
+        result = bench.bench_data(args.data, args.tokenizer or "gpt2", threads=args.threads)
     if args.json:
         print_json(result)
         return 0

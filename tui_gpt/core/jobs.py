@@ -111,11 +111,11 @@ def assemble(
     settings.check(spec.model)
     spec.train.validate()
     cfg = spec.train
+    source = inspect_source(spec.data)  # a bad path is the first thing to say
     tokenizer = get_tokenizer(spec.model.tokenizer, vocab_dir)
     if ckpt is None:
         ckpt = _open_init(spec.init_from, root) if spec.init_from else None
         mcfg, seq_len = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
-    source = inspect_source(spec.data)
     if run is not None and source.sha256 != run.info().get("dataset", {}).get("sha256"):
         raise TuiGptError(
             f"the dataset of run {run.id} ({spec.data}) has changed since the run began"

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Static, Switch
+from textual.widgets import Footer, Input, Label, Static, Switch
 
 from tui_gpt.core.config import SamplingConfig
 from tui_gpt.core.errors import TuiGptError
@@ -21,6 +21,7 @@ from tui_gpt.core.sampling import LoadedModel
 from tui_gpt.core.tokenizer import StreamDecoder
 from tui_gpt.ui.host import host
 from tui_gpt.ui.messages import GenerationDone, TokenStreamed
+from tui_gpt.ui.widgets.header import Header
 from tui_gpt.ui.widgets.settings_form import SettingsForm
 from tui_gpt.ui.widgets.token_probs import TokenProbs
 

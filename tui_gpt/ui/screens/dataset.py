@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, ListItem, ListView, Select, Static
+from textual.widgets import Button, Footer, Input, Label, ListItem, ListView, Select, Static
 
 from tui_gpt import paths
 from tui_gpt.core.config import (
@@ -26,9 +26,8 @@ from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.tokenizer import get_tokenizer
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.picker import PathPicker
+from tui_gpt.ui.widgets.header import Header
 from tui_gpt.ui.widgets.settings_form import SettingsForm
-
-SAMPLES_DIR = Path(__file__).resolve().parents[3] / "sample_texts"
 
 
 def recent_file() -> Path:
@@ -55,9 +54,10 @@ def remember(path: str) -> None:
 def dataset_choices() -> list[tuple[str, str]]:
     """(label, path) for the bundled samples, the whole sample folder and recent datasets."""
     choices: list[tuple[str, str]] = []
-    if SAMPLES_DIR.is_dir():
-        choices.append(("all bundled samples (folder)", str(SAMPLES_DIR)))
-        choices += [(f"sample: {p.stem}", str(p)) for p in sorted(SAMPLES_DIR.glob("*.txt"))]
+    samples = paths.samples_dir()
+    if samples.is_dir():
+        choices.append(("all bundled samples (folder)", str(samples)))
+        choices += [(f"sample: {p.stem}", str(p)) for p in sorted(samples.glob("*.txt"))]
     choices += [
         (f"recent: {Path(p).name}", p) for p in load_recent() if p not in {c[1] for c in choices}
     ]

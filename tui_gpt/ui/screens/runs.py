@@ -8,11 +8,12 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.confirm import ConfirmScreen
+from tui_gpt.ui.widgets.header import Header
 
 
 class RunsScreen(Screen):

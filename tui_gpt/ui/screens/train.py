@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
+from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
 from tui_gpt.core.control import RemoteControl
 from tui_gpt.core.events import (
@@ -37,6 +37,7 @@ from tui_gpt.core.runs import ACTIVE, EventFollower, Run, liveness
 from tui_gpt.core.trainer import TrainerControl
 from tui_gpt.ui.host import host
 from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
+from tui_gpt.ui.widgets.header import Header
 from tui_gpt.ui.widgets.loss_chart import LossChart
 
 

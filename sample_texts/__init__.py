@@ -1,0 +1,1 @@
+"""Texts written for tui-gpt that ship with it (installed as `tui_gpt.sample_texts`)."""
