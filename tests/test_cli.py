@@ -304,3 +304,38 @@ def test_settings_file_flags_override_and_bad_files_are_one_line(tmp_path):
 def test_resume_refuses_settings_that_would_change_the_run(tmp_path):
     result = run_cli("train", "--resume", "x", "--batch-size", "4", "--run-dir", str(tmp_path))
     assert result.returncode == 2 and "--batch-size cannot change when resuming" in result.stderr
+
+
+def test_compare_show_label_and_plot_files(tmp_path):
+    runs = str(tmp_path / "runs")
+    for lr in ("1e-3", "3e-3"):
+        result = run_cli("train", TEXT, *TINY, "--max-steps", "4", "--eval-freq", "2",
+                         "--lr", lr, "--run-dir", runs)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    a, b = sorted(r["id"] for r in json.loads(run_cli("runs", "--json", "--run-dir", runs).stdout))
+    compared = json.loads(run_cli("compare", a, b, "--json", "--run-dir", runs).stdout)
+    assert compared["differing"] == {"lr": [1e-3, 3e-3]}
+    text = run_cli("compare", a, b, "--width", "80", "--run-dir", runs).stdout
+    assert "validation loss" in text and "best val loss" in text and "lr " in text
+
+    assert run_cli("runs", "label", a, "baseline", "--run-dir", runs).returncode == 0
+    listed = json.loads(run_cli("runs", "--label", "base", "--json", "--run-dir", runs).stdout)
+    assert [r["id"] for r in listed] == [a]
+    shown = json.loads(run_cli("runs", "show", a, "--json", "--run-dir", runs).stdout)
+    assert shown["label"] == "baseline" and shown["settings"]["lr"] == 1e-3 and shown["steps"] == 4
+
+    out = tmp_path / "curves.csv"
+    wrote = run_cli("plot", a, b, "--output", str(out), "--run-dir", runs)
+    assert wrote.returncode == 0, wrote.stderr
+    assert len(out.read_text().splitlines()) == 1 + 2 * 2  # a header, two evaluations per run
+    small = run_cli("plot", a, "--width", "10", "--height", "3", "--run-dir", runs)
+    assert small.returncode == 2 and "at least 30 columns and 8 rows" in small.stderr
+    bad = run_cli("plot", a, "--output", str(tmp_path / "x.gif"), "--run-dir", runs)
+    assert bad.returncode == 2 and ".gif" in bad.stderr
+
+    pytest.importorskip("matplotlib", reason="images need the plots extra (matplotlib)")
+    for suffix, magic in ((".png", b"\x89PNG"), (".svg", b"<svg"), (".pdf", b"%PDF")):
+        image = tmp_path / f"curves{suffix}"
+        made = run_cli("plot", a, b, "--output", str(image), "--run-dir", runs)
+        assert made.returncode == 0, made.stderr
+        assert magic in image.read_bytes()[:400]

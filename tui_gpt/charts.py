@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 
 import plotext as plt
 
+from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Eval, Event, RunStarted
+from tui_gpt.core.experiments import X_LABELS, RunDetails, XAxis, short_names
+
+# Below this plotext draws garbage (an axis upside down): refuse with a clear line instead.
+MIN_WIDTH, MIN_HEIGHT = 30, 8
 
 
 @dataclass
@@ -67,13 +72,20 @@ def thinned(history: LossHistory, points: int) -> LossHistory:
     )
 
 
+def check_size(width: int, height: int) -> None:
+    if width < MIN_WIDTH or height < MIN_HEIGHT:
+        raise TuiGptError(
+            f"a chart needs at least {MIN_WIDTH} columns and {MIN_HEIGHT} rows (got {width} x {height})"
+        )
+
+
 def loss_chart(
     history: LossHistory, width: int, height: int, perplexity: bool = False, color: bool = True
 ) -> str:
     """The chart as a string (ANSI colours when `color`)."""
     history = thinned(history, 4 * max(width, 20))  # braille: 2 dots a column, with margin
     plt.clear_figure()
-    plt.plot_size(max(width, 20), max(height, 6))
+    plt.plot_size(max(width, MIN_WIDTH), max(height, MIN_HEIGHT))
     plt.theme("pro" if color else "clear")
     if not history.steps:
         plt.title("no evaluation yet")
@@ -112,3 +124,60 @@ def _short(n: int) -> str:
 def _finish(color: bool) -> str:
     text = plt.build()
     return text if color else plt.uncolorize(text)
+
+
+def compare_chart(
+    runs: list[RunDetails], axis: XAxis, width: int, height: int, train: bool = False,
+    color: bool = True,
+) -> str:  # fmt: skip
+    """Validation loss of several runs on one chart (training loss too with `train`), the
+    x axis tokens seen, steps or training time; the legend names runs by their short label."""
+    plt.clear_figure()
+    plt.plot_size(max(width, MIN_WIDTH), max(height, MIN_HEIGHT))
+    plt.theme("pro" if color else "clear")
+    drawn = False
+    for r, name in zip(runs, short_names(runs), strict=True):
+        if not r.curve:
+            continue
+        xs = [p.x(axis) for p in r.curve]
+        plt.plot(xs, _finite([p.val_loss for p in r.curve]), label=f"{name} val", marker="braille")
+        if train:
+            plt.plot(
+                xs,
+                _finite([p.train_loss for p in r.curve]),
+                label=f"{name} train",
+                marker="braille",
+            )
+        drawn = True
+    plt.title("validation loss" if drawn else "no evaluation yet")
+    plt.xlabel(X_LABELS[axis])
+    return _finish(color)
+
+
+def save_figure(runs: list[RunDetails], path: str, axis: XAxis) -> None:
+    """The runs' training and validation losses as a .png, .svg or .pdf (matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display: a file only
+        from matplotlib import pyplot
+    except ImportError:
+        raise TuiGptError(
+            "images need matplotlib: pip install 'tui-gpt[plots]' (or write a .csv)"
+        ) from None
+    fig, ax = pyplot.subplots(figsize=(7, 4), dpi=120)
+    for r, name in zip(runs, short_names(runs), strict=True):
+        xs = [p.x(axis) for p in r.curve]
+        (line,) = ax.plot(xs, [p.val_loss for p in r.curve], label=f"{name} validation")
+        ax.plot(xs, [p.train_loss for p in r.curve], linestyle="--", color=line.get_color(),
+                label=f"{name} training")  # fmt: skip
+    ax.set_xlabel(X_LABELS[axis])
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as exc:
+        raise TuiGptError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        pyplot.close(fig)

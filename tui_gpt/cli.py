@@ -11,6 +11,7 @@ import sys
 from tui_gpt import __version__
 from tui_gpt.commands import (
     bench,
+    compare,
     control,
     generate,
     import_gpt2,
@@ -22,7 +23,7 @@ from tui_gpt.commands import (
 )
 from tui_gpt.core.errors import TuiGptError
 
-VERBS = (prepare, train, control, generate, runs, plot, watch, bench, import_gpt2)
+VERBS = (prepare, train, control, generate, runs, compare, plot, watch, bench, import_gpt2)
 
 
 class Parser(argparse.ArgumentParser):

@@ -29,6 +29,7 @@ def fake_run(
     steps: int = 20,
     status: str = "finished",
     created: float = 1_790_000_000,
+    lr: float = 4e-4,
 ) -> Path:
     """A finished-looking run folder with deterministic events and a tiny checkpoint."""
     path = root / run_id
@@ -42,6 +43,12 @@ def fake_run(
         "dataset": {"files": ["/data/story.txt"]},
     }
     (path / "run.json").write_text(json.dumps(info))
+    spec = {
+        "data": "/data/story.txt",
+        "model": {"preset": "nano", "tokenizer": "byte"},
+        "train": {"lr": lr},
+    }
+    (path / "settings.json").write_text(json.dumps(spec))
     events = [
         {
             "event": "run_started",

@@ -310,3 +310,38 @@ async def test_every_setting_is_settable_from_the_forms(runs_root):
         wanted = {spec.name: other_value(spec) for spec in specs(SamplingConfig)}
         sampling.show(SamplingConfig(**wanted))
         assert vars(sampling.read(SamplingConfig)) == wanted
+
+
+async def test_runs_browser_details_labels_and_comparison(runs_root):
+    from tui_gpt.ui.screens.compare import CompareScreen
+
+    fake_run(runs_root, "20260101-000000-story-nano", created=1_790_000_000, lr=4e-4)
+    fake_run(runs_root, "20260102-000000-story-nano", created=1_790_090_000, lr=1e-3)
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        browser = app.screen
+        details = browser.query_one("#run-details", Static)
+        await wait_for(pilot, lambda: "20260102-000000-story-nano" in str(details.render()))
+        assert "lr" in str(details.render()) and "best 4.000" in str(details.render())
+        await pilot.press("l")
+        await wait_for(pilot, lambda: app.screen is not browser)
+        for key in "wide":
+            await pilot.press(key)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(s.label == "wide" for s in browser.summaries))
+        await pilot.press("m")  # nothing marked yet: refused
+        assert app.screen is browser
+        await pilot.press("space", "down", "space", "m")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.runs)
+        compare = app.screen
+        table = compare.query_one(DataTable)
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert [r[0] for r in rows] == ["lr", "best val loss", "time to best", "tokens/s"]
+        assert [str(c.label) for c in table.columns.values()] == ["", "000000", "wide"]
+        assert compare.axis == "tokens"
+        await pilot.press("x")
+        assert compare.axis == "steps" and "steps" in str(
+            compare.query_one("#compare-chart").render()
+        )

@@ -87,6 +87,31 @@ def test_runs_screen(snap_compare, fixed_runs):
     async def ready(pilot):
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, RunsScreen)
+                and "settings" in str(app.screen.query_one("#run-details").render())
+            ),
+        )
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_comparison_screen(snap_compare, fixed_runs):
+    from tui_gpt.ui.screens.compare import CompareScreen
+
+    fake_run(fixed_runs, "20260302-120000-story-nano", created=1_772_452_800, lr=1e-3)
+    app = TuiGptApp(fixed_runs)
+
+    async def ready(pilot):
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        paths = [
+            fixed_runs / "20260301-120000-story-nano",
+            fixed_runs / "20260302-120000-story-nano",
+        ]
+        app.push_screen(CompareScreen(paths))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.runs)
+        await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)

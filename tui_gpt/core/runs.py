@@ -217,6 +217,7 @@ class RunSummary:
 
     id: str
     path: str
+    label: str = ""
     created: float | None = None
     dataset: str = ""
     preset: str = ""
@@ -274,6 +275,7 @@ def summarize(run: Run) -> RunSummary:
     status = run.status()
     files = info.get("dataset", {}).get("files") or [""]
     summary.created = info.get("created")
+    summary.label = str(info.get("label") or "")
     summary.dataset = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
     summary.preset = str(info.get("preset", ""))
     summary.params = info.get("params")
@@ -313,6 +315,25 @@ def find_run(ref: str, root: Path | None = None) -> Run:
             f"run {ref!r} is ambiguous: {', '.join(sorted(p.name for p in matches)[:5])}"
         )
     raise TuiGptError(f"no run {ref!r} in {root} (see `tui-gpt runs`)")
+
+
+def set_label(run: Run, label: str) -> None:
+    """Name a run (or tag it: any short text); shown and filtered on by `runs` and the app."""
+    info = run.info()
+    info["label"] = " ".join(label.split())[:60]
+    atomic_write_text(run.path / "run.json", json.dumps(info, indent=2))
+
+
+def matching(
+    runs: list[RunSummary], label: str = "", dataset: str = "", state: str = ""
+) -> list[RunSummary]:
+    """The runs whose label and dataset contain the given texts (any case) and whose state
+    is the one given."""
+    return [
+        r for r in runs
+        if label.lower() in r.label.lower() and dataset.lower() in r.dataset.lower()
+        and (not state or r.state == state)
+    ]  # fmt: skip
 
 
 def delete_run(run: Run) -> None:

@@ -1,27 +1,39 @@
-"""The runs browser: every run with status, steps and best validation loss."""
+"""The runs browser: every run with its state, steps and best validation loss, the selected
+run's facts at the side; mark runs to compare them; refreshes itself."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.experiments import describe, details
+from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, set_label
 from tui_gpt.ui.host import host
+from tui_gpt.ui.screens.compare import CompareScreen
 from tui_gpt.ui.screens.confirm import ConfirmScreen
+from tui_gpt.ui.screens.prompt import PromptScreen
 from tui_gpt.ui.widgets.header import Header
+
+REFRESH_SECONDS = 3.0
 
 
 class RunsScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Dashboard"),
+        Binding("space", "mark", "Mark"),
+        Binding("m", "compare", "Compare marked"),
         Binding("c", "chat", "Generate"),
         Binding("r", "resume", "Resume"),
         Binding("b", "resume_background", "Resume in background"),
+        Binding("l", "label", "Label"),
         Binding("d", "delete", "Delete"),
         Binding("f5", "reload", "Refresh"),
         Binding("escape", "app.pop_screen", "Back"),
@@ -31,47 +43,104 @@ class RunsScreen(Screen):
         super().__init__()
         self.root = root
         self.summaries: list[RunSummary] = []
+        self.marked: set[str] = set()  # run paths
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal():
+            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="run-details-pane"):
+                yield Static("", id="run-details")
         yield Static("", id="runs-hint")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = "runs"
         table = self.query_one(DataTable)
-        table.add_columns("run", "created", "dataset", "preset", "steps", "best val", "state")
+        # The columns a user asks for first come first; the full id is in the details.
+        table.add_columns("", "run", "state", "steps", "best val", "dataset", "preset", "created")
         self.action_reload()
         table.focus()
+        self.set_interval(REFRESH_SECONDS, self.action_reload)
 
     def action_reload(self) -> None:
         table = self.query_one(DataTable)
-        table.clear()
+        current = self.selected()
         self.summaries = list_runs(self.root)
+        table.clear()
         for s in self.summaries:
-            created = (
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)) if s.created else "-"
-            )
+            created = time.strftime("%m-%d %H:%M", time.localtime(s.created)) if s.created else "-"
             best = f"{s.best_val_loss:.3f}" if s.best_val_loss is not None else "-"
             table.add_row(
-                s.id, created, s.dataset, s.preset, str(s.steps), best, s.describe(), key=s.path
-            )
-        self.query_one("#runs-hint", Static).update(
+                "✓" if s.path in self.marked else " ", s.label or s.id[:15], s.describe(),
+                str(s.steps), best, s.dataset, s.preset, created, key=s.path,
+            )  # fmt: skip
+        paths = [s.path for s in self.summaries]
+        if current is not None and str(current.path) in paths:
+            table.move_cursor(row=paths.index(str(current.path)))
+        hint = (
             f"{len(self.summaries)} run(s) in {self.root}"
             if self.summaries
             else f"no runs yet in {self.root}"
         )
+        if self.marked:
+            hint += f" · {len(self.marked)} marked: m compares them"
+        self.query_one("#runs-hint", Static).update(hint)
 
     def selected(self) -> Run | None:
         table = self.query_one(DataTable)
-        if not self.summaries or table.cursor_row is None:
+        if (
+            not self.summaries
+            or table.cursor_row is None
+            or table.cursor_row >= len(self.summaries)
+        ):
             return None
         return Run(self.summaries[table.cursor_row].path)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         # The table takes Enter for itself and reports the row it selected.
         self.action_open()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        run = self.selected()
+        if run is not None:
+            self._show_details(run)
+
+    @work(thread=True, exclusive=True, group="details")
+    def _show_details(self, run: Run) -> None:
+        text = "\n".join(describe(details(run)))
+        self.app.call_from_thread(self.query_one("#run-details", Static).update, text)
+
+    def action_mark(self) -> None:
+        run = self.selected()
+        if run is not None:
+            self.marked ^= {str(run.path)}
+            self.action_reload()
+
+    def action_compare(self) -> None:
+        known = {s.path for s in self.summaries}
+        marked = [Path(p) for p in sorted(self.marked) if p in known]
+        if len(marked) < 2:
+            self.notify("Mark two runs or more with space first", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(marked))
+
+    def action_label(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+
+        def answer(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                set_label(run, text)
+            except TuiGptError as exc:
+                self.notify(str(exc), severity="error")
+            self.action_reload()
+
+        current = next((s.label for s in self.summaries if s.path == str(run.path)), "")
+        self.app.push_screen(PromptScreen(f"Label for {run.id}", current), answer)
 
     def action_open(self) -> None:
         run = self.selected()
@@ -109,6 +178,7 @@ class RunsScreen(Screen):
         def answer(yes: bool | None) -> None:
             if yes:
                 delete_run(run)
+                self.marked.discard(str(run.path))
                 self.notify(f"Deleted {run.id}")
                 self.action_reload()
 

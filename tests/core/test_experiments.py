@@ -1,0 +1,71 @@
+"""Runs side by side, on real tiny trainings: facts, differing settings, CSV rows, labels."""
+
+import csv
+
+import pytest
+
+from tests.conftest import NIGHT_KITCHEN
+from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+from tui_gpt.core.events import Eval, Finished, RunStarted, Step
+from tui_gpt.core.experiments import details, differing, short_names, training_seconds, write_csv
+from tui_gpt.core.jobs import assemble
+from tui_gpt.core.runs import list_runs, matching, set_label
+
+
+def tiny_run(runs_root, lr: float):
+    cfg = TrainConfig(max_steps=6, batch_size=8, eval_freq=2, eval_iter=1, lr=lr,
+                      precision="fp32", sample_tokens=0)  # fmt: skip
+    job = assemble(
+        TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg), runs_root=runs_root
+    )
+    assert job.run_training() == "finished"
+    return job.run
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return tiny_run(root, 1e-3), tiny_run(root, 3e-3)
+
+
+def test_only_the_differing_setting_is_listed(two_runs):
+    a, b = (details(r) for r in two_runs)
+    assert differing([a, b]) == {"lr": [1e-3, 3e-3]}
+    assert a.steps == 6 and a.tokens_seen == 6 * 8 * 32 and a.tokenizer == "byte"
+    assert [p.step for p in a.curve] == [0, 2, 4]
+    assert a.best_val_loss == min(p.val_loss for p in a.curve)
+    assert a.tok_per_s and a.tok_per_s > 0 and a.wall_seconds > 0
+
+
+def test_csv_rows_are_the_eval_events(two_runs, tmp_path):
+    runs = [details(r) for r in two_runs]
+    out = tmp_path / "curves.csv"
+    assert write_csv(runs, out) == 6
+    rows = list(csv.DictReader(out.open()))
+    expected = [(r.id, e["step"], e["tokens_seen"], e["train_loss"], e["val_loss"])
+                for r in two_runs for e in r.events() if e["event"] == "eval"]  # fmt: skip
+    got = [(row["run"], int(row["step"]), int(row["tokens_seen"]), float(row["train_loss"]),
+            float(row["val_loss"])) for row in rows]  # fmt: skip
+    assert got == expected
+
+
+def test_training_time_leaves_out_the_wait_before_a_resume():
+    events = [
+        RunStarted(time=100.0), Step(step=0, time=110.0), Eval(step=0, time=112.0),
+        RunStarted(time=5000.0, step=0), Step(step=1, time=5004.0), Finished(step=1, time=5005.0),
+    ]  # fmt: skip
+    assert training_seconds(events) == [0, 10, 12, 12, 16, 17]
+
+
+def test_labels_name_runs_and_filter_them(two_runs):
+    a, b = two_runs
+    set_label(a, "  low   lr ")
+    root = a.path.parent
+    assert details(a).label == "low lr"
+    assert short_names([details(a), details(b)]) == ["low lr", b.id[9:15]]
+    assert [s.id for s in matching(list_runs(root), label="LOW")] == [a.id]
+    assert {s.id for s in matching(list_runs(root), dataset="night", state="finished")} == {
+        a.id,
+        b.id,
+    }
+    assert matching(list_runs(root), state="live") == []

@@ -1,0 +1,245 @@
+"""Runs side by side: each run's facts at a glance, its evaluation curve, the settings that
+differ between runs, and the curves as CSV rows. What `runs show`, `compare`, `plot --output`
+and the app's details panel and comparison screen all read."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tui_gpt.core.events import Eval, Event, RunStarted, Step, duration
+from tui_gpt.core.runs import Run, summarize
+
+XAxis = Literal["tokens", "steps", "time"]
+X_AXES: tuple[XAxis, ...] = ("tokens", "steps", "time")
+X_LABELS = {"tokens": "tokens seen", "steps": "steps", "time": "training time (s)"}
+
+
+@dataclass
+class EvalPoint:
+    step: int
+    epoch: int
+    tokens_seen: int
+    time: float  # unix seconds of the evaluation
+    seconds: float  # training wall time up to it, pauses between resumptions left out
+    train_loss: float
+    val_loss: float
+
+    def x(self, axis: XAxis) -> float:
+        return {"tokens": self.tokens_seen, "steps": self.step + 1, "time": self.seconds}[axis]
+
+
+@dataclass
+class RunDetails:
+    """A run's facts: what `runs show` prints and the runs browser's side panel shows."""
+
+    id: str
+    label: str
+    path: str
+    state: str
+    dataset: str
+    dataset_chars: int | None
+    dataset_sha256: str
+    tokenizer: str
+    preset: str
+    params: int | None
+    device: str
+    precision: str
+    wall_seconds: float
+    steps: int
+    tokens_seen: int
+    best_val_loss: float | None
+    best_step: int | None
+    seconds_to_best: float | None
+    last_val_loss: float | None
+    tok_per_s: float | None
+    settings: dict[str, Any] = field(default_factory=dict)
+    curve: list[EvalPoint] = field(default_factory=list)
+
+    def to_dict(self, with_curve: bool = False) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "curve"}
+        if with_curve:
+            d["curve"] = [p.__dict__ for p in self.curve]
+        return d
+
+
+def flat_settings(run: Run, info: dict[str, Any]) -> dict[str, Any]:
+    """Every setting the run was trained with, flat: its settings.json (model and training
+    settings) or, for runs from before it, what run.json kept; plus the dataset."""
+    try:
+        spec = json.loads((run.path / "settings.json").read_text(encoding="utf-8"))
+        flat = {**spec.get("model", {}), **spec.get("train", {})}
+    except (OSError, ValueError, AttributeError):
+        flat = {"preset": info.get("preset"), "tokenizer": info.get("tokenizer"),
+                "context_length": info.get("seq_len"), **(info.get("train") or {})}  # fmt: skip
+    if isinstance(info.get("model"), dict):  # the model's real shape decides, not a name
+        flat["context_length"] = info.get("seq_len") or info["model"].get("context_length")
+    flat["dataset"] = (info.get("dataset") or {}).get("sha256", "")[:12]
+    return flat
+
+
+def training_seconds(events: list[Event]) -> list[float]:
+    """Training wall time at each event: the spans from each start or resumption on, so the
+    hours a stopped run waited before `--resume` do not count."""
+    out, before, start, prev = [], 0.0, None, 0.0
+    for e in events:
+        if isinstance(e, RunStarted):
+            before += prev - start if start is not None else 0.0
+            start = e.time
+        out.append(before + (e.time - start if start is not None else 0.0))
+        prev = e.time
+    return out
+
+
+def curve(events: list[Event]) -> list[EvalPoint]:
+    """The evaluations of a run with the training time up to each."""
+    return [
+        EvalPoint(e.step, e.epoch, e.tokens_seen, e.time, t, e.train_loss, e.val_loss)
+        for e, t in zip(events, training_seconds(events), strict=True)
+        if isinstance(e, Eval)
+    ]
+
+
+def details(run: Run) -> RunDetails:
+    """The facts of one run; a damaged run is described as such, never an exception."""
+    summary = summarize(run)
+    try:
+        info = run.info()
+    except Exception:
+        info = {}
+    events = run.typed_events()
+    started = [e for e in events if isinstance(e, RunStarted)]
+    steps = [e for e in events if isinstance(e, Step)]
+    points = curve(events)
+    finite = [p for p in points if math.isfinite(p.val_loss)]
+    best = min(finite, key=lambda p: p.val_loss, default=None)
+    seconds = training_seconds(events)
+    wall = seconds[-1] if seconds else 0.0
+    tokens = steps[-1].tokens_seen if steps else 0
+    dataset = info.get("dataset") or {}
+    return RunDetails(
+        id=run.id,
+        label=str(info.get("label") or ""),
+        path=str(run.path),
+        state=summary.describe(),
+        dataset=summary.dataset,
+        dataset_chars=dataset.get("chars"),
+        dataset_sha256=str(dataset.get("sha256", "")),
+        tokenizer=str(info.get("tokenizer", "")),
+        preset=summary.preset,
+        params=summary.params,
+        device=started[-1].device if started else "",
+        precision=started[-1].precision if started else "",
+        wall_seconds=wall,
+        steps=steps[-1].step + 1 if steps else 0,
+        tokens_seen=tokens,
+        best_val_loss=best.val_loss if best else None,
+        best_step=best.step if best else None,
+        seconds_to_best=best.seconds if best else None,
+        last_val_loss=points[-1].val_loss if points else None,
+        tok_per_s=tokens / wall if wall > 0 and tokens else None,
+        settings=flat_settings(run, info) if info else {},
+        curve=points,
+    )
+
+
+def short_names(runs: list[RunDetails]) -> list[str]:
+    """Names short enough for a chart legend and a table header: each run's label, else the
+    time it began (HHMMSS), longer where two would read the same."""
+    for cut in (slice(9, 15), slice(4, 15), slice(None)):
+        names = [r.label or r.id[cut] or r.id for r in runs]
+        if len(set(names)) == len(names):
+            break
+    return names
+
+
+def differing(runs: list[RunDetails]) -> dict[str, list[Any]]:
+    """The settings whose values are not the same in every run: name -> value per run."""
+    keys = sorted({k for r in runs for k in r.settings})
+    table = {k: [r.settings.get(k) for r in runs] for k in keys}
+    return {k: v for k, v in table.items() if any(x != v[0] for x in v)}
+
+
+CSV_COLUMNS = (
+    "run",
+    "step",
+    "epoch",
+    "tokens_seen",
+    "time",
+    "train_loss",
+    "val_loss",
+    "val_perplexity",
+)
+
+
+def write_csv(runs: list[RunDetails], path: Path) -> int:
+    """One row per evaluation of each run; returns the number of rows."""
+    rows = 0
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(CSV_COLUMNS)
+        for r in runs:
+            for p in r.curve:
+                ppl = math.exp(p.val_loss) if p.val_loss < 700 else math.inf
+                out.writerow([r.id, p.step, p.epoch, p.tokens_seen, f"{p.time:.3f}",
+                              repr(p.train_loss), repr(p.val_loss), repr(ppl)])  # fmt: skip
+                rows += 1
+    return rows
+
+
+def short_count(n: int | None) -> str:
+    """1.2M, 3.40B: a parameter count for a table."""
+    if not n:
+        return "-"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+
+
+def describe(d: RunDetails) -> list[str]:
+    """A run's facts as lines of text (also the app's details panel)."""
+
+    def num(x: float | None, fmt: str = ".3f") -> str:
+        return "-" if x is None else format(x, fmt)
+
+    chars = f"{d.dataset_chars:,} chars" if d.dataset_chars else ""
+    lines = [
+        f"run        {d.id}" + (f"  ({d.label})" if d.label else ""),
+        f"state      {d.state}",
+        f"dataset    {d.dataset} {chars} sha256 {d.dataset_sha256[:12]}",
+        f"model      {d.preset} {short_count(d.params)} parameters, tokenizer {d.tokenizer}",
+        f"ran on     {d.device or '-'} {d.precision}",
+        f"trained    {d.steps:,} steps, {d.tokens_seen:,} tokens, {_clock(d.wall_seconds)}"
+        + (f", {d.tok_per_s:,.0f} tok/s" if d.tok_per_s else ""),
+        f"val loss   best {num(d.best_val_loss)} (step {d.best_step if d.best_step is not None else '-'}, "
+        f"after {_clock(d.seconds_to_best)}), last {num(d.last_val_loss)}",
+        "settings",
+    ]
+    lines += [f"  {k:<20} {v}" for k, v in d.settings.items()]
+    return lines
+
+
+def _clock(seconds: float | None) -> str:
+    return "-" if seconds is None else duration(seconds)
+
+
+def comparison_rows(runs: list[RunDetails]) -> list[tuple[str, ...]]:
+    """The table under the chart: differing settings, then best / time to best / speed."""
+
+    def fmt(v: object) -> str:
+        return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+    rows = [("", *short_names(runs))]
+    rows += [(k, *map(fmt, v)) for k, v in differing(runs).items()]
+    rows.append(
+        (
+            "best val loss",
+            *("-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}" for r in runs),
+        )
+    )
+    rows.append(("time to best", *("-" if r.seconds_to_best is None else duration(r.seconds_to_best)
+                                   for r in runs)))  # fmt: skip
+    rows.append(("tokens/s", *("-" if not r.tok_per_s else f"{r.tok_per_s:,.0f}" for r in runs)))
+    return rows
