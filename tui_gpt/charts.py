@@ -13,7 +13,7 @@ import plotext as plt
 
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Eval, Event, RunStarted
-from tui_gpt.core.experiments import X_LABELS, RunDetails, XAxis, short_names
+from tui_gpt.core.experiments import X_LABELS, RunDetails, XAxis, metric_for, short_names, values
 
 # Below this plotext draws garbage (an axis upside down): refuse with a clear line instead.
 MIN_WIDTH, MIN_HEIGHT = 30, 8
@@ -166,13 +166,14 @@ def save_figure(runs: list[RunDetails], path: str, axis: XAxis) -> None:
             "images need matplotlib: pip install 'tui-gpt[plots]' (or write a .csv)"
         ) from None
     fig, ax = pyplot.subplots(figsize=(7, 4), dpi=120)
+    metric = metric_for(runs)
     for r, name in zip(runs, short_names(runs), strict=True):
         xs = [p.x(axis) for p in r.curve]
-        (line,) = ax.plot(xs, [p.val_loss for p in r.curve], label=f"{name} validation")
-        ax.plot(xs, [p.train_loss for p in r.curve], linestyle="--", color=line.get_color(),
+        (line,) = ax.plot(xs, values(r, metric), label=f"{name} validation")
+        ax.plot(xs, values(r, metric, "train"), linestyle="--", color=line.get_color(),
                 label=f"{name} training")  # fmt: skip
     ax.set_xlabel(X_LABELS[axis])
-    ax.set_ylabel("loss")
+    ax.set_ylabel("bits per byte" if metric == "bpb" else "loss")
     ax.legend()
     fig.tight_layout()
     try:

@@ -4,10 +4,18 @@ import csv
 
 import pytest
 
-from tests.conftest import NIGHT_KITCHEN
+from tests.conftest import NIGHT_KITCHEN, needs_gpt2
 from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
 from tui_gpt.core.events import Eval, Finished, RunStarted, Step
-from tui_gpt.core.experiments import details, differing, short_names, training_seconds, write_csv
+from tui_gpt.core.experiments import (
+    comparison_rows,
+    details,
+    differing,
+    metric_for,
+    short_names,
+    training_seconds,
+    write_csv,
+)
 from tui_gpt.core.jobs import assemble
 from tui_gpt.core.runs import list_runs, matching, set_label
 
@@ -69,3 +77,17 @@ def test_labels_name_runs_and_filter_them(two_runs):
         b.id,
     }
     assert matching(list_runs(root), state="live") == []
+
+
+@needs_gpt2
+def test_runs_with_different_tokenizers_compare_in_bits_per_byte(two_runs, tmp_path):
+    cfg = TrainConfig(max_steps=4, batch_size=4, eval_freq=2, eval_iter=1, precision="fp32",
+                      sample_tokens=0)  # fmt: skip
+    spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "gpt2"), cfg)
+    bpe = assemble(spec, runs_root=tmp_path)
+    bpe.run_training()
+    runs = [details(two_runs[0]), details(bpe.run)]
+    assert metric_for(runs) == "bpb" and "tokenizer" in differing(runs)
+    assert all(p.val_bpb and 0 < p.val_bpb < 20 for r in runs for p in r.curve)
+    assert "best val bits/byte" in [row[0] for row in comparison_rows(runs)]
+    assert metric_for([details(r) for r in two_runs]) == "loss"  # one tokenizer: loss

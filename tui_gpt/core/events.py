@@ -55,6 +55,9 @@ class Eval(Event):
     name: ClassVar[str] = "eval"
     train_loss: float = 0.0
     val_loss: float = 0.0
+    # The same losses in bits per UTF-8 byte: comparable across tokenizers.
+    train_bpb: float | None = None
+    val_bpb: float | None = None
 
 
 @dataclass(kw_only=True)

@@ -28,6 +28,8 @@ class EvalPoint:
     seconds: float  # training wall time up to it, pauses between resumptions left out
     train_loss: float
     val_loss: float
+    train_bpb: float | None = None  # bits per byte, in runs that recorded them
+    val_bpb: float | None = None
 
     def x(self, axis: XAxis) -> float:
         return {"tokens": self.tokens_seen, "steps": self.step + 1, "time": self.seconds}[axis]
@@ -57,6 +59,8 @@ class RunDetails:
     seconds_to_best: float | None
     last_val_loss: float | None
     tok_per_s: float | None
+    best_val_bpb: float | None = None  # bits per byte, where the run recorded them
+    last_val_bpb: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     curve: list[EvalPoint] = field(default_factory=list)
 
@@ -98,7 +102,17 @@ def training_seconds(events: list[Event]) -> list[float]:
 def curve(events: list[Event]) -> list[EvalPoint]:
     """The evaluations of a run with the training time up to each."""
     return [
-        EvalPoint(e.step, e.epoch, e.tokens_seen, e.time, t, e.train_loss, e.val_loss)
+        EvalPoint(
+            e.step,
+            e.epoch,
+            e.tokens_seen,
+            e.time,
+            t,
+            e.train_loss,
+            e.val_loss,
+            e.train_bpb,
+            e.val_bpb,
+        )  # fmt: skip
         for e, t in zip(events, training_seconds(events), strict=True)
         if isinstance(e, Eval)
     ]
@@ -142,6 +156,8 @@ def details(run: Run) -> RunDetails:
         seconds_to_best=best.seconds if best else None,
         last_val_loss=points[-1].val_loss if points else None,
         tok_per_s=tokens / wall if wall > 0 and tokens else None,
+        best_val_bpb=min((p.val_bpb for p in points if p.val_bpb is not None), default=None),
+        last_val_bpb=points[-1].val_bpb if points else None,
         settings=flat_settings(run, info) if info else {},
         curve=points,
     )
@@ -157,6 +173,24 @@ def short_names(runs: list[RunDetails]) -> list[str]:
     return names
 
 
+Metric = Literal["loss", "bpb"]
+
+
+def metric_for(runs: list[RunDetails]) -> Metric:
+    """Bits per byte where the runs' tokenizers differ (loss per token would not compare)
+    and every run recorded them; the loss otherwise."""
+    recorded = all(p.val_bpb is not None for r in runs for p in r.curve)
+    return "bpb" if len({r.tokenizer for r in runs}) > 1 and recorded else "loss"
+
+
+def values(r: RunDetails, metric: Metric, split: str = "val") -> list[float]:
+    """A run's curve in the metric: its validation (or training) loss, or bits per byte."""
+    field = f"{split}_{metric}" if metric == "bpb" else f"{split}_loss"
+    return [
+        float(getattr(p, field)) if getattr(p, field) is not None else math.nan for p in r.curve
+    ]
+
+
 def differing(runs: list[RunDetails]) -> dict[str, list[Any]]:
     """The settings whose values are not the same in every run: name -> value per run."""
     keys = sorted({k for r in runs for k in r.settings})
@@ -164,29 +198,27 @@ def differing(runs: list[RunDetails]) -> dict[str, list[Any]]:
     return {k: v for k, v in table.items() if any(x != v[0] for x in v)}
 
 
-CSV_COLUMNS = (
-    "run",
-    "step",
-    "epoch",
-    "tokens_seen",
-    "time",
-    "train_loss",
-    "val_loss",
-    "val_perplexity",
-)
+# fmt: off
+CSV_COLUMNS = ("run", "step", "epoch", "tokens_seen", "time", "train_loss", "val_loss", "val_perplexity")
+BPB_COLUMNS = ("train_bits_per_byte", "val_bits_per_byte")  # in runs that recorded them
+# fmt: on
 
 
 def write_csv(runs: list[RunDetails], path: Path) -> int:
     """One row per evaluation of each run; returns the number of rows."""
     rows = 0
+    bpb = any(p.val_bpb is not None for r in runs for p in r.curve)
     with open(path, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
-        out.writerow(CSV_COLUMNS)
+        out.writerow(CSV_COLUMNS + (BPB_COLUMNS if bpb else ()))
         for r in runs:
             for p in r.curve:
                 ppl = math.exp(p.val_loss) if p.val_loss < 700 else math.inf
-                out.writerow([r.id, p.step, p.epoch, p.tokens_seen, f"{p.time:.3f}",
-                              repr(p.train_loss), repr(p.val_loss), repr(ppl)])  # fmt: skip
+                row = [r.id, p.step, p.epoch, p.tokens_seen, f"{p.time:.3f}",
+                       repr(p.train_loss), repr(p.val_loss), repr(ppl)]  # fmt: skip
+                if bpb:
+                    row += ["" if v is None else repr(v) for v in (p.train_bpb, p.val_bpb)]
+                out.writerow(row)
                 rows += 1
     return rows
 
@@ -201,9 +233,6 @@ def short_count(n: int | None) -> str:
 def describe(d: RunDetails) -> list[str]:
     """A run's facts as lines of text (also the app's details panel)."""
 
-    def num(x: float | None, fmt: str = ".3f") -> str:
-        return "-" if x is None else format(x, fmt)
-
     chars = f"{d.dataset_chars:,} chars" if d.dataset_chars else ""
     lines = [
         f"run        {d.id}" + (f"  ({d.label})" if d.label else ""),
@@ -213,12 +242,18 @@ def describe(d: RunDetails) -> list[str]:
         f"ran on     {d.device or '-'} {d.precision}",
         f"trained    {d.steps:,} steps, {d.tokens_seen:,} tokens, {_clock(d.wall_seconds)}"
         + (f", {d.tok_per_s:,.0f} tok/s" if d.tok_per_s else ""),
-        f"val loss   best {num(d.best_val_loss)} (step {d.best_step if d.best_step is not None else '-'}, "
-        f"after {_clock(d.seconds_to_best)}), last {num(d.last_val_loss)}",
-        "settings",
+        f"val loss   best {_num(d.best_val_loss)} (step {d.best_step if d.best_step is not None else '-'}, "
+        f"after {_clock(d.seconds_to_best)}), last {_num(d.last_val_loss)}",
     ]
+    if d.best_val_bpb is not None:
+        lines.append(f"bits/byte  best {_num(d.best_val_bpb)}, last {_num(d.last_val_bpb)}")
+    lines.append("settings")
     lines += [f"  {k:<20} {v}" for k, v in d.settings.items()]
     return lines
+
+
+def _num(x: float | None, fmt: str = ".3f") -> str:
+    return "-" if x is None else format(x, fmt)
 
 
 def _clock(seconds: float | None) -> str:
@@ -233,12 +268,10 @@ def comparison_rows(runs: list[RunDetails]) -> list[tuple[str, ...]]:
 
     rows = [("", *short_names(runs))]
     rows += [(k, *map(fmt, v)) for k, v in differing(runs).items()]
-    rows.append(
-        (
-            "best val loss",
-            *("-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}" for r in runs),
-        )
-    )
+    rows.append(("best val loss", *(_num(r.best_val_loss, ".4f") for r in runs)))
+    if metric_for(runs) == "bpb":
+        best = [min((v for v in values(r, "bpb") if math.isfinite(v)), default=None) for r in runs]
+        rows.append(("best val bits/byte", *(_num(b, ".4f") for b in best)))
     rows.append(("time to best", *("-" if r.seconds_to_best is None else duration(r.seconds_to_best)
                                    for r in runs)))  # fmt: skip
     rows.append(("tokens/s", *("-" if not r.tok_per_s else f"{r.tok_per_s:,.0f}" for r in runs)))

@@ -44,7 +44,7 @@ from tui_gpt.core.events import (
     Stopped,
 )
 from tui_gpt.core.generate import generate
-from tui_gpt.core.loss import batch_loss, loader_loss
+from tui_gpt.core.loss import batch_loss, evaluate, token_byte_lengths
 from tui_gpt.core.model import GPT
 from tui_gpt.core.tokenizer import Tokenizer
 
@@ -184,6 +184,7 @@ class Trainer:
             self.total_steps = min(self.total_steps, config.max_steps)
         self._last_save = time.monotonic()
         self._saved_latest = False
+        self._byte_lengths: torch.Tensor | None = None  # (V,) bytes per token, for bits per byte
         # torch.compile (opt-in): the eager module to fall back to, whether the next step is
         # the compiling one, and whether the speed estimate restarts after it.
         self._eager = self.train_module
@@ -354,29 +355,27 @@ class Trainer:
 
     def _evaluate(self) -> bool:
         """Emit an Eval event; False if a stop arrived in the middle."""
+        if self._byte_lengths is None:
+            self._byte_lengths = token_byte_lengths(self.tokenizer)
         self.model.eval()
         try:
             with autocast(self.device, self.precision):
-                train = loader_loss(
-                    self.model,
-                    self.train_loader.iter_epoch(self.state.epoch),
-                    self.device,
-                    self.cfg.eval_iter,
-                    self._should_stop,
+                n, stop, lengths = self.cfg.eval_iter, self._should_stop, self._byte_lengths
+                train_batches = self.train_loader.iter_epoch(self.state.epoch)
+                train, train_bpb = evaluate(
+                    self.model, train_batches, self.device, n, stop, lengths
                 )
-                val = loader_loss(
-                    self.model, self.val_loader, self.device, self.cfg.eval_iter, self._should_stop
-                )
+                val, val_bpb = evaluate(self.model, self.val_loader, self.device, n, stop, lengths)
         finally:
             self.model.train()
         if self.control.stopping:
             return False
-        train, val = self.dist.mean(train, val)
+        train, val, train_bpb, val_bpb = self.dist.mean(train, val, train_bpb, val_bpb)
         if not (math.isfinite(train) and math.isfinite(val)):
             self._diverged(
                 f"the evaluation loss became {train if not math.isfinite(train) else val}"
             )
-        self.emit(Eval, train_loss=train, val_loss=val)
+        self.emit(Eval, train_loss=train, val_loss=val, train_bpb=train_bpb, val_bpb=val_bpb)
         best = self.state.best_val_loss
         if math.isfinite(val) and (best is None or val < best):
             self.state.best_val_loss = val
