@@ -6,6 +6,7 @@ A bad argument or a user-fixable problem is one line on stderr and exit status 2
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tui_gpt import __version__
@@ -18,12 +19,25 @@ from tui_gpt.commands import (
     plot,
     prepare,
     runs,
+    tokenizer,
     train,
     watch,
 )
 from tui_gpt.core.errors import TuiGptError
 
-VERBS = (prepare, train, control, generate, runs, compare, plot, watch, bench, import_gpt2)
+VERBS = (
+    prepare,
+    tokenizer,
+    train,
+    control,
+    generate,
+    runs,
+    compare,
+    plot,
+    watch,
+    bench,
+    import_gpt2,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -66,3 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tui-gpt: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tui-gpt runs | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1

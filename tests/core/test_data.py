@@ -109,7 +109,7 @@ def test_folder_documents_are_joined_with_end_of_text(gpt2, tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("first")
     (tmp_path / "docs" / "b.txt").write_text("second" * 20)
-    (tmp_path / "docs" / "ignored.md").write_text("not text data")
+    (tmp_path / "docs" / "ignored.png").write_bytes(b"\x89PNG not text data")
     source = inspect_source(tmp_path / "docs")
     assert source.chars == len("first<|endoftext|>" + "second" * 20)
     data = prepare(source, gpt2, 0.9, cache_root=tmp_path / "cache")
@@ -146,7 +146,7 @@ def test_missing_path_and_folder_without_text(tmp_path):
     with pytest.raises(TuiGptError, match="no such file"):
         inspect_source(tmp_path / "nope.txt")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(TuiGptError, match="no .txt files"):
+    with pytest.raises(TuiGptError, match="no text files"):
         inspect_source(tmp_path / "empty")
 
 

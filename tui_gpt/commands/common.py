@@ -42,9 +42,11 @@ def add_settings(
             p.add_argument(spec.option, dest=spec.name, action=argparse.BooleanOptionalAction,
                            default=None, help=help_text)  # fmt: skip
         else:
+            closed = spec.choices if not spec.other else None  # argparse checks these itself
+            metavar = "|".join([*(spec.choices or ()), spec.other]) if spec.other else None
             p.add_argument(
-                spec.option, dest=spec.name, type=str if spec.choices else _checked(spec), choices=spec.choices,
-                default=None, metavar=None if spec.choices else _METAVAR[spec.kind], help=help_text,
+                spec.option, dest=spec.name, type=str if closed else _checked(spec), choices=closed,
+                default=None, metavar=metavar or (None if closed else _METAVAR[spec.kind]), help=help_text,
             )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("data", metavar="DATA", help="a UTF-8 text file or a folder of .txt files")
     add_settings(p, ModelChoice, only=("preset", "context_length", "tokenizer"))
     add_vocab_dir(p)
-    add_settings(p, TrainConfig, only=("batch_size", "stride", "train_ratio"))
+    add_settings(p, TrainConfig, only=("batch_size", "stride", "train_ratio", "text_field"))
     p.add_argument("--json", action="store_true", help="print the facts as JSON")
     p.set_defaults(func=run)
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = get_tokenizer(model.tokenizer, args.vocab_dir)
     # The window a `train` with the same flags would use: the preset's unless given.
     ctx = model.context_length or model_config(model.preset, tokenizer.vocab_size).context_length
-    source = inspect_source(args.data)
+    source = inspect_source(args.data, cfg.text_field)
     bar = TextProgress("tokenizing")
     data = prepare(source, tokenizer, cfg.train_ratio, progress=lambda d, t: bar(d, t))
     bar.clear()

@@ -92,7 +92,7 @@ class ModelChoice:
 
     preset: str = setting(DEFAULT_PRESET, "model shape", label="Preset", choices=PRESETS)
     context_length: int | None = setting(None, "tokens per training window", label="Context length", ge=1, blank="preset's")
-    tokenizer: str = setting("gpt2", "gpt2 BPE or raw bytes", label="Tokenizer", choices=TOKENIZERS)
+    tokenizer: str = setting("gpt2", "GPT-2's BPE, raw bytes, or a tokenizer FILE (tokenizer train)", label="Tokenizer", choices=TOKENIZERS, other="FILE")
     dropout: float | None = setting(None, "dropout rate of a new model", label="Dropout", ge=0, lt=1, blank="0.1")
 
 
@@ -104,6 +104,7 @@ class TrainConfig:
     epochs: int = setting(10, "passes over the training split", label="Epochs", ge=1, on_resume=True)
     max_steps: int | None = setting(None, "stop after this many updates", label="Max steps", ge=1, blank="all", on_resume=True)
     batch_size: int = setting(2, "windows per batch", label="Batch size", ge=1)
+    text_field: str = setting("text", "the field (JSONL) or column (Parquet) holding the text", label="Text field")
     stride: int | None = setting(None, "step between windows", label="Stride", ge=1, blank="context length")
     train_ratio: float = setting(0.9, "share of characters for training", label="Train ratio", gt=0, lt=1)
     lr: float = setting(4e-4, "AdamW learning rate", label="Learning rate", gt=0)

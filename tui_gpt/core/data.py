@@ -10,8 +10,6 @@ an index range into the memory-mapped ids, never a tensor of its own. A batch is
 
 from __future__ import annotations
 
-import codecs
-import hashlib
 import json
 import os
 import shutil
@@ -25,124 +23,14 @@ import numpy as np
 import torch
 
 from tui_gpt import paths
+from tui_gpt.core.corpus import TextSource, inspect_source, iter_text
 from tui_gpt.core.device import cpu_count
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.tokenizer import EOT_TEXT, Tokenizer
+from tui_gpt.core.tokenizer import Tokenizer
 
 CACHE_FORMAT = 1
 _READ_BLOCK = 1 << 22  # characters read per block (4 Mi)
 _PIECE = 1 << 16  # characters per tokenizer work item (64 Ki)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-@dataclass(frozen=True)
-class TextSource:
-    """Validated text file(s): what they hold, and a fingerprint of their bytes."""
-
-    files: tuple[Path, ...]
-    chars: int  # characters of the joined text, `<|endoftext|>` joiners included
-    sha256: str
-
-    @property
-    def name(self) -> str:
-        return self.files[0].stem if len(self.files) == 1 else self.files[0].parent.name
-
-
-def find_text_files(path: str | os.PathLike) -> list[Path]:
-    """The file itself, or every `.txt` file under a folder, in a stable order."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise TuiGptError(f"{p}: no such file or folder")
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*.txt") if f.is_file())
-        if not files:
-            raise TuiGptError(f"{p}: folder holds no .txt files")
-        return files
-    if not p.is_file():
-        raise TuiGptError(f"{p}: not a regular file")
-    return [p]
-
-
-def _check_file(path: Path, digest) -> int:
-    """Validate one file while hashing it; return its character count (newlines normalised
-    as Python's text mode does, like the reference's `open(...).read()`)."""
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise TuiGptError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    chars = offset = crs = 0
-    last_cr = False
-    with handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-            nul = block.find(b"\0")
-            if nul >= 0:
-                raise TuiGptError(
-                    f"{path}: binary content (NUL byte at byte {offset + nul}); "
-                    "tui-gpt trains on UTF-8 text"
-                )
-            try:
-                text = decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                at = offset + exc.start
-                line = 1 + block[: exc.start].count(b"\n") + _lines_before(path, offset)
-                raise TuiGptError(
-                    f"{path}: not valid UTF-8 at byte {at} (line {line}); re-save the file as UTF-8"
-                ) from None
-            # Universal newlines: "\r\n" and "\r" each become one "\n".
-            chars += len(text)
-            crs += text.count("\r\n") + (1 if last_cr and text.startswith("\n") else 0)
-            last_cr = text.endswith("\r")
-            offset += len(block)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise TuiGptError(f"{path}: not valid UTF-8 (truncated character at the end)") from None
-    if offset == 0:
-        raise TuiGptError(f"{path}: file is empty")
-    chars -= crs
-    if chars and not _has_non_space(path):
-        raise TuiGptError(f"{path}: file holds only whitespace")
-    return chars
-
-
-def _lines_before(path: Path, offset: int) -> int:
-    with open(path, "rb") as f:
-        return f.read(offset).count(b"\n")
-
-
-def _has_non_space(path: Path) -> bool:
-    with open(path, encoding="utf-8") as f:
-        while block := f.read(1 << 20):
-            if block.strip():
-                return True
-    return False
-
-
-def inspect_source(path: str | os.PathLike) -> TextSource:
-    """Validate a text file or folder before anything trains; raise `TuiGptError` if bad."""
-    files = find_text_files(path)
-    digest = hashlib.sha256()
-    chars = 0
-    for i, f in enumerate(files):
-        if i:
-            digest.update(b"\0" + EOT_TEXT.encode())  # NUL cannot occur in a valid file
-            chars += len(EOT_TEXT)
-        chars += _check_file(f, digest)
-    return TextSource(tuple(f.resolve() for f in files), chars, digest.hexdigest())
-
-
-def iter_text(source: TextSource, block: int = _READ_BLOCK) -> Iterator[str]:
-    """The joined text (documents separated by `<|endoftext|>`) in blocks of characters."""
-    for i, f in enumerate(source.files):
-        if i:
-            yield EOT_TEXT
-        with open(f, encoding="utf-8") as handle:
-            while chunk := handle.read(block):
-                yield chunk
 
 
 # --------------------------------------------------------------------------- tokenizing
@@ -209,6 +97,7 @@ class PreparedData:
             "tokens": self.tokens,
             "tokenizer": self.tokenizer,
             "train_ratio": self.train_ratio,
+            "text_field": self.source.text_field,
         }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,10 +33,10 @@ from tui_gpt.core.device import (
 )
 from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.fsutil import atomic_write, atomic_write_text
 from tui_gpt.core.model import GPT, GPTConfig
-from tui_gpt.core.runs import EventLog, Run, create_run, find_run
-from tui_gpt.core.tokenizer import get_tokenizer
+from tui_gpt.core.runs import TOKENIZER_FILE, EventLog, Run, create_run, find_run, run_tokenizer
+from tui_gpt.core.tokenizer import BPETokenizer, get_tokenizer
 from tui_gpt.core.trainer import RunOutput, Sink, Trainer, TrainerControl, restore
 
 SETTINGS_FILE = "settings.json"
@@ -111,8 +112,10 @@ def assemble(
     settings.check(spec.model)
     spec.train.validate()
     cfg = spec.train
-    source = inspect_source(spec.data)  # a bad path is the first thing to say
-    tokenizer = get_tokenizer(spec.model.tokenizer, vocab_dir)
+    source = inspect_source(spec.data, cfg.text_field)  # a bad path is the first thing to say
+    tokenizer = (
+        run_tokenizer(run, vocab_dir) if run else get_tokenizer(spec.model.tokenizer, vocab_dir)
+    )
     if ckpt is None:
         ckpt = _open_init(spec.init_from, root) if spec.init_from else None
         mcfg, seq_len = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
@@ -138,6 +141,10 @@ def assemble(
         run = create_run(root, data.source.name, spec.model.preset if not spec.init_from else "init",
                          _record(spec, data, mcfg, seq_len, vocab_dir, ckpt, dist))  # fmt: skip
         atomic_write_text(run.path / SETTINGS_FILE, json.dumps(spec.to_dict(), indent=2))
+        if isinstance(tokenizer, BPETokenizer):  # the run keeps its own copy
+            atomic_write(
+                run.path / TOKENIZER_FILE, lambda tmp: shutil.copyfile(tokenizer.path, tmp)
+            )
     own = run if dist.is_main else None
     log = EventLog(own) if own is not None else None
     output = RunOutput(
@@ -226,7 +233,7 @@ def _record(
     return {
         "dataset": data.fingerprint,
         "data_path": str(Path(spec.data).expanduser().resolve()),
-        "tokenizer": spec.model.tokenizer,
+        "tokenizer": data.tokenizer,  # a name: gpt2, byte, or bpe-<hash> (the run keeps the file)
         "vocab_dir": vocab_dir,
         "model": mcfg.to_dict(),
         "seq_len": seq_len,

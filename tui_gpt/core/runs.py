@@ -31,6 +31,7 @@ from tui_gpt import __version__, paths
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Eval, Event, event_from_dict
 from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.tokenizer import BPETokenizer, Tokenizer, get_tokenizer
 
 # What status.json says of a run, as its trainer last wrote it.
 Status = Literal["running", "paused", "stopped", "finished", "failed", "imported", "unknown"]
@@ -105,6 +106,18 @@ class Run:
             if p.is_file():
                 return p
         raise TuiGptError(f"run {self.id} has no checkpoint yet")
+
+
+TOKENIZER_FILE = "tokenizer.json"  # a run's own copy of a trained tokenizer
+
+
+def run_tokenizer(run: Run, vocab_dir: str | None = None) -> Tokenizer:
+    """The tokenizer a run was trained with: its own copy of a trained one, or GPT-2's or
+    bytes by name; never the file it was first given, which may have moved since."""
+    if (run.path / TOKENIZER_FILE).is_file():
+        return BPETokenizer(run.path / TOKENIZER_FILE)
+    info = run.info()
+    return get_tokenizer(str(info.get("tokenizer", "gpt2")), vocab_dir or info.get("vocab_dir"))
 
 
 def _slug(text: str) -> str:

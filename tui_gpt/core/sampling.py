@@ -13,8 +13,8 @@ from tui_gpt.core.device import resolve_device, resolve_precision
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.model import GPT
 from tui_gpt.core.quantize import quantize_int8
-from tui_gpt.core.runs import find_run
-from tui_gpt.core.tokenizer import Tokenizer, get_tokenizer
+from tui_gpt.core.runs import TOKENIZER_FILE, find_run, run_tokenizer
+from tui_gpt.core.tokenizer import BPETokenizer, Tokenizer, get_tokenizer
 
 
 @dataclass
@@ -43,19 +43,17 @@ def load_for_sampling(
     """
     if checkpoint_path:
         ckpt = Checkpoint(checkpoint_path)
-        tok_name = ckpt.json("tokenizer")
+        own = ckpt.path.parent.parent / TOKENIZER_FILE  # a run's checkpoints/ beside its copy
+        name = ckpt.json("tokenizer") or ("byte" if ckpt.model_config.vocab_size == 257 else "gpt2")
+        tokenizer = BPETokenizer(own) if own.is_file() else get_tokenizer(name, vocab_dir)
     else:
         run = find_run(run_ref or "", runs_root)
         ckpt = Checkpoint(run.weights())
-        info = run.info()
-        tok_name = ckpt.json("tokenizer") or info.get("tokenizer")
-        vocab_dir = vocab_dir or info.get("vocab_dir")
-    if tok_name is None:
-        tok_name = "byte" if ckpt.model_config.vocab_size == 257 else "gpt2"
-    tokenizer = get_tokenizer(tok_name, vocab_dir)
+        tokenizer = run_tokenizer(run, vocab_dir)
     if tokenizer.vocab_size > ckpt.model_config.vocab_size:
         raise TuiGptError(
-            f"{ckpt.path}: vocabulary {ckpt.model_config.vocab_size} is smaller than the {tok_name} tokenizer's"
+            f"{ckpt.path}: vocabulary {ckpt.model_config.vocab_size} is smaller than the "
+            f"{tokenizer.name} tokenizer's {tokenizer.vocab_size}"
         )
     dev = resolve_device(device)
     prec = "int8" if precision == "int8" else resolve_precision(precision, dev)

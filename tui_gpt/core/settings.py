@@ -24,7 +24,7 @@ _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
 
 def setting(default: Any, help: str, *, label: str, **meta: Any) -> Any:
     """A settings field; `meta` takes the bounds and options of `Spec` below (ge, gt, lt,
-    le, choices, flag, blank, on_resume)."""
+    le, choices, other, flag, blank, on_resume)."""
     return dataclasses.field(
         default=default, metadata={"setting": {"help": help, "label": label, **meta}}
     )
@@ -46,6 +46,7 @@ class Spec:
     le: float | None = None
     choices: tuple[str, ...] | None = None
     flag: str | None = None  # when not --<name with dashes>
+    other: str = ""  # what else than `choices` is accepted (checked where it is used)
     blank: str = ""  # what an empty optional field means, shown in the form
     on_resume: bool = False  # may change when a run is resumed
 
@@ -97,7 +98,7 @@ class Spec:
             return None
         if not isinstance(value, str):
             return f"expected text, got {value!r}"
-        if self.choices and value not in self.choices:
+        if self.choices and value not in self.choices and not self.other:
             return f"must be one of {', '.join(self.choices)}, got {value!r}"
         return None
 

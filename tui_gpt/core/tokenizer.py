@@ -1,6 +1,7 @@
-"""Tokenizers: GPT-2 byte-pair encoding (through tiktoken) and a file-free byte tokenizer.
+"""Tokenizers: GPT-2 byte-pair encoding (through tiktoken), a file-free byte tokenizer, and
+byte-level BPEs trained on the user's own data (through Hugging Face `tokenizers`).
 
-Both expose the same small surface: `encode`, `decode`, `token_bytes` (for streaming),
+All expose the same small surface: `encode`, `decode`, `token_bytes` (for streaming),
 `encode_batch` (multi-threaded, for large corpora), `vocab_size` and `eot_id`.
 
 The GPT-2 vocabulary is looked up, in order: local `encoder.json` + `vocab.bpe` files
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import hashlib
 import os
 from pathlib import Path
 from typing import Protocol
@@ -95,6 +97,68 @@ class ByteTokenizer:
         return EOT_TEXT.encode() if token_id == self.eot_id else bytes((token_id,))
 
 
+def _byte_alphabet() -> dict[str, int]:
+    """Byte-level BPE writes each byte as one printable character: bytes that print stand
+    for themselves, the others (controls, space, a few Latin-1) for 256, 257, ... in order.
+    The inverse: character -> byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+class BPETokenizer:
+    """A byte-level BPE trained on the user's data (`tui-gpt tokenizer train`), kept as a
+    Hugging Face `tokenizers` JSON file. Its name carries a hash of the file, so caches
+    and runs tell two vocabularies apart."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        self.path = Path(path).expanduser()
+        try:
+            data = self.path.read_bytes()
+            self._tok = HFTokenizer.from_str(data.decode("utf-8"))
+        except OSError as exc:
+            raise TuiGptError(
+                f"{self.path}: cannot read the tokenizer ({exc.strerror or exc})"
+            ) from None
+        except Exception as exc:  # tokenizers' own parse errors
+            raise TuiGptError(f"{self.path}: not a tokenizer file ({str(exc)[:120]})") from None
+        eot = self._tok.token_to_id(EOT_TEXT)
+        if eot is None:
+            raise TuiGptError(f"{self.path}: the tokenizer has no {EOT_TEXT} token")
+        self.name = f"bpe-{hashlib.sha256(data).hexdigest()[:12]}"
+        self.vocab_size: int = self._tok.get_vocab_size()
+        self.eot_id: int = eot
+        alphabet = _byte_alphabet()
+        by_id = {i: t for t, i in self._tok.get_vocab().items()}
+        special = {t.content for t in self._tok.get_added_tokens_decoder().values()}
+        self._bytes = [
+            by_id.get(i, "").encode() if by_id.get(i, "") in special
+            else bytes(alphabet[c] for c in by_id.get(i, "") if c in alphabet)
+            for i in range(self.vocab_size)
+        ]  # fmt: skip
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
+        # tokenizers parallelises batches across the cores on its own.
+        return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: list[int]) -> str:
+        return b"".join(self.token_bytes(i) for i in ids).decode("utf-8", errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self._bytes[token_id]
+
+
 class StreamDecoder:
     """Turns token ids into text one at a time, holding back incomplete UTF-8 sequences.
 
@@ -157,10 +221,14 @@ def _gpt2_encoding(vocab_dir: str | None):
 
 
 def get_tokenizer(name: str = "gpt2", vocab_dir: str | os.PathLike | None = None) -> Tokenizer:
-    """The tokenizer called `name` ("gpt2" or "byte")."""
+    """The tokenizer `name`: "gpt2", "byte", or a tokenizer file (`tokenizer train`)."""
     if name == "byte":
         return ByteTokenizer()
     if name == "gpt2":
         vocab_dir = vocab_dir or os.environ.get("TUI_GPT_VOCAB_DIR")
         return GPT2Tokenizer(_gpt2_encoding(str(vocab_dir) if vocab_dir else None))
-    raise TuiGptError(f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZERS)}")
+    if Path(name).expanduser().is_file():
+        return BPETokenizer(name)
+    raise TuiGptError(
+        f"unknown tokenizer {name!r}: choose gpt2, byte, or a tokenizer file (tui-gpt tokenizer train)"
+    )

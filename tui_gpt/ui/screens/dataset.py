@@ -184,7 +184,7 @@ class DatasetScreen(Screen):
     def _preview(self, path: str, model: ModelChoice, cfg: TrainConfig) -> None:
         try:
             tokenizer = get_tokenizer(model.tokenizer)
-            source = inspect_source(path)
+            source = inspect_source(path, cfg.text_field)
             data = prepare(source, tokenizer, cfg.train_ratio)
             seq = (
                 model.context_length
