@@ -14,6 +14,9 @@ def test_bench_train_generate_and_data_report_their_fields():
     facts = json.loads(train.stdout)
     assert facts["tok_per_s"] > 0 and facts["mfu"] > 0 and facts["precision"] in ("fp32", "bf16")
     assert facts["model_flops_per_token"] > 0 and facts["peak_flops"] > 0
+    small = run_cli("bench", "train", "--preset", "nano", "--context-length", "32", "--steps", "1",
+                    "--tokenizer", "byte", "--json")  # fmt: skip
+    assert small.returncode == 0 and json.loads(small.stdout)["vocab_size"] == 257
 
     gen = run_cli("bench", "generate", "--preset", "nano", "--new-tokens", "8", "--json")
     assert gen.returncode == 0, gen.stderr

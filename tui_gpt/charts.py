@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import plotext as plt
 
@@ -29,20 +30,24 @@ class LossHistory:
     train: list[float] = field(default_factory=list)
     val: list[float] = field(default_factory=list)
     batches_per_epoch: int = 0
-
-    def add(self, step: int, tokens_seen: int, train_loss: float, val_loss: float) -> None:
-        self.steps.append(step)
-        per = self.batches_per_epoch or 1
-        self.epochs.append((step + 1) / per)
-        self.tokens.append(tokens_seen)
-        self.train.append(train_loss)
-        self.val.append(val_loss)
+    train_bpb: list[float] = field(default_factory=list)  # NaN where a run did not record it
+    val_bpb: list[float] = field(default_factory=list)
 
     def add_event(self, event: Event) -> None:
         if isinstance(event, RunStarted) and event.train_batches:
             self.batches_per_epoch = event.train_batches
         elif isinstance(event, Eval):
-            self.add(event.step, event.tokens_seen, event.train_loss, event.val_loss)
+            self.steps.append(event.step)
+            self.epochs.append((event.step + 1) / (self.batches_per_epoch or 1))
+            self.tokens.append(event.tokens_seen)
+            self.train.append(event.train_loss)
+            self.val.append(event.val_loss)
+            self.train_bpb.append(math.nan if event.train_bpb is None else event.train_bpb)
+            self.val_bpb.append(math.nan if event.val_bpb is None else event.val_bpb)
+
+    @property
+    def has_bpb(self) -> bool:
+        return any(math.isfinite(v) for v in self.val_bpb)
 
 
 def _finite(values: list[float]) -> list[float]:
@@ -69,6 +74,8 @@ def thinned(history: LossHistory, points: int) -> LossHistory:
         pick(history.train),
         pick(history.val),
         history.batches_per_epoch,
+        pick(history.train_bpb),
+        pick(history.val_bpb),
     )
 
 
@@ -79,10 +86,15 @@ def check_size(width: int, height: int) -> None:
         )
 
 
+View = Literal["loss", "perplexity", "bpb"]
+VIEWS: tuple[View, ...] = ("loss", "perplexity", "bpb")
+
+
 def loss_chart(
-    history: LossHistory, width: int, height: int, perplexity: bool = False, color: bool = True
+    history: LossHistory, width: int, height: int, view: View = "loss", color: bool = True
 ) -> str:
-    """The chart as a string (ANSI colours when `color`)."""
+    """The chart as a string (ANSI colours when `color`): loss against epochs with tokens
+    seen on top, perplexity against tokens seen, or bits per byte against tokens seen."""
     history = thinned(history, 4 * max(width, 20))  # braille: 2 dots a column, with margin
     plt.clear_figure()
     plt.plot_size(max(width, MIN_WIDTH), max(height, MIN_HEIGHT))
@@ -90,7 +102,7 @@ def loss_chart(
     if not history.steps:
         plt.title("no evaluation yet")
         return _finish(color)
-    if perplexity:
+    if view == "perplexity":
         ppl = [math.exp(min(v, 700)) for v in history.val]
         tppl = [math.exp(min(v, 700)) for v in history.train]
         plt.plot(history.tokens, tppl, label="train perplexity", marker="braille")
@@ -98,6 +110,13 @@ def loss_chart(
         plt.xlabel("tokens seen")
         plt.title("perplexity")
         plt.yscale("log")
+    elif view == "bpb":
+        plt.plot(
+            history.tokens, _finite(history.train_bpb), label="train bits/byte", marker="braille"
+        )
+        plt.plot(history.tokens, _finite(history.val_bpb), label="val bits/byte", marker="braille")
+        plt.xlabel("tokens seen")
+        plt.title("bits per byte" if history.has_bpb else "bits per byte: not recorded by this run")
     else:
         x = history.epochs if history.batches_per_epoch else history.steps
         train, val = _finite(history.train), _finite(history.val)

@@ -345,3 +345,26 @@ async def test_runs_browser_details_labels_and_comparison(runs_root):
         assert compare.axis == "steps" and "steps" in str(
             compare.query_one("#compare-chart").render()
         )
+
+
+async def test_train_a_tokenizer_on_the_chosen_data_and_use_it(runs_root):
+    from tui_gpt.ui.screens.prompt import PromptScreen
+
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        screen = app.screen
+        screen.query_one("#path", Input).value = str(NIGHT_KITCHEN)
+        await pilot.click("#path")
+        await pilot.press("enter")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = "300"
+        await pilot.press("enter")
+        tokenizer = screen.query_one("#tokenizer", Select)
+        await wait_for(pilot, lambda: str(tokenizer.value).endswith("the_night_kitchen-300.json"))
+        await wait_for(pilot, lambda: "(bpe-" in preview_text(screen.app))
+        info = str(screen.query_one("#preset-info", Static).render())
+        assert "(300-token vocabulary)" in info
+        model, _ = screen.read_settings()
+        assert model.tokenizer == tokenizer.value

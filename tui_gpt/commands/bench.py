@@ -42,13 +42,19 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from tui_gpt.core import bench
     from tui_gpt.core.errors import TuiGptError
+    from tui_gpt.core.tokenizer import get_tokenizer
+
+    tokenizer = args.tokenizer or "gpt2"
+    vocab = (
+        50257 if tokenizer == "gpt2" else get_tokenizer(tokenizer).vocab_size
+    )  # the model's rows
 
     if args.what == "train":
         if args.precision == "int8":
             raise TuiGptError("--precision int8 is for decoding; train with auto, fp32 or bf16")
         result = bench.bench_train(
             args.preset, args.context_length, args.batch_size, args.steps,
-            device=args.device, precision=args.precision, threads=args.threads,
+            device=args.device, precision=args.precision, threads=args.threads, vocab_size=vocab,
         )  # fmt: skip
     elif args.what == "generate":
         from tui_gpt.core.device import resolve_device, resolve_precision
@@ -58,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
             precision = resolve_precision(precision, resolve_device(args.device))
         result = bench.bench_generate(
             args.preset, args.context_length, args.new_tokens,
-            device=args.device, precision=precision, threads=args.threads,
+            device=args.device, precision=precision, threads=args.threads, vocab_size=vocab,
         )  # fmt: skip
     else:
         if not args.data:
             raise TuiGptError("bench data needs a text file or folder")
-        result = bench.bench_data(args.data, args.tokenizer or "gpt2", threads=args.threads)
+        result = bench.bench_data(args.data, tokenizer, threads=args.threads)
     if args.json:
         print_json(result)
         return 0

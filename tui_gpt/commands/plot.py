@@ -65,5 +65,7 @@ def run(args: argparse.Namespace) -> int:
     for event in found[0].typed_events():
         history.add_event(event)
     print(loss_chart(history, width, args.height, color=color))
-    print(loss_chart(history, width, args.height, perplexity=True, color=color))
+    print(loss_chart(history, width, args.height, "perplexity", color=color))
+    if history.has_bpb:
+        print(loss_chart(history, width, args.height, "bpb", color=color))
     return 0

@@ -45,12 +45,26 @@ def run(args: argparse.Namespace) -> int:
     if not found:
         print(f"no runs in {root}" + (" match" if args.label or args.dataset or args.state else ""))
         return 0
-    rows = [("ID", "LABEL", "CREATED", "DATASET", "PRESET", "PARAMS", "STEPS", "BEST VAL", "STATE")]
+    rows = [
+        (
+            "ID",
+            "LABEL",
+            "CREATED",
+            "DATASET",
+            "PRESET",
+            "PARAMS",
+            "STEPS",
+            "BEST VAL",
+            "BITS/B",
+            "STATE",
+        )
+    ]
     for r in found:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) if r.created else "-"
         best = f"{r.best_val_loss:.3f}" if r.best_val_loss is not None else "-"
+        bpb = f"{r.best_val_bpb:.3f}" if r.best_val_bpb is not None else "-"
         rows.append((r.id, r.label or "-", created, r.dataset[:24], r.preset, short_count(r.params),
-                     str(r.steps), best, r.describe()))  # fmt: skip
+                     str(r.steps), best, bpb, r.describe()))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])

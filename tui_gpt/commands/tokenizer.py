@@ -6,7 +6,6 @@ import argparse
 import time
 from pathlib import Path
 
-from tui_gpt import paths
 from tui_gpt.commands.common import TextProgress, add_settings, positive_int, print_json
 from tui_gpt.core.config import TrainConfig
 
@@ -32,12 +31,8 @@ def add_parser(sub) -> None:
     t.set_defaults(func=run)
 
 
-def default_path(dataset: str, vocab_size: int) -> Path:
-    return paths.data_dir() / "tokenizers" / f"{dataset}-{vocab_size}.json"
-
-
 def run(args: argparse.Namespace) -> int:
-    from tui_gpt.core.bpe import train_tokenizer
+    from tui_gpt.core.bpe import default_path, train_tokenizer
     from tui_gpt.core.corpus import inspect_source
 
     source = inspect_source(args.data, args.text_field or "text")

@@ -63,12 +63,15 @@ def bench_train(
     precision: str = "auto",
     threads: int | None = None,
     seed: int = 123,
+    vocab_size: int = 50257,
 ) -> dict:
     """The trainer's own update step (its model, optimizer and autocast) on random tokens:
     tokens/s, seconds per step, and MFU."""
     dev = resolve_device(device)
     runtime = Runtime(dev, resolve_precision(precision, dev), resolve_threads(threads))
-    trainer, x, y = random_batch_trainer(preset, context_length, batch_size, runtime, seed)
+    trainer, x, y = random_batch_trainer(
+        preset, context_length, batch_size, runtime, seed, vocab_size
+    )
     model = trainer.model
     times = []
     for i in range(warmup + steps):
@@ -82,6 +85,7 @@ def bench_train(
     return {
         "mode": "train",
         "preset": preset,
+        "vocab_size": vocab_size,
         "context_length": context_length,
         "batch_size": batch_size,
         "device": str(dev),
@@ -98,14 +102,15 @@ def bench_train(
 
 
 def random_batch_trainer(
-    preset: str, context_length: int, batch_size: int, runtime: Runtime, seed: int = 123
-) -> tuple[Trainer, torch.Tensor, torch.Tensor]:
+    preset: str, context_length: int, batch_size: int, runtime: Runtime, seed: int = 123,
+    vocab_size: int = 50257,
+) -> tuple[Trainer, torch.Tensor, torch.Tensor]:  # fmt: skip
     """A real Trainer (the training defaults: lr 4e-4, weight decay 0.1) on one batch of
     random tokens, and that batch: what speed measurements time `Trainer.update` on."""
     torch.manual_seed(seed)
-    model = GPT(model_config(preset, 50257, context_length)).to(runtime.device).train()
+    model = GPT(model_config(preset, vocab_size, context_length)).to(runtime.device).train()
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, 50257, (batch_size * context_length + 1,), generator=g).numpy()
+    ids = torch.randint(0, vocab_size, (batch_size * context_length + 1,), generator=g).numpy()
     windows = BatchLoader(TokenWindows(ids, context_length, context_length), batch_size)
     trainer = Trainer(model, Loaders(windows, windows), ByteTokenizer(), TrainConfig(), runtime)
     x, y = next(iter(windows))
@@ -122,18 +127,19 @@ def bench_generate(
     threads: int | None = None,
     use_cache: bool = True,
     repeats: int = 2,
+    vocab_size: int = 50257,
 ) -> dict:
     """Greedy decoding of `new_tokens` after a `prompt_tokens` prompt: tokens/s, and how the
     bytes of weights read per token compare with the measured memory bandwidth."""
     dev = resolve_device(device)
     n_threads = resolve_threads(threads)
     torch.manual_seed(123)
-    model = GPT(model_config(preset, 50257, context_length)).to(dev).eval()
+    model = GPT(model_config(preset, vocab_size, context_length)).to(dev).eval()
     if precision == "bf16":
         model = model.to(torch.bfloat16)
     elif precision == "int8":
         model = quantize_int8(model)
-    idx = torch.randint(0, 50257, (1, prompt_tokens)).to(dev)
+    idx = torch.randint(0, vocab_size, (1, prompt_tokens)).to(dev)
     generate(model, idx, 5, use_cache=use_cache)  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -148,6 +154,7 @@ def bench_generate(
     return {
         "mode": "generate",
         "preset": preset,
+        "vocab_size": vocab_size,
         "device": str(dev),
         "precision": precision,
         "threads": n_threads,
@@ -164,7 +171,8 @@ def bench_generate(
 
 
 def bench_data(path: str | Path, tokenizer_name: str = "gpt2", threads: int | None = None) -> dict:
-    """Tokenize a text into a fresh cache: tokens/s and peak memory."""
+    """Check and tokenize a corpus into a fresh cache, then open it again as a later run
+    would (check, fingerprint, find the cache): seconds, tokens/s, peak memory."""
     import tempfile
 
     from tui_gpt.core.data import inspect_source, prepare
@@ -172,17 +180,20 @@ def bench_data(path: str | Path, tokenizer_name: str = "gpt2", threads: int | No
     from tui_gpt.core.tokenizer import get_tokenizer
 
     tok = get_tokenizer(tokenizer_name)
+    start = time.perf_counter()
     source = inspect_source(path)
+    checked = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         data = prepare(source, tok, cache_root=Path(tmp), num_threads=threads or cpu_count())
-        seconds = time.perf_counter() - start
+        seconds = checked + time.perf_counter() - start
         start = time.perf_counter()
-        prepare(source, tok, cache_root=Path(tmp))
+        prepare(inspect_source(path), tok, cache_root=Path(tmp))
         reopen = time.perf_counter() - start
     return {
         "mode": "data",
         "chars": source.chars,
+        "check_s": checked,
         "tokens": data.tokens,
         "seconds": seconds,
         "tok_per_s": data.tokens / seconds,

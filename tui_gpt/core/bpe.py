@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from tui_gpt import paths
 from tui_gpt.core.corpus import TextSource, iter_text
 from tui_gpt.core.data import iter_pieces
 from tui_gpt.core.errors import TuiGptError
@@ -16,6 +17,15 @@ from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.tokenizer import EOT_TEXT, BPETokenizer
 
 MIN_VOCAB, MAX_VOCAB = 257, 1 << 20  # every byte and end-of-text; far above any real use
+
+
+def tokenizers_dir() -> Path:
+    """Where trained tokenizers go unless told otherwise (and where the app lists them)."""
+    return paths.data_dir() / "tokenizers"
+
+
+def default_path(dataset: str, vocab_size: int) -> Path:
+    return tokenizers_dir() / f"{dataset}-{vocab_size}.json"
 
 
 def train_tokenizer(

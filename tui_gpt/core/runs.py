@@ -199,6 +199,7 @@ class EventLog:
         self._file = open(run.events_path, "a", encoding="utf-8")
         status = run.status()
         self._best = status.get("best_val_loss")
+        self._best_bpb = status.get("best_val_bpb")
         self._status: Status = run.status_of() if status else "running"
 
     def __call__(self, event: Event) -> None:
@@ -210,6 +211,13 @@ class EventLog:
             and (self._best is None or event.val_loss < self._best)
         ):
             self._best = event.val_loss
+        bpb = event.val_bpb if isinstance(event, Eval) else None
+        if (
+            bpb is not None
+            and math.isfinite(bpb)
+            and (self._best_bpb is None or bpb < self._best_bpb)
+        ):
+            self._best_bpb = bpb
         if event.name in _STATUS_AFTER or event.name in ("eval", "checkpoint", "epoch_end"):
             self._status = _STATUS_AFTER.get(event.name, self._status)
             self.run.set_status(
@@ -218,6 +226,7 @@ class EventLog:
                 epoch=event.epoch,
                 tokens_seen=event.tokens_seen,
                 best_val_loss=self._best,
+                best_val_bpb=self._best_bpb,
             )
 
     def close(self) -> None:
@@ -237,6 +246,7 @@ class RunSummary:
     params: int | None = None
     steps: int = 0
     best_val_loss: float | None = None
+    best_val_bpb: float | None = None  # bits per byte, where the run records them
     status: Status = "unknown"
     process: Process = "unknown"
     pid: int | None = None
@@ -294,6 +304,7 @@ def summarize(run: Run) -> RunSummary:
     summary.params = info.get("params")
     summary.steps = int(status.get("step", -1)) + 1
     summary.best_val_loss = status.get("best_val_loss")
+    summary.best_val_bpb = status.get("best_val_bpb")
     summary.status = run.status_of()
     life = liveness(run)
     summary.process, summary.pid, summary.heartbeat_age = life.state, life.pid, life.age

@@ -97,7 +97,7 @@ class ByteTokenizer:
         return EOT_TEXT.encode() if token_id == self.eot_id else bytes((token_id,))
 
 
-def _byte_alphabet() -> dict[str, int]:
+def byte_alphabet() -> dict[str, int]:
     """Byte-level BPE writes each byte as one printable character: bytes that print stand
     for themselves, the others (controls, space, a few Latin-1) for 256, 257, ... in order.
     The inverse: character -> byte."""
@@ -136,7 +136,7 @@ class BPETokenizer:
         self.name = f"bpe-{hashlib.sha256(data).hexdigest()[:12]}"
         self.vocab_size: int = self._tok.get_vocab_size()
         self.eot_id: int = eot
-        alphabet = _byte_alphabet()
+        alphabet = byte_alphabet()
         by_id = {i: t for t, i in self._tok.get_vocab().items()}
         special = {t.content for t in self._tok.get_added_tokens_decoder().values()}
         self._bytes = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from textual import on, work
@@ -10,9 +11,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, ListItem, ListView, Select, Static
+from textual.widgets import (
+    Button,
+    Footer,
+    Input,
+    Label,
+    ListItem,
+    ListView,
+    ProgressBar,
+    Select,
+    Static,
+)
 
 from tui_gpt import paths
+from tui_gpt.core.bpe import MAX_VOCAB, MIN_VOCAB, default_path, tokenizers_dir, train_tokenizer
 from tui_gpt.core.config import (
     ModelChoice,
     TrainConfig,
@@ -23,9 +35,10 @@ from tui_gpt.core.config import (
 )
 from tui_gpt.core.data import inspect_source, plan, prepare
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.tokenizer import get_tokenizer
+from tui_gpt.core.tokenizer import BPETokenizer, get_tokenizer
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.picker import PathPicker
+from tui_gpt.ui.screens.prompt import PromptScreen
 from tui_gpt.ui.widgets.header import Header
 from tui_gpt.ui.widgets.settings_form import SettingsForm
 
@@ -64,11 +77,17 @@ def dataset_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def trained_tokenizers() -> list[tuple[str, str]]:
+    """(label, path) of the tokenizers trained so far (the form offers them)."""
+    return [(f"trained: {p.stem}", str(p)) for p in sorted(tokenizers_dir().glob("*.json"))]
+
+
 class DatasetScreen(Screen):
     BINDINGS = [
         Binding("ctrl+t", "start", "Start training", priority=True),
         Binding("ctrl+b", "start_background", "Start in background", priority=True),
         Binding("ctrl+o", "pick", "Open file/folder"),
+        Binding("ctrl+n", "train_tokenizer", "Train a tokenizer"),
         Binding("ctrl+r", "app.show_runs", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
     ]
@@ -89,6 +108,7 @@ class DatasetScreen(Screen):
                 )
                 yield Input(placeholder="a path + Enter, or ctrl+o to browse", id="path")
                 yield Static("", id="preview")
+                yield ProgressBar(total=100, show_eta=False, id="tokenizer-progress")
             with VerticalScroll(id="settings"):
                 yield Label("Settings", classes="title")
                 yield Static("", id="preset-info")
@@ -96,6 +116,7 @@ class DatasetScreen(Screen):
                     ModelChoice,
                     TrainConfig,
                     choice_labels={"preset": lambda p: f"{p} - {preset_description(p)}"},
+                    more_choices={"tokenizer": trained_tokenizers},
                     id="form",
                 )
                 yield Button("Start training  (ctrl+t)", id="start", variant="primary")
@@ -149,17 +170,24 @@ class DatasetScreen(Screen):
         if event.input.id in ("context_length", "stride", "batch_size", "train_ratio"):
             self.refresh_preview()
 
-    def _update_preset_info(self) -> None:
+    def _update_preset_info(self, vocab: int | None = None) -> None:
+        """Parameters of the chosen preset with the chosen tokenizer's vocabulary (a trained
+        one's is read from its file; the preview passes the loaded tokenizer's)."""
         form = self.query_one(SettingsForm)
         preset, tok = (
             form.query_one("#preset", Select).value,
-            form.query_one("#tokenizer", Select).value,
+            str(form.query_one("#tokenizer", Select).value),
         )
-        cfg = model_config(str(preset), 257 if tok == "byte" else 50257)
+        if vocab is None:
+            vocab = {"byte": 257, "gpt2": 50257}.get(tok)
+        if vocab is None:
+            return  # a trained tokenizer: the preview says, once it has read the file
+        cfg = model_config(str(preset), vocab)
         n = count_params(cfg)
         # fp32 weights + AdamW's two moments + gradients: about 16 bytes per parameter.
         self.query_one("#preset-info", Static).update(
-            f"{n / 1e6:,.1f}M parameters, context {cfg.context_length}, ~{n * 16 / 2**30:.1f} GiB to train"
+            f"{n / 1e6:,.1f}M parameters ({vocab:,}-token vocabulary), context "
+            f"{cfg.context_length}, ~{n * 16 / 2**30:.1f} GiB to train"
         )
 
     def read_settings(self) -> tuple[ModelChoice, TrainConfig]:
@@ -205,6 +233,7 @@ class DatasetScreen(Screen):
         if problem:
             lines.append(f"[red]problem: {problem}[/red]")
         self.app.call_from_thread(self._show_preview, "\n".join(lines), problem)
+        self.app.call_from_thread(self._update_preset_info, tokenizer.vocab_size)
 
     def _show_preview(self, text: str, problem: str | None) -> None:
         self._problem = problem
@@ -214,6 +243,62 @@ class DatasetScreen(Screen):
     def _show_problem(self, message: str) -> None:
         self._problem = message
         self.query_one("#preview", Static).update(f"[red]problem: {message}[/red]")
+
+    # ------------------------------------------------------------------ tokenizer
+
+    def action_train_tokenizer(self) -> None:
+        """Fit a BPE to the chosen dataset, with a vocabulary size asked for first."""
+        dataset = self.dataset
+        if dataset is None:
+            self.notify("Choose a dataset first", severity="warning")
+            return
+
+        def answer(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                size = int(text)
+                if not MIN_VOCAB <= size <= MAX_VOCAB:
+                    raise ValueError
+            except ValueError:
+                self.notify(
+                    f"A vocabulary size is a whole number from {MIN_VOCAB} to {MAX_VOCAB:,}",
+                    severity="error",
+                )
+                return
+            self._train_tokenizer(
+                dataset, size, self.query_one(SettingsForm).read(TrainConfig).text_field
+            )
+
+        name = Path(dataset).name
+        self.app.push_screen(
+            PromptScreen(f"Vocabulary size of a tokenizer trained on {name}", "4096"), answer
+        )
+
+    @work(thread=True, exclusive=True, group="tokenizer")
+    def _train_tokenizer(self, dataset: str, size: int, text_field: str) -> None:
+        bar = self.query_one("#tokenizer-progress", ProgressBar)
+        self.app.call_from_thread(bar.add_class, "busy")
+        shown = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            if done == total or time.monotonic() - shown[0] > 0.1:
+                shown[0] = time.monotonic()
+                self.app.call_from_thread(bar.update, progress=100 * done / max(1, total))
+
+        try:
+            source = inspect_source(dataset, text_field)
+            tok = train_tokenizer(source, size, default_path(source.name, size), progress)
+        except TuiGptError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="No tokenizer", severity="error")
+            return
+        finally:
+            self.app.call_from_thread(bar.remove_class, "busy")
+        self.app.call_from_thread(self._tokenizer_trained, tok)
+
+    def _tokenizer_trained(self, tok: BPETokenizer) -> None:
+        self.query_one(SettingsForm).choose("tokenizer", str(tok.path))
+        self.notify(f"{tok.vocab_size:,} tokens, saved as {tok.path}", title="Tokenizer trained")
 
     # ------------------------------------------------------------------ start
 

@@ -6,6 +6,7 @@ from a run folder's events.jsonl when watching a run trained elsewhere (`tui-gpt
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from rich.text import Text
@@ -55,7 +56,7 @@ class TrainScreen(Screen):
         Binding("s", "stop", "Stop & save"),
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("g", "generator", "Generate"),
-        Binding("v", "toggle_chart", "Loss/perplexity"),
+        Binding("v", "toggle_chart", "Loss/ppl/bits"),
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -69,6 +70,7 @@ class TrainScreen(Screen):
         self.progress = Progress()
         self._shown_step: Step | None = None
         self.epoch_samples = 0
+        self.best_bpb = math.inf
         self._redraw = redraw_interval
 
     def compose(self) -> ComposeResult:
@@ -79,6 +81,7 @@ class TrainScreen(Screen):
             with Vertical(id="side"):
                 yield Static("", id="facts")
                 yield Label("", id="progress-label")
+                yield Label("", id="bpb")
                 yield ProgressBar(total=None, show_eta=False, id="progress")
         with Horizontal(id="bottom"):
             yield RichLog(id="log", wrap=True, max_lines=LOG_LINES, min_width=20)
@@ -132,6 +135,10 @@ class TrainScreen(Screen):
             self.progress.update(event)
             if isinstance(event, Eval):
                 log_lines.append(eval_line(event))
+                if event.val_bpb is not None:
+                    self.best_bpb = min(self.best_bpb, event.val_bpb)
+                    bits = f"val {event.val_bpb:.3f} bits/byte (best {self.best_bpb:.3f})"
+                    self.query_one("#bpb", Label).update(bits)
             elif isinstance(event, Sample):
                 self.epoch_samples += 1
                 sample_lines.append(
@@ -231,7 +238,7 @@ class TrainScreen(Screen):
             self.notify("Saving a checkpoint after the current step")
 
     def action_toggle_chart(self) -> None:
-        self.query_one(LossChart).toggle_perplexity()
+        self.query_one(LossChart).next_view()
 
     def action_generator(self) -> None:
         host(self).open_chat(self.run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui_gpt.charts import LossHistory, loss_chart
+from tui_gpt.charts import VIEWS, LossHistory, View, loss_chart
 from tui_gpt.core.events import Eval, Event, RunStarted
 
 
@@ -15,7 +15,7 @@ class LossChart(Static):
     def __init__(self, redraw_interval: float = 0.25, **kwargs) -> None:
         super().__init__(**kwargs)
         self.history = LossHistory()
-        self.perplexity = False
+        self.view: View = "loss"
         self._dirty = True
         self._drawn = (0, 0)
         self._interval = redraw_interval
@@ -28,8 +28,12 @@ class LossChart(Static):
             self.history.add_event(event)
             self._dirty = True
 
-    def toggle_perplexity(self) -> None:
-        self.perplexity = not self.perplexity
+    def next_view(self) -> None:
+        """Loss, perplexity, bits per byte (where the run records it), loss again."""
+        views = [v for v in VIEWS if v != "bpb" or self.history.has_bpb]
+        self.view = (
+            views[(views.index(self.view) + 1) % len(views)] if self.view in views else "loss"
+        )
         self._dirty = True
         self._redraw_if_needed()
 
@@ -43,4 +47,4 @@ class LossChart(Static):
         self._dirty, self._drawn = False, size
         if size[0] < 10 or size[1] < 5:
             return
-        self.update(Text.from_ansi(loss_chart(self.history, size[0], size[1], self.perplexity)))
+        self.update(Text.from_ansi(loss_chart(self.history, size[0], size[1], self.view)))

@@ -30,11 +30,14 @@ class SettingsForm(Vertical):
         self,
         *classes: type,
         choice_labels: dict[str, Callable[[str], str]] | None = None,
+        more_choices: dict[str, Callable[[], list[tuple[str, str]]]] | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.classes_shown = classes
         self.choice_labels = choice_labels or {}
+        # (label, value) options beyond a setting's own choices (those its `other` allows)
+        self.more_choices = more_choices or {}
 
     def specs(self) -> Iterator[Spec]:
         for cls in self.classes_shown:
@@ -48,14 +51,25 @@ class SettingsForm(Vertical):
 
     def _field(self, spec: Spec) -> Widget:
         if spec.choices:
-            name = self.choice_labels.get(spec.name, str)
-            options = [(name(c), c) for c in spec.choices]
+            options = self.options(spec)
             return Select(
                 options, value=spec.default, allow_blank=False, id=spec.name, compact=True
             )
         if spec.kind is bool:
             return Switch(value=bool(spec.default), id=spec.name)
         return Input(spec.show(spec.default), placeholder=spec.blank, id=spec.name, compact=True)
+
+    def options(self, spec: Spec) -> list[tuple[str, str]]:
+        name = self.choice_labels.get(spec.name, str)
+        more = self.more_choices.get(spec.name, list)()
+        return [(name(c), c) for c in spec.choices or ()] + more
+
+    def choose(self, name: str, value: str) -> None:
+        """Select `value` in the choice list `name`, refreshing the list so it is there."""
+        spec = next(s for s in self.specs() if s.name == name)
+        select = self.query_one(f"#{name}", Select)
+        select.set_options(self.options(spec))
+        select.value = value
 
     def value(self, spec: Spec) -> Any:
         """The field's value; raises `TuiGptError` naming the field if it does not parse."""

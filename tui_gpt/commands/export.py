@@ -1,0 +1,52 @@
+"""`tui-gpt export RUN --format hf|gguf`: the model out, to transformers or llama.cpp."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tui_gpt.commands.common import add_run_dir, print_json, runs_root
+
+FORMATS = ("hf", "gguf")
+DTYPES = ("f32", "f16", "bf16", "q8_0")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a run to Hugging Face transformers (hf) or llama.cpp (gguf)",
+        description="Write a run's model with its tokenizer as a Hugging Face folder "
+        "(GPT2LMHeadModel + tokenizer) or a GGUF file (llama.cpp's gpt2 architecture).",
+    )
+    p.add_argument("run", metavar="RUN", help="run id, unique prefix, or folder")
+    p.add_argument("--format", choices=FORMATS, required=True, help="hf or gguf")
+    p.add_argument("--out", metavar="PATH", help="where (default: beside the run, in exports/)")
+    p.add_argument("--dtype", choices=DTYPES, help="f32, f16, bf16 (hf) or q8_0 (gguf); "
+                   "default f32 for hf, f16 for gguf")  # fmt: skip
+    p.add_argument("--checkpoint", choices=("best", "latest"), default="best",
+                   help="which weights (default best, else latest)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace what is at --out")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_run_dir(p)
+    p.set_defaults(func=run)
+
+
+def default_out(run_path: Path, fmt: str, dtype: str) -> Path:
+    name = f"{run_path.name}-{dtype}" + (".gguf" if fmt == "gguf" else "-hf")
+    return run_path / "exports" / name
+
+
+def run(args: argparse.Namespace) -> int:
+    from tui_gpt.core.export import export
+    from tui_gpt.core.runs import find_run
+
+    target = find_run(args.run, runs_root(args))
+    dtype = args.dtype or ("f32" if args.format == "hf" else "f16")
+    out = Path(args.out).expanduser() if args.out else default_out(target.path, args.format, dtype)
+    done = export(target, args.format, out, dtype, args.checkpoint, args.force)
+    if args.json:
+        print_json({"path": str(done.path), "format": done.format, "dtype": done.dtype,
+                    "params": done.params, "checkpoint": str(done.checkpoint)})  # fmt: skip
+    else:
+        print(done.path)
+    return 0
