@@ -368,3 +368,20 @@ async def test_train_a_tokenizer_on_the_chosen_data_and_use_it(runs_root):
         assert "(300-token vocabulary)" in info
         model, _ = screen.read_settings()
         assert model.tokenizer == tokenizer.value
+
+
+async def test_export_a_run_from_the_browser(runs_root, tmp_path):
+    from tui_gpt.ui.screens.prompt import PromptScreen
+
+    fake_run(runs_root, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        assert app.screen.query_one(Input).value.endswith("exports/20260101-000000-story-nano-f32-hf")
+        app.screen.query_one(Input).value = str(tmp_path / "model.gguf")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (tmp_path / "model.gguf").is_file())
+        await wait_for(pilot, lambda: any("model.gguf" in str(n.message) for n in app._notifications))

@@ -6,9 +6,7 @@ import argparse
 from pathlib import Path
 
 from tui_gpt.commands.common import add_run_dir, print_json, runs_root
-
-FORMATS = ("hf", "gguf")
-DTYPES = ("f32", "f16", "bf16", "q8_0")
+from tui_gpt.core.config import EXPORT_DTYPES, EXPORT_FORMATS
 
 
 def add_parser(sub) -> None:
@@ -19,9 +17,9 @@ def add_parser(sub) -> None:
         "(GPT2LMHeadModel + tokenizer) or a GGUF file (llama.cpp's gpt2 architecture).",
     )
     p.add_argument("run", metavar="RUN", help="run id, unique prefix, or folder")
-    p.add_argument("--format", choices=FORMATS, required=True, help="hf or gguf")
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="hf or gguf")
     p.add_argument("--out", metavar="PATH", help="where (default: beside the run, in exports/)")
-    p.add_argument("--dtype", choices=DTYPES, help="f32, f16, bf16 (hf) or q8_0 (gguf); "
+    p.add_argument("--dtype", choices=EXPORT_DTYPES, help="f32, f16, bf16 (hf) or q8_0 (gguf); "
                    "default f32 for hf, f16 for gguf")  # fmt: skip
     p.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                    help="which weights (default best, else latest)")  # fmt: skip
@@ -31,13 +29,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def default_out(run_path: Path, fmt: str, dtype: str) -> Path:
-    name = f"{run_path.name}-{dtype}" + (".gguf" if fmt == "gguf" else "-hf")
-    return run_path / "exports" / name
-
-
 def run(args: argparse.Namespace) -> int:
-    from tui_gpt.core.export import export
+    from tui_gpt.core.export import default_out, export
     from tui_gpt.core.runs import find_run
 
     target = find_run(args.run, runs_root(args))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 from tui_gpt.commands.common import add_run_dir, print_json, runs_root
@@ -29,8 +30,11 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tui_gpt.core import checkpoint
+    from tui_gpt.core.errors import TuiGptError
+    from tui_gpt.core.fsutil import atomic_write
     from tui_gpt.core.gpt2_weights import SIZES, fetch, load_gpt2_safetensors
-    from tui_gpt.core.runs import create_run
+    from tui_gpt.core.runs import TOKENIZER_FILE, create_run
+    from tui_gpt.core.tokenizer import BPETokenizer
 
     size = args.source if args.source in SIZES else None
     path = fetch(size) if size else Path(args.source).expanduser()
@@ -39,15 +43,32 @@ def run(args: argparse.Namespace) -> int:
     model = load_gpt2_safetensors(path, expect=size)
     params = model.num_params()
     label = size or path.parent.name or path.stem
+    # Another vocabulary than GPT-2's (an exported tui-gpt model): its tokenizer.json.
+    own: BPETokenizer | None = None
+    if model.cfg.vocab_size != 50257:
+        beside = path.parent / "tokenizer.json"
+        if not beside.is_file():
+            raise TuiGptError(
+                f"{path}: a vocabulary of {model.cfg.vocab_size} is not GPT-2's, and there is "
+                "no tokenizer.json beside it"
+            )
+        own = BPETokenizer(beside)
+        if own.vocab_size != model.cfg.vocab_size:
+            raise TuiGptError(
+                f"{beside}: {own.vocab_size} tokens, the model {model.cfg.vocab_size}"
+            )
+    tok_name = own.name if own else "gpt2"
     info = {
-        "tokenizer": "gpt2",
+        "tokenizer": tok_name,
         "model": model.cfg.to_dict(),
         "params": params,
         "imported_from": str(path.resolve()),
         "dataset": {"files": [str(path.resolve())]},
     }
     new = create_run(runs_root(args), "gpt2", label, info)  # id: <date>-<time>-gpt2-<size>
-    checkpoint.save(new.best, model, extra={"tokenizer": "gpt2"})
+    if own is not None:
+        atomic_write(new.path / TOKENIZER_FILE, lambda tmp: shutil.copyfile(own.path, tmp))
+    checkpoint.save(new.best, model, extra={"tokenizer": tok_name})
     new.set_status("imported", step=-1, epoch=0, tokens_seen=0, best_val_loss=None)
     if args.json:
         print_json({"run": new.id, "path": str(new.path), "params": params, "source": str(path)})

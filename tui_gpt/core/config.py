@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # the model module imports torch: `tui-gpt --help` should not
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+# Where a model can go (core/export.py) and the number formats each takes.
+EXPORT_FORMATS = ("hf", "gguf")
+EXPORT_DTYPES = ("f32", "f16", "bf16", "q8_0")
 # Sampling may also read int8 weights (core/quantize.py); training never does.
 SAMPLING_PRECISIONS = (*PRECISIONS, "int8")
 

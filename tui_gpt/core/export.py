@@ -28,9 +28,7 @@ from tui_gpt.core.model import GPT
 from tui_gpt.core.runs import Run, run_tokenizer
 from tui_gpt.core.tokenizer import EOT_TEXT, BPETokenizer, GPT2Tokenizer, Tokenizer, byte_alphabet
 
-Format = Literal["hf", "gguf"]
-FORMATS: tuple[Format, ...] = ("hf", "gguf")
-DTYPES = ("f32", "f16", "bf16", "q8_0")
+Format = Literal["hf", "gguf"]  # config.EXPORT_FORMATS
 _TORCH_DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 Q8_BLOCK = 32  # q8_0 quantizes rows in blocks of 32 values
 
@@ -42,6 +40,12 @@ class Exported:
     dtype: str
     params: int
     checkpoint: Path
+
+
+def default_out(run_path: Path, fmt: str, dtype: str) -> Path:
+    """Where an export goes unless told: the run folder's exports/."""
+    name = f"{run_path.name}-{dtype}" + (".gguf" if fmt == "gguf" else "-hf")
+    return run_path / "exports" / name
 
 
 def load(run: Run, which: str = "best") -> tuple[GPT, Tokenizer, Path]:
@@ -156,7 +160,10 @@ def export_hf(
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tensors = {k: v.to(_TORCH_DTYPES[dtype]) for k, v in _gpt2_tensors(model).items()}
+    tensors = {
+        (k if k == "lm_head.weight" else f"transformer.{k}"): v.to(_TORCH_DTYPES[dtype])
+        for k, v in _gpt2_tensors(model).items()
+    }
     save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     config = {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",

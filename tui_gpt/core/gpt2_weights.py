@@ -64,6 +64,16 @@ def _strip(key: str) -> str:
     return key[len("transformer.") :] if key.startswith("transformer.") else key
 
 
+def _tied(path: Path) -> bool:
+    """Whether the output head is the token embedding: GPT-2's own are; an export of a
+    tui-gpt model with its own head says `tie_word_embeddings: false` in config.json."""
+    config = path.parent / "config.json"
+    try:
+        return bool(json.loads(config.read_text()).get("tie_word_embeddings", True))
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
 def _n_heads(path: Path, emb_dim: int) -> int:
     config = path.parent / "config.json"
     if config.is_file():
@@ -107,6 +117,7 @@ def load_gpt2_safetensors(path: str | os.PathLike, expect: str | None = None) ->
     vocab, emb = shape("wte.weight")
     ctx = shape("wpe.weight")[0]
     layers = 1 + max(int(k.split(".")[1]) for k in keys if k.startswith("h."))
+    tied = _tied(path)
     cfg = GPTConfig(
         vocab_size=vocab,
         context_length=ctx,
@@ -115,7 +126,7 @@ def load_gpt2_safetensors(path: str | os.PathLike, expect: str | None = None) ->
         n_layers=layers,
         drop_rate=0.0,  # dropout off for sampling; fine-tuning can set its own
         qkv_bias=True,
-        tie_weights=True,
+        tie_weights=tied,
     )
     if expect is not None:
         _, e_emb, e_layers, _ = SIZES[expect]
@@ -126,7 +137,11 @@ def load_gpt2_safetensors(path: str | os.PathLike, expect: str | None = None) ->
 
     pairs = name_pairs(layers)
     expected = {hf for hf, _, _ in pairs}
-    present = {k for k in keys if not k.endswith(_IGNORED_SUFFIXES)}
+    if not tied:
+        pairs.append(("lm_head.weight", "out_head.weight", False))
+        expected.add("lm_head.weight")
+    ignored = _IGNORED_SUFFIXES if tied else _IGNORED_SUFFIXES[:2]
+    present = {k for k in keys if not k.endswith(ignored)}
     missing, extra = expected - present, present - expected
     if missing or extra:
         raise TuiGptError(
@@ -137,7 +152,8 @@ def load_gpt2_safetensors(path: str | os.PathLike, expect: str | None = None) ->
     with torch.device("meta"):
         model = GPT(cfg)  # no memory, no random initialisation
     model.to_empty(device="cpu")
-    model.out_head.weight = model.tok_emb.weight  # re-tie: to_empty makes new tensors
+    if tied:
+        model.out_head.weight = model.tok_emb.weight  # re-tie: to_empty makes new tensors
 
     params = dict(model.named_parameters())
     with torch.no_grad():

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.experiments import describe, details
+from tui_gpt.core.export import Format, default_out, export
 from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, set_label
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.compare import CompareScreen
@@ -34,6 +35,7 @@ class RunsScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("b", "resume_background", "Resume in background"),
         Binding("l", "label", "Label"),
+        Binding("e", "export", "Export"),
         Binding("d", "delete", "Delete"),
         Binding("f5", "reload", "Refresh"),
         Binding("escape", "app.pop_screen", "Back"),
@@ -141,6 +143,33 @@ class RunsScreen(Screen):
 
         current = next((s.label for s in self.summaries if s.path == str(run.path)), "")
         self.app.push_screen(PromptScreen(f"Label for {run.id}", current), answer)
+
+    def action_export(self) -> None:
+        """Export the selected run: a folder for Hugging Face, a .gguf file for llama.cpp;
+        the place asked for says which."""
+        run = self.selected()
+        if run is None:
+            return
+
+        def answer(text: str | None) -> None:
+            if text and text.strip():
+                self._export(run, Path(text.strip()).expanduser())
+
+        place = default_out(run.path, "hf", "f32")
+        question = f"Export {run.id} to (a folder: Hugging Face; a .gguf file: llama.cpp)"
+        self.app.push_screen(PromptScreen(question, str(place)), answer)
+
+    @work(thread=True, exclusive=True, group="export")
+    def _export(self, run: Run, out: Path) -> None:
+        fmt: Format = "gguf" if out.suffix == ".gguf" else "hf"
+        try:
+            done = export(run, fmt, out, "f16" if fmt == "gguf" else "f32")
+        except TuiGptError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Not exported", severity="error")
+            return
+        self.app.call_from_thread(
+            self.notify, str(done.path), title=f"Exported ({fmt})", timeout=10
+        )
 
     def action_open(self) -> None:
         run = self.selected()

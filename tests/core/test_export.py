@@ -1,0 +1,191 @@
+"""Runs exported to Hugging Face transformers and to GGUF, loaded back by the real libraries:
+logits within 1e-4 of tui-gpt's fp32 ones, the same greedy tokens, the same tokenization."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.conftest import NIGHT_KITCHEN, SAMPLES, needs_gpt2, run_cli
+from tui_gpt.core import checkpoint
+from tui_gpt.core.bpe import train_tokenizer
+from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+from tui_gpt.core.corpus import inspect_source
+from tui_gpt.core.export import export, load
+from tui_gpt.core.generate import generate
+from tui_gpt.core.jobs import assemble
+from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.runs import create_run, find_run
+
+transformers = pytest.importorskip("transformers")
+TEXTS = ["The kitchen at night, the kettle singing.", "emoji 🙂 and 漢字 <|endoftext|> done", ""]
+
+
+def tiny_run(root, tokenizer: str = "byte"):
+    cfg = TrainConfig(max_steps=8, batch_size=4, eval_freq=4, eval_iter=1, precision="fp32",
+                      sample_tokens=0)  # fmt: skip
+    job = assemble(
+        TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 64, tokenizer), cfg), runs_root=root
+    )
+    job.run_training()
+    return job.run
+
+
+def same_as_transformers(run, folder) -> None:
+    """Logits and greedy tokens of the export equal tui-gpt's; its tokenizer tokenizes and
+    decodes as tui-gpt's does."""
+    ours, tok, _ = load(run)
+    hf = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(folder)
+    for text in TEXTS:
+        ids = tok.encode(text)
+        assert hf_tok(text)["input_ids"] == ids
+        assert hf_tok.decode(ids) == text
+    ids = torch.tensor([tok.encode(TEXTS[0])])
+    with torch.no_grad():
+        assert torch.allclose(hf(ids).logits, ours(ids), atol=1e-4)
+        want = generate(ours, ids, 12)[0, ids.shape[1] :].tolist()
+        got = hf.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=None,
+                          attention_mask=torch.ones_like(ids))[0, ids.shape[1] :].tolist()  # fmt: skip
+    assert got == want
+
+
+def test_a_trained_run_with_its_own_head_exports_exactly(runs_root, tmp_path):
+    run = tiny_run(runs_root)
+    assert not load(run)[0].cfg.tie_weights
+    done = export(run, "hf", tmp_path / "hf", "f32")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["tie_word_embeddings"] is False and config["vocab_size"] == 257
+    assert {p.name for p in (tmp_path / "hf").iterdir()} >= {
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+        "generation_config.json",
+    }  # fmt: skip
+    assert done.params == load(run)[0].num_params()
+    same_as_transformers(run, tmp_path / "hf")
+
+
+def test_a_run_with_a_trained_tokenizer(runs_root, tmp_path):
+    tok = train_tokenizer(inspect_source(SAMPLES), 400, tmp_path / "tok.json")
+    run = tiny_run(runs_root, str(tok.path))
+    export(run, "hf", tmp_path / "hf", "f32")
+    same_as_transformers(run, tmp_path / "hf")
+
+
+@needs_gpt2
+def test_an_imported_tied_gpt2_round_trips(tmp_path):
+    """OpenAI's layout (a tied head, query/key/value bias): imported, exported, loaded by
+    transformers and imported again, the weights are the same."""
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=50257, n_positions=64, n_embd=48, n_layer=2, n_head=4)
+    original = transformers.GPT2LMHeadModel(cfg).eval()
+    original.save_pretrained(tmp_path / "orig")
+    runs = str(tmp_path / "runs")
+    first = json.loads(
+        run_cli("import-gpt2", str(tmp_path / "orig"), "--json", "--run-dir", runs).stdout
+    )
+    run = find_run(first["run"], tmp_path / "runs")
+    export(run, "hf", tmp_path / "hf", "f32")
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["tie_word_embeddings"] is True
+    same_as_transformers(run, tmp_path / "hf")
+    ids = torch.tensor([[464, 3290, 318, 257]])
+    with torch.no_grad():
+        back = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
+        assert torch.allclose(back(ids).logits, original(ids).logits, atol=1e-5)
+    again = json.loads(
+        run_cli("import-gpt2", str(tmp_path / "hf"), "--json", "--run-dir", runs).stdout
+    )
+    a, b = (
+        load(run)[0].state_dict(),
+        load(find_run(again["run"], tmp_path / "runs"))[0].state_dict(),
+    )
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_untied_export_imports_back_to_the_same_weights(runs_root, tmp_path):
+    run = tiny_run(runs_root)
+    export(run, "hf", tmp_path / "hf", "f32")
+    back = run_cli("import-gpt2", str(tmp_path / "hf"), "--json", "--run-dir", str(tmp_path / "r"))
+    assert back.returncode == 0, back.stderr
+    again = find_run(json.loads(back.stdout)["run"], tmp_path / "r")
+    a, b = load(run)[0].state_dict(), load(again)[0].state_dict()
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
+    assert not torch.any(b["blocks.0.attn.qkv.bias"])  # the bias it had not: zero
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f16", "q8_0"])
+def test_gguf_reads_back_with_its_keys_shapes_and_types(runs_root, tmp_path, dtype):
+    gguf = pytest.importorskip("gguf", reason="the gguf package is not installed")
+    run = tiny_run(runs_root)
+    model = load(run)[0]
+    export(run, "gguf", tmp_path / "m.gguf", dtype)
+    reader = gguf.GGUFReader(str(tmp_path / "m.gguf"))
+
+    def field(name):
+        f = reader.fields[name]
+        return f.parts[f.data[0]].tolist() if len(f.data) == 1 else [f.parts[i] for i in f.data]
+
+    assert bytes(field("general.architecture")).decode() == "gpt2"
+    assert field("gpt2.block_count") == [2] and field("gpt2.embedding_length") == [64]
+    assert field("gpt2.context_length") == [64] and field("gpt2.attention.head_count") == [2]
+    assert bytes(field("tokenizer.ggml.model")).decode() == "gpt2"
+    assert len(reader.fields["tokenizer.ggml.tokens"].data) == 257
+    assert field("tokenizer.ggml.eos_token_id") == [256]
+    tensors = {t.name: t for t in reader.tensors}
+    assert len(tensors) == 4 + 12 * 2 + 1  # embeddings, norms, head; 12 per block
+    qkv = tensors["blk.0.attn_qkv.weight"]
+    assert list(qkv.shape) == [64, 192]  # ggml lists (in, out)
+    want = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0"}[dtype]
+    assert qkv.tensor_type.name == want and tensors["output.weight"].tensor_type.name == want
+    assert tensors["blk.0.attn_norm.weight"].tensor_type.name == "F32"
+    if dtype == "f32":
+        w = model.blocks[0].attn.qkv.weight.detach().numpy()
+        assert (tensors["blk.0.attn_qkv.weight"].data == w).all()
+
+
+def test_llama_cpp_greedy_tokens_match(runs_root, tmp_path):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    run = tiny_run(runs_root)
+    export(run, "gguf", tmp_path / "m.gguf", "f32")
+    ours, tok, _ = load(run)
+    ids = tok.encode(TEXTS[0])
+    want = generate(ours, torch.tensor([ids]), 8)[0, len(ids) :].tolist()
+    llm = llama_cpp.Llama(str(tmp_path / "m.gguf"), n_ctx=64, verbose=False)
+    got = []
+    for token in llm.generate(ids, top_k=1, temp=0.0):
+        got.append(token)
+        if len(got) == 8:
+            break
+    assert got == want
+
+
+def test_bad_exports_are_one_line_each(runs_root, tmp_path):
+    runs = str(runs_root)
+    run = tiny_run(runs_root)
+    empty = create_run(runs_root, "nothing", "nano", {"tokenizer": "byte"})
+    cases = [
+        (["export", run.id, "--format", "onnx"], "invalid choice"),
+        (["export", empty.id, "--format", "hf"], "has no best checkpoint"),
+        (["export", run.id, "--format", "hf", "--dtype", "q8_0"], "is for GGUF"),
+        (["export", run.id, "--format", "hf", "--out", str(tmp_path / "f" / "x")], None),
+        (["export", run.id, "--format", "hf", "--out", str(tmp_path / "f" / "x")], "exists"),
+        (["export", run.id, "--format", "gguf", "--out", "/proc/nope/m.gguf"], "cannot write"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args, "--run-dir", runs)
+        if message is None:
+            assert result.returncode == 0, result.stderr
+            continue
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+    forced = run_cli("export", run.id, "--format", "hf", "--out", str(tmp_path / "f" / "x"),
+                     "--force", "--run-dir", runs)  # fmt: skip
+    assert forced.returncode == 0, forced.stderr
+
+    odd = create_run(runs_root, "odd", "custom", {"tokenizer": "byte"})
+    model = GPT(GPTConfig(vocab_size=257, context_length=16, emb_dim=48, n_heads=2, n_layers=1))
+    checkpoint.save(odd.best, model, extra={"tokenizer": "byte"})
+    result = run_cli("export", odd.id, "--format", "gguf", "--dtype", "q8_0", "--run-dir", runs)
+    assert result.returncode == 2 and "blocks of 32" in result.stderr and "48" in result.stderr
