@@ -115,10 +115,18 @@ def test_an_untied_export_imports_back_to_the_same_weights(runs_root, tmp_path):
     assert not torch.any(b["blocks.0.attn.qkv.bias"])  # the bias it had not: zero
 
 
+@pytest.fixture
+def bpe_run(runs_root, tmp_path):
+    """A tiny run with a 300-token BPE trained on the samples (llama.cpp's gpt2 tokenizer
+    needs merges; the byte tokenizer has none)."""
+    tok = train_tokenizer(inspect_source(SAMPLES), 300, tmp_path / "tok300.json")
+    return tiny_run(runs_root, str(tok.path))
+
+
 @pytest.mark.parametrize("dtype", ["f32", "f16", "q8_0"])
-def test_gguf_reads_back_with_its_keys_shapes_and_types(runs_root, tmp_path, dtype):
+def test_gguf_reads_back_with_its_keys_shapes_and_types(bpe_run, tmp_path, dtype):
     gguf = pytest.importorskip("gguf", reason="the gguf package is not installed")
-    run = tiny_run(runs_root)
+    run = bpe_run
     model = load(run)[0]
     export(run, "gguf", tmp_path / "m.gguf", dtype)
     reader = gguf.GGUFReader(str(tmp_path / "m.gguf"))
@@ -131,8 +139,9 @@ def test_gguf_reads_back_with_its_keys_shapes_and_types(runs_root, tmp_path, dty
     assert field("gpt2.block_count") == [2] and field("gpt2.embedding_length") == [64]
     assert field("gpt2.context_length") == [64] and field("gpt2.attention.head_count") == [2]
     assert bytes(field("tokenizer.ggml.model")).decode() == "gpt2"
-    assert len(reader.fields["tokenizer.ggml.tokens"].data) == 257
-    assert field("tokenizer.ggml.eos_token_id") == [256]
+    assert len(reader.fields["tokenizer.ggml.tokens"].data) == 300
+    assert field("tokenizer.ggml.eos_token_id") == [load(run)[1].eot_id]
+    assert len(reader.fields["tokenizer.ggml.merges"].data) == 300 - 257
     tensors = {t.name: t for t in reader.tensors}
     assert len(tensors) == 4 + 12 * 2 + 1  # embeddings, norms, head; 12 per block
     qkv = tensors["blk.0.attn_qkv.weight"]
@@ -145,9 +154,9 @@ def test_gguf_reads_back_with_its_keys_shapes_and_types(runs_root, tmp_path, dty
         assert (tensors["blk.0.attn_qkv.weight"].data == w).all()
 
 
-def test_llama_cpp_greedy_tokens_match(runs_root, tmp_path):
+def test_llama_cpp_greedy_tokens_match(bpe_run, tmp_path):
     llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    run = tiny_run(runs_root)
+    run = bpe_run
     export(run, "gguf", tmp_path / "m.gguf", "f32")
     ours, tok, _ = load(run)
     ids = tok.encode(TEXTS[0])
@@ -169,9 +178,10 @@ def test_bad_exports_are_one_line_each(runs_root, tmp_path):
         (["export", run.id, "--format", "onnx"], "invalid choice"),
         (["export", empty.id, "--format", "hf"], "has no best checkpoint"),
         (["export", run.id, "--format", "hf", "--dtype", "q8_0"], "is for GGUF"),
+        (["export", run.id, "--format", "gguf"], "byte tokenizer has none"),
         (["export", run.id, "--format", "hf", "--out", str(tmp_path / "f" / "x")], None),
         (["export", run.id, "--format", "hf", "--out", str(tmp_path / "f" / "x")], "exists"),
-        (["export", run.id, "--format", "gguf", "--out", "/proc/nope/m.gguf"], "cannot write"),
+        (["export", run.id, "--format", "hf", "--out", "/proc/nope/x"], "cannot write"),
     ]
     for args, message in cases:
         result = run_cli(*args, "--run-dir", runs)

@@ -78,6 +78,11 @@ def runs_root(args: argparse.Namespace) -> Path:
     return paths.runs_dir(getattr(args, "run_dir", None))
 
 
+def note(text: str) -> None:
+    """Something the user should know that is not the command's output: on stderr."""
+    print(f"tui-gpt: {text}", file=sys.stderr, flush=True)
+
+
 def print_json(obj: object) -> None:
     json.dump(obj, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -8,6 +8,7 @@ from tui_gpt.commands.common import (
     TextProgress,
     add_settings,
     add_vocab_dir,
+    note,
     print_json,
     settings_from_args,
 )
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = model.context_length or model_config(model.preset, tokenizer.vocab_size).context_length
     source = inspect_source(args.data, cfg.text_field)
     bar = TextProgress("tokenizing")
-    data = prepare(source, tokenizer, cfg.train_ratio, progress=lambda d, t: bar(d, t))
+    data = prepare(source, tokenizer, cfg.train_ratio, progress=lambda d, t: bar(d, t), notice=note)
     bar.clear()
     facts = plan(data, ctx, cfg.batch_size, cfg.stride)
     if args.json:

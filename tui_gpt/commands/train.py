@@ -19,6 +19,7 @@ from tui_gpt.commands.common import (
     add_settings,
     add_vocab_dir,
     given,
+    note,
     runs_root,
     settings_from_args,
 )
@@ -124,23 +125,27 @@ def _silence_output() -> None:
             os.dup2(devnull, fd)
 
 
-def install_stop_signals(control: TrainerControl, say) -> None:
+def install_stop_signals(control: TrainerControl, say) -> list[int]:
     """First Ctrl+C / SIGTERM / SIGHUP: stop after the current step and save. Second Ctrl+C:
-    exit at once."""
+    exit at once. Returns the list the signals received are appended to."""
+    received: list[int] = []
 
     def handler(signum: int, _frame) -> None:
+        received.append(signum)
         name = signal.Signals(signum).name
         if signum == signal.SIGHUP:
             _silence_output()
-        if control.stopping and signum == signal.SIGINT:
-            os._exit(130)
         control.stop(f"{name} received")
         if signum == signal.SIGINT:
+            # The next Ctrl+C ends the process at once, even in the middle of a long step
+            # (a Python handler would wait for the step to finish).
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             say("stopping after this step and saving a checkpoint (Ctrl+C again to quit at once)")
 
     for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, handler)
+    return received
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -176,7 +181,7 @@ def build_job(
 
     dist = dist or SINGLE
     bar = TextProgress("tokenizing")
-    hooks = JobHooks(sinks, control, (lambda d, t: bar(d, t)) if dist.is_main else None)
+    hooks = JobHooks(sinks, control, (lambda d, t: bar(d, t)) if dist.is_main else None, note)
     if args.resume:
         job = assemble(resume=args.resume, changes=given(args, TrainConfig), runs_root=runs_root(args),
                        hooks=hooks, dist=dist)  # fmt: skip
@@ -233,7 +238,7 @@ def _train(args: argparse.Namespace, dist: Distributed) -> int:
         raise
     if job.run is not None and detach.is_detached_child():
         detach.report_started(job.run.id, job.run.path)
-    install_stop_signals(control, printer.say)
+    received = install_stop_signals(control, printer.say)
     outcome = job.run_training()
     if job.run is None:
         return 0  # ranks other than 0 say nothing
@@ -244,4 +249,5 @@ def _train(args: argparse.Namespace, dist: Distributed) -> int:
     )
     if outcome == "stopped":
         printer.say(f"  continue tui-gpt train --resume {job.run.id}")
-    return 0
+    # Stopped by a signal: the status shells expect of it (130 for Ctrl+C, 143 for SIGTERM).
+    return 128 + received[0] if received and outcome == "stopped" else 0

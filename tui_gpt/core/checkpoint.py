@@ -10,7 +10,9 @@ Writes go through `fsutil.atomic_write`: a kill during a save leaves the previou
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import atomic_write
+from tui_gpt.core.fsutil import atomic_write, pid_alive
 from tui_gpt.core.model import GPT, GPTConfig
 
 FORMAT = "tui-gpt/1"
@@ -58,14 +60,53 @@ def save(
     for key, value in (extra or {}).items():
         meta[key] = json.dumps(value)
     cpu = {k: v.cpu() for k, v in tensors.items()}
+    meta["checksum"] = _checksum(cpu)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a process killed mid-save
-        stale.unlink(missing_ok=True)
+    sweep_temporaries(path.parent)
     try:
         atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=meta))
     except OSError as exc:
-        raise TuiGptError(f"cannot save checkpoint {path}: {exc.strerror or exc}") from None
+        kept = " (the previous one is intact)" if path.is_file() else ""
+        raise TuiGptError(f"cannot save checkpoint {path}: {exc.strerror or exc}{kept}") from None
     return path
+
+
+def _checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, shape, dtype and bytes, in name order: a damaged
+    file (a bad sector, a partial copy, bytes overwritten) no longer matches."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].contiguous()
+        digest.update(f"{key}:{tuple(t.shape)}:{t.dtype};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def sweep_temporaries(folder: Path) -> None:
+    """Remove the half-written files of saves whose process was killed."""
+    for stale in folder.glob(".*.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or not pid_alive(int(pid)) or int(pid) == os.getpid():
+            stale.unlink(missing_ok=True)
+
+
+# Far above any model tui-gpt trains, far below what would exhaust memory by itself.
+_BOUNDS = {"vocab_size": 1 << 22, "context_length": 1 << 20, "emb_dim": 1 << 15, "n_layers": 1024}
+
+
+def _model_config(meta: dict[str, str], path: Path) -> GPTConfig:
+    try:
+        raw = json.loads(meta["model_config"])
+        cfg = GPTConfig(**raw)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        raise TuiGptError(f"{path}: damaged model configuration ({exc})") from None
+    for name, top in _BOUNDS.items():
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+            raise TuiGptError(f"{path}: damaged model configuration ({name} = {value!r})")
+    if not isinstance(cfg.n_heads, int) or not 1 <= cfg.n_heads <= cfg.emb_dim:
+        raise TuiGptError(f"{path}: damaged model configuration (n_heads = {cfg.n_heads!r})")
+    return cfg
 
 
 class Checkpoint:
@@ -86,13 +127,24 @@ class Checkpoint:
             )
         self.meta = meta
         self.keys = set(self._file.keys())
-        try:
-            self.model_config = GPTConfig(**json.loads(meta["model_config"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TuiGptError(f"{self.path}: damaged model configuration ({exc})") from None
+        self.model_config = _model_config(meta, self.path)
+
+    def verify(self) -> None:
+        """Read every tensor: the checksum must match (files from before checksums have
+        none) and the weights be finite. A damaged file is one error naming it."""
+        tensors = {k: self.tensor(k) for k in self.keys}
+        expected = self.meta.get("checksum")
+        if expected is not None and _checksum(tensors) != expected:
+            raise TuiGptError(f"{self.path}: damaged (its checksum does not match its contents)")
+        for key, t in tensors.items():
+            if key.startswith("model.") and t.is_floating_point() and not torch.isfinite(t).all():
+                raise TuiGptError(f"{self.path}: damaged ({key[6:]} holds NaN or infinite values)")
 
     def json(self, key: str, default: Any = None) -> Any:
-        return json.loads(self.meta[key]) if key in self.meta else default
+        try:
+            return json.loads(self.meta[key]) if key in self.meta else default
+        except ValueError:
+            raise TuiGptError(f"{self.path}: damaged {key} in the header") from None
 
     @property
     def train_state(self) -> dict[str, Any] | None:
@@ -129,7 +181,25 @@ class Checkpoint:
                     )
                 params[key[6:]].copy_(value)
 
+    def check_shapes(self) -> None:
+        """The tensors in the file have the shapes its configuration promises; checked on
+        a model that holds no memory, before one that does is built."""
+        with torch.device("meta"):
+            expected = _model_tensors(GPT(self.model_config))
+        for key, target in expected.items():
+            if key not in self.keys:
+                raise TuiGptError(
+                    f"{self.path}: weights do not fit its configuration (no {key[6:]})"
+                )
+            shape = tuple(self._file.get_slice(key).get_shape())
+            if shape != tuple(target.shape):
+                raise TuiGptError(
+                    f"{self.path}: {key[6:]} has shape {shape}, its configuration says "
+                    f"{tuple(target.shape)}"
+                )
+
     def build_model(self, device: torch.device | str = "cpu") -> GPT:
+        self.check_shapes()
         model = GPT(self.model_config)
         self.load_model(model)
         return model.to(device)
@@ -139,17 +209,20 @@ class Checkpoint:
             raise TuiGptError(f"{self.path}: holds weights only, no optimizer state to resume from")
         groups = self.json("param_groups")
         state: dict[int, dict[str, torch.Tensor]] = {}
-        for key in self.keys:
-            if key.startswith("optim."):
-                _, index, name = key.split(".", 2)
-                state.setdefault(int(index), {})[name] = self.tensor(key)
         try:
+            for key in self.keys:
+                if key.startswith("optim."):
+                    _, index, name = key.split(".", 2)
+                    state.setdefault(int(index), {})[name] = self.tensor(key)
             optimizer.load_state_dict({"state": state, "param_groups": groups})
-        except (ValueError, KeyError, RuntimeError) as exc:
+        except (ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
             raise TuiGptError(f"{self.path}: optimizer state does not fit ({exc})") from None
 
     def restore_rng(self) -> None:
-        if "rng.cpu" in self.keys:
-            torch.set_rng_state(self.tensor("rng.cpu"))
-        if "rng.cuda" in self.keys and torch.cuda.is_available():
-            torch.cuda.set_rng_state(self.tensor("rng.cuda"))
+        try:
+            if "rng.cpu" in self.keys:
+                torch.set_rng_state(self.tensor("rng.cpu"))
+            if "rng.cuda" in self.keys and torch.cuda.is_available():
+                torch.cuda.set_rng_state(self.tensor("rng.cuda"))
+        except (RuntimeError, TypeError) as exc:
+            raise TuiGptError(f"{self.path}: damaged random-number state ({exc})") from None

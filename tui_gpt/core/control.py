@@ -63,7 +63,10 @@ def pending(run: Run) -> list[Path]:
         entries = list(control_dir(run).iterdir())
     except OSError:
         return []
-    return sorted(p for p in entries if not p.name.startswith(".") and p.suffix[1:] in COMMANDS)
+    return sorted(
+        p for p in entries
+        if not p.name.startswith(".") and p.suffix[1:] in COMMANDS and p.is_file()
+    )  # fmt: skip
 
 
 def ensure_not_live(run: Run) -> None:
@@ -122,8 +125,8 @@ class ControlChannel:
             command = path.suffix[1:]
             try:
                 path.unlink()
-            except FileNotFoundError:
-                continue  # another reader took it
+            except OSError:
+                continue  # another reader took it, or it is no request (a folder, say)
             applied.append(command)
             if command == "pause":
                 self.control.pause()
@@ -138,7 +141,11 @@ class ControlChannel:
     def _loop(self) -> None:
         last_beat = time.monotonic()
         while not self._done.wait(0.2):
-            self.apply_pending()
+            if not self.run.path.is_dir():  # deleted under a running trainer
+                self.control.stop(f"the run folder {self.run.path} was deleted")
+                return
+            with contextlib.suppress(OSError):  # an unreadable folder must not stop the beat
+                self.apply_pending()
             if time.monotonic() - last_beat >= self.heartbeat_s:
                 self._beat()
                 last_beat = time.monotonic()

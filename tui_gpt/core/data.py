@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +26,7 @@ from tui_gpt import paths
 from tui_gpt.core.corpus import TextSource, inspect_source, iter_text
 from tui_gpt.core.device import cpu_count
 from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.fsutil import pid_alive
 from tui_gpt.core.tokenizer import Tokenizer
 
 CACHE_FORMAT = 1
@@ -111,12 +112,14 @@ def prepare(
     train_ratio: float = 0.9,
     cache_root: Path | None = None,
     num_threads: int | None = None,
-    progress=None,
+    progress: Callable[[int, int], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> PreparedData:
     """Validate, split by characters, tokenize each part once and memory-map the result.
 
-    A second call on the same bytes with the same tokenizer and ratio reopens the cache.
-    `progress(chars_done, chars_total)` is called as tokenizing advances.
+    A second call on the same bytes with the same tokenizer and ratio reopens the cache,
+    after checking it against its metadata; a damaged cache is rebuilt (and `notice` told
+    why), never trained on. `progress(chars_done, chars_total)` follows tokenizing.
     """
     if not 0.0 < train_ratio < 1.0:
         raise TuiGptError(f"train ratio must be between 0 and 1 (exclusive), got {train_ratio}")
@@ -124,7 +127,12 @@ def prepare(
     split = int(train_ratio * source.chars)  # first `split` characters train, as the reference
     root = cache_root or paths.cache_dir() / "tokens"
     folder = root / _cache_key(source, tokenizer, train_ratio)
-    if not (folder / "meta.json").is_file():
+    _sweep_builds(root)
+    problem = _cache_problem(folder, tokenizer, split) if folder.exists() else "missing"
+    if problem is not None:
+        if problem != "missing" and notice is not None:
+            notice(f"the token cache {folder} is damaged ({problem}); rebuilding it")
+        shutil.rmtree(folder, ignore_errors=True)
         _build_cache(source, tokenizer, split, folder, num_threads or cpu_count(), progress)
     meta = json.loads((folder / "meta.json").read_text())
     dtype = np.dtype(meta["dtype"])
@@ -138,6 +146,35 @@ def prepare(
         train_ids=_open_ids(folder / "train.bin", dtype),
         val_ids=_open_ids(folder / "val.bin", dtype),
     )
+
+
+def _cache_problem(folder: Path, tokenizer: Tokenizer, split: int) -> str | None:
+    """What is wrong with a token cache, or None: its metadata, the arrays' sizes against
+    it, and every id within the vocabulary."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
+            return "unknown format"
+        dtype = np.dtype(meta["dtype"])
+        if dtype != token_dtype(tokenizer.vocab_size) or meta.get("split_char") != split:
+            return "built for another vocabulary or split"
+        sizes = [(folder / name).stat().st_size for name in ("train.bin", "val.bin")]
+        if any(s % dtype.itemsize for s in sizes) or sum(sizes) // dtype.itemsize != meta["tokens"]:
+            return f"{sum(sizes) // dtype.itemsize:,} tokens on disk, {meta['tokens']:,} expected"
+        for name, size in zip(("train.bin", "val.bin"), sizes, strict=True):
+            if size and int(np.max(_open_ids(folder / name, dtype))) >= tokenizer.vocab_size:
+                return f"{name} holds ids outside the vocabulary"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _sweep_builds(root: Path) -> None:
+    """Remove the half-built caches of processes that were killed while tokenizing."""
+    for stale in root.glob(".building-*") if root.is_dir() else []:
+        pid = stale.name.split("-")[1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _open_ids(path: Path, dtype: np.dtype) -> np.ndarray:
@@ -155,7 +192,7 @@ def _build_cache(
     progress,
 ) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".building-{os.getpid()}-", dir=folder.parent))
     dtype = token_dtype(tokenizer.vocab_size)
     try:
         total = 0

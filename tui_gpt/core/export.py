@@ -204,9 +204,14 @@ def export_gguf(
             f"q8_0 quantizes rows in blocks of {Q8_BLOCK}; this model's width {cfg.emb_dim} is "
             "not a multiple of it: export f16 or f32"
         )
+    tokens, merges = bpe_tables(tok)
+    if not merges:
+        raise TuiGptError(
+            "llama.cpp's GPT-2 tokenizer needs BPE merges and the byte tokenizer has none: "
+            "export --format hf, or train with GPT-2's or a trained tokenizer"
+        )
     _ready(out, force)
     arch = "gpt2"
-    tokens, merges = bpe_tables(tok)
 
     def write(tmp: Path) -> None:
         w = gguf.GGUFWriter(str(tmp), arch)

@@ -20,7 +20,7 @@ import torch
 
 from tui_gpt import paths
 from tui_gpt.core import settings
-from tui_gpt.core.checkpoint import Checkpoint
+from tui_gpt.core.checkpoint import Checkpoint, sweep_temporaries
 from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec, count_params, model_config
 from tui_gpt.core.control import ControlChannel, ensure_not_live
 from tui_gpt.core.data import PreparedData, inspect_source, make_loaders, prepare
@@ -50,6 +50,7 @@ class JobHooks:
     sinks: list[Sink] = field(default_factory=list)
     control: TrainerControl | None = None
     progress: Callable[[int, int], None] | None = None
+    notice: Callable[[str], None] | None = None  # something the user should know (a rebuilt cache)
 
 
 @dataclass
@@ -78,8 +79,9 @@ class TrainingJob:
         except BaseException as exc:
             if self.log is not None and not isinstance(exc, TuiGptError):
                 # a diverged run already said why
-                self.log.run.set_status("failed", error=str(exc) or type(exc).__name__)
-            raise
+                with contextlib.suppress(OSError):
+                    self.log.run.set_status("failed", error=str(exc) or type(exc).__name__)
+            raise out_of_memory(exc) or exc from None
         finally:
             if self.log is not None:
                 self.log.close()
@@ -124,14 +126,19 @@ def assemble(
             f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
         )
     with dist.main_first():  # one tokenization into the shared cache, not one per rank
-        data = prepare(source, tokenizer, cfg.train_ratio, progress=hooks.progress)
+        data = prepare(
+            source, tokenizer, cfg.train_ratio, progress=hooks.progress, notice=hooks.notice
+        )
     loaders = make_loaders(
         data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world
     )
     runtime = _runtime(cfg, dist)
 
     torch.manual_seed(cfg.seed)  # as the reference: the seed fixes the initial weights too
-    model = GPT(mcfg)
+    try:
+        model = GPT(mcfg)
+    except (RuntimeError, torch.OutOfMemoryError) as exc:
+        raise out_of_memory(exc) or exc from None
     if ckpt is not None and run is None:
         ckpt.load_model(model)  # init_from: its weights are the starting point
     model.to(runtime.device)
@@ -146,16 +153,36 @@ def assemble(
                 run.path / TOKENIZER_FILE, lambda tmp: shutil.copyfile(tokenizer.path, tmp)
             )
     own = run if dist.is_main else None
-    log = EventLog(own) if own is not None else None
+    control = hooks.control or TrainerControl()
+
+    def cannot_write(exc: OSError) -> None:
+        control.stop(f"cannot write to the run folder ({exc.strerror or exc}); stopping")
+
+    log = EventLog(own, cannot_write) if own is not None else None
     output = RunOutput(
         own.checkpoints if own else None, [log, *hooks.sinks] if log else [], own.id if own else ""
     )
-    trainer = Trainer(model, loaders, tokenizer, cfg, runtime, output, hooks.control, dist)
+    trainer = Trainer(model, loaders, tokenizer, cfg, runtime, output, control, dist)
     if resume is not None and ckpt is not None:
         restore(trainer, ckpt)
         if dist.enabled:  # the checkpoint holds rank 0's generator: give each rank its own
             torch.manual_seed(cfg.seed + dist.rank + dist.world * trainer.state.steps_done)
     return TrainingJob(own, trainer, data, log)
+
+
+def out_of_memory(exc: BaseException) -> TuiGptError | None:
+    """An allocation that failed, as one line saying what was asked and what to change."""
+    text = str(exc)
+    if isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError)
+        and ("can't allocate memory" in text or "out of memory" in text)
+    ):
+        asked = text.split("allocate", 1)[-1].strip().split(".")[0] if "allocate" in text else ""
+        return TuiGptError(
+            f"out of memory{' (asked ' + asked + ')' if asked else ''}: use a smaller batch size, "
+            "context length or preset"
+        )
+    return None
 
 
 def _resumable(
@@ -179,6 +206,17 @@ def _resumable(
     if not run.latest.is_file():
         raise TuiGptError(f"run {run.id} has no latest checkpoint to resume from")
     ckpt = Checkpoint(run.latest)
+    try:
+        ckpt.verify()
+    except TuiGptError as exc:
+        other = ""
+        if run.best.is_file():
+            with contextlib.suppress(TuiGptError):
+                Checkpoint(run.best).verify()
+                other = (f". Its best weights are intact: tui-gpt train {info.get('data_path', 'DATA')} "
+                         f"--init-from {run.best} starts a new run from them")  # fmt: skip
+        raise TuiGptError(f"{exc}{other}") from None
+    sweep_temporaries(run.checkpoints)
     cfg = replace(TrainConfig.from_dict(info.get("train", {})), **changes)
     # The model's own shape (a preset, or the init_from model's) decides; the preset name is
     # only a label here.
@@ -253,6 +291,8 @@ def _runtime(cfg: TrainConfig, dist: Distributed) -> Runtime:
 
 
 def _open_init(ref: str, runs_root: Path) -> Checkpoint:
-    if Path(ref).is_file():
-        return Checkpoint(ref)
-    return Checkpoint(find_run(ref, runs_root).weights())
+    ckpt = (
+        Checkpoint(ref) if Path(ref).is_file() else Checkpoint(find_run(ref, runs_root).weights())
+    )
+    ckpt.verify()
+    return ckpt

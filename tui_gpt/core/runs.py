@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -22,7 +23,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
@@ -30,7 +31,7 @@ from typing import Any, Literal, cast, get_args
 from tui_gpt import __version__, paths
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Eval, Event, event_from_dict
-from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.fsutil import atomic_write_text, pid_alive
 from tui_gpt.core.tokenizer import BPETokenizer, Tokenizer, get_tokenizer
 
 # What status.json says of a run, as its trainer last wrote it.
@@ -73,9 +74,12 @@ class Run:
 
     def info(self) -> dict[str, Any]:
         try:
-            return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+            info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TuiGptError(f"{self.path}: not a readable run folder ({exc})") from None
+        if not isinstance(info, dict):
+            raise TuiGptError(f"{self.path}: damaged run.json (not a JSON object)")
+        return info
 
     def status(self) -> dict[str, Any]:
         try:
@@ -194,15 +198,30 @@ class EventLog:
     """Sink that appends each event to a run's events.jsonl (flushed per event) and keeps
     status.json current: the status, and a summary for `tui-gpt runs`."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, on_write_error: Callable[[OSError], None] | None = None) -> None:
         self.run = run
-        self._file = open(run.events_path, "a", encoding="utf-8")
+        # A full disk (or a deleted folder) must not kill the trainer mid-step: the owner is
+        # told, and stops it cleanly.
+        self.on_write_error = on_write_error
+        self._file = open(run.events_path, "a+", encoding="utf-8")
+        if self._file.tell() > 0:  # a torn last line (a kill mid-write): start a new one
+            self._file.seek(self._file.tell() - 1)
+            if self._file.read(1) != "\n":
+                self._file.write("\n")
         status = run.status()
         self._best = status.get("best_val_loss")
         self._best_bpb = status.get("best_val_bpb")
         self._status: Status = run.status_of() if status else "running"
 
     def __call__(self, event: Event) -> None:
+        try:
+            self._record(event)
+        except OSError as exc:
+            if self.on_write_error is None:
+                raise
+            self.on_write_error(exc)
+
+    def _record(self, event: Event) -> None:
         self._file.write(json.dumps(event.to_dict()) + "\n")
         self._file.flush()
         if (
@@ -230,7 +249,8 @@ class EventLog:
             )
 
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # the last flush may meet a full disk too
+            self._file.close()
 
 
 @dataclass
@@ -296,19 +316,30 @@ def summarize(run: Run) -> RunSummary:
         summary.problem = str(exc)
         return summary
     status = run.status()
-    files = info.get("dataset", {}).get("files") or [""]
-    summary.created = info.get("created")
-    summary.label = str(info.get("label") or "")
-    summary.dataset = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
-    summary.preset = str(info.get("preset", ""))
-    summary.params = info.get("params")
-    summary.steps = int(status.get("step", -1)) + 1
-    summary.best_val_loss = status.get("best_val_loss")
-    summary.best_val_bpb = status.get("best_val_bpb")
+    try:
+        dataset = info.get("dataset") or {}
+        files = [str(f) for f in (dataset.get("files") or [""])]
+        summary.created = _number(info.get("created"))
+        summary.label = str(info.get("label") or "")
+        summary.dataset = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
+        summary.preset = str(info.get("preset", ""))
+        params = info.get("params")
+        summary.params = params if isinstance(params, int) else None
+        summary.steps = int(status.get("step", -1)) + 1
+        summary.best_val_loss = _number(status.get("best_val_loss"))
+        summary.best_val_bpb = _number(status.get("best_val_bpb"))
+    except (AttributeError, TypeError, ValueError) as exc:  # fields of the wrong shape
+        summary.problem = f"damaged run.json or status.json ({type(exc).__name__}: {exc})"
+        return summary
     summary.status = run.status_of()
     life = liveness(run)
     summary.process, summary.pid, summary.heartbeat_age = life.state, life.pid, life.age
     return summary
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else (a damaged or hand-edited file)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def list_runs(root: Path | None = None) -> list[RunSummary]:
@@ -327,11 +358,14 @@ def find_run(ref: str, root: Path | None = None) -> Run:
     if (candidate / "run.json").is_file():
         return Run(candidate)
     root = root or paths.runs_dir()
+    if not ref or any(c in ref for c in "/\\*?[]") or ref in (".", ".."):
+        raise TuiGptError(f"no run {ref!r} (a run id, a unique prefix of one, or a run folder)")
     if (root / ref / "run.json").is_file():
         return Run(root / ref)
     matches = (
-        [p for p in root.glob(f"{ref}*") if (p / "run.json").is_file()] if root.is_dir() else []
-    )
+        [p for p in root.iterdir() if p.name.startswith(ref) and (p / "run.json").is_file()]
+        if root.is_dir() else []
+    )  # fmt: skip
     if len(matches) == 1:
         return Run(matches[0])
     if len(matches) > 1:
@@ -361,7 +395,11 @@ def matching(
 
 
 def delete_run(run: Run) -> None:
-    shutil.rmtree(run.path)
+    """Delete a run folder; a link to one loses the link, never what it points to."""
+    if run.path.is_symlink():
+        run.path.unlink()
+    else:
+        shutil.rmtree(run.path)
 
 
 @dataclass
@@ -396,11 +434,15 @@ def liveness(run: Run, now: float | None = None) -> Liveness:
     if not proc:
         # Runs from before heartbeats: only the pid in status.json can tell.
         pid = run.status().get("pid")
+        pid = pid if isinstance(pid, int) else None
         if run.status_of() in ACTIVE:
             return Liveness("live" if pid_alive(pid) else "stale", pid)
         return Liveness("unknown", pid)
     pid, host = proc.get("pid"), str(proc.get("host", ""))
-    age = (now or time.time()) - float(proc.get("heartbeat", 0))
+    beat = _number(proc.get("heartbeat"))
+    if not isinstance(pid, int) or beat is None:
+        return Liveness("unknown")  # a damaged process.json tells nothing
+    age = (now or time.time()) - beat
     if proc.get("ended"):
         return Liveness("ended", pid, host, age)
     same_host = host == socket.gethostname()
@@ -451,15 +493,3 @@ class EventFollower:
 
 # How EventLog writes a step event: json.dumps of {"event": "step", ...}.
 _STEP_PREFIX = b'{"event": "step"'
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

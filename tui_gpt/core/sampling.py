@@ -50,6 +50,7 @@ def load_for_sampling(
         run = find_run(run_ref or "", runs_root)
         ckpt = Checkpoint(run.weights())
         tokenizer = run_tokenizer(run, vocab_dir)
+    ckpt.verify()
     if tokenizer.vocab_size > ckpt.model_config.vocab_size:
         raise TuiGptError(
             f"{ckpt.path}: vocabulary {ckpt.model_config.vocab_size} is smaller than the "

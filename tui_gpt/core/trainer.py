@@ -49,6 +49,7 @@ from tui_gpt.core.model import GPT
 from tui_gpt.core.tokenizer import Tokenizer
 
 Sink = Callable[[Event], None]
+FIRST_SAVE_SECONDS = 60.0
 
 
 class TrainingDiverged(TuiGptError):
@@ -184,6 +185,7 @@ class Trainer:
             self.total_steps = min(self.total_steps, config.max_steps)
         self._last_save = time.monotonic()
         self._saved_latest = False
+        self._evaluated = False  # in this process: the first save follows the first evaluation
         self._byte_lengths: torch.Tensor | None = None  # (V,) bytes per token, for bits per byte
         # torch.compile (opt-in): the eager module to fall back to, whether the next step is
         # the compiling one, and whether the speed estimate restarts after it.
@@ -376,6 +378,7 @@ class Trainer:
                 f"the evaluation loss became {train if not math.isfinite(train) else val}"
             )
         self.emit(Eval, train_loss=train, val_loss=val, train_bpb=train_bpb, val_bpb=val_bpb)
+        self._evaluated = True
         best = self.state.best_val_loss
         if math.isfinite(val) and (best is None or val < best):
             self.state.best_val_loss = val
@@ -412,11 +415,20 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def _save_due(self) -> bool:
-        return time.monotonic() - self._last_save >= self.cfg.checkpoint_minutes * 60
+        """Every `checkpoint_minutes`; the first time early (after the first evaluation, or
+        a minute), so that a crash never loses a whole run."""
+        since = time.monotonic() - self._last_save
+        if not self._saved_latest and (self._evaluated or since >= FIRST_SAVE_SECONDS):
+            return True
+        return since >= self.cfg.checkpoint_minutes * 60
 
     def _save(self, kind: str, with_optimizer: bool) -> None:
         if self.checkpoint_dir is None:
             return
+        if not self.checkpoint_dir.parent.is_dir():  # never recreate a deleted run
+            raise TuiGptError(
+                f"the run folder {self.checkpoint_dir.parent} was deleted; nothing saved"
+            )
         path = checkpoint.save(
             self.checkpoint_dir / f"{kind}.safetensors",
             self.model,
@@ -438,4 +450,10 @@ def restore(trainer: Trainer, ckpt: checkpoint.Checkpoint) -> None:
     ckpt.load_model(trainer.model)
     ckpt.load_optimizer(trainer.optimizer)
     ckpt.restore_rng()
-    trainer.state = TrainState(**(ckpt.train_state or {}))
+    try:
+        trainer.state = TrainState(**(ckpt.train_state or {}))
+        for name, value in asdict(trainer.state).items():
+            if name != "best_val_loss" and (not isinstance(value, int) or value < 0):
+                raise TypeError(f"{name} = {value!r}")
+    except TypeError as exc:
+        raise TuiGptError(f"{ckpt.path}: damaged training state ({exc})") from None

@@ -165,7 +165,8 @@ class TuiGptApp(App):
         forward: Sink = self._forward
         try:
             try:
-                job = build(JobHooks([forward], control))
+                notice = lambda text: self.call_from_thread(self.notify, text, severity="warning")  # noqa: E731
+                job = build(JobHooks([forward], control, notice=notice))
             except TuiGptError as exc:
                 self.call_from_thread(
                     self.notify, str(exc), title="Cannot start", severity="error", timeout=10
@@ -297,4 +298,4 @@ def run_app(runs_root: Path | None = None, watch: Run | None = None) -> int:
         app.run()
     finally:
         app.finish_training("the app closed")
-    return 0
+    return app.return_code or 0  # non-zero after a crash
