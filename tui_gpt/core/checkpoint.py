@@ -65,9 +65,10 @@ def save(
     sweep_temporaries(path.parent)
     try:
         atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=meta))
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:  # a full disk reaches us as either
         kept = " (the previous one is intact)" if path.is_file() else ""
-        raise TuiGptError(f"cannot save checkpoint {path}: {exc.strerror or exc}{kept}") from None
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise TuiGptError(f"cannot save checkpoint {path}: {reason}{kept}") from None
     return path
 
 

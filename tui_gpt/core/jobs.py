@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,7 +36,15 @@ from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write, atomic_write_text
 from tui_gpt.core.model import GPT, GPTConfig
-from tui_gpt.core.runs import TOKENIZER_FILE, EventLog, Run, create_run, find_run, run_tokenizer
+from tui_gpt.core.runs import (
+    TOKENIZER_FILE,
+    EventLog,
+    Run,
+    RunLock,
+    create_run,
+    find_run,
+    run_tokenizer,
+)
 from tui_gpt.core.tokenizer import BPETokenizer, get_tokenizer
 from tui_gpt.core.trainer import RunOutput, Sink, Trainer, TrainerControl, restore
 
@@ -62,6 +71,7 @@ class TrainingJob:
     trainer: Trainer
     data: PreparedData
     log: EventLog | None
+    lock: RunLock | None = None
 
     def run_training(self) -> str:
         """Run to the end or to a stop; "finished" or "stopped". Raises on divergence.
@@ -85,6 +95,8 @@ class TrainingJob:
         finally:
             if self.log is not None:
                 self.log.close()
+            if self.lock is not None:
+                self.lock.release()
 
 
 def assemble(
@@ -100,15 +112,39 @@ def assemble(
     """The job for `spec` (a new run), or for the run `resume` names, continued with the
     training settings in `changes` (epochs, max steps, device...: those marked `on_resume`).
 
-    A resumed run must not be live elsewhere, must keep its world size under torchrun (each
+    The run's lock is taken before anything is written to it and held until the training
+    ends: one writer per run. A resumed run must keep its world size under torchrun (each
     rank's shard of the data depends on it) and its dataset unchanged; every rank reads the
     checkpoint, so the run folder must be on a filesystem they share."""
+    locks: list[RunLock] = []
+    try:
+        job = _assemble(spec, resume, changes, runs_root, hooks, dist, vocab_dir, locks)
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+    job.lock = locks[0] if locks else None
+    return job
+
+
+def _assemble(
+    spec: TrainSpec | None,
+    resume: str | None,
+    changes: dict[str, Any] | None,
+    runs_root: Path | None,
+    hooks: JobHooks | None,
+    dist: Distributed,
+    vocab_dir: str | None,
+    locks: list[RunLock],
+) -> TrainingJob:
     hooks = hooks or JobHooks()
     root = runs_root or paths.runs_dir()
     run: Run | None = None
     ckpt: Checkpoint | None = None
     if resume is not None:
-        run, spec, ckpt, mcfg, seq_len, vocab_dir = _resumable(resume, root, changes or {}, dist)
+        run, spec, ckpt, mcfg, seq_len, vocab_dir = _resumable(
+            resume, root, changes or {}, dist, locks
+        )
     elif spec is None:
         raise ValueError("assemble() needs a spec or a run to resume")
     settings.check(spec.model)
@@ -147,6 +183,7 @@ def assemble(
     if dist.is_main and run is None:
         run = create_run(root, data.source.name, spec.model.preset if not spec.init_from else "init",
                          _record(spec, data, mcfg, seq_len, vocab_dir, ckpt, dist))  # fmt: skip
+        locks.append(RunLock(run).acquire())
         atomic_write_text(run.path / SETTINGS_FILE, json.dumps(spec.to_dict(), indent=2))
         if isinstance(tokenizer, BPETokenizer):  # the run keeps its own copy
             atomic_write(
@@ -171,22 +208,19 @@ def assemble(
 
 
 def out_of_memory(exc: BaseException) -> TuiGptError | None:
-    """An allocation that failed, as one line saying what was asked and what to change."""
+    """An allocation that failed, as one line saying how much and what to change."""
     text = str(exc)
-    if isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError)
-        and ("can't allocate memory" in text or "out of memory" in text)
+    if not isinstance(exc, torch.OutOfMemoryError) and not (
+        isinstance(exc, RuntimeError) and ("allocate" in text or "out of memory" in text)
     ):
-        asked = text.split("allocate", 1)[-1].strip().split(".")[0] if "allocate" in text else ""
-        return TuiGptError(
-            f"out of memory{' (asked ' + asked + ')' if asked else ''}: use a smaller batch size, "
-            "context length or preset"
-        )
-    return None
+        return None
+    size = re.search(r"(\d+) bytes", text)
+    asked = f" allocating {int(size.group(1)) / 2**20:,.0f} MiB failed;" if size else ""
+    return TuiGptError(f"out of memory:{asked} use a smaller batch size, context length or preset")
 
 
 def _resumable(
-    ref: str, root: Path, changes: dict[str, Any], dist: Distributed
+    ref: str, root: Path, changes: dict[str, Any], dist: Distributed, locks: list[RunLock]
 ) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:
     fixed = [s.option for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
     if fixed:
@@ -196,7 +230,8 @@ def _resumable(
     run = find_run(ref, root)
     info = run.info()
     if dist.is_main:
-        ensure_not_live(run)
+        ensure_not_live(run)  # a heartbeat from another machine, where the lock cannot tell
+        locks.append(RunLock(run).acquire())
     began_with = int(info.get("world_size", 1))
     if began_with != dist.world:
         raise TuiGptError(

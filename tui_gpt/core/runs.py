@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -427,9 +428,63 @@ def read_process(run: Run) -> dict[str, Any]:
         return {}
 
 
+LOCK_FILE = "lock"
+
+
+class RunLock:
+    """The one writer of a run: an exclusive `flock` on its lock file, held by the process
+    training it for as long as it trains (the kernel lets go when that process dies, however
+    it dies). A second trainer is refused, naming the holder."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.run.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = locked_by(self.run)
+            raise TuiGptError(
+                f"run {self.run.id} is being trained by another process (pid {holder or '?'}); "
+                f"stop it first: tui-gpt control {self.run.id} stop"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor releases the lock
+            self._fd = None
+
+
+def locked_by(run: Run) -> int | None:
+    """The pid of the process holding a run's lock (training it on this machine), or None."""
+    try:
+        fd = os.open(run.path / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)  # also lets go of the shared lock taken to look
+    return None
+
+
 def liveness(run: Run, now: float | None = None) -> Liveness:
-    """live: a heartbeat within STALE_AFTER_SECONDS (and, on this host, the pid exists);
-    stale: the process stopped beating without ending the run; ended: it ended cleanly."""
+    """live: its lock is held, or a heartbeat within STALE_AFTER_SECONDS (and, on this host,
+    the pid exists); stale: the process stopped beating without ending the run; ended: it
+    ended cleanly."""
+    holder = locked_by(run)
+    if holder is not None:
+        return Liveness("live", holder if holder > 0 else None, socket.gethostname(), 0.0)
     proc = read_process(run)
     if not proc:
         # Runs from before heartbeats: only the pid in status.json can tell.
