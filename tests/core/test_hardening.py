@@ -143,7 +143,7 @@ def test_the_token_cache_is_verified_and_rebuilt(tmp_path):
     np.full(100, 60000, dtype=np.uint16).tofile(folder / "val.bin")  # ids outside the vocabulary
     (folder / "train.bin").write_bytes((folder / "train.bin").read_bytes())
     meta = json.loads((folder / "meta.json").read_text())
-    meta["tokens"] = len(first.train_ids) + 100
+    meta["tokens"], meta["val_tokens"] = len(first.train_ids) + 100, 100
     (folder / "meta.json").write_text(json.dumps(meta))
     prepare(NIGHT_KITCHEN, tok, 0.9, cache_root=cache, notice=notes.append)
     assert "outside the vocabulary" in notes[-1]

@@ -384,8 +384,12 @@ async def test_export_a_run_from_the_browser(runs_root, tmp_path):
             "exports/20260101-000000-story-nano-f32-hf"
         )
         app.screen.query_one(Input).value = str(tmp_path / "model.gguf")
+        await pilot.press("enter")  # a byte tokenizer cannot go to GGUF: one line says so
+        await wait_for(pilot, lambda: any("has none" in str(n.message) for n in app._notifications))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = str(tmp_path / "hf")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: (tmp_path / "model.gguf").is_file())
-        await wait_for(
-            pilot, lambda: any("model.gguf" in str(n.message) for n in app._notifications)
-        )
+        await wait_for(pilot, lambda: (tmp_path / "hf" / "config.json").is_file())
+        done = str(tmp_path / "hf")
+        await wait_for(pilot, lambda: any(done in str(n.message) for n in app._notifications))

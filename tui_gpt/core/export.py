@@ -194,7 +194,12 @@ def export_gguf(
     model: GPT, tok: Tokenizer, out: Path, dtype: str = "f16", force: bool = False
 ) -> None:
     """A GGUF file of llama.cpp's `gpt2` architecture, its tokenizer inside."""
-    import gguf
+    try:
+        import gguf
+    except ImportError:
+        raise TuiGptError(
+            "a GGUF export needs the gguf package: pip install 'tui-gpt[gguf]'"
+        ) from None
 
     cfg = model.cfg
     if dtype == "bf16":
