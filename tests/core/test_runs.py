@@ -71,3 +71,14 @@ def test_follower_returns_only_new_complete_lines(tmp_path):
         handle.write('ep", "step": 1}\n{"event": "step", "step": 2}\n')
     assert [e.step for e in follower.poll()] == [1, 2]
     assert follower.poll() == []
+
+
+def test_event_lines_of_the_wrong_shape_are_skipped(tmp_path):
+    from tui_gpt.core.runs import EventFollower
+
+    assert event_from_dict({"event": "step", "step": "abc"}) is None
+    assert event_from_dict({"event": "eval", "val_loss": [1]}) is None
+    assert event_from_dict([1, 2]) is None
+    f = tmp_path / "events.jsonl"
+    f.write_text('[1, 2]\n{"event": "step", "step": "x"}\n{"event": "step", "step": 3}\n')
+    assert [e.step for e in EventFollower(f).poll()] == [3]

@@ -67,6 +67,16 @@ positive_int = _checked(Spec("value", int, False, None, "", "", ge=1))
 positive_float = _checked(Spec("value", float, False, None, "", "", gt=0))
 
 
+def add_chart_args(p: argparse.ArgumentParser) -> None:
+    """RUN... and the chart's x axis and size, for the verbs that draw runs."""
+    from tui_gpt.core.experiments import X_AXES
+
+    p.add_argument("runs", metavar="RUN", nargs="+", help="run ids, unique prefixes or folders")
+    p.add_argument("--x", choices=X_AXES, default="tokens", help="x axis (default tokens)")
+    p.add_argument("--width", type=positive_int, help="columns (default: the terminal's)")
+    p.add_argument("--height", type=positive_int, default=18, help="chart rows (default 18)")
+
+
 def add_vocab_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vocab-dir",

@@ -7,8 +7,7 @@ import argparse
 import shutil
 import sys
 
-from tui_gpt.commands.common import add_run_dir, positive_int, print_json, runs_root
-from tui_gpt.core.experiments import X_AXES
+from tui_gpt.commands.common import add_chart_args, add_run_dir, print_json, runs_root
 
 
 def add_parser(sub) -> None:
@@ -19,11 +18,8 @@ def add_parser(sub) -> None:
         "that differ between them, with each run's best validation loss, the training time to "
         "reach it and its tokens/s.",
     )
-    p.add_argument("runs", metavar="RUN", nargs="+", help="run ids, unique prefixes or folders")
-    p.add_argument("--x", choices=X_AXES, default="tokens", help="x axis (default tokens)")
+    add_chart_args(p)
     p.add_argument("--train", action="store_true", help="draw the training curves too")
-    p.add_argument("--width", type=positive_int, help="columns (default: the terminal's)")
-    p.add_argument("--height", type=positive_int, default=18, help="chart rows (default 18)")
     p.add_argument("--json", action="store_true", help="runs, differing settings, best values")
     add_run_dir(p)
     p.set_defaults(func=run)

@@ -8,8 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tui_gpt.commands.common import add_run_dir, positive_int, runs_root
-from tui_gpt.core.experiments import X_AXES
+from tui_gpt.commands.common import add_chart_args, add_run_dir, runs_root
 
 FORMATS = (".csv", ".png", ".svg", ".pdf")
 
@@ -22,11 +21,8 @@ def add_parser(sub) -> None:
         "then perplexity. Several runs: their validation curves overlaid. --output writes "
         "a file instead: .csv (one row per evaluation) or an image (needs tui-gpt[plots]).",
     )
-    p.add_argument("runs", metavar="RUN", nargs="+", help="run ids, unique prefixes or folders")
+    add_chart_args(p)
     p.add_argument("--output", metavar="FILE", help=f"write to FILE ({', '.join(FORMATS)})")
-    p.add_argument("--x", choices=X_AXES, default="tokens", help="x axis of several runs or a file")
-    p.add_argument("--width", type=positive_int, help="columns (default: the terminal's)")
-    p.add_argument("--height", type=positive_int, default=18, help="rows per chart (default 18)")
     add_run_dir(p)
     p.set_defaults(func=run)
 
