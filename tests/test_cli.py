@@ -339,3 +339,9 @@ def test_compare_show_label_and_plot_files(tmp_path):
         made = run_cli("plot", a, b, "--output", str(image), "--run-dir", runs)
         assert made.returncode == 0, made.stderr
         assert magic in image.read_bytes()[:400]
+
+
+def test_the_app_without_a_terminal_says_what_to_run_instead():
+    result = run_cli(stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and "the app needs a terminal" in result.stderr
+    assert "tui-gpt --help" in result.stderr and "Traceback" not in result.stderr

@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # `train --detach` starts the same command again in the background
     try:
         if args.command is None:
+            if not (sys.stdin.isatty() and sys.stdout.isatty()):
+                raise TuiGptError(
+                    "the app needs a terminal (stdin and stdout are not one here); "
+                    "run it in one, or use a command: tui-gpt --help"
+                )
             from tui_gpt import paths
             from tui_gpt.ui.app import run_app
 

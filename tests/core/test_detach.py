@@ -56,7 +56,8 @@ def test_a_detached_run_survives_its_terminal_going_away(tmp_path):
         tmux("kill-server")  # the SSH session drops: SIGHUP to everything in the terminal
     assert run.status().get("status") != "finished"  # it was still training when cut off
     wait_until(lambda: run.status().get("status") == "finished", what="the run finishing")
-    assert liveness(run).state == "ended" and liveness(run).pid == pid
+    wait_until(lambda: liveness(run).state == "ended", what="its process ending")
+    assert liveness(run).pid == pid
     assert run.latest.is_file() and run.best.is_file()
     assert "finished: run" in (run.path / "train.log").read_text()
 

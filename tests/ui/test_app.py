@@ -65,7 +65,7 @@ async def test_dataset_preview_shows_facts_and_problems(runs_root, tmp_path):
             ),
         )
         assert "train 4,612 tokens -> 9 batches/epoch" in preview_text(app)
-        assert "validation 534 tokens -> 1 batches" in preview_text(app)
+        assert "validation 534 tokens -> 1 batch" in preview_text(app)
 
         app.screen.query_one("#context_length", Input).value = "1024"
         await wait_for(pilot, lambda: "problem" in preview_text(app))
@@ -393,3 +393,37 @@ async def test_export_a_run_from_the_browser(runs_root, tmp_path):
         await wait_for(pilot, lambda: (tmp_path / "hf" / "config.json").is_file())
         done = str(tmp_path / "hf")
         await wait_for(pilot, lambda: any(done in str(n.message) for n in app._notifications))
+
+
+async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
+    """Type a big folder, then a file before the folder's scan ends: the file's facts are
+    shown (the folder's scan is given up and its late answer never shown); Enter checks again."""
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(1000):
+        (big / f"{i:04d}.txt").write_text("words of a long folder\n" * 2000)
+    (big / "9999.txt").write_bytes(b"\x00 binary at the very end")
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        screen = app.screen
+        screen.query_one("#tokenizer", Select).value = "byte"
+        path = screen.query_one("#path", Input)
+        await pilot.click("#path")
+        path.value = str(big)
+        await pilot.press("enter")
+        path.value = str(NIGHT_KITCHEN)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "the_night_kitchen.txt" in preview_text(app))
+        assert "characters 6,602" in preview_text(app) and screen._problem is None
+        # Once every preview worker (the folder's too) has ended, the file's facts still stand.
+        await wait_for(
+            pilot, lambda: all(w.is_finished for w in app.workers if w.group == "preview")
+        )
+        await pilot.pause()
+        assert "binary" not in preview_text(app) and screen._problem is None
+        path.value = str(big)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "binary content" in preview_text(app), timeout=180)
+        await pilot.press("ctrl+t")  # refused with the folder's own problem
+        assert not app.training_active

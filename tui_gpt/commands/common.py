@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -115,11 +116,25 @@ class TextProgress:
         self.enabled = self.stream.isatty()
         self._shown = False
 
-    def line(self, done: float, total: float, suffix: str = "") -> str:
+    # Fields of the suffix (" · " between them) given up first as the terminal narrows.
+    DROP_FIRST = ("epoch", "tok/s", "loss")
+
+    def line(self, done: float, total: float, suffix: str = "", columns: int | None = None) -> str:
+        """The bar and as much of the suffix as fits in one line of the terminal: the bar
+        narrows first, then whole fields go, never half a field (a carriage return can
+        redraw only a line that did not wrap)."""
+        columns = columns or shutil.get_terminal_size((80, 24)).columns
         frac = 0.0 if total <= 0 else min(1.0, done / total)
-        width = 24
-        filled = int(frac * width)
-        return f"{self.label} [{'#' * filled}{'-' * (width - filled)}] {frac:6.1%} {suffix}"
+        fields = [f for f in suffix.split(" · ") if f]
+        while True:
+            rest = f" {frac:6.1%} " + " · ".join(fields)
+            width = max(8, min(24, columns - 1 - len(self.label) - 3 - len(rest)))
+            filled = int(frac * width)
+            text = f"{self.label} [{'#' * filled}{'-' * (width - filled)}]{rest}".rstrip()
+            if len(text) < columns or not fields:
+                return text[: columns - 1]
+            key = next((k for k in self.DROP_FIRST if any(k in f for f in fields)), None)
+            fields.remove(next(f for f in fields if key in f) if key else fields[0])
 
     def __call__(self, done: float, total: float, suffix: str = "") -> None:
         if not self.enabled:

@@ -15,12 +15,12 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.errors import Cancelled, TuiGptError
 from tui_gpt.core.tokenizer import EOT_TEXT
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -63,9 +63,10 @@ def kind(path: Path) -> str:
     return last if last in TEXT_SUFFIXES + RECORD_SUFFIXES else ""
 
 
-def find_files(path: str | os.PathLike) -> list[Path]:
+def find_files(path: str | os.PathLike, stop: Callable[[], bool] | None = None) -> list[Path]:
     """The file itself, or every corpus file under a folder (hidden folders left out), in a
-    stable order. A folder entry that cannot be read is an error naming it."""
+    stable order. A folder entry that cannot be read is an error naming it. `stop()` is
+    asked between folders: a scan of a large tree can be given up."""
     p = Path(path).expanduser()
     if not p.exists():
         raise TuiGptError(f"{p}: no such file or folder")
@@ -79,6 +80,8 @@ def find_files(path: str | os.PathLike) -> list[Path]:
         raise TuiGptError(f"{exc.filename}: cannot read this folder ({exc.strerror})")
 
     for root, dirs, names in os.walk(p, onerror=failed):
+        if stop is not None and stop():
+            raise Cancelled(f"{p}: scan given up")
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [Path(root) / n for n in names if not n.startswith(".") and kind(Path(root) / n)]
     if not found:
@@ -244,15 +247,19 @@ class _Discard:
         pass
 
 
-def inspect_source(path: str | os.PathLike, text_field: str = "text") -> TextSource:
+def inspect_source(
+    path: str | os.PathLike, text_field: str = "text", stop: Callable[[], bool] | None = None
+) -> TextSource:
     """Check a corpus before anything trains (every file, every record) and fingerprint it;
-    raise `TuiGptError` naming the first problem."""
-    files = find_files(path)
+    raise `TuiGptError` naming the first problem. `stop()` is asked as it goes (`Cancelled`)."""
+    files = find_files(path, stop)
     digest = hashlib.sha256()
     if text_field != "text":
         digest.update(f"field={text_field}\0".encode())
     chars, visible = 0, False
     for block in _joined(files, text_field, digest):
+        if stop is not None and stop():
+            raise Cancelled(f"{path}: check given up")
         chars += len(block)
         visible = visible or (block != EOT_TEXT and not block.isspace())
     if not visible:

@@ -7,3 +7,7 @@ Anything else that escapes is a bug.
 
 class TuiGptError(Exception):
     """A problem with the user's input or environment, with a message meant for them."""
+
+
+class Cancelled(TuiGptError):
+    """The caller no longer wants the answer (a newer request replaced it)."""

@@ -452,7 +452,7 @@ class RunLock:
                 f"stop it first: tui-gpt control {self.run.id} stop"
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"{os.getpid()} {time.time()}\n".encode())
         self._fd = fd
         return self
 
@@ -462,8 +462,8 @@ class RunLock:
             self._fd = None
 
 
-def locked_by(run: Run) -> int | None:
-    """The pid of the process holding a run's lock (training it on this machine), or None."""
+def _lock_holder(run: Run) -> tuple[int, float] | None:
+    """(pid, since when) of the process holding a run's lock on this machine, or None."""
     try:
         fd = os.open(run.path / LOCK_FILE, os.O_RDONLY)
     except OSError:
@@ -471,21 +471,33 @@ def locked_by(run: Run) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        return int(text) if text.isdigit() else -1
+        pid, _, since = os.pread(fd, 64, 0).decode(errors="replace").strip().partition(" ")
+        try:
+            return (int(pid) if pid.isdigit() else -1), float(since or 0)
+        except ValueError:
+            return -1, 0.0
     finally:
         os.close(fd)  # also lets go of the shared lock taken to look
     return None
+
+
+def locked_by(run: Run) -> int | None:
+    """The pid of the process holding a run's lock (training it on this machine), or None."""
+    holder = _lock_holder(run)
+    return holder[0] if holder else None
 
 
 def liveness(run: Run, now: float | None = None) -> Liveness:
     """live: its lock is held, or a heartbeat within STALE_AFTER_SECONDS (and, on this host,
     the pid exists); stale: the process stopped beating without ending the run; ended: it
     ended cleanly."""
-    holder = locked_by(run)
-    if holder is not None:
-        return Liveness("live", holder if holder > 0 else None, socket.gethostname(), 0.0)
     proc = read_process(run)
+    lock = _lock_holder(run)
+    ended = _number(proc.get("ended"))
+    if lock is not None and ended is not None and ended >= lock[1]:
+        lock = None  # it said "ended" since taking the lock: letting go this very moment
+    if lock is not None:
+        return Liveness("live", lock[0] if lock[0] > 0 else None, socket.gethostname(), 0.0)
     if not proc:
         # Runs from before heartbeats: only the pid in status.json can tell.
         pid = run.status().get("pid")

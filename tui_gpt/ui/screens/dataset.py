@@ -22,6 +22,7 @@ from textual.widgets import (
     Select,
     Static,
 )
+from textual.worker import get_current_worker
 
 from tui_gpt import paths
 from tui_gpt.core.bpe import MAX_VOCAB, MIN_VOCAB, default_path, tokenizers_dir, train_tokenizer
@@ -34,7 +35,7 @@ from tui_gpt.core.config import (
     preset_description,
 )
 from tui_gpt.core.data import inspect_source, plan, prepare
-from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.errors import Cancelled, TuiGptError
 from tui_gpt.core.tokenizer import BPETokenizer, get_tokenizer
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.picker import PathPicker
@@ -97,6 +98,7 @@ class DatasetScreen(Screen):
         self.dataset: str | None = None
         self._choices = dataset_choices()
         self._problem: str | None = "choose a dataset"
+        self._request = 0  # the preview shown answers the newest request only
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -142,8 +144,9 @@ class DatasetScreen(Screen):
 
     @on(Input.Submitted, "#path")
     def _typed_path(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.choose(str(Path(event.value.strip()).expanduser()))
+        if event.value.strip():  # Enter checks again, even the same path (it may have changed)
+            self.dataset = str(Path(event.value.strip()).expanduser())
+            self.refresh_preview()
 
     def action_pick(self) -> None:
         def picked(path: str | None) -> None:
@@ -200,47 +203,59 @@ class DatasetScreen(Screen):
     def refresh_preview(self) -> None:
         if not self.is_mounted or self.dataset is None:
             return
+        # The newest request wins: an older scan still running is given up, and whatever it
+        # finds is not shown. Until this one is done, nothing starts on an unchecked path.
+        self._request += 1
+        self._problem = f"still reading {Path(self.dataset).name}"
         self.query_one("#preview", Static).update(f"reading {Path(self.dataset).name} ...")
         try:
             model, cfg = self.read_settings()
         except TuiGptError as exc:
-            self._show_problem(str(exc))
+            self._show_problem(str(exc), self._request)
             return
-        self._preview(self.dataset, model, cfg)
+        self._preview(self.dataset, model, cfg, self._request)
 
     @work(thread=True, exclusive=True, group="preview")
-    def _preview(self, path: str, model: ModelChoice, cfg: TrainConfig) -> None:
+    def _preview(self, path: str, model: ModelChoice, cfg: TrainConfig, request: int) -> None:
+        worker = get_current_worker()
         try:
             tokenizer = get_tokenizer(model.tokenizer)
-            source = inspect_source(path, cfg.text_field)
+            source = inspect_source(path, cfg.text_field, stop=lambda: worker.is_cancelled)
             data = prepare(source, tokenizer, cfg.train_ratio)
             seq = (
                 model.context_length
                 or model_config(model.preset, tokenizer.vocab_size).context_length
             )
             facts = plan(data, seq, cfg.batch_size, cfg.stride)
+        except Cancelled:
+            return
         except TuiGptError as exc:
-            self.app.call_from_thread(self._show_problem, str(exc))
+            self.app.call_from_thread(self._show_problem, str(exc), request)
             return
         problem = facts.problems[0] if facts.problems else None
         lines = [
             f"[b]{Path(path).name}[/b]  {len(source.files)} file(s)",
             f"characters {facts.chars:,}   tokens {facts.tokens:,} ({tokenizer.name})",
             f"train {facts.train_tokens:,} tokens -> {facts.train_batches:,} batches/epoch",
-            f"validation {facts.val_tokens:,} tokens -> {facts.val_batches:,} batches",
+            f"validation {facts.val_tokens:,} tokens -> {facts.val_batches:,} "
+            + ("batch" if facts.val_batches == 1 else "batches"),
             f"windows of {seq}, stride {cfg.stride or seq}, batch {cfg.batch_size}",
         ]
         if problem:
             lines.append(f"[red]problem: {problem}[/red]")
-        self.app.call_from_thread(self._show_preview, "\n".join(lines), problem)
+        self.app.call_from_thread(self._show_preview, "\n".join(lines), problem, request)
         self.app.call_from_thread(self._update_preset_info, tokenizer.vocab_size)
 
-    def _show_preview(self, text: str, problem: str | None) -> None:
+    def _show_preview(self, text: str, problem: str | None, request: int) -> None:
+        if request != self._request:
+            return  # an answer to an older question
         self._problem = problem
         self.query_one("#preview", Static).update(text)
         self.sub_title = Path(self.dataset or "").name
 
-    def _show_problem(self, message: str) -> None:
+    def _show_problem(self, message: str, request: int) -> None:
+        if request != self._request:
+            return
         self._problem = message
         self.query_one("#preview", Static).update(f"[red]problem: {message}[/red]")
 
