@@ -103,6 +103,18 @@ async def test_train_to_the_end_then_generate(runs_root):
 
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
+        # One rule: the best weights, said in the title; f6 switches to the latest and back.
+        assert app.screen.weights == "best" and " · best, step " in app.screen.chat_title
+        first = app.screen
+        await pilot.press("f6")
+        await wait_for(
+            pilot, lambda: app.screen is not first and isinstance(app.screen, ChatScreen)
+        )
+        assert app.screen.weights == "latest" and " · latest, step 22" in app.screen.chat_title
+        await pilot.press("f6")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.weights == "best"
+        )
         chat = app.screen
         chat.query_one("#seed", Input).value = "11"
         chat.query_one("#max_new_tokens", Input).value = "12"
@@ -427,3 +439,26 @@ async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
         await wait_for(pilot, lambda: "binary content" in preview_text(app), timeout=180)
         await pilot.press("ctrl+t")  # refused with the folder's own problem
         assert not app.training_active
+
+
+async def test_help_for_each_screen(runs_root):
+    from tui_gpt.ui.screens.help import HelpScreen
+
+    fake_run(runs_root, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = app.screen.text
+        assert "Start training" in text and "Learning rate" in text and "--lr" in text
+        assert str(runs_root) in text and "AdamW learning rate" in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "Compare marked" in app.screen.text and "Learning rate" not in app.screen.text
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))

@@ -24,6 +24,7 @@ from textual.screen import Screen
 
 from tui_gpt import paths
 from tui_gpt.core import detach
+from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Event
@@ -35,6 +36,7 @@ from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
 from tui_gpt.ui.screens.chat import ChatScreen
 from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.screens.dataset import DatasetScreen
+from tui_gpt.ui.screens.help import HelpScreen, help_text
 from tui_gpt.ui.screens.runs import RunsScreen
 from tui_gpt.ui.screens.train import TrainScreen
 
@@ -57,6 +59,7 @@ class TuiGptApp(App):
     TITLE = "tui-gpt"
     BINDINGS = [
         Binding("ctrl+r", "show_runs", "Runs", show=False),
+        Binding("f1,question_mark", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -99,6 +102,17 @@ class TuiGptApp(App):
                     f"key: {binding.key}",
                     lambda action=binding.action: self.call_later(screen.run_action, action),
                 )
+
+    def action_help(self) -> None:
+        """Help for the screen in front: its keys, its settings, where runs live."""
+        from tui_gpt.core.config import ModelChoice, SamplingConfig, TrainConfig
+
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        classes = {DatasetScreen: (ModelChoice, TrainConfig), ChatScreen: (SamplingConfig,)}
+        text = help_text(screen, list(self.BINDINGS), self.runs_root, classes.get(type(screen), ()))
+        self.push_screen(HelpScreen(text))
 
     def action_show_runs(self) -> None:
         if not isinstance(self.screen, RunsScreen):
@@ -217,29 +231,34 @@ class TuiGptApp(App):
 
     # ------------------------------------------------------------------ generator
 
-    def open_chat(self, run: Run) -> None:
-        control = self.local_control(run)
-        if control is not None:
-            control.request_checkpoint()
-        self._open_chat(run)
+    def open_chat(self, run: Run, which: str = "best") -> None:
+        """The generator on a run's best weights (the lowest validation loss; `latest` until
+        there is a best), or its latest with `which="latest"`: one rule everywhere, the same
+        as `tui-gpt generate --run`, said in the generator's title and switched there (w)."""
+        self._open_chat(run, which)
 
     @work(thread=True, exclusive=True, group="load-model", exit_on_error=False)
-    def _open_chat(self, run: Run) -> None:
+    def _open_chat(self, run: Run, which: str) -> None:
+        order = [run.best, run.latest] if which == "best" else [run.latest, run.best]
+        path = next((p for p in order if p.is_file()), None)
         try:
-            newest = max(
-                (p for p in (run.best, run.latest) if p.is_file()),
-                key=lambda p: p.stat().st_mtime,
-                default=None,
-            )
-            if newest is None:
+            if path is None:
                 raise TuiGptError(f"run {run.id} has no checkpoint yet")
             loaded = load_for_sampling(
-                checkpoint_path=str(newest), runs_root=self.runs_root, device="cpu"
+                checkpoint_path=str(path), runs_root=self.runs_root, device="cpu"
             )
+            done = (Checkpoint(path).train_state or {}).get("steps_done")
         except TuiGptError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
             return
-        self.call_from_thread(self.push_screen, ChatScreen(loaded, f"{run.id} ({newest.stem})"))
+        title = f"{run.id} · {path.stem}" + (f", step {done - 1}" if isinstance(done, int) else "")
+        self.call_from_thread(self._show_chat, ChatScreen(loaded, title, run, path.stem))
+
+    def _show_chat(self, chat: ChatScreen) -> None:
+        if isinstance(self.screen, ChatScreen):
+            self.switch_screen(chat)  # the other weights of the same run
+        else:
+            self.push_screen(chat)
 
     # ------------------------------------------------------------------ quitting
 

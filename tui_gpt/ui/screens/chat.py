@@ -17,6 +17,7 @@ from textual.widgets import Footer, Input, Label, Static, Switch
 from tui_gpt.core.config import SamplingConfig
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.generate import next_token_probs, seeded_generator, stream
+from tui_gpt.core.runs import Run
 from tui_gpt.core.sampling import LoadedModel
 from tui_gpt.core.tokenizer import StreamDecoder
 from tui_gpt.ui.host import host
@@ -38,12 +39,16 @@ class ChatScreen(Screen):
         Binding("f4", "nudge('top_k', -5)", "Top-k -"),
         Binding("f5", "nudge('top_k', 5)", "Top-k +"),
         Binding("ctrl+y", "copy", "Copy output"),
+        Binding("f6", "switch_weights", "Best/latest weights"),
     ]
 
-    def __init__(self, loaded: LoadedModel, title: str) -> None:
+    def __init__(
+        self, loaded: LoadedModel, title: str, run: Run | None = None, weights: str = "best"
+    ) -> None:
         super().__init__()
         self.loaded = loaded
         self.chat_title = title
+        self.run, self.weights = run, weights  # which checkpoint of which run it samples
         self._cancel = threading.Event()
         self._bubble: Bubble | None = None
         self._last_output = ""
@@ -208,6 +213,10 @@ class ChatScreen(Screen):
             self._cancel.set()
         else:
             self.app.pop_screen()
+
+    def action_switch_weights(self) -> None:
+        if self.run is not None and not self.generating:
+            host(self).open_chat(self.run, "latest" if self.weights == "best" else "best")
 
     def action_copy(self) -> None:
         if self._last_output:

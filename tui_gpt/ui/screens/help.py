@@ -1,0 +1,64 @@
+"""Help for the screen in front: its keys, what each of its settings does (from the same one
+definition the flags and forms come from), and where runs live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+from tui_gpt.core import settings
+
+
+def help_text(
+    screen: Screen, app_bindings: list[Any], runs_root: Path, setting_classes: tuple
+) -> str:
+    """The help of `screen` as Rich markup."""
+    lines = [f"[b]{screen.title or type(screen).__name__}[/b] — keys", ""]
+    seen: set[str] = set()
+    for binding in [*screen.BINDINGS, *app_bindings]:
+        if (
+            isinstance(binding, Binding)
+            and binding.description
+            and binding.description not in seen
+            and binding.action != "help"
+        ):
+            seen.add(binding.description)
+            lines.append(f"  [b]{binding.key:<12}[/b] {binding.description}")
+    lines += [
+        "  [b]ctrl+p      [/b] every action, searchable",
+        "  [b]f1, ?      [/b] this help",
+        "",
+    ]
+    for cls in setting_classes:
+        name = {"ModelChoice": "Model", "TrainConfig": "Training", "SamplingConfig": "Sampling"}
+        lines.append(
+            f"[b]{name.get(cls.__name__, cls.__name__)} settings[/b] (the command line's flags)"
+        )
+        for spec in settings.specs(cls):
+            default = spec.show(spec.default) or spec.blank or "none"
+            lines.append(f"  [b]{spec.label}[/b] ({spec.option}, default {default}): {spec.help}")
+        lines.append("")
+    lines += [f"Runs live in {runs_root} (one folder each: settings, events, checkpoints).",
+              "Esc or q closes this help."]  # fmt: skip
+    return "\n".join(lines)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,f1", "dismiss", "Close")]
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(self.text, id="help-text")
+
+    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
+        self.dismiss(None)
