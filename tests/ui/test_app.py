@@ -28,7 +28,7 @@ def preview_text(app) -> str:
 
 async def choose_tiny_settings(app, pilot, epochs: str) -> None:
     screen = app.screen
-    await pilot.click("#path")
+    app.screen.query_one("#path", Input).focus()
     screen.query_one("#path", Input).value = str(NIGHT_KITCHEN)
     await pilot.press("enter")
     screen.query_one("#preset", Select).value = "nano"
@@ -55,7 +55,7 @@ async def test_dataset_preview_shows_facts_and_problems(runs_root, tmp_path):
             lambda: isinstance(app.screen, DatasetScreen) and "characters" in preview_text(app),
         )
         app.screen.query_one("#path", Input).value = str(VERDICT)
-        await pilot.click("#path")
+        app.screen.query_one("#path", Input).focus()
         await pilot.press("enter")
         app.screen.query_one("#context_length", Input).value = "256"
         await wait_for(
@@ -367,7 +367,7 @@ async def test_train_a_tokenizer_on_the_chosen_data_and_use_it(runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         screen = app.screen
         screen.query_one("#path", Input).value = str(NIGHT_KITCHEN)
-        await pilot.click("#path")
+        app.screen.query_one("#path", Input).focus()
         await pilot.press("enter")
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
@@ -421,7 +421,7 @@ async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
         screen = app.screen
         screen.query_one("#tokenizer", Select).value = "byte"
         path = screen.query_one("#path", Input)
-        await pilot.click("#path")
+        app.screen.query_one("#path", Input).focus()
         path.value = str(big)
         await pilot.press("enter")
         path.value = str(NIGHT_KITCHEN)
@@ -462,3 +462,24 @@ async def test_help_for_each_screen(runs_root):
         assert "Compare marked" in app.screen.text and "Learning rate" not in app.screen.text
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_a_late_list_highlight_does_not_undo_a_typed_path(runs_root):
+    from textual.widgets import ListView
+
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        screen = app.screen
+        app.screen.query_one("#path", Input).focus()
+        screen.query_one("#path", Input).value = str(NIGHT_KITCHEN)
+        await pilot.press("enter")
+        listing = screen.query_one(ListView)
+        listing.post_message(
+            ListView.Highlighted(listing, listing.children[0])
+        )  # e.g. from start-up
+        await pilot.pause()
+        assert screen.dataset == str(NIGHT_KITCHEN)
+        listing.focus()
+        await pilot.press("down")  # moving through the list does choose
+        await wait_for(pilot, lambda: screen.dataset != str(NIGHT_KITCHEN))

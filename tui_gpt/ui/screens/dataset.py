@@ -99,6 +99,7 @@ class DatasetScreen(Screen):
         self._choices = dataset_choices()
         self._problem: str | None = "choose a dataset"
         self._request = 0  # the preview shown answers the newest request only
+        self._list_index: int | None = None  # the list entry last chosen
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -130,15 +131,20 @@ class DatasetScreen(Screen):
         self.sub_title = "choose a dataset"
         self._update_preset_info()
         if self._choices:
-            self.query_one(ListView).index = 0
+            self.query_one(ListView).index = self._list_index = 0
             self.choose(self._choices[0][1])
 
     # ------------------------------------------------------------------ dataset choice
 
     @on(ListView.Selected)
     @on(ListView.Highlighted)
-    def _list_choice(self, event) -> None:
+    def _list_choice(self, event: ListView.Selected | ListView.Highlighted) -> None:
+        # A highlight counts when it moves: the one the list reports (late) for the entry
+        # chosen at start-up must not undo a path typed meanwhile.
         index = event.list_view.index
+        if isinstance(event, ListView.Highlighted) and index == self._list_index:
+            return
+        self._list_index = index
         if index is not None and 0 <= index < len(self._choices):
             self.choose(self._choices[index][1])
 
