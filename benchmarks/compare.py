@@ -15,6 +15,7 @@ import argparse
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ def reference(sdpa=False, torch_norms=False):
     return build
 
 
-def tui(precision="bf16", fused=True, pad=True, compile_model=False):
+def tui(precision="bf16", fused=True, pad=False, compile_model=False):
     def build():
         torch.manual_seed(123)
         rows = padded(50257) if pad else None
@@ -65,7 +66,7 @@ def tui(precision="bf16", fused=True, pad=True, compile_model=False):
     return build
 
 
-def trainer_update():
+def trainer_update(precision="bf16"):
     """tui-gpt's own `Trainer.update`, exactly what `tui-gpt train` runs per step."""
 
     def build():
@@ -73,79 +74,137 @@ def trainer_update():
         from tui_gpt.core.device import Runtime
 
         trainer, _, _ = random_batch_trainer(
-            "gpt2-small", CTX, BATCH, Runtime(CPU, "bf16", torch.get_num_threads())
+            "gpt2-small", CTX, BATCH, Runtime(CPU, precision, torch.get_num_threads())
         )
         return trainer, None, "trainer"
 
     return build
 
 
+# name: (build, environment of the process it runs in). Every measurement runs in a fresh
+# Python process, as a user's training would: what one variant allocates or switches on
+# (memory reuse is process-wide) cannot help or hurt the next.
+PLAIN = {"TUI_GPT_MALLOC": "default"}
 TRAIN_VARIANTS = {
-    "reference path (fp32, masked-matmul attention, hand LayerNorm/GELU, foreach AdamW)": reference(),
-    "reference + scaled_dot_product_attention": reference(sdpa=True),
-    "reference + torch LayerNorm/GELU": reference(torch_norms=True),
-    "tui-gpt fp32, foreach AdamW": tui("fp32", fused=False, pad=False),
-    "tui-gpt fp32, fused AdamW": tui("fp32", pad=False),
-    "tui-gpt default: bf16 autocast, fused AdamW": tui("bf16", pad=False),
-    "tui-gpt Trainer.update (what `tui-gpt train` runs; bf16, fused AdamW)": trainer_update(),
-    "tui-gpt default + vocabulary rows padded to 50304 (option, off)": tui("bf16"),
+    "reference path (fp32, masked-matmul attention, hand LayerNorm/GELU, foreach AdamW)": (
+        reference(),
+        PLAIN,
+    ),
+    "reference + scaled_dot_product_attention": (reference(sdpa=True), PLAIN),
+    "reference + torch LayerNorm/GELU": (reference(torch_norms=True), PLAIN),
+    "reference + memory reuse (tui-gpt's allocator settings)": (reference(), {}),
+    "tui-gpt fp32, foreach AdamW": (tui("fp32", fused=False), PLAIN),
+    "tui-gpt fp32, fused AdamW": (tui("fp32"), PLAIN),
+    "tui-gpt bf16 autocast, fused AdamW": (tui("bf16"), PLAIN),
+    "tui-gpt bf16 + fused cross-entropy": (tui("bf16"), {**PLAIN, "LOSS": "tui"}),
+    "tui-gpt default without memory reuse (Trainer.update, TUI_GPT_MALLOC=default)": (
+        trainer_update(),
+        PLAIN,
+    ),
+    "tui-gpt default: Trainer.update, what `tui-gpt train` runs (bf16, fused AdamW, fused cross-entropy, memory reuse)": (
+        trainer_update(),
+        {},
+    ),
+    "tui-gpt default, fp32 (CPUs without bf16 units)": (trainer_update("fp32"), {}),
+}
+OPTIONAL_VARIANTS = {
+    "1 thread": (
+        "tui-gpt default on 1 thread (thread-count lever)",
+        trainer_update(),
+        {"THREADS": "1"},
+    ),
+    "compile": (
+        "tui-gpt bf16 + fused cross-entropy + memory reuse + torch.compile (--compile)",
+        tui("bf16", compile_model=True),
+        {"LOSS": "tui"},
+    ),
+    "pad": (
+        "tui-gpt bf16 + fused cross-entropy + memory reuse, vocabulary rows padded to 50304 (option, off)",
+        tui("bf16", pad=True),
+        {"LOSS": "tui"},
+    ),
 }
 
 
-def time_steps(build, steps: int, threads: int | None = None) -> float:
+def time_steps(build, steps: int) -> float:
     """Median seconds per training step, after one warm-up step."""
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    from tui_gpt.core import allocator
+    from tui_gpt.core.loss import cross_entropy
+
+    if os.environ.get("THREADS"):
+        torch.set_num_threads(int(os.environ["THREADS"]))
     model, opt, precision = build()
+    loss_fn = (
+        cross_entropy if os.environ.get("LOSS") == "tui" else torch.nn.functional.cross_entropy
+    )
     vocab = 50257
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, vocab, (BATCH, CTX), generator=g)
     y = torch.randint(0, vocab, (BATCH, CTX), generator=g)
     times = []
-    for i in range(steps + 1):
-        start = time.perf_counter()
-        if precision == "trainer":
-            model.update(x, y)
-        else:
-            opt.zero_grad(set_to_none=True)
-            with autocast(CPU, precision):
-                logits = model(x)
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-            loss.backward()
-            opt.step()
-            loss.item()
-        if i:
-            times.append(time.perf_counter() - start)
-    torch.set_num_threads(previous)
-    del model, opt
+    with allocator.reusing_memory():  # a no-op under TUI_GPT_MALLOC=default
+        for i in range(steps + 1):
+            start = time.perf_counter()
+            if precision == "trainer":
+                model.update(x, y)
+            else:
+                opt.zero_grad(set_to_none=True)
+                with autocast(CPU, precision):
+                    logits = model(x)
+                loss = loss_fn(logits.flatten(0, 1).float(), y.flatten())
+                loss.backward()
+                opt.step()
+                loss.item()
+            if i:
+                times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def bench_training(rounds: int, steps: int, with_compile: bool) -> None:
+def measure_in_child(name: str, steps: int, env: dict[str, str]) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", name, "--steps", str(steps)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def all_train_variants(optional: list[str]) -> dict[str, tuple]:
     variants = dict(TRAIN_VARIANTS)
-    variants["tui-gpt default on 1 thread (thread-count lever)"] = tui("bf16", pad=False)
-    if with_compile:
-        variants["tui-gpt default + torch.compile (--compile)"] = tui(
-            "bf16", pad=False, compile_model=True
-        )
+    for key in optional:
+        name, build, env = OPTIONAL_VARIANTS[key]
+        variants[name] = (build, env)
+    return variants
+
+
+def bench_training(rounds: int, steps: int, optional: list[str], match: list[str]) -> None:
+    variants = all_train_variants(optional)
+    if match:  # the reference (first) and the variants named
+        first = next(iter(variants))
+        variants = {n: v for n, v in variants.items() if n == first or any(m in n for m in match)}
     results: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(rounds):
-        for name, build in variants.items():
-            threads = 1 if "1 thread" in name else None
-            results[name].append(time_steps(build, steps, threads))
+        for name, (_, env) in variants.items():
+            results[name].append(measure_in_child(name, steps, env))
             print(
                 f"  round {r + 1}: {name}: {BATCH * CTX / results[name][-1]:.0f} tok/s",
                 file=sys.stderr,
             )
-    base = statistics.median(results[next(iter(variants))])
+    ref = results[next(iter(variants))]
+    base = statistics.median(ref)
     print(f"\n### Training: 124M, context {CTX}, batch {BATCH}, {torch.get_num_threads()} threads")
-    print(f"median over {rounds} interleaved rounds of {steps} steps\n")
-    print("| variant | tokens/s | s/step | vs reference |")
-    print("| --- | ---: | ---: | ---: |")
+    print(f"median over {rounds} interleaved rounds of {steps} steps, each in a fresh process;")
+    print("conservative: this variant's slowest round against the reference's fastest\n")
+    print("| variant | tokens/s | s/step | vs reference | conservative |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for name, ts in results.items():
         med = statistics.median(ts)
-        print(f"| {name} | {BATCH * CTX / med:,.0f} | {med:.2f} | {base / med:.2f}x |")
+        print(
+            f"| {name} | {BATCH * CTX / med:,.0f} | {med:.2f} | {base / med:.2f}x "
+            f"| {min(ref) / max(ts):.2f}x |"
+        )
 
 
 # ----------------------------------------------------------------------------- generation
@@ -278,15 +337,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=200)
     parser.add_argument(
-        "--compile", action="store_true", help="also measure torch.compile (slow to compile)"
+        "--also",
+        action="append",
+        default=[],
+        choices=tuple(OPTIONAL_VARIANTS),
+        help="also measure this training variant (compile: slow to compile)",
     )
+    parser.add_argument(
+        "--match", action="append", default=[], help="only training variants naming this"
+    )
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # one variant, in a child
     args = parser.parse_args()
+    if args.measure:
+        build = all_train_variants(list(OPTIONAL_VARIANTS))[args.measure][0]
+        print(time_steps(build, args.steps))
+        return
     os.environ.setdefault(
         "TIKTOKEN_CACHE_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "tiktoken")
     )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     if args.only in (None, "train"):
-        bench_training(args.rounds, args.steps, args.compile)
+        bench_training(args.rounds, args.steps, args.also, args.match)
     if args.only in (None, "generate"):
         bench_generation(max(2, args.rounds - 1), args.new_tokens)
     if args.only in (None, "loss"):

@@ -93,3 +93,14 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     # Resuming with another number of processes would read other shards: refused.
     other = run_cli("--run-dir", str(two), "train", "--resume", run.id)
     assert other.returncode == 2 and "same number" in other.stderr
+
+
+def test_gradient_accumulation_under_torchrun_matches_the_larger_batch(tmp_path):
+    accum, whole = tmp_path / "accum", tmp_path / "whole"
+    a = torchrun("--run-dir", str(accum), *TRAIN, "--batch-size", "1", "--grad-accum", "2",
+                 "--max-steps", "3")  # fmt: skip
+    assert a.returncode == 0, a.stderr[-2000:]
+    w = torchrun("--run-dir", str(whole), *TRAIN, "--batch-size", "2", "--max-steps", "3")
+    assert w.returncode == 0, w.stderr[-2000:]
+    assert step_losses(accum) == pytest.approx(step_losses(whole), rel=1e-5)
+    assert len(step_losses(accum)) == 3

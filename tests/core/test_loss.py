@@ -44,3 +44,20 @@ def test_bits_per_byte_weighs_batches_by_their_bytes():
     assert loss == pytest.approx(sum(losses) / 3)
     assert bpb == pytest.approx(sum(v * 10 for v in losses) / (30 * math.log(2)))
     assert math.isnan(evaluate(model, batches, "cpu")[1])  # no byte lengths: not known
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows,vocab", [(300, 50257), (1000, 257), (3, 7)])
+def test_chunked_cross_entropy_equals_torchs_on_fp32_logits(dtype, rows, vocab):
+    from tui_gpt.core.loss import cross_entropy
+
+    torch.manual_seed(0)
+    logits = (torch.randn(rows, vocab) * 4).to(dtype).requires_grad_()
+    targets = torch.randint(0, vocab, (rows,))
+    expected = torch.nn.functional.cross_entropy(logits.float(), targets)
+    (want,) = torch.autograd.grad(expected, logits)
+    got = cross_entropy(logits, targets)
+    (grad,) = torch.autograd.grad(got, logits)
+    assert got.dtype == torch.float32 and grad.dtype == dtype
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    torch.testing.assert_close(grad, want, rtol=1e-3 if dtype == torch.float32 else 1e-2, atol=1e-7)

@@ -190,3 +190,66 @@ def test_compile_failure_falls_back_to_eager_with_the_same_losses(runs_root, mon
     assert notices[0].startswith("compiling the model")
     assert "torch.compile failed (RuntimeError: no C++ compiler here); training eager" in notices
     assert [e.loss for e in fallback.of(Step)] == [e.loss for e in eager.of(Step)]
+
+
+# ------------------------------------------------------------------ gradient accumulation
+
+
+def _model_after(cfg, runs_root, steps=3):
+    """Losses of `steps` updates and the weights after them, without dropout."""
+    rec = Recorder()
+    spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 64, "byte", dropout=0.0), cfg)
+    job = assemble(spec, runs_root=runs_root, hooks=JobHooks([rec]))
+    assert job.run_training() == "finished"
+    return [e.loss for e in rec.of(Step)], job.trainer.model.state_dict(), rec
+
+
+def test_accumulated_micro_batches_equal_one_batch_that_many_times_larger(runs_root):
+    whole, w_whole, _ = _model_after(config(batch_size=8, max_steps=3), runs_root)
+    for micro, accum in ((4, 2), (1, 8)):
+        losses, weights, rec = _model_after(
+            config(batch_size=micro, grad_accum=accum, max_steps=3), runs_root
+        )
+        assert losses == pytest.approx(whole, rel=1e-5)
+        for name, value in w_whole.items():
+            torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-6)
+        # An update is one step of the log; tokens count every micro-batch.
+        assert [e.step for e in rec.of(Step)] == [0, 1, 2]
+        assert rec.of(Step)[-1].tokens_seen == 3 * 8 * 64
+
+
+def test_resume_with_gradient_accumulation_is_exact(runs_root):
+    straight = Recorder()
+    start(runs_root, config(batch_size=4, grad_accum=2, max_steps=8), [straight]).run_training()
+    control = TrainerControl()
+    first = Recorder(stop_after_step=3, control=control)
+    job = start(runs_root, config(batch_size=4, grad_accum=2, max_steps=8), [first], control)
+    assert job.run_training() == "stopped"
+    second = Recorder()
+    assemble(resume=job.run.id, runs_root=runs_root, hooks=JobHooks([second])).run_training()
+    got = [e.loss for e in first.of(Step)] + [e.loss for e in second.of(Step)]
+    assert got == [e.loss for e in straight.of(Step)]
+
+
+def test_activation_checkpointing_computes_the_same_training(runs_root):
+    # With dropout on: the recomputed blocks must draw the same masks.
+    base = dict(max_steps=3, eval_freq=100)
+    plain = Recorder()
+    start(runs_root, config(**base), [plain]).run_training()
+    ckpt = Recorder()
+    start(runs_root, config(**base, activation_checkpointing=True), [ckpt]).run_training()
+    assert [e.loss for e in ckpt.of(Step)] == pytest.approx([e.loss for e in plain.of(Step)], rel=1e-5)
+
+
+def test_steps_report_mfu_against_the_measured_peak(runs_root):
+    from tui_gpt.core.events import RunStarted
+
+    rec = Recorder()
+    start(runs_root, config(max_steps=2), [rec]).run_training()
+    [started] = rec.of(RunStarted)
+    assert started.peak_source == "measured" and started.peak_flops > 1e9
+    assert started.memory_estimate > 0
+    assert all(0 < e.mfu < 1 for e in rec.of(Step))
+    given = Recorder()
+    start(runs_root, config(max_steps=1, peak_tflops=1000.0), [given]).run_training()
+    assert given.of(RunStarted)[0].peak_flops == 1e15 and given.of(RunStarted)[0].peak_source == "given"

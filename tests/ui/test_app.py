@@ -100,6 +100,7 @@ async def test_train_to_the_end_then_generate(runs_root):
         samples = "\n".join(line.text for line in dashboard.query_one("#samples", RichLog).lines)
         assert "Every effort moves you" in samples
         assert Run(dashboard.run.path).status()["status"] == "finished"
+        assert "MFU " in str(dashboard.query_one("#progress-label").render())
 
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
@@ -483,3 +484,27 @@ async def test_a_late_list_highlight_does_not_undo_a_typed_path(runs_root):
         listing.focus()
         await pilot.press("down")  # moving through the list does choose
         await wait_for(pilot, lambda: screen.dataset != str(NIGHT_KITCHEN))
+
+
+async def test_the_preset_line_estimates_memory_for_the_forms_settings(runs_root, monkeypatch):
+    monkeypatch.setenv("TUI_GPT_MEMORY_MIB", "4096")
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        screen = app.screen
+        info = screen.query_one("#preset-info", Static)
+
+        def mib() -> float:
+            number, unit = str(info.render()).split("~")[1].split()[:2]
+            return float(number.replace(",", "")) * (1024 if unit == "GiB" else 1)
+
+        await wait_for(pilot, lambda: "of 4,096 MiB free" in str(info.render()))
+        small = mib()
+        screen.query_one("#batch_size", Input).value = "64"
+        await wait_for(pilot, lambda: mib() > small)
+        bigger = mib()
+        screen.query_one("#context_length", Input).value = "1024"
+        await wait_for(pilot, lambda: mib() > bigger)
+        # Over the room: the line says so before anything starts.
+        assert mib() > 4096 and "[red]" not in str(info.render())  # markup, not text
+        assert info.render().spans  # shown in red

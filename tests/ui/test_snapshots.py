@@ -28,6 +28,9 @@ FIXED_ROOT = Path("/tmp/tui-gpt-snapshot-runs")  # a fixed path: the runs screen
 def fixed_runs(monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
+    # The preset line's memory estimate and the room beside it: the same on every machine.
+    monkeypatch.setenv("TUI_GPT_MEMORY_MIB", "16384")
+    monkeypatch.setattr("tui_gpt.core.device.cpu_has_bf16", lambda: True)
     shutil.rmtree(FIXED_ROOT, ignore_errors=True)
     fake_run(FIXED_ROOT, "20260301-120000-story-nano", created=1_772_366_400)
     yield FIXED_ROOT

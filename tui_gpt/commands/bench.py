@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tui_gpt.commands.common import add_settings, positive_int, print_json
-from tui_gpt.core.config import DEVICES, PRESETS, SAMPLING_PRECISIONS, ModelChoice
+from tui_gpt.core.config import DEVICES, PRESETS, SAMPLING_PRECISIONS, ModelChoice, TrainConfig
 
 
 def add_parser(sub) -> None:
@@ -35,6 +35,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--threads", type=positive_int)
     add_settings(p, ModelChoice, only=("tokenizer",))
+    add_settings(p, TrainConfig, only=("grad_accum", "activation_checkpointing", "peak_tflops"))
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=run)
 
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         result = bench.bench_train(
             args.preset, args.context_length, args.batch_size, args.steps,
             device=args.device, precision=args.precision, threads=args.threads, vocab_size=vocab,
+            grad_accum=args.grad_accum or 1, checkpointing=bool(args.activation_checkpointing),
+            peak_tflops=args.peak_tflops,
         )  # fmt: skip
     elif args.what == "generate":
         from tui_gpt.core.device import resolve_device, resolve_precision
@@ -74,12 +77,21 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     if args.what == "train":
+        r = result
+        accum = f" x {r['grad_accum']} micro-batches" if r["grad_accum"] > 1 else ""
+        ckpt = ", activation checkpointing" if r["activation_checkpointing"] else ""
+        mfu = (
+            f"MFU {r['mfu']:.1%} of {r['peak_flops'] / 1e12:,.2f} TFLOP/s ({r['peak_source']})"
+            if r["mfu"] is not None
+            else f"MFU unknown: peak {r['peak_source']} (give --peak-tflops)"
+        )
         print(
-            f"train {result['preset']} ctx {result['context_length']} batch {result['batch_size']} "
-            f"on {result['device']} ({result['precision']}, {result['threads']} threads): "
-            f"{result['tok_per_s']:,.0f} tok/s, {result['step_s']:.2f} s/step, "
-            f"MFU {result['mfu']:.1%} of {result['peak_flops'] / 1e9:,.0f} GFLOP/s measured, "
-            f"peak RSS {result['peak_rss_mib']:,.0f} MiB"
+            f"train {r['preset']} ctx {r['context_length']} batch {r['batch_size']}{accum}{ckpt} "
+            f"on {r['device']} ({r['precision']}, {r['threads']} threads): "
+            f"{r['tok_per_s']:,.0f} tok/s, {r['step_s']:.2f} s/step, {mfu}\n"
+            f"memory: training took {r['training_peak_mib']:,.0f} MiB at its peak "
+            f"(estimated {r['memory_estimate_mib']:,.0f} MiB), process peak RSS "
+            f"{r['peak_rss_mib']:,.0f} MiB"
         )
     elif args.what == "generate":
         print(

@@ -117,7 +117,7 @@ class TextProgress:
         self._shown = False
 
     # Fields of the suffix (" · " between them) given up first as the terminal narrows.
-    DROP_FIRST = ("epoch", "tok/s", "loss")
+    DROP_FIRST = ("MFU", "epoch", "tok/s", "loss")
 
     def line(self, done: float, total: float, suffix: str = "", columns: int | None = None) -> str:
         """The bar and as much of the suffix as fits in one line of the terminal: the bar

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     bar = TextProgress("tokenizing")
     data = prepare(source, tokenizer, cfg.train_ratio, progress=lambda d, t: bar(d, t), notice=note)
     bar.clear()
-    facts = plan(data, ctx, cfg.batch_size, cfg.stride)
+    facts = plan(data, ctx, cfg.batch_size, cfg.stride, cfg.grad_accum)
     if args.json:
         print_json({**facts.to_dict(), "tokenizer": tokenizer.name, "files": len(source.files),
                     "context_length": ctx, "batch_size": cfg.batch_size})  # fmt: skip

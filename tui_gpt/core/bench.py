@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from tui_gpt.core import allocator, flops, memory
 from tui_gpt.core.config import TrainConfig, model_config
 from tui_gpt.core.data import BatchLoader, Loaders, TokenWindows
 from tui_gpt.core.device import Runtime, resolve_device, resolve_precision, resolve_threads
@@ -28,19 +29,6 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_matmul_flops(precision: str = "fp32", n: int = 1024, seconds: float = 0.5) -> float:
-    """FLOP/s of a square matmul in this precision: the ceiling MFU is measured against."""
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    iters, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        iters += 1
-    return 2 * n**3 * iters / (time.perf_counter() - start)
-
-
 def memory_bandwidth(mib: int = 256, repeats: int = 5) -> float:
     """Bytes/s of a large copy (read + write), the bound for reading weights per token."""
     src = torch.empty(mib * 2**20 // 4, dtype=torch.float32).fill_(1.0)
@@ -51,6 +39,17 @@ def memory_bandwidth(mib: int = 256, repeats: int = 5) -> float:
         dst.copy_(src)
         best = min(best, time.perf_counter() - start)
     return 2 * src.numel() * 4 / best
+
+
+def current_rss_mib() -> float:
+    """Resident memory of this process now (Linux; the peak so far elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return peak_rss_mib()
 
 
 def bench_train(
@@ -64,55 +63,76 @@ def bench_train(
     threads: int | None = None,
     seed: int = 123,
     vocab_size: int = 50257,
+    grad_accum: int = 1,
+    checkpointing: bool = False,
+    peak_tflops: float | None = None,
 ) -> dict:
-    """The trainer's own update step (its model, optimizer and autocast) on random tokens:
-    tokens/s, seconds per step, and MFU."""
+    """The trainer's own update step (its model, optimizer, autocast and memory reuse) on
+    random tokens: tokens/s, seconds per step, MFU, and the memory estimate beside the
+    measured peak."""
     dev = resolve_device(device)
     runtime = Runtime(dev, resolve_precision(precision, dev), resolve_threads(threads))
-    trainer, x, y = random_batch_trainer(
-        preset, context_length, batch_size, runtime, seed, vocab_size
+    cfg = TrainConfig(
+        batch_size=batch_size, grad_accum=grad_accum, activation_checkpointing=checkpointing
     )
+    rss_before = current_rss_mib()
+    trainer, x, y = random_batch_trainer(preset, context_length, cfg, runtime, seed, vocab_size)
     model = trainer.model
+    expected = memory.estimate(model.cfg, memory.shape(cfg, context_length, runtime, model.cfg))
     times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        trainer.update(x, y)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+    with allocator.reusing_memory():
+        for i in range(warmup + steps):
+            start = time.perf_counter()
+            trainer.update(x, y)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
     step_s = statistics.median(times)
-    tok_per_s = batch_size * context_length / step_s
-    peak = peak_matmul_flops(runtime.precision) if dev.type == "cpu" else float("nan")
+    tok_per_s = x.numel() / step_s
+    peak, peak_source = flops.device_peak(dev, runtime.precision, peak_tflops)
+    per_token = model.flops_per_token(context_length)
+    peak_rss = peak_rss_mib()
     return {
         "mode": "train",
         "preset": preset,
         "vocab_size": vocab_size,
         "context_length": context_length,
         "batch_size": batch_size,
+        "grad_accum": grad_accum,
+        "activation_checkpointing": checkpointing,
         "device": str(dev),
         "precision": runtime.precision,
         "threads": runtime.threads,
         "steps": steps,
         "step_s": step_s,
         "tok_per_s": tok_per_s,
-        "model_flops_per_token": model.flops_per_token(context_length),
+        "model_flops_per_token": per_token,
         "peak_flops": peak,
-        "mfu": model.flops_per_token(context_length) * tok_per_s / peak,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_source": peak_source,
+        "mfu": flops.mfu(per_token, tok_per_s, peak),
+        "rss_before_mib": rss_before,
+        "peak_rss_mib": peak_rss,
+        "training_peak_mib": peak_rss - rss_before,
+        "memory_estimate_mib": expected.total / memory.MIB,
+        "memory_estimate": expected.to_dict(),
     }
 
 
 def random_batch_trainer(
-    preset: str, context_length: int, batch_size: int, runtime: Runtime, seed: int = 123,
+    preset: str, context_length: int, cfg: TrainConfig | int, runtime: Runtime, seed: int = 123,
     vocab_size: int = 50257,
 ) -> tuple[Trainer, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """A real Trainer (the training defaults: lr 4e-4, weight decay 0.1) on one batch of
-    random tokens, and that batch: what speed measurements time `Trainer.update` on."""
+    """A real Trainer (the training defaults: lr 4e-4, weight decay 0.1, or `cfg`) on one
+    update's batch of random tokens, and that batch: what speed measurements time
+    `Trainer.update` on. `cfg` may be just the batch size."""
+    if isinstance(cfg, int):
+        cfg = TrainConfig(batch_size=cfg)
     torch.manual_seed(seed)
     model = GPT(model_config(preset, vocab_size, context_length)).to(runtime.device).train()
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, vocab_size, (batch_size * context_length + 1,), generator=g).numpy()
-    windows = BatchLoader(TokenWindows(ids, context_length, context_length), batch_size)
-    trainer = Trainer(model, Loaders(windows, windows), ByteTokenizer(), TrainConfig(), runtime)
+    rows = cfg.batch_size * cfg.grad_accum
+    ids = torch.randint(0, vocab_size, (rows * context_length + 1,), generator=g).numpy()
+    windows = BatchLoader(TokenWindows(ids, context_length, context_length), rows)
+    trainer = Trainer(model, Loaders(windows, windows), ByteTokenizer(), cfg, runtime)
     x, y = next(iter(windows))
     return trainer, x.to(runtime.device), y.to(runtime.device)
 

@@ -106,7 +106,8 @@ class TrainConfig:
 
     epochs: int = setting(10, "passes over the training split", label="Epochs", ge=1, on_resume=True)
     max_steps: int | None = setting(None, "stop after this many updates", label="Max steps", ge=1, blank="all", on_resume=True)
-    batch_size: int = setting(2, "windows per batch", label="Batch size", ge=1)
+    batch_size: int = setting(2, "windows per batch (per micro-batch with gradient accumulation)", label="Batch size", ge=1)
+    grad_accum: int = setting(1, "micro-batches per update: the batch of an update is this x batch size", label="Grad accumulation", ge=1)
     text_field: str = setting("text", "the field (JSONL) or column (Parquet) holding the text", label="Text field")
     stride: int | None = setting(None, "step between windows", label="Stride", ge=1, blank="context length")
     train_ratio: float = setting(0.9, "share of characters for training", label="Train ratio", gt=0, lt=1)
@@ -125,6 +126,8 @@ class TrainConfig:
     device: str = setting("auto", "auto picks CUDA, then MPS, then CPU", label="Device", choices=DEVICES, on_resume=True)
     precision: str = setting("auto", "auto: bf16 where the hardware has bf16 units", label="Precision", choices=PRECISIONS, on_resume=True)
     threads: int | None = setting(None, "CPU threads", label="Threads", ge=1, blank="all allowed", on_resume=True)
+    activation_checkpointing: bool = setting(False, "recompute each block in backward: much less activation memory, about a third slower", label="Activation checkpointing", on_resume=True)
+    peak_tflops: float | None = setting(None, "the device's peak TFLOP/s that MFU is measured against", label="Peak TFLOP/s", gt=0, blank="measured or known", on_resume=True)
     compile: bool = setting(False, "torch.compile the training step: a slow first step, faster later ones", label="Compile", on_resume=True)
 
     def to_dict(self) -> dict:

@@ -375,31 +375,40 @@ class SplitPlan:
 
 def _loaders(
     data: PreparedData, context_length: int, batch_size: int, stride: int | None,
-    seed: int = 123, rank: int = 0, world: int = 1,
+    seed: int = 123, rank: int = 0, world: int = 1, grad_accum: int = 1,
 ) -> Loaders:  # fmt: skip
+    """A training batch holds the windows of one update: `grad_accum` micro-batches of
+    `batch_size`, which the trainer splits (so the data order is that of one batch that many
+    times larger). Validation batches are micro-batch sized."""
     stride = stride or context_length
     train = TokenWindows(data.train_ids, context_length, stride)
     val = TokenWindows(data.val_ids, context_length, stride)
+    update = batch_size * grad_accum
     return Loaders(
-        BatchLoader(train, batch_size, shuffle=True, drop_last=True, seed=seed, rank=rank, world=world),
+        BatchLoader(train, update, shuffle=True, drop_last=True, seed=seed, rank=rank, world=world),
         BatchLoader(val, batch_size, rank=rank, world=world),
     )  # fmt: skip
 
 
 def plan(
-    data: PreparedData, context_length: int, batch_size: int, stride: int | None = None
-) -> SplitPlan:
+    data: PreparedData, context_length: int, batch_size: int, stride: int | None = None,
+    grad_accum: int = 1,
+) -> SplitPlan:  # fmt: skip
     """The split's facts; a split too short for a single batch is a problem naming the split,
     its token count and the count it needs (the reference would train on nothing, loss NaN)."""
-    train, val = _loaders(data, context_length, batch_size, stride)
+    train, val = _loaders(data, context_length, batch_size, stride, grad_accum=grad_accum)
     step = stride or context_length
+    update = batch_size * grad_accum
     problems = []
     if len(train) == 0:
+        what = f"{update}" if grad_accum == 1 else f"{update} ({grad_accum} x {batch_size})"
         problems.append(
             f"the training split has {len(data.train_ids)} tokens, too few for one batch of "
-            f"{batch_size} x {context_length}: it needs at least "
-            f"{context_length + (batch_size - 1) * step + 1}. "
-            "Use more text, a smaller context length, batch size or stride"
+            f"{what} x {context_length}: it needs at least "
+            f"{context_length + (update - 1) * step + 1}. "
+            "Use more text, a smaller context length, batch size"
+            + (", gradient accumulation" if grad_accum > 1 else "")
+            + " or stride"
         )
     if len(val) == 0:
         problems.append(
@@ -422,11 +431,12 @@ def make_loaders(
     seed: int = 123,
     rank: int = 0,
     world: int = 1,
+    grad_accum: int = 1,
 ) -> Loaders:
     """Training loader (shuffled, drops the last partial batch) and validation loader (in
     order, keeps its partial batch so a small validation split is never silently empty).
     Raises `TuiGptError` with the plan's first problem."""
-    problems = plan(data, context_length, batch_size, stride).problems
+    problems = plan(data, context_length, batch_size, stride, grad_accum).problems
     if problems:
         raise TuiGptError(problems[0])
-    return _loaders(data, context_length, batch_size, stride, seed, rank, world)
+    return _loaders(data, context_length, batch_size, stride, seed, rank, world, grad_accum)

@@ -92,6 +92,13 @@ class Distributed:
         )
         return DistributedDataParallel(model, device_ids=ids)
 
+    def no_sync(self, module: nn.Module, last: bool) -> contextlib.AbstractContextManager:
+        """Around one micro-batch's backward: DDP's gradient all-reduce only on the `last`
+        one of an update (its hooks would otherwise average after every micro-batch)."""
+        if last or not self.enabled or not hasattr(module, "no_sync"):
+            return contextlib.nullcontext()
+        return module.no_sync()  # type: ignore[operator]
+
     def threads(self, allowance: int) -> int:
         """CPU threads per rank: the CPUs shared among the ranks on this machine."""
         return max(1, allowance // self.local_world)

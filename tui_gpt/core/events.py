@@ -40,6 +40,10 @@ class RunStarted(Event):
     val_batches: int = 0
     total_steps: int = 0
     resumed: bool = False
+    grad_accum: int = 1  # micro-batches per update
+    peak_flops: float | None = None  # per device, what MFU is measured against
+    peak_source: str = ""  # "measured", "published for <GPU>", "given"
+    memory_estimate: int = 0  # bytes a step needs at its peak (core/memory.py)
 
 
 @dataclass(kw_only=True)
@@ -48,6 +52,7 @@ class Step(Event):
     loss: float = 0.0
     lr: float = 0.0
     tok_per_s: float = 0.0
+    mfu: float | None = None  # model FLOPs utilisation of the device's peak
 
 
 @dataclass(kw_only=True)
@@ -163,6 +168,13 @@ def started_line(e: RunStarted) -> str:
         f"{'resuming' if e.resumed else 'training'} run {e.run_id}: {e.params:,} parameters, "
         f"{e.total_steps} steps ({e.train_batches} batches/epoch, {e.val_batches} validation), "
         f"device {e.device}, precision {e.precision}, {e.threads} threads"
+        + (f", {e.grad_accum} micro-batches per update" if e.grad_accum > 1 else "")
+        + (f", about {e.memory_estimate / 2**30:.1f} GiB" if e.memory_estimate else "")
+        + (
+            f"; MFU against {e.peak_flops / 1e12:,.2f} TFLOP/s ({e.peak_source})"
+            if e.peak_flops
+            else ""
+        )
     )
 
 
@@ -201,5 +213,7 @@ class Progress:
             return ""
         return (
             f"epoch {e.epoch} · step {self.done}/{self.total} · loss {e.loss:.3f} · "
-            f"{e.tok_per_s:,.0f} tok/s · ETA {duration(self.eta() if eta else math.nan)}"
+            f"{e.tok_per_s:,.0f} tok/s · "
+            + (f"MFU {e.mfu:.0%} · " if e.mfu is not None else "")
+            + f"ETA {duration(self.eta() if eta else math.nan)}"
         )

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from tui_gpt import paths
-from tui_gpt.core import settings
+from tui_gpt.core import memory, settings
 from tui_gpt.core.checkpoint import Checkpoint, sweep_temporaries
 from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec, count_params, model_config
 from tui_gpt.core.control import ControlChannel, ensure_not_live
@@ -161,14 +161,21 @@ def _assemble(
         raise TuiGptError(
             f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
         )
+    runtime = _runtime(cfg, dist)
+    # Before tokenizing or allocating anything: will it fit? (Ranks on one machine share it.)
+    room = memory.available(runtime.device.type)
+    if room is not None and runtime.device.type == "cpu":
+        room //= dist.local_world
+    problem = memory.check(mcfg, memory.shape(cfg, seq_len, runtime, mcfg), room)
+    if problem:
+        raise TuiGptError(problem)
     with dist.main_first():  # one tokenization into the shared cache, not one per rank
         data = prepare(
             source, tokenizer, cfg.train_ratio, progress=hooks.progress, notice=hooks.notice
         )
     loaders = make_loaders(
-        data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world
+        data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world, cfg.grad_accum
     )
-    runtime = _runtime(cfg, dist)
 
     torch.manual_seed(cfg.seed)  # as the reference: the seed fixes the initial weights too
     try:

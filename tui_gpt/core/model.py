@@ -10,10 +10,12 @@
 B is the batch size, T the sequence length, C the embedding width (`emb_dim`), H the number
 of heads, D = C / H the width of one head, V the vocabulary size.
 
-Two things beyond the textbook version, both for speed:
+Beyond the textbook version:
 - attention goes through `scaled_dot_product_attention`, which picks a fused kernel;
 - decoding can keep each layer's keys and values in a `KVCache`, so a new token costs one
-  position of compute instead of the whole context.
+  position of compute instead of the whole context;
+- training can recompute each block in the backward pass instead of keeping its
+  activations (`checkpointing`): less memory for about one more forward pass.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass
@@ -131,6 +134,9 @@ class GPT(nn.Module):
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_rows, bias=False)
         if cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight
+        # Activation checkpointing (a training setting, not part of the shape): keep only
+        # each block's input in the forward pass and recompute the block in backward.
+        self.checkpointing = False
         # Parameters keep PyTorch's default initialisation, as the reference model does: an
         # untrained model then scores a loss near ln(vocab_size), as the chapter shows.
 
@@ -153,8 +159,12 @@ class GPT(nn.Module):
             )
         pos = torch.arange(start, start + T, device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))  # (B, T, C)
+        recompute = self.checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            x = block(x, cache.layers[i] if cache is not None else None)
+            if recompute:  # same dropout masks and autocast in the recomputation
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x, cache.layers[i] if cache is not None else None)
         if last_only:
             x = x[:, -1:, :]  # the head is the biggest matmul; skip positions nobody reads
         logits = self.out_head(self.final_norm(x))  # (B, T, vocab_rows)

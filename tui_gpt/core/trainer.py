@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from tui_gpt.core import checkpoint
+from tui_gpt.core import allocator, checkpoint, flops, memory
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.data import Loaders
 from tui_gpt.core.device import Runtime, autocast
@@ -168,6 +168,11 @@ class Trainer:
             runtime.threads,
         )
         self.optimizer = make_optimizer(model, config, runtime.device)
+        model.checkpointing = config.activation_checkpointing
+        self.runtime = runtime
+        self.peak_flops: float | None = None  # measured or looked up when the run starts
+        self._context = loaders.train.windows.max_length  # tokens per training window
+        self._flops_per_token = model.flops_per_token(self._context)
         self.state = TrainState()
         out = output or RunOutput()
         self.checkpoint_dir, self.sinks, self.run_id = (
@@ -244,7 +249,14 @@ class Trainer:
     def run(self) -> str:
         """Train until the epochs or `max_steps` are done ("finished") or a stop is asked
         for ("stopped"); either way `latest` is saved. Raises `TrainingDiverged`."""
+        with allocator.reusing_memory():
+            return self._run()
+
+    def _run(self) -> str:
         s = self.state
+        self.peak_flops, peak_source = flops.device_peak(
+            self.device, self.precision, self.cfg.peak_tflops
+        )
         self.emit(
             RunStarted,
             run_id=self.run_id,
@@ -257,6 +269,13 @@ class Trainer:
             val_batches=len(self.val_loader),
             total_steps=self.total_steps,
             resumed=s.steps_done > 0,
+            grad_accum=self.cfg.grad_accum,
+            peak_flops=self.peak_flops,
+            peak_source=peak_source,
+            memory_estimate=memory.estimate(
+                self.model.cfg,
+                memory.shape(self.cfg, self._context, self.runtime, self.model.cfg),
+            ).total,
         )
         self.model.train()
         self._compile_if_asked()
@@ -278,7 +297,9 @@ class Trainer:
                 else:
                     tok_per_s = 0.8 * tok_per_s + 0.2 * rate
                 lr = self.optimizer.param_groups[0]["lr"]
-                self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s)
+                per_device = tok_per_s / self.dist.world
+                use = flops.mfu(self._flops_per_token, per_device, self.peak_flops)
+                self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s, mfu=use)
                 if s.step % self.cfg.eval_freq == 0 and not self._evaluate():
                     return self._stop()
                 if self.control.take_checkpoint_request() or self._save_due():
@@ -333,15 +354,25 @@ class Trainer:
 
     def update(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One optimizer update on inputs / targets (B, T); the loss before it. `tui-gpt
-        bench` and benchmarks/ time exactly this."""
+        bench` and benchmarks/ time exactly this.
+
+        With gradient accumulation the batch is cut into micro-batches of `batch_size`
+        rows, each backpropagated on its own with its share of the mean: the gradient adds
+        up to that of the whole batch at a micro-batch's activation memory."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.state.steps_done, self.cfg, self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self._forward_loss(x, y)
-        (value,) = self.dist.mean(loss.item())  # every rank logs the loss of the global batch
-        if not math.isfinite(value):
+        micro = list(zip(x.split(self.cfg.batch_size), y.split(self.cfg.batch_size), strict=True))
+        total = 0.0
+        for i, (xm, ym) in enumerate(micro):
+            # Under torchrun, gradients are averaged across ranks once, after the last one.
+            with self.dist.no_sync(self.train_module, last=i == len(micro) - 1):
+                loss = self._forward_loss(xm, ym) * (len(xm) / len(x))
+                total += loss.item()
+                loss.backward()
+        (value,) = self.dist.mean(total)  # every rank logs the loss of the global batch
+        if not math.isfinite(value):  # checked on the mean, so every rank stops together
             self._diverged(f"the loss became {value} at step {self.state.steps_done}")
-        loss.backward()
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()

@@ -21,10 +21,12 @@ from textual.widgets import (
     ProgressBar,
     Select,
     Static,
+    Switch,
 )
 from textual.worker import get_current_worker
 
 from tui_gpt import paths
+from tui_gpt.core import memory
 from tui_gpt.core.bpe import MAX_VOCAB, MIN_VOCAB, default_path, tokenizers_dir, train_tokenizer
 from tui_gpt.core.config import (
     ModelChoice,
@@ -35,6 +37,7 @@ from tui_gpt.core.config import (
     preset_description,
 )
 from tui_gpt.core.data import inspect_source, plan, prepare
+from tui_gpt.core.device import Runtime, resolve_device, resolve_precision
 from tui_gpt.core.errors import Cancelled, TuiGptError
 from tui_gpt.core.tokenizer import BPETokenizer, get_tokenizer
 from tui_gpt.ui.host import host
@@ -174,29 +177,44 @@ class DatasetScreen(Screen):
         self._update_preset_info()
         self.refresh_preview()
 
+    @on(Switch.Changed)
+    def _switch_changed(self, event: Switch.Changed) -> None:
+        self._update_preset_info()
+
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
-        if event.input.id in ("context_length", "stride", "batch_size", "train_ratio"):
+        if event.input.id in ("context_length", "batch_size", "dropout", "grad_accum"):
+            self._update_preset_info()
+        if event.input.id in ("context_length", "stride", "batch_size", "train_ratio", "grad_accum"):
             self.refresh_preview()
 
     def _update_preset_info(self, vocab: int | None = None) -> None:
         """Parameters of the chosen preset with the chosen tokenizer's vocabulary (a trained
-        one's is read from its file; the preview passes the loaded tokenizer's)."""
+        one's is read from its file; the preview passes the loaded tokenizer's), and the
+        memory a training with the form's settings needs (core/memory.py) beside what is
+        free."""
         form = self.query_one(SettingsForm)
-        preset, tok = (
-            form.query_one("#preset", Select).value,
-            str(form.query_one("#tokenizer", Select).value),
-        )
         if vocab is None:
-            vocab = {"byte": 257, "gpt2": 50257}.get(tok)
+            vocab = {"byte": 257, "gpt2": 50257}.get(str(form.query_one("#tokenizer", Select).value))
         if vocab is None:
             return  # a trained tokenizer: the preview says, once it has read the file
-        cfg = model_config(str(preset), vocab)
-        n = count_params(cfg)
-        # fp32 weights + AdamW's two moments + gradients: about 16 bytes per parameter.
+        try:
+            model, cfg = self.read_settings()
+            device = resolve_device(cfg.device)
+        except TuiGptError:
+            return  # the field in error says so; the line keeps its last good state
+        mcfg = model_config(model.preset, vocab, model.context_length)
+        if model.dropout is not None:
+            mcfg.drop_rate = model.dropout
+        runtime = Runtime(device, resolve_precision(cfg.precision, device))
+        need = memory.estimate(mcfg, memory.shape(cfg, mcfg.context_length, runtime, mcfg)).total
+        room = memory.available(device.type)
+        free = f" of {memory.mib(room)} free" if room is not None else ""
+        fits = "" if room is None or need <= room else "[red]"
         self.query_one("#preset-info", Static).update(
-            f"{n / 1e6:,.1f}M parameters ({vocab:,}-token vocabulary), context "
-            f"{cfg.context_length}, ~{n * 16 / 2**30:.1f} GiB to train"
+            f"{count_params(mcfg) / 1e6:,.1f}M parameters ({vocab:,}-token vocabulary), "
+            f"context {mcfg.context_length}, {fits}~{memory.mib(need)} to train{free}"
+            + ("[/red]" if fits else "")
         )
 
     def read_settings(self) -> tuple[ModelChoice, TrainConfig]:
@@ -232,7 +250,7 @@ class DatasetScreen(Screen):
                 model.context_length
                 or model_config(model.preset, tokenizer.vocab_size).context_length
             )
-            facts = plan(data, seq, cfg.batch_size, cfg.stride)
+            facts = plan(data, seq, cfg.batch_size, cfg.stride, cfg.grad_accum)
         except Cancelled:
             return
         except TuiGptError as exc:

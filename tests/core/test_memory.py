@@ -1,0 +1,85 @@
+"""The memory estimate, the check before a training starts, and what it says would fit."""
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import NIGHT_KITCHEN, run_cli
+from tui_gpt.core import allocator
+from tui_gpt.core.config import count_params, model_config
+from tui_gpt.core.memory import MIB, Shape, check, estimate, largest
+
+
+def test_the_estimate_adds_up_its_parts_and_grows_with_each_setting():
+    cfg = model_config("gpt2-small", 50257, 256)
+    base = estimate(cfg, Shape(2, 256, "bf16"))
+    p = count_params(cfg)
+    assert (base.weights, base.grads, base.optimizer, base.weight_copies) == (4 * p, 4 * p, 8 * p, 2 * p)
+    assert base.total == sum(v for k, v in base.to_dict().items() if k != "total")
+    assert estimate(cfg, Shape(4, 256, "bf16")).activations > base.activations
+    assert estimate(cfg, Shape(2, 512, "bf16")).logits == 2 * base.logits
+    fp32 = estimate(cfg, Shape(2, 256, "fp32"))
+    assert fp32.activations > base.activations and fp32.weight_copies == 0
+    saved = estimate(cfg, Shape(2, 256, "bf16", checkpointing=True))
+    assert saved.activations < base.activations / 3 and saved.weights == base.weights
+
+
+def test_largest_finds_the_edge():
+    assert largest(lambda n: n <= 37, 4) == 37
+    assert largest(lambda n: n <= 3, 64) == 3
+    assert largest(lambda n: False, 4) == 0
+
+
+def test_a_training_that_fits_passes_and_one_that_does_not_says_what_would():
+    cfg = model_config("gpt2-small", 50257, 1024)
+    s = Shape(8, 1024, "bf16")
+    need = estimate(cfg, s).total
+    assert check(cfg, s, need) is None and check(cfg, s, None) is None
+    line = check(cfg, s, need - 1)
+    assert line is not None and "\n" not in line
+    assert "would fit: batch size 7 at context 1024" in line
+    # What it proposes does fit.
+    b = int(line.split("batch size ")[1].split()[0])
+    t = int(line.split("context ")[2].split()[0])
+    assert estimate(cfg, Shape(b, 1024, "bf16")).total <= need - 1
+    assert estimate(cfg, Shape(8, t, "bf16")).total <= need - 1 < estimate(cfg, Shape(8, t + 1, "bf16")).total
+    tiny = check(cfg, s, 100 * MIB)
+    assert tiny is not None and "model alone does not fit" in tiny
+
+
+def test_train_refuses_before_starting_with_one_line_and_leaves_nothing(tmp_path):
+    result = run_cli(
+        "--run-dir", str(tmp_path), "train", str(NIGHT_KITCHEN), "--tokenizer", "byte",
+        "--preset", "micro", "--context-length", "100000",
+        env={**os.environ, "TUI_GPT_MEMORY_MIB": "2000"},
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "training needs about" in line and "2,000 MiB is free" in line
+    assert "would fit: batch size" in line or "would fit: context" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_bench_reports_the_estimate_beside_the_measured_peak():
+    result = run_cli(
+        "bench", "train", "--preset", "mini", "--context-length", "128", "--batch-size", "4",
+        "--steps", "1", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    # The issue's bar: the estimate within 25% of the memory the training really took.
+    measured, expected = facts["training_peak_mib"], facts["memory_estimate_mib"]
+    assert abs(expected - measured) <= 0.25 * measured, (expected, measured)
+
+
+@pytest.mark.skipif(allocator._libc() is None, reason="memory reuse is for glibc only")
+def test_memory_reuse_is_counted_and_can_be_switched_off(monkeypatch):
+    assert allocator._holders == 0
+    with allocator.reusing_memory():
+        with allocator.reusing_memory():
+            assert allocator._holders == 2
+        assert allocator._holders == 1
+    assert allocator._holders == 0
+    monkeypatch.setenv("TUI_GPT_MALLOC", "default")
+    assert allocator.keep_freed_memory() is False

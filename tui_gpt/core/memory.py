@@ -1,0 +1,207 @@
+"""How much memory a training will need, how much there is, and what would fit.
+
+The estimate adds up what a training step holds at its peak, from the model's shape and the
+run's settings (benchmarks/memory_estimate.py compares it with measured peaks):
+
+- fp32 weights, their gradients and AdamW's two moments: 16 bytes per parameter;
+- under bf16 autocast, the bf16 copy of every weight kept for the backward pass;
+- the activations autograd saves for one micro-batch (all layers, or with activation
+  checkpointing only each block's input plus one block recomputed), in the autocast type;
+- the logits (B, T, V) and their gradient.
+
+It is checked before anything is allocated, so a training too big for the machine ends in
+one line that says what would fit instead of an allocation failure minutes later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tui_gpt.core.config import count_params
+
+if TYPE_CHECKING:  # these import torch; the estimate does not need it
+    from tui_gpt.core.config import TrainConfig
+    from tui_gpt.core.device import Runtime
+    from tui_gpt.core.model import GPTConfig
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the memory of a training step depends on besides the model."""
+
+    batch_size: int  # windows per micro-batch
+    context_length: int
+    precision: str = "fp32"  # "fp32" | "bf16"
+    checkpointing: bool = False
+    dropout: bool = True  # dropout > 0 keeps masks and the attention matrix
+    cpu: bool = True  # the fused cross-entropy (CPU) keeps no fp32 copy of the logits
+
+
+@dataclass(frozen=True)
+class Estimate:
+    weights: int
+    grads: int
+    optimizer: int
+    weight_copies: int
+    activations: int
+    logits: int
+
+    @property
+    def total(self) -> int:
+        return (
+            self.weights
+            + self.grads
+            + self.optimizer
+            + self.weight_copies
+            + self.activations
+            + self.logits
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "total": self.total}
+
+
+def shape(cfg: TrainConfig, context_length: int, runtime: Runtime, model: GPTConfig) -> Shape:
+    """The shape of a training with these settings on this runtime."""
+    return Shape(
+        batch_size=cfg.batch_size,
+        context_length=context_length,
+        precision=runtime.precision,
+        checkpointing=cfg.activation_checkpointing,
+        dropout=model.drop_rate > 0,
+        cpu=runtime.device.type == "cpu",
+    )
+
+
+def _block_activation_bytes(cfg: GPTConfig, s: Shape) -> int:
+    """Bytes autograd keeps for one block's backward, per micro-batch."""
+    a = 2 if s.precision == "bf16" else 4  # the autocast type of matmul inputs and outputs
+    btc = s.batch_size * s.context_length * cfg.emb_dim
+    # Residual stream into both norms (fp32), both norms' outputs, q/k/v, the attention
+    # output, the MLP's 4C input to GELU and its output: 2x4 + (1 + 3 + 1 + 1 + 4 + 4) x a.
+    per_token = 8 + 14 * a
+    if s.dropout:
+        per_token += 2  # the two residual dropout masks (1 byte each)
+    total = btc * per_token
+    if s.dropout:
+        # With dropout the attention runs unfused: its probabilities (B, H, T, T) before
+        # and after dropout, and the mask.
+        bhtt = s.batch_size * cfg.n_heads * s.context_length**2
+        total += bhtt * (2 * a + 1)
+    return total
+
+
+def estimate(cfg: GPTConfig, s: Shape) -> Estimate:
+    """The peak memory of training this model at this shape, in bytes, by part."""
+    params = count_params(cfg)
+    bt = s.batch_size * s.context_length
+    block = _block_activation_bytes(cfg, s)
+    if s.checkpointing:  # each block's fp32 input, and one block's activations recomputed
+        activations = cfg.n_layers * bt * cfg.emb_dim * 4 + block
+    else:
+        activations = cfg.n_layers * block
+    activations += bt * cfg.emb_dim * (4 + 4)  # embeddings' sum and the final norm
+    a = 2 if s.precision == "bf16" else 4
+    logits = bt * cfg.vocab_rows * a * 2  # the logits and their gradient
+    if not s.cpu:
+        logits += bt * cfg.vocab_size * 4 * 2  # F.cross_entropy's fp32 copy, log-probs
+    return Estimate(
+        weights=params * 4,
+        grads=params * 4,
+        optimizer=params * 8,
+        weight_copies=params * 2 if s.precision == "bf16" else 0,
+        activations=activations,
+        logits=logits,
+    )
+
+
+# ------------------------------------------------------------------------ what there is
+
+
+def available_ram() -> int | None:
+    """Bytes this process could still take: MemAvailable, capped by a cgroup limit. None
+    where neither can be read (not Linux)."""
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            room = int(limit) - used
+            avail = room if avail is None else min(avail, room)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def available(device_type: str) -> int | None:
+    """Free bytes where the training will allocate: GPU memory, or RAM."""
+    if device_type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        return int(free)
+    if device_type == "mps":
+        return None  # shared with the system; MPS reports no budget to check against
+    if os.environ.get("TUI_GPT_MEMORY_MIB"):  # tests and users may state a smaller budget
+        return int(float(os.environ["TUI_GPT_MEMORY_MIB"]) * MIB)
+    return available_ram()
+
+
+def largest(fits: Callable[[int], bool], start: int) -> int:
+    """The largest n >= 1 with fits(n), fits monotone decreasing; 0 when even 1 does not."""
+    if not fits(1):
+        return 0
+    lo, hi = 1, max(1, start)
+    while fits(hi):  # grow until it does not fit
+        lo, hi = hi, hi * 2
+        if hi > 1 << 24:
+            return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def mib(n: int) -> str:
+    return f"{n / MIB:,.0f} MiB" if n < 10 * 2**30 else f"{n / 2**30:,.1f} GiB"
+
+
+def check(cfg: GPTConfig, s: Shape, room: int | None) -> str | None:
+    """None when the training fits in `room` bytes (or nothing is known of the room);
+    otherwise one line: how much it needs, how much there is, and what would fit."""
+    if room is None:
+        return None
+    need = estimate(cfg, s).total
+    if need <= room:
+        return None
+    what = f"training needs about {mib(need)} and {mib(room)} is free"
+    if estimate(cfg, replace(s, batch_size=1, context_length=1)).total > room:
+        return f"{what}: the model alone does not fit; choose a smaller preset"
+
+    def fits(**change: Any) -> bool:
+        return estimate(cfg, replace(s, **change)).total <= room
+
+    options = []
+    b = largest(lambda n: fits(batch_size=n), s.batch_size)
+    if b:
+        options.append(f"batch size {b} at context {s.context_length}")
+    t = largest(lambda n: fits(context_length=n), s.context_length)
+    if t:
+        options.append(f"context {t} at batch size {s.batch_size}")
+    if not s.checkpointing and fits(checkpointing=True):
+        options.append("--activation-checkpointing")
+    hint = " or ".join(options) if options else "a smaller preset"
+    extra = "; gradient accumulation keeps the update's batch" if b else ""
+    return f"{what}; would fit: {hint}{extra}"
