@@ -7,7 +7,8 @@ run's settings (benchmarks/memory_estimate.py compares it with measured peaks):
 - under bf16 autocast, the bf16 copy of every weight kept for the backward pass;
 - the activations autograd saves for one micro-batch (all layers, or with activation
   checkpointing only each block's input plus one block recomputed), in the autocast type;
-- the logits (B, T, V) and their gradient.
+- the logits (B, T, V) and their gradient;
+- with gradient accumulation, a second copy of the largest gradients while they are added.
 
 It is checked before anything is allocated, so a training too big for the machine ends in
 one line that says what would fit instead of an allocation failure minutes later.
@@ -41,6 +42,7 @@ class Shape:
     checkpointing: bool = False
     dropout: bool = True  # dropout > 0 keeps masks and the attention matrix
     cpu: bool = True  # the fused cross-entropy (CPU) keeps no fp32 copy of the logits
+    accumulating: bool = False  # gradient accumulation: later micro-batches add to grads
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def shape(cfg: TrainConfig, context_length: int, runtime: Runtime, model: GPTCon
         checkpointing=cfg.activation_checkpointing,
         dropout=model.drop_rate > 0,
         cpu=runtime.device.type == "cpu",
+        accumulating=cfg.grad_accum > 1,
     )
 
 
@@ -86,14 +89,13 @@ def _block_activation_bytes(cfg: GPTConfig, s: Shape) -> int:
     # Residual stream into both norms (fp32), both norms' outputs, q/k/v, the attention
     # output, the MLP's 4C input to GELU and its output: 2x4 + (1 + 3 + 1 + 1 + 4 + 4) x a.
     per_token = 8 + 14 * a
-    if s.dropout:
-        per_token += 2  # the two residual dropout masks (1 byte each)
     total = btc * per_token
     if s.dropout:
-        # With dropout the attention runs unfused: its probabilities (B, H, T, T) before
-        # and after dropout, and the mask.
+        # Attention with dropout runs on PyTorch's unfused path, in fp32 whatever the autocast
+        # type: fp32 copies of q, k, v and the output; probabilities (B, H, T, T) before and
+        # after dropout, and the mask. Plus the two residual dropout masks (1 byte each).
         bhtt = s.batch_size * cfg.n_heads * s.context_length**2
-        total += bhtt * (2 * a + 1)
+        total += btc * (4 * 4 + 2) + bhtt * (4 + 4 + 1)
     return total
 
 
@@ -102,15 +104,22 @@ def estimate(cfg: GPTConfig, s: Shape) -> Estimate:
     params = count_params(cfg)
     bt = s.batch_size * s.context_length
     block = _block_activation_bytes(cfg, s)
-    if s.checkpointing:  # each block's fp32 input, and one block's activations recomputed
-        activations = cfg.n_layers * bt * cfg.emb_dim * 4 + block
+    # The backward pass of a block makes gradients of its activations: about one block's
+    # worth more at a time. With checkpointing, only each block's fp32 input is kept, and
+    # one block is recomputed at a time.
+    if s.checkpointing:
+        activations = cfg.n_layers * bt * cfg.emb_dim * 4 + 2 * block
     else:
-        activations = cfg.n_layers * block
+        activations = (cfg.n_layers + 1) * block
     activations += bt * cfg.emb_dim * (4 + 4)  # embeddings' sum and the final norm
     a = 2 if s.precision == "bf16" else 4
     logits = bt * cfg.vocab_rows * a * 2  # the logits and their gradient
     if not s.cpu:
         logits += bt * cfg.vocab_size * 4 * 2  # F.cross_entropy's fp32 copy, log-probs
+    if s.accumulating:
+        # A gradient computed while one is held is added to it: the largest ones (the
+        # embedding's and the head's, V x C) exist twice for a moment, with a bf16 copy.
+        activations += cfg.vocab_rows * cfg.emb_dim * (4 + 4 + 2)
     return Estimate(
         weights=params * 4,
         grads=params * 4,
