@@ -265,6 +265,12 @@ async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
             await wait_for(pilot, lambda: dashboard.sub_title == "paused")
             await pilot.press("p")
             await wait_for(pilot, lambda: dashboard.sub_title == "running")
+            await pilot.press("s")  # stopping asks first; "no" leaves it running
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert "Stop run" in app.screen.question
+            await pilot.press("n")
+            await wait_for(pilot, lambda: app.screen is dashboard)
+            assert run.status().get("status") == "running"
             await pilot.press("q")  # no "training is running" question: it is not ours
         assert liveness(run).state == "live"  # the app is gone; the training is not
         control.send(run, "stop")
@@ -508,3 +514,26 @@ async def test_the_preset_line_estimates_memory_for_the_forms_settings(runs_root
         # Over the room: the line says so before anything starts.
         assert mib() > 4096 and "[red]" not in str(info.render())  # markup, not text
         assert info.render().spans  # shown in red
+
+
+async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
+    from tests.conftest import run_cli
+
+    first = run_cli("--run-dir", str(runs_root), "train", str(NIGHT_KITCHEN), "--preset", "nano",
+                    "--tokenizer", "byte", "--context-length", "32", "--epochs", "1",
+                    "--eval-freq", "5", "--sample-tokens", "5")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    [run] = [Run(p) for p in runs_root.iterdir()]
+    evals = sum(1 for line in run.events_path.read_text().splitlines() if '"eval"' in line)
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("r")  # a finished run: resumed, it finishes at once
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        dashboard = app.screen
+        await wait_for(pilot, lambda: dashboard.state == "finished" and not app.training_active)
+        assert len(dashboard.query_one("#chart").history.val) == evals > 1
+        assert dashboard.epoch_samples == 1  # the first part's sample
+        log = "\n".join(line.text for line in dashboard.query_one("#log", RichLog).lines)
+        assert "Ep 1 (Step 000000)" in log and log.index("started") < log.index("resumed")

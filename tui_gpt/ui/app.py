@@ -29,7 +29,7 @@ from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Event
 from tui_gpt.core.jobs import JobHooks, TrainingJob, assemble
-from tui_gpt.core.runs import Run
+from tui_gpt.core.runs import EventFollower, Run
 from tui_gpt.core.sampling import load_for_sampling
 from tui_gpt.core.trainer import Sink, TrainerControl
 from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
@@ -187,7 +187,11 @@ class TuiGptApp(App):
                 )
                 return
             self.job = job
-            self.call_from_thread(self._show_live_dashboard, job)
+            # A resumed run's dashboard shows the whole run: what its file holds so far, read
+            # before the trainer adds to it.
+            assert job.run is not None  # a single process always has its run folder
+            history = EventFollower(job.run.events_path).poll(last_step_only=True)
+            self.call_from_thread(self._show_live_dashboard, job, history)
             outcome = job.run_training()
         except TuiGptError as exc:
             error = str(exc)
@@ -213,10 +217,12 @@ class TuiGptApp(App):
         if self.training_active:
             gc.freeze()
 
-    def _show_live_dashboard(self, job: TrainingJob) -> None:
+    def _show_live_dashboard(self, job: TrainingJob, history: list[Event]) -> None:
         _freeze_heap()  # the model, data and trainer are built: long-lived from now on
-        assert job.run is not None  # a single process always has its run folder
-        self._dashboard = TrainScreen(job.run, live=True, redraw_interval=self.redraw_interval)
+        assert job.run is not None
+        self._dashboard = TrainScreen(
+            job.run, live=True, redraw_interval=self.redraw_interval, history=history
+        )
         self.push_screen(self._dashboard)
 
     def open_dashboard(self, run: Run) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual import on
@@ -37,6 +38,7 @@ from tui_gpt.core.events import (
 from tui_gpt.core.runs import ACTIVE, EventFollower, Run, liveness
 from tui_gpt.core.trainer import TrainerControl
 from tui_gpt.ui.host import host
+from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
 from tui_gpt.ui.widgets.header import Header
 from tui_gpt.ui.widgets.loss_chart import LossChart
@@ -61,9 +63,12 @@ class TrainScreen(Screen):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    def __init__(self, run: Run, live: bool, redraw_interval: float = 0.25) -> None:
+    def __init__(
+        self, run: Run, live: bool, redraw_interval: float = 0.25, history: Sequence[Event] = ()
+    ) -> None:
         super().__init__()
         self.run = run
+        self._history = list(history)  # earlier events of a run resumed here
         self.live = live  # True: this process trains; False: follow the run folder
         self.follower = None if live else EventFollower(run.events_path)
         self.state = "starting" if live else "watching"
@@ -94,6 +99,9 @@ class TrainScreen(Screen):
         self.query_one("#log", RichLog).border_title = "step log"
         self.query_one("#samples", RichLog).border_title = "samples"
         self.set_interval(self._redraw, self._show_progress)
+        if self._history:  # before any live event: those are messages, handled after this
+            self.handle_many(self._history)
+            self._history = []
         if self.follower is not None:
             # After the first layout: the logs render each line once, at their real width.
             self.call_after_refresh(self._poll_file)
@@ -226,10 +234,18 @@ class TrainScreen(Screen):
             self.notify("Pausing after the current step")
 
     def action_stop(self) -> None:
+        """Stop after the current step and save; asked first (one key ends a long run)."""
         control = self._control()
-        if control is not None:
-            control.stop("from the dashboard")
-            self.notify("Stopping after the current step; saving a checkpoint")
+        if control is None:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                control.stop("from the dashboard")
+                self.notify("Stopping after the current step; saving a checkpoint")
+
+        question = f"Stop run {self.run.id}? It saves a checkpoint; resume it later with r."
+        self.app.push_screen(ConfirmScreen(question), answer)
 
     def action_checkpoint(self) -> None:
         control = self._control()
