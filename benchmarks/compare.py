@@ -85,6 +85,7 @@ def trainer_update(precision="bf16"):
 # Python process, as a user's training would: what one variant allocates or switches on
 # (memory reuse is process-wide) cannot help or hurt the next.
 PLAIN = {"TUI_GPT_MALLOC": "default"}
+BEFORE = {"BEFORE_ATTENTION": "1"}  # tui-gpt's model with SDPA's fallback and F.dropout
 TRAIN_VARIANTS = {
     "reference path (fp32, masked-matmul attention, hand LayerNorm/GELU, foreach AdamW)": (
         reference(),
@@ -93,18 +94,16 @@ TRAIN_VARIANTS = {
     "reference + scaled_dot_product_attention": (reference(sdpa=True), PLAIN),
     "reference + torch LayerNorm/GELU": (reference(torch_norms=True), PLAIN),
     "reference + memory reuse (tui-gpt's allocator settings)": (reference(), {}),
-    "tui-gpt fp32, foreach AdamW": (tui("fp32", fused=False), PLAIN),
-    "tui-gpt fp32, fused AdamW": (tui("fp32"), PLAIN),
-    "tui-gpt bf16 autocast, fused AdamW": (tui("bf16"), PLAIN),
-    "tui-gpt bf16 + fused cross-entropy": (tui("bf16"), {**PLAIN, "LOSS": "tui"}),
-    "tui-gpt default without memory reuse (Trainer.update, TUI_GPT_MALLOC=default)": (
-        trainer_update(),
-        PLAIN,
-    ),
-    "tui-gpt default: Trainer.update, what `tui-gpt train` runs (bf16, fused AdamW, fused cross-entropy, memory reuse)": (
+    "tui-gpt fp32, foreach AdamW": (tui("fp32", fused=False), {**PLAIN, **BEFORE}),
+    "+ fused AdamW": (tui("fp32"), {**PLAIN, **BEFORE}),
+    "+ bf16 autocast": (tui("bf16"), {**PLAIN, **BEFORE}),
+    "+ chunked cross-entropy": (tui("bf16"), {**PLAIN, **BEFORE, "LOSS": "tui"}),
+    "+ memory reuse (Trainer.update)": (trainer_update(), BEFORE),
+    "+ CPU attention and dropout = the default: Trainer.update, what `tui-gpt train` runs": (
         trainer_update(),
         {},
     ),
+    "tui-gpt default without memory reuse (TUI_GPT_MALLOC=default)": (trainer_update(), PLAIN),
     "tui-gpt default, fp32 (CPUs without bf16 units)": (trainer_update("fp32"), {}),
 }
 OPTIONAL_VARIANTS = {
@@ -114,12 +113,12 @@ OPTIONAL_VARIANTS = {
         {"THREADS": "1"},
     ),
     "compile": (
-        "tui-gpt bf16 + fused cross-entropy + memory reuse + torch.compile (--compile)",
+        "tui-gpt default model and loss + memory reuse + torch.compile (--compile)",
         tui("bf16", compile_model=True),
         {"LOSS": "tui"},
     ),
     "pad": (
-        "tui-gpt bf16 + fused cross-entropy + memory reuse, vocabulary rows padded to 50304 (option, off)",
+        "tui-gpt default model and loss + memory reuse, vocabulary rows padded to 50304 (option, off)",
         tui("bf16", pad=True),
         {"LOSS": "tui"},
     ),

@@ -95,3 +95,29 @@ def test_a_truncated_gzip_archive(tmp_path):
     (tmp_path / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(TuiGptError, match="damaged or not a .gz archive"):
         inspect_source(tmp_path / "cut.jsonl.gz")
+
+
+def test_a_folder_skips_unusable_files_and_names_each(tmp_path):
+    from tui_gpt.core.corpus import inspect_source
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a.txt").write_text("hello world")
+    (mixed / "b.txt").write_text("")
+    (mixed / "c.jsonl").write_text("not json\n")
+    (mixed / "d.txt").write_bytes(b"\xff\xfe\x00bad")
+    source = inspect_source(mixed)
+    assert [f.name for f in source.files] == ["a.txt"]
+    assert [(p.name, why.split(" ")[0]) for p, why in source.skipped] == [
+        ("b.txt", "file"), ("c.jsonl", "line"), ("d.txt", "binary")
+    ]  # fmt: skip
+    assert source.skipped_line().startswith("skipped 3 unusable file(s): b.txt: file is empty;")
+    # The same text alone fingerprints the same: skipping leaves the good files' identity.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "a.txt").write_text("hello world")
+    assert inspect_source(alone).sha256 == source.sha256 and inspect_source(alone).skipped == ()
+    # Nothing usable: one line naming the first problem.
+    (mixed / "a.txt").unlink()
+    with pytest.raises(TuiGptError, match="no usable text file in it .b.txt: file is empty"):
+        inspect_source(mixed)

@@ -117,6 +117,8 @@ async def test_train_to_the_end_then_generate(runs_root):
             pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.weights == "best"
         )
         chat = app.screen
+        await pilot.press("f7")  # each prompt fresh: the same seed gives the same text
+        assert chat.mode == "fresh"
         chat.query_one("#seed", Input).value = "11"
         chat.query_one("#max_new_tokens", Input).value = "12"
         outputs = []
@@ -444,8 +446,8 @@ async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
         path.value = str(big)
         await pilot.press("enter")
         await wait_for(pilot, lambda: "binary content" in preview_text(app), timeout=180)
-        await pilot.press("ctrl+t")  # refused with the folder's own problem
-        assert not app.training_active
+        # The folder's own answer now: its binary file is left out and named.
+        assert "1000 file(s)" in preview_text(app) and "skipped 9999.txt" in preview_text(app)
 
 
 async def test_help_for_each_screen(runs_root):
@@ -537,3 +539,157 @@ async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
         assert dashboard.epoch_samples == 1  # the first part's sample
         log = "\n".join(line.text for line in dashboard.query_one("#log", RichLog).lines)
         assert "Ep 1 (Step 000000)" in log and log.index("started") < log.index("resumed")
+
+
+async def test_the_generator_continues_the_conversation_within_its_context(runs_root):
+    from textual import events
+
+    path = fake_run(runs_root, "20260101-000000-story-nano")  # byte tokens, context 32
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        app.open_chat(Run(path))
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
+        chat = app.screen
+        info = chat.query_one("#context-info")
+        chat.query_one("#max_new_tokens", Input).value = "4"
+        prompt = chat.query_one("#prompt", Input)
+
+        async def say(text: str, n: int) -> None:
+            prompt.value = text
+            prompt.focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: chat.completed == n)
+
+        await say("Once", 1)
+        assert chat.mode == "continue" and chat.transcript == "Once" + chat._last_output
+        first = chat.transcript
+        # The next prompt is read after the conversation so far; the line counts its tokens.
+        prompt.value = "then"
+        assert chat.model_text("then") == first + "\nthen"
+        used = len((first + "\nthen").encode())
+        await wait_for(pilot, lambda: f"context {min(used, 32)}/32 tokens" in str(info.render()))
+        await say("then", 2)
+        assert chat.transcript.startswith(first + "\nthen")
+
+        # A long paste: taken at once, its cut is announced before and after sending.
+        prompt.value = ""
+        prompt.focus()
+        prompt._on_paste(events.Paste("x" * 5000))
+        assert len(prompt.value) == 5000
+        await wait_for(pilot, lambda: "earlier tokens cut" in str(info.render()))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: chat.completed == 3)
+        notes = [str(b.render()) for b in chat.query(".note")]
+        assert any("did not fit the 32-token context" in n for n in notes)
+
+        await pilot.press("f7")  # fresh: the prompt alone
+        assert chat.mode == "fresh" and chat.model_text("abc") == "abc"
+        await wait_for(pilot, lambda: str(info.render()).startswith("fresh (f7)"))
+
+
+async def test_a_live_training_shows_in_the_header_with_a_key_back(runs_root):
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await choose_tiny_settings(app, pilot, epochs="100")
+        await pilot.press("ctrl+t")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.progress.total > 0
+        )
+        run = app.screen.run
+        assert not app.screen.query_one("#live-sign").display  # not on its own dashboard
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        sign = app.screen.query_one("#live-sign", Static)
+        await wait_for(pilot, lambda: sign.display and "● training step" in str(sign.render()))
+        assert "ctrl+d" in str(sign.render())
+        await pilot.press("ctrl+d")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        assert app.screen.run.path == run.path
+        await pilot.press("s")  # asks first; yes stops after the step and saves
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.training_active)
+        assert run.status()["status"] == "stopped"
+
+
+async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_root):
+    from tui_gpt.ui.screens.prompt import PromptScreen
+
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await choose_tiny_settings(app, pilot, epochs="1")
+        app.screen.query_one("#lr", Input).value = "0.002"
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        dashboard = app.screen
+        await wait_for(pilot, lambda: dashboard.state == "finished" and not app.training_active)
+        run = dashboard.run
+        steps = run.status()["step"]
+        # Train it further from the browser: 2 epochs in all.
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = "2"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.live)
+        await wait_for(pilot, lambda: app.screen.state == "finished" and not app.training_active)
+        assert run.status()["step"] == 2 * steps + 1
+        assert json.loads((run.path / "settings.json").read_text())["train"]["epochs"] == 2
+
+    # A new session opens with the last dataset and settings.
+    again = TuiGptApp(runs_root)
+    async with again.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(again.screen, DatasetScreen))
+        screen = again.screen
+        await wait_for(pilot, lambda: screen.dataset == str(NIGHT_KITCHEN))
+        assert screen.query_one("#lr", Input).value == "0.002"
+        assert screen.query_one("#preset", Select).value == "nano"
+        assert screen.query_one("#tokenizer", Select).value == "byte"
+        assert screen.query_one("#context_length", Input).value == "32"
+
+
+async def test_picker_goes_up_and_home(runs_root, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from tui_gpt.ui.screens.picker import PathPicker
+
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "inner" / "notes.jsonl").write_text('{"text": "a"}\n')
+    monkeypatch.chdir(tmp_path / "inner")
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PathPicker))
+        picker = app.screen
+        tree = picker.query_one("#tree")
+        await wait_for(pilot, lambda: tree.root.children)
+        assert [n.label.plain for n in tree.root.children] == ["notes.jsonl"]  # every format
+        await pilot.press("backspace")
+        await wait_for(pilot, lambda: Path(tree.path) == tmp_path)
+        assert str(tmp_path) in str(picker.query_one("#where").render())
+        await pilot.press("tilde")
+        await wait_for(pilot, lambda: Path(tree.path) == Path.home())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+
+
+async def test_a_folder_preview_lists_what_it_skips(runs_root, tmp_path):
+    (tmp_path / "good.txt").write_text("Once upon a time. " * 200)
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "broken.jsonl").write_text("not json\n")
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        app.screen.query_one("#tokenizer", Select).value = "byte"
+        app.screen.query_one("#path", Input).focus()
+        app.screen.query_one("#path", Input).value = str(tmp_path)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "characters 3,600" in preview_text(app))
+        text = preview_text(app)
+        assert "1 file(s)" in text
+        assert "skipped empty.txt: file is empty" in text and "skipped broken.jsonl: line 1" in text

@@ -118,3 +118,71 @@ def test_comparison_screen(snap_compare, fixed_runs):
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def _on_runs_screen(app):
+    async def ready(pilot):
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("ctrl+r")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, RunsScreen)
+                and "settings" in str(app.screen.query_one("#run-details").render())
+            ),
+        )
+
+    return ready
+
+
+@pytest.mark.parametrize("key,screen", [("d", "ConfirmScreen"), ("x", "PromptScreen")])
+def test_dialogs_over_the_runs_screen(snap_compare, fixed_runs, key, screen):
+    app = TuiGptApp(fixed_runs)
+    runs = _on_runs_screen(app)
+
+    async def ready(pilot):
+        await runs(pilot)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == screen)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_help_screen(snap_compare, fixed_runs):
+    from tui_gpt.ui.screens.help import HelpScreen
+
+    app = TuiGptApp(fixed_runs)
+    runs = _on_runs_screen(app)
+
+    async def ready(pilot):
+        await runs(pilot)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_picker_screen(snap_compare, fixed_runs, monkeypatch):
+    from tui_gpt.ui.screens.picker import PathPicker
+
+    texts = Path("/tmp/tui-gpt-snapshot-texts")
+    shutil.rmtree(texts, ignore_errors=True)
+    (texts / "books").mkdir(parents=True)
+    (texts / "story.txt").write_text("Once upon a time.")
+    (texts / "notes.jsonl").write_text('{"text": "a"}\n')
+    monkeypatch.chdir(texts)
+    app = TuiGptApp(fixed_runs)
+
+    async def ready(pilot):
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PathPicker))
+        await wait_for(pilot, lambda: len(app.screen.query_one("#tree").root.children) == 3)
+        await pilot.pause(0.1)
+
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+    finally:
+        shutil.rmtree(texts, ignore_errors=True)

@@ -46,10 +46,13 @@ def run(args: argparse.Namespace) -> int:
     bar.clear()
     facts = plan(data, ctx, cfg.batch_size, cfg.stride, cfg.grad_accum)
     if args.json:
+        skipped = [{"file": str(f), "problem": why} for f, why in source.skipped]
         print_json({**facts.to_dict(), "tokenizer": tokenizer.name, "files": len(source.files),
-                    "context_length": ctx, "batch_size": cfg.batch_size})  # fmt: skip
+                    "skipped": skipped, "context_length": ctx, "batch_size": cfg.batch_size})  # fmt: skip
         return 2 if facts.problems else 0
     print(f"{args.data}: {len(source.files)} file(s), tokenizer {tokenizer.name}")
+    for f, why in source.skipped:
+        print(f"  skipped {f}: {why}")
     print(f"  characters  {facts.chars:>12,}   tokens {facts.tokens:>12,}")
     print(
         f"  train       {facts.train_chars:>12,} chars  {facts.train_tokens:>12,} tokens  {facts.train_batches:>8,} batches"

@@ -38,6 +38,21 @@ class TextSource:
     chars: int  # characters of the joined text, `<|endoftext|>` joiners included
     sha256: str
     text_field: str = "text"
+    # Files of a folder left out, each with why (empty, not UTF-8, a broken record, ...).
+    skipped: tuple[tuple[Path, str], ...] = ()
+
+    @property
+    def bytes(self) -> int:
+        """Size on disk of the files used (compressed, as stored)."""
+        return sum(f.stat().st_size for f in self.files if f.exists())
+
+    def skipped_line(self, most: int = 3) -> str:
+        """One line naming the files left out and why; empty when none were."""
+        if not self.skipped:
+            return ""
+        shown = "; ".join(f"{p.name}: {why}" for p, why in self.skipped[:most])
+        more = f"; and {len(self.skipped) - most} more" if len(self.skipped) > most else ""
+        return f"skipped {len(self.skipped)} unusable file(s): {shown}{more}"
 
     @property
     def name(self) -> str:
@@ -253,6 +268,25 @@ def inspect_source(
     """Check a corpus before anything trains (every file, every record) and fingerprint it;
     raise `TuiGptError` naming the first problem. `stop()` is asked as it goes (`Cancelled`)."""
     files = find_files(path, stop)
+    skipped: list[tuple[Path, str]] = []
+    if Path(path).expanduser().is_dir():
+        # In a folder a file that cannot be used is left out and named, not fatal: each
+        # file is read once on its own first.
+        usable = []
+        for f in files:
+            if stop is not None and stop():
+                raise Cancelled(f"{path}: check given up")
+            try:
+                for doc in documents(f, text_field, _Discard()):
+                    for _ in doc:
+                        pass
+                usable.append(f)
+            except TuiGptError as exc:
+                skipped.append((f, str(exc).removeprefix(f"{f}: ")))
+        if not usable:
+            first = f"{skipped[0][0].name}: {skipped[0][1]}"
+            raise TuiGptError(f"{path}: no usable text file in it ({first})")
+        files = usable
     digest = hashlib.sha256()
     if text_field != "text":
         digest.update(f"field={text_field}\0".encode())
@@ -265,7 +299,9 @@ def inspect_source(
     if not visible:
         where = files[0] if len(files) == 1 else Path(path)
         raise TuiGptError(f"{where}: holds only whitespace" if chars else f"{where}: no text in it")
-    return TextSource(tuple(f.resolve() for f in files), chars, digest.hexdigest(), text_field)
+    return TextSource(
+        tuple(f.resolve() for f in files), chars, digest.hexdigest(), text_field, tuple(skipped)
+    )
 
 
 def iter_text(source: TextSource) -> Iterator[str]:

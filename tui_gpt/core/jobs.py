@@ -151,6 +151,8 @@ def _assemble(
     spec.train.validate()
     cfg = spec.train
     source = inspect_source(spec.data, cfg.text_field)  # a bad path is the first thing to say
+    if source.skipped and hooks.notice is not None:
+        hooks.notice(source.skipped_line())
     tokenizer = (
         run_tokenizer(run, vocab_dir) if run else get_tokenizer(spec.model.tokenizer, vocab_dir)
     )

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -27,7 +28,7 @@ from tui_gpt.core import detach
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import Event
+from tui_gpt.core.events import Event, Progress
 from tui_gpt.core.jobs import JobHooks, TrainingJob, assemble
 from tui_gpt.core.runs import EventFollower, Run
 from tui_gpt.core.sampling import load_for_sampling
@@ -59,6 +60,8 @@ class TuiGptApp(App):
     TITLE = "tui-gpt"
     BINDINGS = [
         Binding("ctrl+r", "show_runs", "Runs", show=False),
+        # Before a text field's own ctrl+d, but only while a training runs (check_action).
+        Binding("ctrl+d", "show_dashboard", "Dashboard", show=False, priority=True),
         Binding("f1,question_mark", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -73,6 +76,7 @@ class TuiGptApp(App):
         self._training_done = threading.Event()
         self._training_done.set()
         self._dashboard: TrainScreen | None = None
+        self._live = Progress()  # where this window's training stands, for the header
         # Over SSH every redraw crosses the network: draw the chart less often, no animation.
         self.redraw_interval = 1.0 if over_ssh() else 0.25
         if over_ssh():
@@ -93,12 +97,22 @@ class TuiGptApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every key binding of the current screen is also a palette command."""
-        yield from super().get_system_commands(screen)
+        seen = set()
+        for command in super().get_system_commands(screen):
+            seen.add(command.title)
+            yield command
         yield SystemCommand("Runs", "Browse, open, resume or delete runs", self.action_show_runs)
+        yield SystemCommand(
+            "Dashboard", "Back to the training running in this window", self.action_show_dashboard
+        )
+        seen |= {"Runs", "Dashboard", "Quit"}
         for binding in screen.BINDINGS:
-            if isinstance(binding, Binding) and binding.description:
+            # The footer's word is short; the palette and the help say it in full.
+            title = isinstance(binding, Binding) and (binding.tooltip or binding.description)
+            if isinstance(binding, Binding) and title and title not in seen:
+                seen.add(title)
                 yield SystemCommand(
-                    binding.description,
+                    title,
                     f"key: {binding.key}",
                     lambda action=binding.action: self.call_later(screen.run_action, action),
                 )
@@ -113,6 +127,32 @@ class TuiGptApp(App):
         classes = {DatasetScreen: (ModelChoice, TrainConfig), ChatScreen: (SamplingConfig,)}
         text = help_text(screen, list(self.BINDINGS), self.runs_root, classes.get(type(screen), ()))
         self.push_screen(HelpScreen(text))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "show_dashboard":
+            return self.training_active
+        return True
+
+    def live_sign(self, screen: Screen) -> str:
+        """The header's sign of this window's training, on every screen but its dashboard:
+        how far it is, and the key back to it. Empty when none runs."""
+        job = self.job
+        if not self.training_active or job is None or job.run is None:
+            return ""
+        if isinstance(screen, TrainScreen) and screen.run.path == job.run.path:
+            return ""
+        done, total = self._live.done, self._live.total
+        where = f"step {done}/{total}" if total else "starting"
+        return f"● training {where} · ctrl+d"
+
+    def action_show_dashboard(self) -> None:
+        """Back to the dashboard of the training running in this window."""
+        job = self.job
+        if not self.training_active or job is None or job.run is None:
+            self.notify("No training is running in this window")
+            return
+        if not (isinstance(self.screen, TrainScreen) and self.screen.run.path == job.run.path):
+            self.open_dashboard(job.run)
 
     def action_show_runs(self) -> None:
         if not isinstance(self.screen, RunsScreen):
@@ -150,9 +190,13 @@ class TuiGptApp(App):
             timeout=8,
         )
 
-    def resume_training(self, run: Run) -> None:
+    def resume_training(self, run: Run, changes: dict[str, Any] | None = None) -> None:
+        """Train a run on in this window; `changes` to its resumable settings (more epochs
+        or steps extend a finished run)."""
         self._launch(
-            lambda hooks: assemble(resume=str(run.path), runs_root=self.runs_root, hooks=hooks)
+            lambda hooks: assemble(
+                resume=str(run.path), changes=changes, runs_root=self.runs_root, hooks=hooks
+            )
         )
 
     def local_control(self, run: Run) -> TrainerControl | None:
@@ -170,6 +214,7 @@ class TuiGptApp(App):
         # The control exists before the job does: a quit or a hang-up while the dataset is
         # still being prepared stops the trainer at its very first step.
         self.control = TrainerControl()
+        self._live = Progress()
         self.notify("Preparing the dataset and the model ...")
         self._train(build, self.control)
 
@@ -207,6 +252,7 @@ class TuiGptApp(App):
 
     def _forward(self, event: Event) -> None:
         """Trainer sink (training thread): hand the event to the dashboard as a message."""
+        self._live.update(event)
         if self._dashboard is not None:
             self._dashboard.post_message(TrainingEvent(event))
 

@@ -4,7 +4,7 @@ app's attributes and the app is free to change how it keeps them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -25,7 +25,7 @@ class Host(Protocol):
 
     def start_background(self, spec: TrainSpec) -> None: ...
 
-    def resume_training(self, run: Run) -> None: ...
+    def resume_training(self, run: Run, changes: dict[str, Any] | None = None) -> None: ...
 
     def resume_in_background(self, run: Run) -> None: ...
 

@@ -1,5 +1,9 @@
 """The generator, chat style: prompts at the bottom, continuations streaming in, sampling
-settings at the side, and the next token's likeliest candidates updated as settings change."""
+settings at the side, and the next token's likeliest candidates updated as settings change.
+
+Two modes (f7): "continue" feeds the model the conversation so far with the new prompt,
+cropped to its context window; "fresh" feeds the prompt alone. The line under the prompt
+says which, and how many of the context's tokens the next turn uses."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Static, Switch
 
 from tui_gpt.core.config import SamplingConfig
@@ -23,6 +28,7 @@ from tui_gpt.core.tokenizer import StreamDecoder
 from tui_gpt.ui.host import host
 from tui_gpt.ui.messages import GenerationDone, TokenStreamed
 from tui_gpt.ui.widgets.header import Header
+from tui_gpt.ui.widgets.pane import Pane
 from tui_gpt.ui.widgets.settings_form import SettingsForm
 from tui_gpt.ui.widgets.token_probs import TokenProbs
 
@@ -34,12 +40,13 @@ class Bubble(Static):
 class ChatScreen(Screen):
     BINDINGS = [
         Binding("escape", "cancel_or_back", "Cancel / back"),
-        Binding("f2", "nudge('temperature', -0.1)", "Temp -"),
-        Binding("f3", "nudge('temperature', 0.1)", "Temp +"),
-        Binding("f4", "nudge('top_k', -5)", "Top-k -"),
-        Binding("f5", "nudge('top_k', 5)", "Top-k +"),
-        Binding("ctrl+y", "copy", "Copy output"),
-        Binding("f6", "switch_weights", "Best/latest weights"),
+        Binding("f2", "nudge('temperature', -0.1)", "Temp -", show=False),
+        Binding("f3", "nudge('temperature', 0.1)", "Temp +", show=False),
+        Binding("f4", "nudge('top_k', -5)", "Top-k -", show=False),
+        Binding("f5", "nudge('top_k', 5)", "Top-k +", show=False),
+        Binding("ctrl+y", "copy", "Copy", tooltip="Copy the last output"),
+        Binding("f6", "switch_weights", "Best/latest", tooltip="Switch between best and latest weights"),
+        Binding("f7", "toggle_mode", "Continue/fresh", tooltip="Continue the conversation or start each prompt fresh"),
     ]
 
     def __init__(
@@ -54,6 +61,9 @@ class ChatScreen(Screen):
         self._last_output = ""
         self.generating = False
         self.completed = 0  # generations finished, cancelled or failed
+        self.mode = "continue"  # or "fresh": whether the conversation so far is fed too
+        self.transcript = ""  # the text of every turn so far: prompts and continuations
+        self._pending_probs: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -61,8 +71,9 @@ class ChatScreen(Screen):
             with Vertical(id="conversation-pane"):
                 yield VerticalScroll(id="conversation")
                 yield Input(placeholder="Write a prompt and press Enter", id="prompt")
-            with VerticalScroll(id="sampling"):
-                yield Label("Sampling", classes="title")
+                yield Label("", id="context-info")
+            with Pane(id="sampling"):
+                yield Label("Sampling  F2/F3 temp  F4/F5 top-k", classes="title")
                 yield SettingsForm(SamplingConfig, id="sampling-form")
                 yield TokenProbs(id="probs")
         yield Footer()
@@ -82,6 +93,38 @@ class ChatScreen(Screen):
         self.query_one("#prompt", Input).focus()
         self.refresh_probs()
 
+    # ------------------------------------------------------------------ context
+
+    def model_text(self, prompt: str) -> str:
+        """What the model is given for this prompt: in "continue" mode the conversation so
+        far, then the prompt on a line of its own."""
+        if self.mode == "fresh" or not self.transcript:
+            return prompt
+        sep = "" if self.transcript.endswith(("\n", " ")) else "\n"
+        return self.transcript + sep + prompt
+
+    def context_ids(self, prompt: str) -> tuple[list[int], int]:
+        """(the ids the model reads, how many earlier ones did not fit its context)."""
+        ids = self.loaded.tokenizer.encode(self.model_text(prompt))
+        ctx = self.loaded.model.cfg.context_length
+        return ids[-ctx:], max(0, len(ids) - ctx)
+
+    def _show_context(self, used: int, cut: int) -> None:
+        ctx = self.loaded.model.cfg.context_length
+        note = f" · {cut:,} earlier tokens cut" if cut else ""
+        self.query_one("#context-info", Label).update(
+            f"{self.mode} (f7) · context {used:,}/{ctx:,} tokens{note}"
+        )
+
+    def action_toggle_mode(self) -> None:
+        self.mode = "fresh" if self.mode == "continue" else "continue"
+        self.notify(
+            "Each prompt now continues the conversation"
+            if self.mode == "continue"
+            else "Each prompt now starts fresh"
+        )
+        self.refresh_probs()
+
     # ------------------------------------------------------------------ settings
 
     def settings(self) -> SamplingConfig:
@@ -97,7 +140,10 @@ class ChatScreen(Screen):
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
-        self.refresh_probs()
+        # Typed or pasted text settles first: one model pass per pause, not per keystroke.
+        if self._pending_probs is not None:
+            self._pending_probs.stop()
+        self._pending_probs = self.set_timer(0.15, self.refresh_probs)
 
     @on(Switch.Changed)
     def _switched(self) -> None:
@@ -116,7 +162,9 @@ class ChatScreen(Screen):
     @work(thread=True, exclusive=True, group="probs")
     def _probs(self, prompt: str, s: SamplingConfig) -> None:
         tok, model = self.loaded.tokenizer, self.loaded.model
-        ids = tok.encode(prompt)[-model.cfg.context_length :] or [tok.eot_id]
+        ids, cut = self.context_ids(prompt)
+        self.app.call_from_thread(self._show_context, len(ids), cut)
+        ids = ids or [tok.eot_id]
         with torch.inference_mode():
             logits = model(torch.tensor([ids], device=self.loaded.device), last_only=True)[
                 0, -1
@@ -146,6 +194,20 @@ class ChatScreen(Screen):
             return
         conversation = self.query_one("#conversation")
         conversation.mount(Bubble(Text(prompt, style="bold"), classes="user"))
+        ids, cut = self.context_ids(prompt)
+        if cut:
+            what = "the prompt's first" if self.mode == "fresh" or not self.transcript else "the"
+            conversation.mount(
+                Bubble(
+                    Text(
+                        f"{what} {cut:,} tokens did not fit the {len(ids):,}-token context "
+                        "and were cut",
+                        style="yellow",
+                    ),
+                    classes="note",
+                )
+            )
+        self._turn = self.model_text(prompt)
         self._bubble = Bubble(Text(prompt), classes="model")
         conversation.mount(self._bubble)
         self._text = Text(prompt, style="dim")
@@ -153,13 +215,12 @@ class ChatScreen(Screen):
         self.generating = True
         self._cancel.clear()
         self.sub_title = f"{self.chat_title} · generating (Escape cancels)"
-        self._generate(prompt, s)
+        self._generate(ids, s)
 
     @work(thread=True, exclusive=True, group="generate")
-    def _generate(self, prompt: str, s: SamplingConfig) -> None:
+    def _generate(self, ids: list[int], s: SamplingConfig) -> None:
         tok, model = self.loaded.tokenizer, self.loaded.model
         try:
-            ids = tok.encode(prompt)[-model.cfg.context_length :]
             decoder = StreamDecoder(tok)
             tokens = stream(
                 model,
@@ -206,6 +267,8 @@ class ChatScreen(Screen):
             self._text.append("  [cancelled]", style="yellow")
         if self._bubble is not None:
             self._bubble.update(self._text)
+        if not message.error:  # what the model wrote joins the conversation
+            self.transcript = self._turn + self._last_output
         self.query_one("#prompt", Input).value = ""
 
     def action_cancel_or_back(self) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import (
     Button,
@@ -39,11 +42,12 @@ from tui_gpt.core.config import (
 from tui_gpt.core.data import inspect_source, plan, prepare
 from tui_gpt.core.device import Runtime, resolve_device, resolve_precision
 from tui_gpt.core.errors import Cancelled, TuiGptError
-from tui_gpt.core.tokenizer import BPETokenizer, get_tokenizer
+from tui_gpt.core.tokenizer import TOKENIZERS, BPETokenizer, get_tokenizer
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.picker import PathPicker
 from tui_gpt.ui.screens.prompt import PromptScreen
 from tui_gpt.ui.widgets.header import Header
+from tui_gpt.ui.widgets.pane import Pane
 from tui_gpt.ui.widgets.settings_form import SettingsForm
 
 
@@ -68,6 +72,28 @@ def remember(path: str) -> None:
         pass  # history is a convenience; never fail training over it
 
 
+def settings_file() -> Path:
+    """The settings of the last training started from this screen, for the next session."""
+    return paths.data_dir() / "last-settings.json"
+
+
+def remember_settings(spec: TrainSpec) -> None:
+    with contextlib.suppress(OSError):  # a read-only home: nothing remembered, nothing lost
+        settings_file().parent.mkdir(parents=True, exist_ok=True)
+        tmp = settings_file().with_suffix(".tmp")
+        tmp.write_text(json.dumps(spec.to_dict(), indent=1))
+        tmp.replace(settings_file())
+
+
+def last_settings() -> TrainSpec | None:
+    if not settings_file().is_file():
+        return None
+    try:
+        return TrainSpec.load(settings_file())
+    except TuiGptError:
+        return None  # damaged or from another version: start from the defaults
+
+
 def dataset_choices() -> list[tuple[str, str]]:
     """(label, path) for the bundled samples, the whole sample folder and recent datasets."""
     choices: list[tuple[str, str]] = []
@@ -88,10 +114,10 @@ def trained_tokenizers() -> list[tuple[str, str]]:
 
 class DatasetScreen(Screen):
     BINDINGS = [
-        Binding("ctrl+t", "start", "Start training", priority=True),
-        Binding("ctrl+b", "start_background", "Start in background", priority=True),
-        Binding("ctrl+o", "pick", "Open file/folder"),
-        Binding("ctrl+n", "train_tokenizer", "Train a tokenizer"),
+        Binding("ctrl+t", "start", "Train", tooltip="Start training", priority=True),
+        Binding("ctrl+b", "start_background", "Background", tooltip="Start training in the background", priority=True),
+        Binding("ctrl+o", "pick", "Open", tooltip="Open a file or folder"),
+        Binding("ctrl+n", "train_tokenizer", "Tokenizer", tooltip="Train a tokenizer"),
         Binding("ctrl+r", "app.show_runs", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
     ]
@@ -115,7 +141,7 @@ class DatasetScreen(Screen):
                 yield Input(placeholder="a path + Enter, or ctrl+o to browse", id="path")
                 yield Static("", id="preview")
                 yield ProgressBar(total=100, show_eta=False, id="tokenizer-progress")
-            with VerticalScroll(id="settings"):
+            with Pane(id="settings"):
                 yield Label("Settings", classes="title")
                 yield Static("", id="preset-info")
                 yield SettingsForm(
@@ -132,10 +158,28 @@ class DatasetScreen(Screen):
     def on_mount(self) -> None:
         self.title = "tui-gpt"
         self.sub_title = "choose a dataset"
+        last = last_settings()
+        if last is not None:
+            self._show_settings(last)
         self._update_preset_info()
         if self._choices:
-            self.query_one(ListView).index = self._list_index = 0
-            self.choose(self._choices[0][1])
+            # The dataset of the last training, else the first sample.
+            paths_ = [p for _, p in self._choices]
+            index = paths_.index(last.data) if last is not None and last.data in paths_ else 0
+            self.query_one(ListView).index = self._list_index = index
+            self.choose(self._choices[index][1])
+
+    def _show_settings(self, spec: TrainSpec) -> None:
+        """Fill the form from a spec: the settings a user left it with last time."""
+        form = self.query_one(SettingsForm)
+        model = spec.model
+        if model.tokenizer not in TOKENIZERS:  # a trained tokenizer's file, if still there
+            if Path(model.tokenizer).is_file():
+                form.choose("tokenizer", model.tokenizer)
+            else:
+                model = replace(model, tokenizer=ModelChoice().tokenizer)
+        form.show(model)
+        form.show(spec.train)
 
     # ------------------------------------------------------------------ dataset choice
 
@@ -258,7 +302,8 @@ class DatasetScreen(Screen):
             return
         problem = facts.problems[0] if facts.problems else None
         lines = [
-            f"[b]{Path(path).name}[/b]  {len(source.files)} file(s)",
+            f"[b]{escape(Path(path).name)}[/b]  {len(source.files)} file(s), "
+            f"{memory.mib(source.bytes)}",
             f"characters {facts.chars:,}   tokens {facts.tokens:,} ({tokenizer.name})",
             f"train {facts.train_tokens:,} tokens -> {facts.train_batches:,} batches/epoch",
             f"validation {facts.val_tokens:,} tokens -> {facts.val_batches:,} "
@@ -266,7 +311,11 @@ class DatasetScreen(Screen):
             f"windows of {seq}, stride {cfg.stride or seq}, batch {cfg.batch_size}",
         ]
         if problem:
-            lines.append(f"[red]problem: {problem}[/red]")
+            lines.append(f"[red]problem: {escape(problem)}[/red]")
+        for f, why in source.skipped[:5]:
+            lines.append(f"[yellow]skipped {escape(f.name)}: {escape(why)}[/yellow]")
+        if len(source.skipped) > 5:
+            lines.append(f"[yellow]... and {len(source.skipped) - 5} more skipped[/yellow]")
         self.app.call_from_thread(self._show_preview, "\n".join(lines), problem, request)
         self.app.call_from_thread(self._update_preset_info, tokenizer.vocab_size)
 
@@ -368,6 +417,7 @@ class DatasetScreen(Screen):
             return
         remember(self.dataset)
         spec = TrainSpec(self.dataset, model, cfg)
+        remember_settings(spec)
         if background:
             host(self).start_background(spec)
         else:

@@ -22,14 +22,10 @@ def help_text(
     lines = [f"[b]{screen.title or type(screen).__name__}[/b] — keys", ""]
     seen: set[str] = set()
     for binding in [*screen.BINDINGS, *app_bindings]:
-        if (
-            isinstance(binding, Binding)
-            and binding.description
-            and binding.description not in seen
-            and binding.action != "help"
-        ):
-            seen.add(binding.description)
-            lines.append(f"  [b]{binding.key:<12}[/b] {binding.description}")
+        text = isinstance(binding, Binding) and (binding.tooltip or binding.description)
+        if isinstance(binding, Binding) and text and text not in seen and binding.action != "help":
+            seen.add(text)
+            lines.append(f"  [b]{binding.key:<12}[/b] {text}")
     lines += [
         "  [b]ctrl+p      [/b] every action, searchable",
         "  [b]f1, ?      [/b] this help",

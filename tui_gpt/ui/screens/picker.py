@@ -1,5 +1,6 @@
 """Pick a text file or a folder of them from the keyboard: arrows to move, Enter to open a
-folder or pick a file, `f` to pick the highlighted folder, Escape to cancel."""
+folder or pick a file, `f` to pick the highlighted folder, Backspace to go up to the parent
+folder, `~` to go home, Escape to cancel."""
 
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Footer, Label
 
+from tui_gpt.core.corpus import kind
+
 
 class TextTree(DirectoryTree):
-    """Folders and .txt files only; hidden entries left out."""
+    """Folders and the files tui-gpt reads (core/corpus.py); hidden entries left out."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [
-            p for p in paths if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".txt")
-        ]
+        return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or kind(p))]
 
 
 class PathPicker(ModalScreen[str | None]):
     BINDINGS = [
         Binding("f", "pick_folder", "Pick folder"),
+        Binding("backspace", "up", "Parent folder"),
+        Binding("tilde", "home", "Home"),
         Binding("escape", "cancel", "Cancel"),
     ]
 
@@ -34,7 +37,7 @@ class PathPicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker"):
-            yield Label(f"Choose a .txt file or a folder under {self.root}", classes="title")
+            yield Label(self._where(), id="where", classes="title")
             yield TextTree(self.root, id="tree")
         yield Footer()
 
@@ -48,6 +51,21 @@ class PathPicker(ModalScreen[str | None]):
         node = self.query_one(TextTree).cursor_node
         if node is not None and node.data is not None and Path(node.data.path).is_dir():
             self.dismiss(str(node.data.path))
+
+    def _where(self) -> str:
+        return f"Choose a text file or a folder under {self.root}"
+
+    def _go(self, root: Path) -> None:
+        self.root = root
+        self.query_one(TextTree).path = root
+        self.query_one("#where", Label).update(self._where())
+
+    def action_up(self) -> None:
+        if self.root.parent != self.root:
+            self._go(self.root.parent)
+
+    def action_home(self) -> None:
+        self._go(Path.home())
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -28,16 +28,17 @@ REFRESH_SECONDS = 3.0
 
 class RunsScreen(Screen):
     BINDINGS = [
-        Binding("enter", "open", "Dashboard"),
+        Binding("enter", "open", "Open", tooltip="Open the dashboard"),
         Binding("space", "mark", "Mark"),
-        Binding("m", "compare", "Compare marked"),
+        Binding("m", "compare", "Compare", tooltip="Compare marked"),
         Binding("c", "chat", "Generate"),
         Binding("r", "resume", "Resume"),
-        Binding("b", "resume_background", "Resume in background"),
-        Binding("l", "label", "Label"),
+        Binding("b", "resume_background", "Resume in background", show=False),
+        Binding("x", "extend", "Further", tooltip="Train further (more epochs)"),
+        Binding("l", "label", "Label", show=False),
         Binding("e", "export", "Export"),
         Binding("d", "delete", "Delete"),
-        Binding("f5", "reload", "Refresh"),
+        Binding("f5", "reload", "Refresh", show=False),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
@@ -185,6 +186,35 @@ class RunsScreen(Screen):
         run = self.selected()
         if run is not None:
             host(self).resume_training(run)
+
+    def action_extend(self) -> None:
+        """Train the selected run further: a number of epochs in all (more than it had),
+        resumed in this window. A step limit it had no longer applies."""
+        run = self.selected()
+        if run is None:
+            return
+        try:
+            had = int(run.info().get("train", {}).get("epochs") or 1)
+        except (TuiGptError, TypeError, ValueError) as exc:
+            self.notify(f"Cannot read this run's settings: {exc}", severity="error")
+            return
+
+        def answer(text: str | None) -> None:
+            if not text or not text.strip():
+                return
+            try:
+                epochs = int(text.strip())
+                if epochs <= had:
+                    raise ValueError
+            except ValueError:
+                self.notify(f"A whole number of epochs above {had}", severity="error")
+                return
+            host(self).resume_training(run, {"epochs": epochs, "max_steps": None})
+
+        self.app.push_screen(
+            PromptScreen(f"Train {run.id} further: epochs in all (it had {had})", str(had * 2)),
+            answer,
+        )
 
     def action_resume_background(self) -> None:
         run = self.selected()

@@ -11,11 +11,12 @@ from collections import deque
 from collections.abc import Sequence
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
 from tui_gpt.core.control import RemoteControl
@@ -38,8 +39,8 @@ from tui_gpt.core.events import (
 from tui_gpt.core.runs import ACTIVE, EventFollower, Run, liveness
 from tui_gpt.core.trainer import TrainerControl
 from tui_gpt.ui.host import host
-from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
+from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.widgets.header import Header
 from tui_gpt.ui.widgets.loss_chart import LossChart
 
@@ -54,11 +55,11 @@ SAMPLE_LINES = 2000
 
 class TrainScreen(Screen):
     BINDINGS = [
-        Binding("p", "pause", "Pause/resume"),
-        Binding("s", "stop", "Stop & save"),
+        Binding("p", "pause", "Pause", tooltip="Pause/resume"),
+        Binding("s", "stop", "Stop", tooltip="Stop & save (asks first)"),
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("g", "generator", "Generate"),
-        Binding("v", "toggle_chart", "Loss/ppl/bits"),
+        Binding("v", "toggle_chart", "Chart", tooltip="Chart: loss, perplexity or bits per byte"),
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -69,6 +70,10 @@ class TrainScreen(Screen):
         super().__init__()
         self.run = run
         self._history = list(history)  # earlier events of a run resumed here
+        # The logs' lines as written, to wrap them again at a new width after a resize.
+        self._log_raw: deque[str | Text] = deque(maxlen=LOG_LINES)
+        self._samples_raw: deque[str | Text] = deque(maxlen=SAMPLE_LINES)
+        self._rewrap: Timer | None = None
         self.live = live  # True: this process trains; False: follow the run folder
         self.follower = None if live else EventFollower(run.events_path)
         self.state = "starting" if live else "watching"
@@ -178,11 +183,27 @@ class TrainScreen(Screen):
         # One write per batch: rendering is per call, so thousands of lines in one call
         # cost far less than thousands of calls.
         if log_lines:
+            self._log_raw.extend(log_lines)
             self.query_one("#log", RichLog).write(Text("\n").join(map(_as_text, log_lines)))
         if sample_lines:
+            self._samples_raw.extend(sample_lines)
             self.query_one("#samples", RichLog).write(Text("\n").join(map(_as_text, sample_lines)))
         if len(events) > 1:
             self._show_progress()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        # RichLog wraps a line once, when written: after the terminal settles on its new
+        # size, write everything again at the new width.
+        if self._rewrap is not None:
+            self._rewrap.stop()
+        self._rewrap = self.set_timer(0.2, self._write_logs_again)
+
+    def _write_logs_again(self) -> None:
+        for name, raw in (("#log", self._log_raw), ("#samples", self._samples_raw)):
+            log = self.query_one(name, RichLog)
+            log.clear()
+            if raw:
+                log.write(Text("\n").join(map(_as_text, raw)))
 
     def _started(self, event: RunStarted) -> None:
         self.state = "running"
@@ -193,6 +214,13 @@ class TrainScreen(Screen):
             f"device {event.device} · {event.precision} · {event.threads} threads"
             + (f" · {world} processes" if world > 1 else "")
             + f"\n{event.train_batches} batches/epoch · {event.val_batches} val batches"
+            + (f" · {event.grad_accum} micro-batches/step" if event.grad_accum > 1 else "")
+            + (f"\nmemory ~{event.memory_estimate / 2**30:.1f} GiB" if event.memory_estimate else "")
+            + (
+                f"\nMFU of {event.peak_flops / 1e12:,.2f} TFLOP/s ({event.peak_source})"
+                if event.peak_flops
+                else ""
+            )
         )
 
     def _show_progress(self) -> None:
