@@ -62,7 +62,7 @@ class TuiGptApp(App):
         Binding("ctrl+r", "show_runs", "Runs", show=False),
         # Before a text field's own ctrl+d, but only while a training runs (check_action).
         Binding("ctrl+d", "show_dashboard", "Dashboard", show=False, priority=True),
-        Binding("f1,question_mark", "help", "Help", show=False),
+        Binding("f1,question_mark", "help", "Help", key_display="f1"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 

@@ -39,7 +39,7 @@ class Bubble(Static):
 
 class ChatScreen(Screen):
     BINDINGS = [
-        Binding("escape", "cancel_or_back", "Cancel / back"),
+        Binding("escape", "cancel_or_back", "Back", tooltip="Cancel the generation, or back"),
         Binding("f2", "nudge('temperature', -0.1)", "Temp -", show=False),
         Binding("f3", "nudge('temperature', 0.1)", "Temp +", show=False),
         Binding("f4", "nudge('top_k', -5)", "Top-k -", show=False),
@@ -73,10 +73,10 @@ class ChatScreen(Screen):
                 yield Input(placeholder="Write a prompt and press Enter", id="prompt")
                 yield Label("", id="context-info")
             with Pane(id="sampling"):
-                yield Label("Sampling  F2/F3 temp  F4/F5 top-k", classes="title")
+                yield Label("Sampling · F2-F5 nudge", classes="title")
                 yield SettingsForm(SamplingConfig, id="sampling-form")
                 yield TokenProbs(id="probs")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # f1 Help says ctrl+p
 
     def on_mount(self) -> None:
         self.title = "generator"

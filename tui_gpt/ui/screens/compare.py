@@ -37,7 +37,7 @@ class CompareScreen(Screen):
         yield Header()
         yield Static("reading the runs ...", id="compare-chart")
         yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(show_command_palette=False)  # f1 Help says ctrl+p
 
     def on_mount(self) -> None:
         self.title = f"comparing {len(self.paths)} runs"

@@ -153,7 +153,7 @@ class DatasetScreen(Screen):
                 )
                 yield Button("Start training  (ctrl+t)", id="start", variant="primary")
                 yield Button("In background  (ctrl+b)", id="start-background")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # f1 Help says ctrl+p
 
     def on_mount(self) -> None:
         self.title = "tui-gpt"

@@ -28,7 +28,7 @@ def help_text(
             lines.append(f"  [b]{binding.key:<12}[/b] {text}")
     lines += [
         "  [b]ctrl+p      [/b] every action, searchable",
-        "  [b]f1, ?      [/b] this help",
+        "  [b]f1, ?       [/b] this help",
         "",
     ]
     for cls in setting_classes:

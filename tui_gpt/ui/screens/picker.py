@@ -39,7 +39,7 @@ class PathPicker(ModalScreen[str | None]):
         with Vertical(id="picker"):
             yield Label(self._where(), id="where", classes="title")
             yield TextTree(self.root, id="tree")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # f1 Help says ctrl+p
 
     def on_mount(self) -> None:
         self.query_one(TextTree).focus()

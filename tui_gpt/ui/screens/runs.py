@@ -28,18 +28,18 @@ REFRESH_SECONDS = 3.0
 
 class RunsScreen(Screen):
     BINDINGS = [
-        Binding("enter", "open", "Open", tooltip="Open the dashboard"),
-        Binding("space", "mark", "Mark"),
+        Binding("enter", "open", "Open", tooltip="Open the dashboard", priority=True),
+        Binding("space", "mark", "Mark", key_display="␣"),
         Binding("m", "compare", "Compare", tooltip="Compare marked"),
-        Binding("c", "chat", "Generate"),
+        Binding("c", "chat", "Chat", tooltip="Generate: open the generator"),
         Binding("r", "resume", "Resume"),
         Binding("b", "resume_background", "Resume in background", show=False),
-        Binding("x", "extend", "Further", tooltip="Train further (more epochs)"),
+        Binding("x", "extend", "Further", tooltip="Train further (more epochs)", show=False),
         Binding("l", "label", "Label", show=False),
-        Binding("e", "export", "Export"),
+        Binding("e", "export", "Export", tooltip="Export (Hugging Face or GGUF)", show=False),
         Binding("d", "delete", "Delete"),
         Binding("f5", "reload", "Refresh", show=False),
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape", "app.pop_screen", "Back", show=False),
     ]
 
     def __init__(self, root: Path) -> None:
@@ -55,7 +55,7 @@ class RunsScreen(Screen):
             with VerticalScroll(id="run-details-pane"):
                 yield Static("", id="run-details")
         yield Static("", id="runs-hint")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # f1 Help says ctrl+p
 
     def on_mount(self) -> None:
         self.title = "runs"

@@ -58,10 +58,10 @@ class TrainScreen(Screen):
         Binding("p", "pause", "Pause", tooltip="Pause/resume"),
         Binding("s", "stop", "Stop", tooltip="Stop & save (asks first)"),
         Binding("c", "checkpoint", "Checkpoint"),
-        Binding("g", "generator", "Generate"),
+        Binding("g", "generator", "Chat", tooltip="Generate: open the generator"),
         Binding("v", "toggle_chart", "Chart", tooltip="Chart: loss, perplexity or bits per byte"),
         Binding("escape", "back", "Back"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("q", "app.quit", "Quit", show=False)  # ctrl+q is in the footer,
     ]
 
     def __init__(
@@ -96,7 +96,7 @@ class TrainScreen(Screen):
         with Horizontal(id="bottom"):
             yield RichLog(id="log", wrap=True, max_lines=LOG_LINES, min_width=20)
             yield RichLog(id="samples", wrap=True, max_lines=SAMPLE_LINES, min_width=20)
-        yield Footer()
+        yield Footer(show_command_palette=False)  # f1 Help says ctrl+p
 
     def on_mount(self) -> None:
         self.title = f"run {self.run.id}"
