@@ -1,10 +1,11 @@
 """Side by side, in one process: the reference code path against tui-gpt's, lever by lever.
 
-    python benchmarks/compare.py                 # everything (about 15 minutes on 2 cores)
+    python benchmarks/compare.py                 # everything (about 35 minutes on 2 cores)
     python benchmarks/compare.py --only train    # or: generate, loss
 
 Variants are interleaved round by round (A B C ... A B C ...) so a noisy neighbour slows all
-of them alike; each result is the median over rounds. Prints markdown tables with ratios to
+of them alike; each result is the median over rounds. Each training measurement runs in a
+fresh process. Prints markdown tables with ratios to
 the reference path. Seed configuration: 124M shape, context 256, batch 2, AdamW lr 4e-4 /
 weight decay 0.1.
 """

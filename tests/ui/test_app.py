@@ -140,16 +140,21 @@ async def test_train_to_the_end_then_generate(runs_root):
         assert len(panel.candidates) == 3
 
 
+async def start_a_long_training(app, pilot) -> Run:
+    """A tiny model on a hundred epochs, trained in the window; its run once it started."""
+    await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+    await choose_tiny_settings(app, pilot, epochs="100")
+    await pilot.press("ctrl+t")
+    await wait_for(
+        pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.progress.total > 0
+    )
+    return app.screen.run
+
+
 async def test_quit_during_training_saves_a_checkpoint(runs_root):
     app = TuiGptApp(runs_root)
     async with app.run_test(size=(100, 34)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
-        await choose_tiny_settings(app, pilot, epochs="100")
-        await pilot.press("ctrl+t")
-        await wait_for(
-            pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.progress.total > 0
-        )
-        run = app.screen.run
+        run = await start_a_long_training(app, pilot)
         await wait_for(pilot, lambda: run.status().get("step", -1) >= 1)
         await pilot.press("p")
         await wait_for(pilot, lambda: run.status().get("status") == "paused")
@@ -217,6 +222,7 @@ async def test_command_palette_lists_screen_actions(runs_root, key):
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Start training" in titles and "Runs" in titles
+        assert len(titles) == len(set(titles))  # each action once
 
 
 async def test_picker_chooses_a_file_from_the_keyboard(runs_root, tmp_path, monkeypatch):
@@ -591,13 +597,7 @@ async def test_the_generator_continues_the_conversation_within_its_context(runs_
 async def test_a_live_training_shows_in_the_header_with_a_key_back(runs_root):
     app = TuiGptApp(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
-        await choose_tiny_settings(app, pilot, epochs="100")
-        await pilot.press("ctrl+t")
-        await wait_for(
-            pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.progress.total > 0
-        )
-        run = app.screen.run
+        run = await start_a_long_training(app, pilot)
         assert not app.screen.query_one("#live-sign").display  # not on its own dashboard
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
@@ -693,3 +693,19 @@ async def test_a_folder_preview_lists_what_it_skips(runs_root, tmp_path):
         text = preview_text(app)
         assert "1 file(s)" in text
         assert "skipped empty.txt: file is empty" in text and "skipped broken.jsonl: line 1" in text
+
+
+async def test_the_step_log_wraps_again_after_a_resize(runs_root):
+    path = fake_run(runs_root, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_root, watch=Run(path))
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        dashboard = app.screen
+        await wait_for(pilot, lambda: dashboard.epoch_samples == 4)
+        log = dashboard.query_one("#log", RichLog)
+        await wait_for(pilot, lambda: log.lines and log.size.width > 60)
+        wide = len(log.lines)
+        assert all(len(line.text) <= log.size.width for line in log.lines)
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: log.size.width < 45 and len(log.lines) > wide)
+        assert all(len(line.text) <= log.size.width for line in log.lines)

@@ -86,19 +86,7 @@ def test_chat_screen(snap_compare, fixed_runs):
 
 def test_runs_screen(snap_compare, fixed_runs):
     app = TuiGptApp(fixed_runs)
-
-    async def ready(pilot):
-        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
-        await pilot.press("ctrl+r")
-        await wait_for(
-            pilot,
-            lambda: (
-                isinstance(app.screen, RunsScreen)
-                and "settings" in str(app.screen.query_one("#run-details").render())
-            ),
-        )
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_on_runs_screen(app))
 
 
 def test_comparison_screen(snap_compare, fixed_runs):

@@ -168,14 +168,21 @@ def started_line(e: RunStarted) -> str:
         f"{'resuming' if e.resumed else 'training'} run {e.run_id}: {e.params:,} parameters, "
         f"{e.total_steps} steps ({e.train_batches} batches/epoch, {e.val_batches} validation), "
         f"device {e.device}, precision {e.precision}, {e.threads} threads"
-        + (f", {e.grad_accum} micro-batches per update" if e.grad_accum > 1 else "")
-        + (f", about {e.memory_estimate / 2**30:.1f} GiB" if e.memory_estimate else "")
-        + (
-            f"; MFU against {e.peak_flops / 1e12:,.2f} TFLOP/s ({e.peak_source})"
-            if e.peak_flops
-            else ""
-        )
+        + "".join(f", {fact}" for fact in run_extras(e))
     )
+
+
+def run_extras(e: RunStarted) -> list[str]:
+    """What a run's start says beyond its shape and device: accumulation, the memory it
+    needs, and the peak its MFU is measured against."""
+    facts = []
+    if e.grad_accum > 1:
+        facts.append(f"{e.grad_accum} micro-batches per update")
+    if e.memory_estimate:
+        facts.append(f"about {e.memory_estimate / 2**30:.1f} GiB of memory")
+    if e.peak_flops:
+        facts.append(f"MFU of {e.peak_flops / 1e12:,.2f} TFLOP/s ({e.peak_source})")
+    return facts
 
 
 class Progress:

@@ -91,11 +91,13 @@ def _block_activation_bytes(cfg: GPTConfig, s: Shape) -> int:
     per_token = 8 + 14 * a
     total = btc * per_token
     if s.dropout:
-        # Attention with dropout runs on PyTorch's unfused path, in fp32 whatever the autocast
-        # type: fp32 copies of q, k, v and the output; probabilities (B, H, T, T) before and
-        # after dropout, and the mask. Plus the two residual dropout masks (1 byte each).
-        bhtt = s.batch_size * cfg.n_heads * s.context_length**2
-        total += btc * (4 * 4 + 2) + bhtt * (4 + 4 + 1)
+        total += btc * 2  # the two residual dropout masks (1 byte each)
+        if s.cpu:
+            # On a CPU attention with dropout is written out (core/model.py): it keeps the
+            # probabilities (B, H, T, T), the dropout mask and the dropped probabilities.
+            # Elsewhere a fused kernel keeps only per-row statistics.
+            bhtt = s.batch_size * cfg.n_heads * s.context_length**2
+            total += bhtt * (2 * a + 1)
     return total
 
 
@@ -183,7 +185,10 @@ def largest(fits: Callable[[int], bool], start: int) -> int:
     return lo
 
 
-def mib(n: int) -> str:
+def size(n: int) -> str:
+    """Bytes for people: KiB below a MiB, GiB from 10 GiB on, MiB between."""
+    if n < MIB:
+        return f"{n / 1024:,.0f} KiB" if n >= 1024 else f"{n} bytes"
     return f"{n / MIB:,.0f} MiB" if n < 10 * 2**30 else f"{n / 2**30:,.1f} GiB"
 
 
@@ -195,7 +200,7 @@ def check(cfg: GPTConfig, s: Shape, room: int | None) -> str | None:
     need = estimate(cfg, s).total
     if need <= room:
         return None
-    what = f"training needs about {mib(need)} and {mib(room)} is free"
+    what = f"training needs about {size(need)} and {size(room)} is free"
     if estimate(cfg, replace(s, batch_size=1, context_length=1)).total > room:
         return f"{what}: the model alone does not fit; choose a smaller preset"
 

@@ -253,11 +253,11 @@ class DatasetScreen(Screen):
         runtime = Runtime(device, resolve_precision(cfg.precision, device))
         need = memory.estimate(mcfg, memory.shape(cfg, mcfg.context_length, runtime, mcfg)).total
         room = memory.available(device.type)
-        free = f" of {memory.mib(room)} free" if room is not None else ""
+        free = f" of {memory.size(room)} free" if room is not None else ""
         fits = "" if room is None or need <= room else "[red]"
         self.query_one("#preset-info", Static).update(
             f"{count_params(mcfg) / 1e6:,.1f}M parameters ({vocab:,}-token vocabulary), "
-            f"context {mcfg.context_length}, {fits}~{memory.mib(need)} to train{free}"
+            f"context {mcfg.context_length}, {fits}~{memory.size(need)} to train{free}"
             + ("[/red]" if fits else "")
         )
 
@@ -303,7 +303,7 @@ class DatasetScreen(Screen):
         problem = facts.problems[0] if facts.problems else None
         lines = [
             f"[b]{escape(Path(path).name)}[/b]  {len(source.files)} file(s), "
-            f"{memory.mib(source.bytes)}",
+            f"{memory.size(source.bytes)}",
             f"characters {facts.chars:,}   tokens {facts.tokens:,} ({tokenizer.name})",
             f"train {facts.train_tokens:,} tokens -> {facts.train_batches:,} batches/epoch",
             f"validation {facts.val_tokens:,} tokens -> {facts.val_batches:,} "
@@ -312,6 +312,11 @@ class DatasetScreen(Screen):
         ]
         if problem:
             lines.append(f"[red]problem: {escape(problem)}[/red]")
+        if len(source.files) > 1:  # what the folder holds, biggest first
+            sizes = sorted(((f.stat().st_size, f.name) for f in source.files), reverse=True)
+            shown = ", ".join(f"{escape(n)} {memory.size(b)}" for b, n in sizes[:3])
+            more = f" and {len(sizes) - 3} more" if len(sizes) > 3 else ""
+            lines.append(f"[dim]{shown}{more}[/dim]")
         for f, why in source.skipped[:5]:
             lines.append(f"[yellow]skipped {escape(f.name)}: {escape(why)}[/yellow]")
         if len(source.skipped) > 5:

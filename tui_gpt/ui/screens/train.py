@@ -35,6 +35,7 @@ from tui_gpt.core.events import (
     Step,
     Stopped,
     eval_line,
+    run_extras,
 )
 from tui_gpt.core.runs import ACTIVE, EventFollower, Run, liveness
 from tui_gpt.core.trainer import TrainerControl
@@ -214,13 +215,7 @@ class TrainScreen(Screen):
             f"device {event.device} · {event.precision} · {event.threads} threads"
             + (f" · {world} processes" if world > 1 else "")
             + f"\n{event.train_batches} batches/epoch · {event.val_batches} val batches"
-            + (f" · {event.grad_accum} micro-batches/step" if event.grad_accum > 1 else "")
-            + (f"\nmemory ~{event.memory_estimate / 2**30:.1f} GiB" if event.memory_estimate else "")
-            + (
-                f"\nMFU of {event.peak_flops / 1e12:,.2f} TFLOP/s ({event.peak_source})"
-                if event.peak_flops
-                else ""
-            )
+            + "".join(f"\n{fact}" for fact in run_extras(event))
         )
 
     def _show_progress(self) -> None:
