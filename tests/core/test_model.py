@@ -124,3 +124,26 @@ def test_padded_vocabulary_keeps_logits_vocab_wide():
     assert count_params(cfg) == model.num_params()
     with pytest.raises(ValueError, match="at least vocab_size"):
         GPTConfig(vocab_size=300, padded_vocab_size=256)
+
+
+def test_dropout_zeroes_its_share_and_keeps_the_mean():
+    from tui_gpt.core.model import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = dropout(x, 0.1, True)
+    assert abs((y == 0).float().mean().item() - 0.1) < 0.005
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
+    assert abs(y.mean().item() - 1.0) < 0.01
+    assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
+    assert dropout(x, 1.0, True).abs().sum() == 0
+
+
+def test_written_out_attention_is_sdpas_causal_attention():
+    from tui_gpt.core.config import model_config
+    from tui_gpt.core.model import CausalSelfAttention
+
+    attn = CausalSelfAttention(model_config("nano", 257, 16))
+    q, k, v = (torch.randn(2, 2, 16, 32) for _ in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(attn._attention_with_dropout(q, k, v, 0.0), expected)

@@ -15,7 +15,10 @@ Beyond the textbook version:
 - decoding can keep each layer's keys and values in a `KVCache`, so a new token costs one
   position of compute instead of the whole context;
 - training can recompute each block in the backward pass instead of keeping its
-  activations (`checkpointing`): less memory for about one more forward pass.
+  activations (`checkpointing`): less memory for about one more forward pass;
+- on a CPU, training with dropout writes attention out (PyTorch's fallback there would run
+  it in fp32 under bf16 autocast) and draws dropout masks with `torch.rand` (faster than
+  the Bernoulli sampler). Same mathematics, other random draws.
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     takes about half the time of the Bernoulli sampler `F.dropout` uses."""
     if not training or p == 0.0:
         return x
+    if p >= 1.0:
+        return x * 0.0
     keep = torch.rand(x.shape, device=x.device) >= p
     return x * keep * (1.0 / (1.0 - p))
 
