@@ -82,3 +82,26 @@ def test_event_lines_of_the_wrong_shape_are_skipped(tmp_path):
     f = tmp_path / "events.jsonl"
     f.write_text('[1, 2]\n{"event": "step", "step": "x"}\n{"event": "step", "step": 3}\n')
     assert [e.step for e in EventFollower(f).poll()] == [3]
+
+
+def test_deleting_a_run_while_its_files_come_and_go(runs_root, monkeypatch):
+    import shutil as _shutil
+
+    from tui_gpt.core.runs import Run, delete_run
+
+    folder = runs_root / "20260101-000000-x-nano"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / ".best.tmp").write_text("x")
+    real = _shutil.rmtree
+    calls = []
+
+    def racing(path, *a, **kw):  # the first pass meets a file renamed away mid-walk
+        calls.append(path)
+        if len(calls) == 1:
+            (folder / "checkpoints" / ".best.tmp").unlink()
+            raise FileNotFoundError(2, "No such file or directory", ".best.tmp")
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr("tui_gpt.core.runs.shutil.rmtree", racing)
+    delete_run(Run(folder))
+    assert not folder.exists() and len(calls) == 2

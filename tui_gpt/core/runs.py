@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -399,8 +400,19 @@ def delete_run(run: Run) -> None:
     """Delete a run folder; a link to one loses the link, never what it points to."""
     if run.path.is_symlink():
         run.path.unlink()
-    else:
-        shutil.rmtree(run.path)
+        return
+    # A file may vanish while the tree is removed (a writer renaming its temporary file):
+    # what is gone need not be deleted; go again until the folder itself is gone.
+    for _ in range(5):
+        try:
+            shutil.rmtree(run.path)
+            return
+        except OSError as exc:  # a file went before its turn, or a new one came
+            if not run.path.exists():
+                return
+            if not isinstance(exc, FileNotFoundError) and exc.errno != errno.ENOTEMPTY:
+                raise
+    shutil.rmtree(run.path)
 
 
 @dataclass
