@@ -126,8 +126,8 @@ class TrainConfig:
     device: str = setting("auto", "auto picks CUDA, then MPS, then CPU", label="Device", choices=DEVICES, on_resume=True)
     precision: str = setting("auto", "auto: bf16 where the hardware has bf16 units", label="Precision", choices=PRECISIONS, on_resume=True)
     threads: int | None = setting(None, "CPU threads", label="Threads", ge=1, blank="all allowed", on_resume=True)
-    activation_checkpointing: bool = setting(False, "recompute each block in backward: much less activation memory, about a third slower", label="Activation checkpointing", on_resume=True)
-    peak_tflops: float | None = setting(None, "the device's peak TFLOP/s that MFU is measured against", label="Peak TFLOP/s", gt=0, blank="measured or known", on_resume=True)
+    activation_checkpointing: bool = setting(False, "recompute each block in backward: much less activation memory, about a third slower", label="Recompute blocks", on_resume=True)
+    peak_tflops: float | None = setting(None, "the device's peak TFLOP/s that MFU is measured against", label="Peak TFLOP/s", gt=0, blank="auto", on_resume=True)
     compile: bool = setting(False, "torch.compile the training step: a slow first step, faster later ones", label="Compile", on_resume=True)
 
     def to_dict(self) -> dict:
@@ -150,7 +150,7 @@ class SamplingConfig:
     top_p: float | None = setting(None, "keep tokens up to this total probability", label="Top-p", gt=0, le=1, blank="off")
     max_new_tokens: int = setting(50, "tokens to add", label="Max new tokens", ge=0)
     seed: int | None = setting(None, "seed for repeatable sampling", label="Seed", blank="any")
-    eos: bool = setting(False, "stop at the end-of-text token", label="Stop at end-of-text")
+    eos: bool = setting(False, "stop at the end-of-text token", label="Stop at EOT")
 # fmt: on
 
 

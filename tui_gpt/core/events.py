@@ -155,6 +155,14 @@ def duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def size(n: int) -> str:
+    """Bytes for people: KiB below a MiB, GiB from 10 GiB on, MiB between."""
+    mib = 2**20
+    if n < mib:
+        return f"{n / 1024:,.0f} KiB" if n >= 1024 else f"{n} bytes"
+    return f"{n / mib:,.0f} MiB" if n < 10 * 2**30 else f"{n / 2**30:,.1f} GiB"
+
+
 def eval_line(e: Eval) -> str:
     """The reference's evaluation line."""
     return (
@@ -179,9 +187,9 @@ def run_extras(e: RunStarted) -> list[str]:
     if e.grad_accum > 1:
         facts.append(f"{e.grad_accum} micro-batches per update")
     if e.memory_estimate:
-        facts.append(f"about {e.memory_estimate / 2**30:.1f} GiB of memory")
+        facts.append(f"needs about {size(e.memory_estimate)} of memory")
     if e.peak_flops:
-        facts.append(f"MFU of {e.peak_flops / 1e12:,.2f} TFLOP/s ({e.peak_source})")
+        facts.append(f"MFU against a peak of {e.peak_flops / 1e12:,.2f} TFLOP/s ({e.peak_source})")
     return facts
 
 

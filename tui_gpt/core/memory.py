@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_gpt.core.config import count_params
+from tui_gpt.core.events import size
 
 if TYPE_CHECKING:  # these import torch; the estimate does not need it
     from tui_gpt.core.config import TrainConfig
@@ -183,13 +184,6 @@ def largest(fits: Callable[[int], bool], start: int) -> int:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
-
-
-def size(n: int) -> str:
-    """Bytes for people: KiB below a MiB, GiB from 10 GiB on, MiB between."""
-    if n < MIB:
-        return f"{n / 1024:,.0f} KiB" if n >= 1024 else f"{n} bytes"
-    return f"{n / MIB:,.0f} MiB" if n < 10 * 2**30 else f"{n / 2**30:,.1f} GiB"
 
 
 def check(cfg: GPTConfig, s: Shape, room: int | None) -> str | None:

@@ -315,6 +315,9 @@ class TuiGptApp(App):
     # ------------------------------------------------------------------ quitting
 
     async def action_quit(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, DatasetScreen):
+                screen.remember_form()
         if not self.training_active:
             self.exit()
             return

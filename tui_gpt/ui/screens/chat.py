@@ -111,9 +111,9 @@ class ChatScreen(Screen):
 
     def _show_context(self, used: int, cut: int) -> None:
         ctx = self.loaded.model.cfg.context_length
-        note = f" · {cut:,} earlier tokens cut" if cut else ""
+        note = f" · {cut:,} cut" if cut else ""
         self.query_one("#context-info", Label).update(
-            f"{self.mode} (f7) · context {used:,}/{ctx:,} tokens{note}"
+            f"{self.mode} (f7) · {used:,}/{ctx:,} tokens{note}"
         )
 
     def action_toggle_mode(self) -> None:

@@ -13,6 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import (
     Button,
@@ -129,6 +130,7 @@ class DatasetScreen(Screen):
         self._problem: str | None = "choose a dataset"
         self._request = 0  # the preview shown answers the newest request only
         self._list_index: int | None = None  # the list entry last chosen
+        self._form_error = False  # the preview shows a settings field's problem
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -138,7 +140,7 @@ class DatasetScreen(Screen):
                 yield ListView(
                     *[ListItem(Label(label)) for label, _ in self._choices], id="dataset-list"
                 )
-                yield Input(placeholder="a path + Enter, or ctrl+o to browse", id="path")
+                yield Input(placeholder="path + Enter (ctrl+o: browse)", id="path")
                 yield Static("", id="preview")
                 yield ProgressBar(total=100, show_eta=False, id="tokenizer-progress")
             with Pane(id="settings"):
@@ -147,7 +149,6 @@ class DatasetScreen(Screen):
                 yield SettingsForm(
                     ModelChoice,
                     TrainConfig,
-                    choice_labels={"preset": lambda p: f"{p} - {preset_description(p)}"},
                     more_choices={"tokenizer": trained_tokenizers},
                     id="form",
                 )
@@ -169,9 +170,18 @@ class DatasetScreen(Screen):
             self.query_one(ListView).index = self._list_index = index
             self.choose(self._choices[index][1])
 
+    def remember_form(self) -> None:
+        """The dataset and settings on screen, for the next session (called on quitting);
+        a field in error keeps what was remembered before."""
+        if self.dataset is None:
+            return
+        with contextlib.suppress(TuiGptError, NoMatches):
+            model, cfg = self.read_settings()
+            remember_settings(TrainSpec(self.dataset, model, cfg))
+
     def _show_settings(self, spec: TrainSpec) -> None:
         """Fill the form from a spec: the settings a user left it with last time."""
-        form = self.query_one(SettingsForm)
+        form = self.query_one("#form", SettingsForm)
         model = spec.model
         if model.tokenizer not in TOKENIZERS:  # a trained tokenizer's file, if still there
             if Path(model.tokenizer).is_file():
@@ -221,15 +231,24 @@ class DatasetScreen(Screen):
         self._update_preset_info()
         self.refresh_preview()
 
-    @on(Switch.Changed)
+    @on(Switch.Changed, "#form Switch")
     def _switch_changed(self, event: Switch.Changed) -> None:
         self._update_preset_info()
 
-    @on(Input.Changed)
+    @on(Input.Changed, "#form Input")
     def _input_changed(self, event: Input.Changed) -> None:
-        if event.input.id in ("context_length", "batch_size", "dropout", "grad_accum"):
-            self._update_preset_info()
-        if event.input.id in ("context_length", "stride", "batch_size", "train_ratio", "grad_accum"):
+        self._update_preset_info()
+        try:
+            self.read_settings()
+        except TuiGptError as exc:  # said at once, without scanning the data again
+            self._request += 1
+            self._form_error = True
+            self._show_problem(str(exc), self._request)
+            return
+        # The split depends on these; any field checks again while the form is in error.
+        if self._form_error or event.input.id in (
+            "context_length", "stride", "batch_size", "train_ratio", "grad_accum"
+        ):
             self.refresh_preview()
 
     def _update_preset_info(self, vocab: int | None = None) -> None:
@@ -237,7 +256,7 @@ class DatasetScreen(Screen):
         one's is read from its file; the preview passes the loaded tokenizer's), and the
         memory a training with the form's settings needs (core/memory.py) beside what is
         free."""
-        form = self.query_one(SettingsForm)
+        form = self.query_one("#form", SettingsForm)
         if vocab is None:
             vocab = {"byte": 257, "gpt2": 50257}.get(str(form.query_one("#tokenizer", Select).value))
         if vocab is None:
@@ -256,6 +275,7 @@ class DatasetScreen(Screen):
         free = f" of {memory.size(room)} free" if room is not None else ""
         fits = "" if room is None or need <= room else "[red]"
         self.query_one("#preset-info", Static).update(
+            f"{model.preset}: {preset_description(model.preset)}. "
             f"{count_params(mcfg) / 1e6:,.1f}M parameters ({vocab:,}-token vocabulary), "
             f"context {mcfg.context_length}, {fits}~{memory.size(need)} to train{free}"
             + ("[/red]" if fits else "")
@@ -263,7 +283,7 @@ class DatasetScreen(Screen):
 
     def read_settings(self) -> tuple[ModelChoice, TrainConfig]:
         """The form's settings; raises TuiGptError naming the first bad field."""
-        form = self.query_one(SettingsForm)
+        form = self.query_one("#form", SettingsForm)
         return form.read(ModelChoice), form.read(TrainConfig)
 
     # ------------------------------------------------------------------ preview
@@ -279,8 +299,10 @@ class DatasetScreen(Screen):
         try:
             model, cfg = self.read_settings()
         except TuiGptError as exc:
+            self._form_error = True
             self._show_problem(str(exc), self._request)
             return
+        self._form_error = False
         self._preview(self.dataset, model, cfg, self._request)
 
     @work(thread=True, exclusive=True, group="preview")
@@ -360,7 +382,7 @@ class DatasetScreen(Screen):
                 )
                 return
             self._train_tokenizer(
-                dataset, size, self.query_one(SettingsForm).read(TrainConfig).text_field
+                dataset, size, self.query_one("#form", SettingsForm).read(TrainConfig).text_field
             )
 
         name = Path(dataset).name
@@ -390,7 +412,7 @@ class DatasetScreen(Screen):
         self.app.call_from_thread(self._tokenizer_trained, tok)
 
     def _tokenizer_trained(self, tok: BPETokenizer) -> None:
-        self.query_one(SettingsForm).choose("tokenizer", str(tok.path))
+        self.query_one("#form", SettingsForm).choose("tokenizer", str(tok.path))
         self.notify(f"{tok.vocab_size:,} tokens, saved as {tok.path}", title="Tokenizer trained")
 
     # ------------------------------------------------------------------ start

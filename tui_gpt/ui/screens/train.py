@@ -50,6 +50,7 @@ def _as_text(line: str | Text) -> Text:
     return line if isinstance(line, Text) else Text(line)
 
 
+ENDED = ("finished", "stopped", "failed", "stale")
 LOG_LINES = 5000  # the step log keeps this many lines; the chart keeps every evaluation
 SAMPLE_LINES = 2000
 
@@ -89,11 +90,11 @@ class TrainScreen(Screen):
         with Horizontal(id="top"):
             with Vertical(id="chart-pane"):
                 yield LossChart(redraw_interval=self._redraw, id="chart")
-            with Vertical(id="side"):
-                yield Static("", id="facts")
+            with Vertical(id="side"):  # most important first: a short pane cuts the end
                 yield Label("", id="progress-label")
-                yield Label("", id="bpb")
                 yield ProgressBar(total=None, show_eta=False, id="progress")
+                yield Label("", id="bpb")
+                yield Static("", id="facts")
         with Horizontal(id="bottom"):
             yield RichLog(id="log", wrap=True, max_lines=LOG_LINES, min_width=20)
             yield RichLog(id="samples", wrap=True, max_lines=SAMPLE_LINES, min_width=20)
@@ -131,6 +132,7 @@ class TrainScreen(Screen):
     def _on_training_ended(self, message: TrainingEnded) -> None:
         self.state = message.outcome
         self.sub_title = message.outcome
+        self.refresh_bindings()
         if message.error:
             self.query_one("#log", RichLog).write(Text(f"error: {message.error}", style="bold red"))
             self.notify(message.error, title="Training failed", severity="error", timeout=10)
@@ -181,6 +183,7 @@ class TrainScreen(Screen):
                 log_lines.append(Text(f"error: {event.message}", style="bold red"))
         if self.state in ("paused", "running", "stopped", "finished", "failed"):
             self.sub_title = self.state
+        self.refresh_bindings()
         # One write per batch: rendering is per call, so thousands of lines in one call
         # cost far less than thousands of calls.
         if log_lines:
@@ -191,6 +194,12 @@ class TrainScreen(Screen):
             self.query_one("#samples", RichLog).write(Text("\n").join(map(_as_text, sample_lines)))
         if len(events) > 1:
             self._show_progress()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Pause, stop and checkpoint shown dimmed once the run has ended."""
+        if action in ("pause", "stop", "checkpoint") and self.state in ENDED:
+            return None
+        return True
 
     def on_resize(self, _event: events.Resize) -> None:
         # RichLog wraps a line once, when written: after the terminal settles on its new
