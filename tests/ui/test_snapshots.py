@@ -103,7 +103,10 @@ def test_comparison_screen(snap_compare, fixed_runs):
         ]
         app.push_screen(CompareScreen(paths))
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.runs)
-        await pilot.pause(0.1)
+        chart = app.screen.query_one("#compare-chart")
+        # Drawn for the size it has once the table below took its rows' height.
+        await wait_for(pilot, lambda: app.screen.drawn_size == chart.content_size)
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -17,6 +18,16 @@ from tui_gpt.charts import compare_chart
 from tui_gpt.core.experiments import X_AXES, RunDetails, comparison_rows, details
 from tui_gpt.core.runs import Run
 from tui_gpt.ui.widgets.header import Header
+
+
+class ChartView(Static):
+    """The chart's place: drawn again by its screen whenever its size changes (the table
+    below takes its height late, and the terminal may be resized)."""
+
+    def on_resize(self) -> None:
+        screen = self.screen
+        if isinstance(screen, CompareScreen):
+            screen.call_after_refresh(screen.draw)
 
 
 class CompareScreen(Screen):
@@ -32,10 +43,11 @@ class CompareScreen(Screen):
         self.runs: list[RunDetails] = []
         self.axis = X_AXES[0]
         self.train = False
+        self.drawn_size: Size | None = None  # what the chart was last drawn for
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("reading the runs ...", id="compare-chart")
+        yield ChartView("reading the runs ...", id="compare-chart")
         yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield Footer(show_command_palette=False)  # f1 Help says ctrl+p
 
@@ -56,23 +68,22 @@ class CompareScreen(Screen):
         table.add_columns(*header)
         for row in rows:
             table.add_row(*row)
-        self.call_after_refresh(self._draw)  # once the table has taken its rows' height
+        self.call_after_refresh(self.draw)  # once the table has taken its rows' height
 
-    def _draw(self) -> None:
+    def draw(self) -> None:
+        """The chart for the size its widget has now (plotext draws for one size)."""
         chart = self.query_one("#compare-chart", Static)
         self.sub_title = f"x: {self.axis}" + (" · training curves too" if self.train else "")
         size = chart.content_size
         if self.runs and size.width >= 30 and size.height >= 8:
             text = compare_chart(self.runs, self.axis, size.width, size.height, self.train)
             chart.update(Text.from_ansi(text))
-
-    def on_resize(self) -> None:
-        self.call_after_refresh(self._draw)
+            self.drawn_size = size
 
     def action_next_axis(self) -> None:
         self.axis = X_AXES[(X_AXES.index(self.axis) + 1) % len(X_AXES)]
-        self._draw()
+        self.draw()
 
     def action_toggle_train(self) -> None:
         self.train = not self.train
-        self._draw()
+        self.draw()
