@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.widgets import Select
 
 from tests.conftest import needs_gpt2
 from tests.ui.conftest import fake_run, wait_for
@@ -168,6 +169,11 @@ def test_picker_screen(snap_compare, fixed_runs, monkeypatch):
 
     async def ready(pilot):
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        # Byte tokens: the screen behind reads the same with or without GPT-2's vocabulary.
+        app.screen.query_one("#tokenizer", Select).value = "byte"
+        await wait_for(
+            pilot, lambda: "(byte)" in str(app.screen.query_one("#preview").render())
+        )
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: isinstance(app.screen, PathPicker))
         await wait_for(pilot, lambda: len(app.screen.query_one("#tree").root.children) == 3)
