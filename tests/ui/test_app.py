@@ -114,7 +114,12 @@ async def test_train_to_the_end_then_generate(runs_root):
         assert app.screen.weights == "latest" and " · latest, step 22" in app.screen.chat_title
         await pilot.press("f6")
         await wait_for(
-            pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.weights == "best"
+            pilot,
+            lambda: (
+                isinstance(app.screen, ChatScreen)
+                and app.screen.weights == "best"
+                and app.screen.query("#seed")  # composed
+            ),
         )
         chat = app.screen
         await pilot.press("f7")  # each prompt fresh: the same seed gives the same text
@@ -555,7 +560,9 @@ async def test_the_generator_continues_the_conversation_within_its_context(runs_
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         app.open_chat(Run(path))
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.query("#top_k")
+        )  # composed, its settings form too
         chat = app.screen
         info = chat.query_one("#context-info")
         chat.query_one("#max_new_tokens", Input).value = "4"
