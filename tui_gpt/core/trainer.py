@@ -456,17 +456,24 @@ class Trainer:
     def _save(self, kind: str, with_optimizer: bool) -> None:
         if self.checkpoint_dir is None:
             return
-        if not self.checkpoint_dir.parent.is_dir():  # never recreate a deleted run
-            raise TuiGptError(
-                f"the run folder {self.checkpoint_dir.parent} was deleted; nothing saved"
-            )
-        path = checkpoint.save(
-            self.checkpoint_dir / f"{kind}.safetensors",
-            self.model,
-            self.optimizer if with_optimizer else None,
-            train_state=asdict(self.state),
-            extra={"train_config": self.cfg.to_dict(), "tokenizer": self.tokenizer.name},
+        deleted = TuiGptError(
+            f"the run folder {self.checkpoint_dir.parent} was deleted; nothing saved"
         )
+        if not self.checkpoint_dir.parent.is_dir():  # never recreate a deleted run
+            raise deleted
+        try:
+            path = checkpoint.save(
+                self.checkpoint_dir / f"{kind}.safetensors",
+                self.model,
+                self.optimizer if with_optimizer else None,
+                train_state=asdict(self.state),
+                extra={"train_config": self.cfg.to_dict(), "tokenizer": self.tokenizer.name},
+            )
+        except TuiGptError:
+            # Deleted while it was saving (a folder being removed loses its files first).
+            if not (self.checkpoint_dir.parent / "run.json").is_file():
+                raise deleted from None
+            raise
         self.emit(CheckpointSaved, kind=kind, path=str(path))
 
     def save_latest(self) -> None:
