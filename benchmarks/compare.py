@@ -72,10 +72,14 @@ def trainer_update(precision="bf16"):
 
     def build():
         from tui_gpt.core.bench import random_batch_trainer
+        from tui_gpt.core.config import TrainConfig
         from tui_gpt.core.device import Runtime
 
         trainer, _, _ = random_batch_trainer(
-            "gpt2-small", CTX, BATCH, Runtime(CPU, precision, torch.get_num_threads())
+            "gpt2-small",
+            CTX,
+            TrainConfig(batch_size=BATCH),
+            Runtime(CPU, precision, torch.get_num_threads()),
         )
         return trainer, None, "trainer"
 

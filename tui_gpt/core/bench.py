@@ -118,14 +118,12 @@ def bench_train(
 
 
 def random_batch_trainer(
-    preset: str, context_length: int, cfg: TrainConfig | int, runtime: Runtime, seed: int = 123,
+    preset: str, context_length: int, cfg: TrainConfig, runtime: Runtime, seed: int = 123,
     vocab_size: int = 50257,
 ) -> tuple[Trainer, torch.Tensor, torch.Tensor]:  # fmt: skip
     """A real Trainer (the training defaults: lr 4e-4, weight decay 0.1, or `cfg`) on one
     update's batch of random tokens, and that batch: what speed measurements time
-    `Trainer.update` on. `cfg` may be just the batch size."""
-    if isinstance(cfg, int):
-        cfg = TrainConfig(batch_size=cfg)
+    `Trainer.update` on."""
     torch.manual_seed(seed)
     model = GPT(model_config(preset, vocab_size, context_length)).to(runtime.device).train()
     g = torch.Generator().manual_seed(seed)
