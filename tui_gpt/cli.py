@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from tui_gpt import __version__
@@ -43,6 +44,10 @@ VERBS = (
 )
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump) and exit status 2."""
 
@@ -73,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # `train --detach` starts the same command again in the background
+    # A polite kill unwinds like Ctrl+C, so that half-written files are removed on the way
+    # out (training and the app install their own handlers).
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         if args.command is None:
             if not (sys.stdin.isatty() and sys.stdout.isatty()):

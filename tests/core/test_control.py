@@ -63,27 +63,27 @@ def test_pause_checkpoint_resume_stop_through_the_run_folder(runs_root):
     worker = threading.Thread(target=lambda: result.update(outcome=job.run_training()))
     worker.start()
     try:
-        wait_until(lambda: liveness(run).state == "live" and run.status().get("step", -1) >= 1)
+        wait_until(lambda: liveness(run).state == "live" and run.status().step >= 1)
         control.send(run, "pause")
-        wait_until(lambda: run.status().get("status") == "paused")
-        step = run.status()["step"]
+        wait_until(lambda: run.status().status == "paused")
+        step = run.status().step
         saved = run.latest.stat().st_mtime_ns if run.latest.exists() else 0
         control.send(run, "checkpoint")  # honoured while paused
         wait_until(lambda: run.latest.exists() and run.latest.stat().st_mtime_ns != saved)
-        assert run.status()["step"] == step  # still paused: no step was taken
+        assert run.status().step == step  # still paused: no step was taken
         with pytest.raises(TuiGptError, match="still training"):
             assemble(
                 resume=run.id, runs_root=runs_root
             )  # a second trainer on a live run is refused
         control.send(run, "resume")
-        wait_until(lambda: run.status().get("step", -1) > step)
+        wait_until(lambda: run.status().step > step)
         control.send(run, "stop")
         worker.join(60)
     finally:
         ctl.stop("test over")
         worker.join(60)
     assert result["outcome"] == "stopped"
-    assert run.status()["status"] == "stopped"
+    assert run.status().status == "stopped"
     assert liveness(run).state == "ended"
     assert not control.pending(run)
     names = [e["event"] for e in run.events()]

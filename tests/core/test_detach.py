@@ -54,8 +54,8 @@ def test_a_detached_run_survives_its_terminal_going_away(tmp_path):
         pid = liveness(run).pid
     finally:
         tmux("kill-server")  # the SSH session drops: SIGHUP to everything in the terminal
-    assert run.status().get("status") != "finished"  # it was still training when cut off
-    wait_until(lambda: run.status().get("status") == "finished", what="the run finishing")
+    assert run.status().status != "finished"  # it was still training when cut off
+    wait_until(lambda: run.status().status == "finished", what="the run finishing")
     wait_until(lambda: liveness(run).state == "ended", what="its process ending")
     assert liveness(run).pid == pid
     assert run.latest.is_file() and run.best.is_file()
@@ -97,13 +97,13 @@ def test_control_sigterm_sigkill_and_resume(tmp_path):
         # SIGTERM: save, mark stopped, exit.
         os.kill(liveness(run).pid, signal.SIGTERM)
         wait_until(lambda: liveness(run).state == "ended", what="the trainer exiting")
-        assert run.status()["status"] == "stopped" and runs_json(runs)[run.id]["state"] == "stopped"
-        stopped_at = run.status()["step"]
+        assert run.status().status == "stopped" and runs_json(runs)[run.id]["state"] == "stopped"
+        stopped_at = run.status().step
 
         # Continue in the background, then kill it without warning: stale.
         again = run_cli("--run-dir", str(runs), "train", "--resume", run.id, "--detach")
         assert again.returncode == 0, again.stderr
-        wait_until(lambda: run.status().get("step", 0) > stopped_at + 2, what="progress")
+        wait_until(lambda: run.status().step > stopped_at + 2, what="progress")
         run_cli("--run-dir", str(runs), "control", run.id, "checkpoint")
         os.kill(liveness(run).pid, signal.SIGKILL)
         wait_until(lambda: liveness(run).state == "stale", what="the run going stale")

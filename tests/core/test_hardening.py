@@ -17,7 +17,7 @@ import torch
 
 from tests.conftest import NIGHT_KITCHEN, ROOT, run_cli, wait_until
 from tests.core.test_trainer import config, start
-from tui_gpt.core import checkpoint, control
+from tui_gpt.core import checkpoint, control, data
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import model_config
 from tui_gpt.core.data import prepare
@@ -70,10 +70,10 @@ def test_kill_during_a_save_keeps_the_last_checkpoint_and_the_next_save_sweeps_t
 
 def test_a_full_disk_stops_the_training_cleanly_and_keeps_the_checkpoint(runs_root):
     run = finished_run(runs_root)
-    events = run.events_path
-    events.unlink()
-    events.symlink_to("/dev/full")  # every write: "No space left on device"
     job = assemble(resume=run.id, changes={"max_steps": 50}, runs_root=runs_root)
+    full = os.open("/dev/full", os.O_WRONLY)  # every write: "No space left on device"
+    os.dup2(full, job.log._file.fileno())  # the event log's descriptor now writes there
+    os.close(full)
     assert job.run_training() == "stopped"
     assert "No space left on device" in job.trainer.control.stop_reason
     assert Checkpoint(run.latest).train_state["steps_done"] >= 4
@@ -146,6 +146,11 @@ def test_the_token_cache_is_verified_and_rebuilt(tmp_path):
     meta["tokens"], meta["val_tokens"] = len(first.train_ids) + 100, 100
     (folder / "meta.json").write_text(json.dumps(meta))
     prepare(NIGHT_KITCHEN, tok, 0.9, cache_root=cache, notice=notes.append)
+    assert "val.bin is not the file built with it" in notes[-1]
+    np.full(100, 60000, dtype=np.uint16).tofile(folder / "val.bin")
+    meta["val_sha256"] = data._file_hash(folder / "val.bin")  # consistent, yet out of range
+    (folder / "meta.json").write_text(json.dumps(meta))
+    prepare(NIGHT_KITCHEN, tok, 0.9, cache_root=cache, notice=notes.append)
     assert "outside the vocabulary" in notes[-1]
     (folder / "meta.json").unlink()
     healed = prepare(NIGHT_KITCHEN, tok, 0.9, cache_root=cache, notice=notes.append)
@@ -203,7 +208,7 @@ def test_a_run_folder_deleted_under_the_trainer_stops_it(runs_root):
     worker = threading.Thread(target=train)
     worker.start()
     try:
-        wait_until(lambda: job.run.status().get("step", -1) >= 2, 120, "training")
+        wait_until(lambda: job.run.status().step >= 2, 120, "training")
         delete_run(job.run)
         worker.join(60)
     finally:
@@ -286,7 +291,7 @@ def test_one_writer_per_run(runs_root):
     worker = threading.Thread(target=job.run_training)
     worker.start()
     try:
-        wait_until(lambda: run.status().get("step", -1) >= 6, 120, "training")
+        wait_until(lambda: run.status().step >= 6, 120, "training")
     finally:
         ctl.stop("test over")
         worker.join(60)

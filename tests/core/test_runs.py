@@ -18,7 +18,7 @@ def test_event_log_writes_lines_and_status(tmp_path):
     assert [line["event"] for line in lines] == ["run_started", "eval", "eval", "finished"]
     assert event_from_dict(lines[2]) == Eval(**{k: v for k, v in lines[2].items() if k != "event"})
     status = run.status()
-    assert status["status"] == "finished" and status["best_val_loss"] == 3.5
+    assert status.status == "finished" and status.best_val_loss == 3.5
     [summary] = list_runs(tmp_path)
     assert (summary.id, summary.steps, summary.dataset, summary.preset) == (
         run.id,
@@ -45,7 +45,7 @@ def test_listing_copes_with_half_written_and_foreign_folders(tmp_path):
     (broken / "run.json").write_text('{"id": "half", "crea')
     runs = {r.id: r for r in list_runs(tmp_path)}
     assert set(runs) == {good.id, "half"}
-    assert runs["half"].problem and "not a readable run folder" in runs["half"].problem
+    assert runs["half"].problem and "run.json: damaged" in runs["half"].problem
     assert runs[good.id].problem is None and runs[good.id].status == "unknown"
 
 

@@ -64,7 +64,7 @@ def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):
     assert names[0] == "run_started" and names[-1] == "finished"
     for line in run.events():
         assert {"event", "time", "step", "epoch", "tokens_seen"} <= set(line)
-    assert run.status()["status"] == "finished"
+    assert run.status().status == "finished"
     latest = Checkpoint(run.latest)
     assert latest.has_optimizer and latest.train_state["steps_done"] == 33
     best = Checkpoint(run.best)
@@ -80,7 +80,7 @@ def test_stop_and_resume_gives_exactly_the_same_losses(runs_root):
     first = Recorder(stop_after_step=12, control=control)  # stops in epoch 2, batch 2
     job = start(runs_root, config(max_steps=20), [first], control)
     assert job.run_training() == "stopped"
-    assert job.run.status()["status"] == "stopped"
+    assert job.run.status().status == "stopped"
     assert Checkpoint(job.run.latest).train_state == {
         "epoch": 1,
         "batch": 2,
@@ -128,7 +128,7 @@ def test_pause_resume_and_stop_from_another_thread(runs_root):
     paused_at = len(rec.of(Step))
     worker.join(0.5)
     assert worker.is_alive() and len(rec.of(Step)) == paused_at
-    assert job.run.status()["status"] == "paused"
+    assert job.run.status().status == "paused"
     control.resume()
     control.stop("enough")
     worker.join(60)
@@ -136,7 +136,7 @@ def test_pause_resume_and_stop_from_another_thread(runs_root):
     assert result["outcome"] == "stopped"
     names = [e.name for e in rec.events]
     assert "paused" in names and names[-1] == "stopped"
-    assert job.run.status()["status"] == "stopped"
+    assert job.run.status().status == "stopped"
     assert job.run.latest.is_file()
 
 
@@ -151,7 +151,7 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(runs_root):
     job.trainer.cfg.lr = 1e30
     with pytest.raises(TrainingDiverged, match="became nan"):
         job.run_training()
-    assert job.run.status()["status"] == "failed"
+    assert job.run.status().status == "failed"
     assert good.run.latest.read_bytes() == before
     assert job.run.events()[-1]["event"] == "error"
 

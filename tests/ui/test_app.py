@@ -99,7 +99,7 @@ async def test_train_to_the_end_then_generate(runs_root):
         assert len(dashboard.query_one("#chart").history.val) >= 2
         samples = "\n".join(line.text for line in dashboard.query_one("#samples", RichLog).lines)
         assert "Every effort moves you" in samples
-        assert Run(dashboard.run.path).status()["status"] == "finished"
+        assert Run(dashboard.run.path).status().status == "finished"
         assert "MFU " in str(dashboard.query_one("#progress-label").render())
 
         await pilot.press("g")
@@ -160,9 +160,9 @@ async def test_quit_during_training_saves_a_checkpoint(runs_root):
     app = TuiGptApp(runs_root)
     async with app.run_test(size=(100, 34)) as pilot:
         run = await start_a_long_training(app, pilot)
-        await wait_for(pilot, lambda: run.status().get("step", -1) >= 1)
+        await wait_for(pilot, lambda: run.status().step >= 1)
         await pilot.press("p")
-        await wait_for(pilot, lambda: run.status().get("status") == "paused")
+        await wait_for(pilot, lambda: run.status().status == "paused")
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
@@ -274,7 +274,7 @@ async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
             assert not dashboard.live and not app.training_active  # not this process's
             await wait_for(pilot, lambda: len(dashboard.query_one("#chart").history.val) >= 2)
             await pilot.press("p")
-            await wait_for(pilot, lambda: run.status().get("status") == "paused")
+            await wait_for(pilot, lambda: run.status().status == "paused")
             await wait_for(pilot, lambda: dashboard.sub_title == "paused")
             await pilot.press("p")
             await wait_for(pilot, lambda: dashboard.sub_title == "running")
@@ -283,12 +283,12 @@ async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
             assert "Stop run" in app.screen.question
             await pilot.press("n")
             await wait_for(pilot, lambda: app.screen is dashboard)
-            assert run.status().get("status") == "running"
+            assert run.status().status == "running"
             await pilot.press("q")  # no "training is running" question: it is not ours
         assert liveness(run).state == "live"  # the app is gone; the training is not
         control.send(run, "stop")
         wait_until(lambda: liveness(run).state == "ended")
-        assert run.status()["status"] == "stopped" and run.latest.is_file()
+        assert run.status().status == "stopped" and run.latest.is_file()
     finally:
         if run is not None and liveness(run).state == "live":
             os.kill(liveness(run).pid, signal.SIGKILL)
@@ -618,7 +618,7 @@ async def test_a_live_training_shows_in_the_header_with_a_key_back(runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_for(pilot, lambda: not app.training_active)
-        assert run.status()["status"] == "stopped"
+        assert run.status().status == "stopped"
 
 
 async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_root):
@@ -634,7 +634,7 @@ async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_ro
         dashboard = app.screen
         await wait_for(pilot, lambda: dashboard.state == "finished" and not app.training_active)
         run = dashboard.run
-        steps = run.status()["step"]
+        steps = run.status().step
         # Train it further from the browser: 2 epochs in all.
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
@@ -644,7 +644,7 @@ async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_ro
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.live)
         await wait_for(pilot, lambda: app.screen.state == "finished" and not app.training_active)
-        assert run.status()["step"] == 2 * steps + 1
+        assert run.status().step == 2 * steps + 1
         assert json.loads((run.path / "settings.json").read_text())["train"]["epochs"] == 2
 
     # A new session opens with the last dataset and settings.

@@ -28,10 +28,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from tui_gpt.charts import check_size, compare_chart
     from tui_gpt.core.errors import TuiGptError
-    from tui_gpt.core.experiments import comparison_rows, details, differing
+    from tui_gpt.core.experiments import comparison_rows, details, differing, undamaged
     from tui_gpt.core.runs import find_run
 
-    found = [details(find_run(ref, runs_root(args))) for ref in args.runs]
+    found = [details(undamaged(find_run(ref, runs_root(args)))) for ref in args.runs]
     if len({r.path for r in found}) < 2:
         raise TuiGptError("compare needs at least two different runs")
     if args.json:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     run_ = find_run(args.run, runs_root(args))
     life = control.liveness(run_)
     if life.state != "live":
-        status = run_.status().get("status", "unknown")
+        status = run_.status_of()
         raise TuiGptError(
             f"run {run_.id} is not training (status {status}, process {life.state}); "
             f"continue it with: tui-gpt train --resume {run_.id}"
@@ -73,7 +73,7 @@ def _wait(run_, request, command: str, timeout: float, saved_before: float) -> s
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         alive = control.liveness(run_).state == "live"
-        status = run_.status().get("status")
+        status = run_.status_of()
         if command == "stop":
             if not alive:
                 return str(status)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from tui_gpt.commands.common import add_run_dir, print_json, runs_root
@@ -31,7 +30,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from tui_gpt.core import checkpoint
     from tui_gpt.core.errors import TuiGptError
-    from tui_gpt.core.fsutil import atomic_write
+    from tui_gpt.core.fsutil import atomic_copy
     from tui_gpt.core.gpt2_weights import SIZES, fetch, load_gpt2_safetensors
     from tui_gpt.core.runs import TOKENIZER_FILE, create_run
     from tui_gpt.core.tokenizer import BPETokenizer
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     }
     new = create_run(runs_root(args), "gpt2", label, info)  # id: <date>-<time>-gpt2-<size>
     if own is not None:
-        atomic_write(new.path / TOKENIZER_FILE, lambda tmp: shutil.copyfile(own.path, tmp))
+        atomic_copy(own.path, new.path / TOKENIZER_FILE)
     checkpoint.save(new.best, model, extra={"tokenizer": tok_name})
     new.set_status("imported", step=-1, epoch=0, tokens_seen=0, best_val_loss=None)
     if args.json:

@@ -30,10 +30,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from tui_gpt.charts import LossHistory, check_size, compare_chart, loss_chart, save_figure
     from tui_gpt.core.errors import TuiGptError
-    from tui_gpt.core.experiments import details, write_csv
+    from tui_gpt.core.experiments import details, undamaged, write_csv
     from tui_gpt.core.runs import find_run
 
-    found = [find_run(ref, runs_root(args)) for ref in args.runs]
+    found = [undamaged(find_run(ref, runs_root(args))) for ref in args.runs]
     if args.output:
         suffix = Path(args.output).suffix.lower()
         if suffix not in FORMATS:

@@ -13,7 +13,7 @@ from tui_gpt import paths
 from tui_gpt.core.corpus import TextSource, iter_text
 from tui_gpt.core.data import iter_pieces
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.fsutil import atomic_write_text, disk_reason
 from tui_gpt.core.tokenizer import EOT_TEXT, BPETokenizer
 
 MIN_VOCAB, MAX_VOCAB = 257, 1 << 20  # every byte and end-of-text; far above any real use
@@ -60,7 +60,11 @@ def train_tokenizer(
             yield from (p for p in piece.split(EOT_TEXT) if p)
 
     tok.train_from_iterator(texts(), trainer=trainer)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # Sorted keys: the file's bytes depend on the corpus and the size alone.
-    atomic_write_text(out, json.dumps(json.loads(tok.to_str()), sort_keys=True, ensure_ascii=False))
+    text = json.dumps(json.loads(tok.to_str()), sort_keys=True, ensure_ascii=False)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, text)
+    except OSError as exc:
+        raise TuiGptError(f"cannot write {out}: {disk_reason(exc)}") from None
     return BPETokenizer(out)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import atomic_write, pid_alive
+from tui_gpt.core.fsutil import atomic_write, disk_reason, sweep_temporaries
 from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.tensorfile import raw_bytes, write_safetensors
 
 FORMAT = "tui-gpt/1"
 
@@ -64,11 +63,10 @@ def save(
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_temporaries(path.parent)
     try:
-        atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=meta))
-    except (OSError, SafetensorError) as exc:  # a full disk reaches us as either
+        atomic_write(path, lambda f: write_safetensors(f, cpu, meta))
+    except OSError as exc:
         kept = " (the previous one is intact)" if path.is_file() else ""
-        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-        raise TuiGptError(f"cannot save checkpoint {path}: {reason}{kept}") from None
+        raise TuiGptError(f"cannot save checkpoint {path}: {disk_reason(exc)}{kept}") from None
     return path
 
 
@@ -79,35 +77,36 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
     for key in sorted(tensors):
         t = tensors[key].contiguous()
         digest.update(f"{key}:{tuple(t.shape)}:{t.dtype};".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(raw_bytes(t))
     return digest.hexdigest()
-
-
-def sweep_temporaries(folder: Path) -> None:
-    """Remove the half-written files of saves whose process was killed."""
-    for stale in folder.glob(".*.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or not pid_alive(int(pid)) or int(pid) == os.getpid():
-            stale.unlink(missing_ok=True)
 
 
 # Far above any model tui-gpt trains, far below what would exhaust memory by itself.
 _BOUNDS = {"vocab_size": 1 << 22, "context_length": 1 << 20, "emb_dim": 1 << 15, "n_layers": 1024}
 
 
-def _model_config(meta: dict[str, str], path: Path) -> GPTConfig:
+def parse_model_config(raw: Any, where: str | Path) -> GPTConfig:
+    """A GPTConfig from its JSON form (a checkpoint's header, run.json), every size in
+    bounds; anything else is one error naming `where`."""
     try:
-        raw = json.loads(meta["model_config"])
         cfg = GPTConfig(**raw)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-        raise TuiGptError(f"{path}: damaged model configuration ({exc})") from None
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        raise TuiGptError(f"{where}: damaged model configuration ({exc})") from None
     for name, top in _BOUNDS.items():
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
-            raise TuiGptError(f"{path}: damaged model configuration ({name} = {value!r})")
+            raise TuiGptError(f"{where}: damaged model configuration ({name} = {value!r})")
     if not isinstance(cfg.n_heads, int) or not 1 <= cfg.n_heads <= cfg.emb_dim:
-        raise TuiGptError(f"{path}: damaged model configuration (n_heads = {cfg.n_heads!r})")
+        raise TuiGptError(f"{where}: damaged model configuration (n_heads = {cfg.n_heads!r})")
     return cfg
+
+
+def _model_config(meta: dict[str, str], path: Path) -> GPTConfig:
+    try:
+        raw = json.loads(meta["model_config"])
+    except (KeyError, ValueError) as exc:
+        raise TuiGptError(f"{path}: damaged model configuration ({exc})") from None
+    return parse_model_config(raw, path)
 
 
 class Checkpoint:

@@ -10,7 +10,6 @@ shape at context 256).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,11 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # Where a model can go (core/export.py) and the number formats each takes.
 EXPORT_FORMATS = ("hf", "gguf")
 EXPORT_DTYPES = ("f32", "f16", "bf16", "q8_0")
+# torch's generators take seeds below 2**64; below 2**63 they also fit the C long of a DDP
+# seed offset.
+MAX_SEED = 2**63 - 1
+# More threads than any machine has cores: a typo, refused before the thread pool is made.
+MAX_THREADS = 1024
 # Sampling may also read int8 weights (core/quantize.py); training never does.
 SAMPLING_PRECISIONS = (*PRECISIONS, "int8")
 
@@ -119,13 +123,13 @@ class TrainConfig:
     grad_clip: float | None = setting(None, "clip the global gradient norm to this value", label="Gradient clip", gt=0, blank="off")
     eval_freq: int = setting(5, "evaluate every N steps", label="Eval every", ge=1, on_resume=True)
     eval_iter: int = setting(5, "batches per evaluation", label="Eval batches", ge=1, on_resume=True)
-    seed: int = setting(123, "random seed (weights and data order)", label="Seed")
+    seed: int = setting(123, "random seed (weights and data order)", label="Seed", ge=0, le=MAX_SEED)
     start_context: str = setting("Every effort moves you", "prompt of the per-epoch sample", label="Start context")
     sample_tokens: int = setting(50, "tokens in the per-epoch sample", label="Sample tokens", ge=0, on_resume=True)
     checkpoint_minutes: float = setting(10.0, "save latest at least this often", label="Save every (min)", gt=0, on_resume=True)
     device: str = setting("auto", "auto picks CUDA, then MPS, then CPU", label="Device", choices=DEVICES, on_resume=True)
     precision: str = setting("auto", "auto: bf16 where the hardware has bf16 units", label="Precision", choices=PRECISIONS, on_resume=True)
-    threads: int | None = setting(None, "CPU threads", label="Threads", ge=1, blank="all allowed", on_resume=True)
+    threads: int | None = setting(None, "CPU threads", label="Threads", ge=1, le=MAX_THREADS, blank="all allowed", on_resume=True)
     activation_checkpointing: bool = setting(False, "recompute each block in backward: much less activation memory, about a third slower", label="Recompute blocks", on_resume=True)
     peak_tflops: float | None = setting(None, "the device's peak TFLOP/s that MFU is measured against", label="Peak TFLOP/s", gt=0, blank="auto", on_resume=True)
     compile: bool = setting(False, "torch.compile the training step: a slow first step, faster later ones", label="Compile", on_resume=True)
@@ -149,7 +153,7 @@ class SamplingConfig:
     top_k: int = setting(50, "keep the k likeliest tokens; 0 is off", label="Top-k (0: off)", ge=0)
     top_p: float | None = setting(None, "keep tokens up to this total probability", label="Top-p", gt=0, le=1, blank="off")
     max_new_tokens: int = setting(50, "tokens to add", label="Max new tokens", ge=0)
-    seed: int | None = setting(None, "seed for repeatable sampling", label="Seed", blank="any")
+    seed: int | None = setting(None, "seed for repeatable sampling", label="Seed", ge=0, le=MAX_SEED, blank="any")
     eos: bool = setting(False, "stop at the end-of-text token", label="Stop at EOT")
 # fmt: on
 
@@ -181,7 +185,9 @@ class TrainSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainSpec:
+        from tui_gpt.core.records import read_json
+
         try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise TuiGptError(f"{path}: not a readable settings file ({exc})") from None
+            return cls.from_dict(read_json(Path(path).expanduser(), follow_links=True))
+        except FileNotFoundError:
+            raise TuiGptError(f"{path}: no such settings file") from None

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.fsutil import atomic_write_text, refuse_link
 from tui_gpt.core.runs import Run, liveness, process_path
 
 if TYPE_CHECKING:
@@ -49,18 +49,20 @@ def send(run: Run, command: str) -> Path:
     if command not in COMMANDS:
         raise TuiGptError(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)}")
     folder = control_dir(run)
+    refuse_link(folder)
     folder.mkdir(exist_ok=True)
     name = f"{time.time_ns()}-{os.getpid()}.{command}"
-    tmp = folder / f".{name}.tmp"
-    tmp.write_text(command + "\n", encoding="utf-8")
-    os.replace(tmp, folder / name)
+    atomic_write_text(folder / name, command + "\n")
     return folder / name
 
 
 def pending(run: Run) -> list[Path]:
     """Requests not yet applied, oldest first."""
+    folder = control_dir(run)
+    if folder.is_symlink():  # not the run's: never read or delete through it
+        return []
     try:
-        entries = list(control_dir(run).iterdir())
+        entries = list(folder.iterdir())
     except OSError:
         return []
     return sorted(
@@ -98,7 +100,10 @@ class ControlChannel:
         }
 
     def __enter__(self) -> ControlChannel:
-        control_dir(self.run).mkdir(exist_ok=True)
+        folder = control_dir(self.run)
+        if folder.is_symlink():  # planted: the link goes, what it points to stays
+            folder.unlink()
+        folder.mkdir(exist_ok=True)
         for stale_request in pending(self.run):  # meant for an earlier process of this run
             stale_request.unlink(missing_ok=True)
         self._beat()
@@ -160,7 +165,7 @@ class RemoteControl:
 
     @property
     def paused(self) -> bool:
-        return self.run.status().get("status") == "paused"
+        return self.run.status_of() == "paused"
 
     def pause(self) -> None:
         send(self.run, "pause")

@@ -118,10 +118,46 @@ def _open(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
         return cast(IO[bytes], gzip.GzipFile(fileobj=raw))
     if path.suffix == ".zst":
+        return cast(IO[bytes], _ZstdReader(raw))
+    return raw
+
+
+class _ZstdReader(io.RawIOBase):
+    """A .zst file's bytes, frame after frame. Unlike zstandard's stream reader, a file
+    that ends inside a frame (a cut download, a partial copy) is an error, as gzip's is."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
         import zstandard
 
-        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-    return raw
+        self._new = lambda: zstandard.ZstdDecompressor().decompressobj()
+        self._raw, self._frame, self._in_frame = raw, self._new(), False
+        self._out = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._out:
+            chunk = self._raw.read(_BLOCK)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("the file ends before the end of its last zstd frame")
+                return 0
+            while chunk:
+                self._out += self._frame.decompress(chunk)
+                self._in_frame = not self._frame.eof
+                if self._in_frame:
+                    break
+                chunk = self._frame.unused_data  # the next frame's start, if any
+                self._frame = self._new()
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        del self._out[:n]
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _damaged(exc: Exception) -> bool:

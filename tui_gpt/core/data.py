@@ -10,6 +10,7 @@ an index range into the memory-mapped ids, never a tensor of its own. A batch is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -26,10 +27,10 @@ from tui_gpt import paths
 from tui_gpt.core.corpus import TextSource, inspect_source, iter_text
 from tui_gpt.core.device import cpu_count
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import pid_alive
+from tui_gpt.core.fsutil import disk_reason, pid_alive
 from tui_gpt.core.tokenizer import Tokenizer
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the source's and the arrays' hashes in meta.json
 _READ_BLOCK = 1 << 22  # characters read per block (4 Mi)
 _PIECE = 1 << 16  # characters per tokenizer work item (64 Ki)
 
@@ -128,7 +129,7 @@ def prepare(
     root = cache_root or paths.cache_dir() / "tokens"
     folder = root / _cache_key(source, tokenizer, train_ratio)
     _sweep_builds(root)
-    problem = _cache_problem(folder, tokenizer, split) if folder.exists() else "missing"
+    problem = _cache_problem(folder, tokenizer, split, source.sha256) if folder.exists() else "missing"
     if problem is not None:
         if problem != "missing" and notice is not None:
             notice(f"the token cache {folder} is damaged ({problem}); rebuilding it")
@@ -148,13 +149,29 @@ def prepare(
     )
 
 
-def _cache_problem(folder: Path, tokenizer: Tokenizer, split: int) -> str | None:
-    """What is wrong with a token cache, or None: its metadata, the arrays' sizes against
-    it, and every id within the vocabulary."""
+def _file_hash(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cache_problem(
+    folder: Path, tokenizer: Tokenizer, split: int, source_sha256: str
+) -> str | None:
+    """What is wrong with a token cache, or None: its metadata (the text and tokenizer it
+    was built from), the arrays' sizes and hashes against it, and every id within the
+    vocabulary."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
         if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
             return "unknown format"
+        if meta.get("source_sha256") != source_sha256 or meta.get("tokenizer") != tokenizer.name:
+            return "built from another text or tokenizer"
+        for name in ("train", "val"):
+            if _file_hash(folder / f"{name}.bin") != meta.get(f"{name}_sha256"):
+                return f"{name}.bin is not the file built with it"
         dtype = np.dtype(meta["dtype"])
         if dtype != token_dtype(tokenizer.vocab_size) or meta.get("split_char") != split:
             return "built for another vocabulary or split"
@@ -212,13 +229,13 @@ def _build_cache(
                     total += len(ids)
                     end = pos + len(text)
                     if end <= split:
-                        np.asarray(ids, dtype=dtype).tofile(train)
+                        train.write(np.asarray(ids, dtype=dtype).tobytes())
                     elif pos >= split:
-                        np.asarray(ids, dtype=dtype).tofile(val)
+                        val.write(np.asarray(ids, dtype=dtype).tobytes())
                     else:  # the one piece that straddles the split: tokenize its two sides
                         head, tail = text[: split - pos], text[split - pos :]
-                        np.asarray(tokenizer.encode(head), dtype=dtype).tofile(train)
-                        np.asarray(tokenizer.encode(tail), dtype=dtype).tofile(val)
+                        train.write(np.asarray(tokenizer.encode(head), dtype=dtype).tobytes())
+                        val.write(np.asarray(tokenizer.encode(tail), dtype=dtype).tobytes())
                     pos = end
                 batch.clear()
                 if progress:
@@ -243,6 +260,8 @@ def _build_cache(
             "split_char": split,
             **counts,
         }
+        meta |= {"source_sha256": source.sha256, "tokenizer": tokenizer.name,
+                 **{f"{n}_sha256": _file_hash(tmp / f"{n}.bin") for n in ("train", "val")}}  # fmt: skip
         (tmp / "meta.json").write_text(json.dumps(meta))
         try:
             os.rename(tmp, folder)
@@ -250,7 +269,9 @@ def _build_cache(
             if not (folder / "meta.json").is_file():  # not a concurrent twin: a real failure
                 raise
     except OSError as exc:
-        raise TuiGptError(f"cannot write the token cache in {folder.parent}: {exc}") from None
+        raise TuiGptError(
+            f"cannot write the token cache in {folder.parent}: {disk_reason(exc)}"
+        ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

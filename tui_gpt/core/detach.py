@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.fsutil import append_fd, atomic_write_text
 
 READY_FD_ENV = "TUI_GPT_READY_FD"
 LOG_NAME = "train.log"
@@ -106,7 +106,7 @@ def _tell_launcher(message: dict) -> None:
 def report_started(run_id: str, path: Path) -> None:
     """Child side: the run folder exists; send console output to its train.log from now
     on and let the launcher return."""
-    log_fd = os.open(path / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log_fd = append_fd(path / LOG_NAME, os.O_WRONLY)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(log_fd, 1)

@@ -5,13 +5,14 @@ and the app's details panel and comparison screen all read."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Eval, Event, RunStarted, Step, duration
+from tui_gpt.core.records import Fields, RunRecord, read_json
 from tui_gpt.core.runs import Run, summarize
 
 XAxis = Literal["tokens", "steps", "time"]
@@ -71,18 +72,19 @@ class RunDetails:
         return d
 
 
-def flat_settings(run: Run, info: dict[str, Any]) -> dict[str, Any]:
+def flat_settings(run: Run, info: RunRecord) -> dict[str, Any]:
     """Every setting the run was trained with, flat: its settings.json (model and training
-    settings) or, for runs from before it, what run.json kept; plus the dataset."""
+    settings) or, for runs from before it (or with a damaged one), what run.json kept; plus
+    the dataset."""
     try:
-        spec = json.loads((run.path / "settings.json").read_text(encoding="utf-8"))
-        flat = {**spec.get("model", {}), **spec.get("train", {})}
-    except (OSError, ValueError, AttributeError):
-        flat = {"preset": info.get("preset"), "tokenizer": info.get("tokenizer"),
-                "context_length": info.get("seq_len"), **(info.get("train") or {})}  # fmt: skip
-    if isinstance(info.get("model"), dict):  # the model's real shape decides, not a name
-        flat["context_length"] = info.get("seq_len") or info["model"].get("context_length")
-    flat["dataset"] = (info.get("dataset") or {}).get("sha256", "")[:12]
+        spec = read_json(run.path / "settings.json")
+        flat = {**Fields(spec, "").obj_of("model").obj, **Fields(spec, "").obj_of("train").obj}
+    except (FileNotFoundError, TuiGptError):
+        flat = {"preset": info.preset, "tokenizer": info.tokenizer,
+                "context_length": info.seq_len, **info.train}  # fmt: skip
+    if info.model is not None:  # the model's real shape decides, not a name
+        flat["context_length"] = info.seq_len or info.model.get("context_length")
+    flat["dataset"] = info.dataset.sha256[:12]
     return flat
 
 
@@ -118,13 +120,21 @@ def curve(events: list[Event]) -> list[EvalPoint]:
     ]
 
 
+def undamaged(run: Run) -> Run:
+    """The run, if its files can be read; otherwise the one line every command shows."""
+    problem = summarize(run).problem
+    if problem is not None:
+        raise TuiGptError(f"run {run.id} is damaged: {problem}")
+    return run
+
+
 def details(run: Run) -> RunDetails:
     """The facts of one run; a damaged run is described as such, never an exception."""
     summary = summarize(run)
     try:
-        info = run.info()
-    except Exception:
-        info = {}
+        info: RunRecord | None = run.info()
+    except TuiGptError:  # described by the summary's problem
+        info = None
     events = run.typed_events()
     started = [e for e in events if isinstance(e, RunStarted)]
     steps = [e for e in events if isinstance(e, Step)]
@@ -134,16 +144,15 @@ def details(run: Run) -> RunDetails:
     seconds = training_seconds(events)
     wall = seconds[-1] if seconds else 0.0
     tokens = steps[-1].tokens_seen if steps else 0
-    dataset = info.get("dataset") or {}
     return RunDetails(
         id=run.id,
-        label=str(info.get("label") or ""),
+        label=info.label if info else "",
         path=str(run.path),
         state=summary.describe(),
         dataset=summary.dataset,
-        dataset_chars=dataset.get("chars"),
-        dataset_sha256=str(dataset.get("sha256", "")),
-        tokenizer=str(info.get("tokenizer", "")),
+        dataset_chars=info.dataset.chars if info else None,
+        dataset_sha256=info.dataset.sha256 if info else "",
+        tokenizer=info.tokenizer if info else "",
         preset=summary.preset,
         params=summary.params,
         device=started[-1].device if started else "",

@@ -12,20 +12,23 @@ GPT-2's, the run's own trained one, or the byte tokenizer (a BPE without merges)
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
 
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import atomic_write
+from tui_gpt.core.fsutil import atomic_write_path, disk_reason, fsync_dir, temporary_for
 from tui_gpt.core.gpt2_weights import name_pairs
 from tui_gpt.core.model import GPT
 from tui_gpt.core.runs import Run, run_tokenizer
+from tui_gpt.core.tensorfile import write_safetensors
 from tui_gpt.core.tokenizer import EOT_TEXT, BPETokenizer, GPT2Tokenizer, Tokenizer, byte_alphabet
 
 Format = Literal["hf", "gguf"]  # config.EXPORT_FORMATS
@@ -54,7 +57,9 @@ def load(run: Run, which: str = "best") -> tuple[GPT, Tokenizer, Path]:
     path = next((p for p in order if p.is_file()), None)
     if path is None:
         raise TuiGptError(f"run {run.id} has no {which} checkpoint to export")
-    model = Checkpoint(path).build_model("cpu").float().eval()
+    ckpt = Checkpoint(path)
+    ckpt.verify()  # a damaged file is refused here as everywhere, never exported as NaNs
+    model = ckpt.build_model("cpu").float().eval()
     return model, run_tokenizer(run), path
 
 
@@ -136,35 +141,59 @@ def hf_tokenizer_json(tok: Tokenizer) -> str:
 # ----------------------------------------------------------------------------- writers
 
 
-def _ready(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise TuiGptError(f"{out} exists; choose another --out or pass --force to replace it")
+# What an export writes: --force replaces only what looks like one of these.
+HF_FILES = frozenset(
+    {"config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json",
+     "model.safetensors"}
+)  # fmt: skip
+GGUF_MAGIC = b"GGUF"
+
+
+def _ready(out: Path, force: bool, fmt: Format) -> None:
+    """Refuse to write over anything but an earlier export, and that only with --force:
+    never delete a file tui-gpt did not write, never follow a symbolic link."""
+    if out.is_symlink():
+        raise TuiGptError(f"{out} is a symbolic link; give the real path as --out")
+    if out.exists():
+        if not force:
+            raise TuiGptError(f"{out} exists; choose another --out or pass --force to replace it")
+        foreign = _not_an_export(out, fmt)
+        if foreign:
+            raise TuiGptError(f"{out} {foreign}; --force replaces only an earlier export")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise TuiGptError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise TuiGptError(f"cannot write {out}: {disk_reason(exc)}") from None
+
+
+def _not_an_export(out: Path, fmt: Format) -> str | None:
+    """Why `out` is not an export of this format, or None."""
+    if fmt == "gguf":
+        if not out.is_file():
+            return "is not a file"
+        with open(out, "rb") as f:
+            return None if f.read(4) == GGUF_MAGIC else "is not a GGUF file"
+    if not out.is_dir():
+        return "is not a folder"
+    other = sorted(p.name for p in out.iterdir() if p.name not in HF_FILES or not p.is_file())
+    return f"holds files an export does not write ({', '.join(other[:3])})" if other else None
 
 
 def export_hf(
     model: GPT, tok: Tokenizer, out: Path, dtype: str = "f32", force: bool = False
 ) -> None:
-    """A folder `GPT2LMHeadModel.from_pretrained` and `AutoTokenizer.from_pretrained` load."""
-    from safetensors.torch import save_file
-
+    """A folder `GPT2LMHeadModel.from_pretrained` and `AutoTokenizer.from_pretrained` load.
+    Written in a hidden folder beside `out`, renamed into place when complete."""
     if dtype not in _TORCH_DTYPES:
         raise TuiGptError(
             f"--dtype {dtype} is for GGUF; a Hugging Face export takes f32, f16 or bf16"
         )
-    _ready(out, force)
+    _ready(out, force, "hf")
     cfg = model.cfg
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     tensors = {
         (k if k == "lm_head.weight" else f"transformer.{k}"): v.to(_TORCH_DTYPES[dtype])
         for k, v in _gpt2_tensors(model).items()
     }
-    save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     config = {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
         "vocab_size": cfg.vocab_size, "n_positions": cfg.context_length, "n_ctx": cfg.context_length,
@@ -181,13 +210,36 @@ def export_hf(
         "bos_token": EOT_TEXT, "eos_token": EOT_TEXT, "unk_token": EOT_TEXT,
         "add_prefix_space": False, "clean_up_tokenization_spaces": False,
     }  # fmt: skip
+    files: dict[str, Callable[[BinaryIO], object]] = {
+        "model.safetensors": lambda f: write_safetensors(f, tensors, {"format": "pt"}),
+        "tokenizer.json": lambda f: f.write(hf_tokenizer_json(tok).encode("utf-8")),
+    }
     for name, obj in (("config.json", config), ("generation_config.json", generation),
                       ("tokenizer_config.json", tokenizer_config)):  # fmt: skip
-        (tmp / name).write_text(json.dumps(obj, indent=2), encoding="utf-8")
-    (tmp / "tokenizer.json").write_text(hf_tokenizer_json(tok), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    tmp.rename(out)
+        files[name] = _json_writer(obj)
+    tmp = temporary_for(out)
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name, write in files.items():
+            with open(tmp / name, "xb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        if out.exists():
+            os.rename(out, old)
+        os.rename(tmp, out)
+        fsync_dir(out.parent)
+    except OSError as exc:
+        raise TuiGptError(f"cannot write {out}: {disk_reason(exc)}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _json_writer(obj: object) -> Callable[[BinaryIO], object]:
+    return lambda f: f.write(json.dumps(obj, indent=2).encode("utf-8"))
 
 
 def export_gguf(
@@ -201,6 +253,7 @@ def export_gguf(
             "a GGUF export needs the gguf package: pip install 'tui-gpt[gguf]'"
         ) from None
 
+    _ready(out, force, "gguf")
     cfg = model.cfg
     if dtype == "bf16":
         raise TuiGptError("--dtype bf16 is for a Hugging Face export; GGUF takes f32, f16 or q8_0")
@@ -215,7 +268,6 @@ def export_gguf(
             "llama.cpp's GPT-2 tokenizer needs BPE merges and the byte tokenizer has none: "
             "export --format hf, or train with GPT-2's or a trained tokenizer"
         )
-    _ready(out, force)
     arch = "gpt2"
 
     def write(tmp: Path) -> None:
@@ -249,7 +301,10 @@ def export_gguf(
         w.write_tensors_to_file()
         w.close()
 
-    atomic_write(out, write)
+    try:
+        atomic_write_path(out, write)
+    except OSError as exc:
+        raise TuiGptError(f"cannot write {out}: {disk_reason(exc)}") from None
 
 
 def _gguf_tensors(model: GPT) -> dict[str, torch.Tensor]:

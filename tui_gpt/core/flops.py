@@ -46,7 +46,9 @@ def peak_matmul_flops(
     """FLOP/s of a square matmul in this precision on the CPU, with the threads set now: the
     best of several short bursts, so a moment of a busy neighbour does not lower the peak."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    # A generator of its own: the global one is the training's, restored on resume.
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, dtype=dtype, generator=g) for _ in range(2))
     for _ in range(3):
         a @ b
     best = 0.0

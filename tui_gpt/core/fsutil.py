@@ -1,13 +1,25 @@
 """Crash-safe file writes: write beside the target, fsync, rename over it.
 
-A reader (or a crash) sees the old file or the new one, never half of either.
+A reader (or a crash) sees the old file or the new one, never half of either. Every file
+tui-gpt writes goes through `atomic_write`: its temporary file is named `.NAME.tmp-PID`
+(so a later process can tell a dead writer's leftovers and sweep them), is created new and
+never through a symbolic link (a planted link is replaced, not followed), and is removed
+on any failure, a full disk included.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
+
+from tui_gpt.core.errors import TuiGptError
+
+TMP_MARK = ".tmp-"  # .NAME.tmp-PID
 
 
 def fsync_dir(folder: Path) -> None:
@@ -23,11 +35,41 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call `write(tmp_path)`, then make the result appear at `path` atomically."""
+def temporary_for(path: Path) -> Path:
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+
+
+def _create_new(tmp: Path) -> int:
+    """A new empty file at `tmp`; whatever was there (a dead writer's file, a planted
+    link) is removed first, never followed."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call `write(file)` on a new temporary file, then make it appear at `path` at once."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_for(path)
     try:
+        with os.fdopen(_create_new(tmp), "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_path(path: Path, write: Callable[[Path], object]) -> None:
+    """As `atomic_write`, for a library that opens the file by name itself: `write(tmp)`
+    writes the (already created, empty) temporary file."""
+    path = Path(path)
+    tmp = temporary_for(path)
+    try:
+        os.close(_create_new(tmp))
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -39,7 +81,55 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """A copy of `source` at `path`, written as every other file is."""
+    with open(source, "rb") as src:
+        atomic_write(path, lambda f: _copy(src, f))
+
+
+def _copy(src: BinaryIO, dst: BinaryIO) -> None:
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+
+
+def sweep_temporaries(folder: Path) -> None:
+    """Remove the half-written files of writers that were killed (`.NAME.tmp-PID` whose
+    process is gone), and any other hidden temporary file a library may have left."""
+    if folder.is_symlink():  # not tui-gpt's to clean
+        return
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for stale in entries:
+        name = stale.name
+        if not name.startswith("."):
+            continue
+        if TMP_MARK in name:
+            pid = name.rsplit("-", 1)[-1]
+            if pid.isdigit() and pid_alive(int(pid)) and int(pid) != os.getpid():
+                continue  # another live process is writing it
+        elif not name.startswith(".tmp"):  # e.g. .tmpXXXXXX of an older tui-gpt's saves
+            continue
+        with contextlib.suppress(OSError):
+            if stale.is_symlink() or not stale.is_dir():
+                stale.unlink()
+
+
+def refuse_link(path: Path) -> None:
+    """Stop before writing or deleting through a symbolic link inside a run folder: what it
+    points to is not tui-gpt's."""
+    if path.is_symlink():
+        raise TuiGptError(f"{path} is a symbolic link; tui-gpt does not write through one")
+
+
+def append_fd(path: Path, flags: int = os.O_RDWR) -> int:
+    """A descriptor appending to `path` (created if missing), never through a symbolic
+    link (ELOOP instead)."""
+    return os.open(path, flags | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -53,3 +143,18 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def disk_reason(exc: BaseException) -> str:
+    """Why a write failed, in the words a user acts on."""
+    number = getattr(exc, "errno", None)
+    if number == errno.ENOSPC or "No space left" in str(exc):
+        return "the disk is full"
+    if number == errno.EFBIG or "File too large" in str(exc):
+        return "the file size limit was reached"
+    if number == errno.EDQUOT:
+        return "the disk quota is exhausted"
+    if re.search(r"\d+ requested and \d+ written", str(exc)):  # numpy's short write
+        return "the disk is full, or the file size limit was reached"
+    text = getattr(exc, "strerror", None) or (str(exc).splitlines() or [""])[0]
+    return str(text or type(exc).__name__)

@@ -36,6 +36,7 @@ def filter_logits(
         probs = torch.softmax(sorted_logits, dim=-1)
         # Drop a token when the tokens strictly likelier than it already reach top_p.
         drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
+        drop_sorted[..., 0] = False  # the likeliest always stays (a tiny top_p rounds to 0)
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits

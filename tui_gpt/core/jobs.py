@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 
 from tui_gpt import paths
 from tui_gpt.core import memory, settings
-from tui_gpt.core.checkpoint import Checkpoint, sweep_temporaries
+from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec, count_params, model_config
 from tui_gpt.core.control import ControlChannel, ensure_not_live
 from tui_gpt.core.data import PreparedData, inspect_source, make_loaders, prepare
@@ -34,8 +33,9 @@ from tui_gpt.core.device import (
 )
 from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import atomic_write, atomic_write_text
+from tui_gpt.core.fsutil import atomic_copy, atomic_write_text, sweep_temporaries
 from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.records import DamagedFile, read_record
 from tui_gpt.core.runs import (
     TOKENIZER_FILE,
     EventLog,
@@ -87,11 +87,11 @@ class TrainingJob:
             with channel:
                 return self.trainer.run()
         except BaseException as exc:
-            if self.log is not None and not isinstance(exc, TuiGptError):
-                # a diverged run already said why
+            error = out_of_memory(exc) or exc
+            if self.log is not None:  # a failed save, a divergence, a bug: never "stale"
                 with contextlib.suppress(OSError):
-                    self.log.run.set_status("failed", error=str(exc) or type(exc).__name__)
-            raise out_of_memory(exc) or exc from None
+                    self.log.run.set_status("failed", error=str(error) or type(exc).__name__)
+            raise error from None
         finally:
             if self.log is not None:
                 self.log.close()
@@ -159,7 +159,7 @@ def _assemble(
     if ckpt is None:
         ckpt = _open_init(spec.init_from, root) if spec.init_from else None
         mcfg, seq_len = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
-    if run is not None and source.sha256 != run.info().get("dataset", {}).get("sha256"):
+    if run is not None and source.sha256 != run.info().dataset.sha256:
         raise TuiGptError(
             f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
         )
@@ -195,9 +195,7 @@ def _assemble(
         locks.append(RunLock(run).acquire())
         atomic_write_text(run.path / SETTINGS_FILE, json.dumps(spec.to_dict(), indent=2))
         if isinstance(tokenizer, BPETokenizer):  # the run keeps its own copy
-            atomic_write(
-                run.path / TOKENIZER_FILE, lambda tmp: shutil.copyfile(tokenizer.path, tmp)
-            )
+            atomic_copy(tokenizer.path, run.path / TOKENIZER_FILE)
     own = run if dist.is_main else None
     control = hooks.control or TrainerControl()
 
@@ -241,11 +239,10 @@ def _resumable(
     if dist.is_main:
         ensure_not_live(run)  # a heartbeat from another machine, where the lock cannot tell
         locks.append(RunLock(run).acquire())
-    began_with = int(info.get("world_size", 1))
-    if began_with != dist.world:
+    if info.world_size != dist.world:
         raise TuiGptError(
-            f"run {run.id} was trained by {began_with} process(es); resume it with the same "
-            f"number (now {dist.world})"
+            f"run {run.id} was trained by {info.world_size} process(es); resume it with the "
+            f"same number (now {dist.world})"
         )
     if not run.latest.is_file():
         raise TuiGptError(f"run {run.id} has no latest checkpoint to resume from")
@@ -257,32 +254,34 @@ def _resumable(
         if run.best.is_file():
             with contextlib.suppress(TuiGptError):
                 Checkpoint(run.best).verify()
-                other = (f". Its best weights are intact: tui-gpt train {info.get('data_path', 'DATA')} "
+                other = (f". Its best weights are intact: tui-gpt train {info.data_path or 'DATA'} "
                          f"--init-from {run.best} starts a new run from them")  # fmt: skip
         raise TuiGptError(f"{exc}{other}") from None
+    # Every run file is read and checked before any is written: a damaged one stops the
+    # resume with the run as it was.
+    run.status()
+    mcfg = info.model_config()
+    cfg = replace(info.train_config(), **changes)
+    cfg.validate()
+    saved = read_record(run.path / SETTINGS_FILE, _settings_object)
     sweep_temporaries(run.checkpoints)
-    cfg = replace(TrainConfig.from_dict(info.get("train", {})), **changes)
     # The model's own shape (a preset, or the init_from model's) decides; the preset name is
     # only a label here.
-    model = ModelChoice(tokenizer=info.get("tokenizer", "gpt2"), context_length=info.get("seq_len"))
-    spec = TrainSpec(data=info.get("data_path", ""), model=model, train=cfg)
+    model = ModelChoice(tokenizer=info.tokenizer, context_length=info.seq_len)
+    spec = TrainSpec(data=info.data_path, model=model, train=cfg)
     if dist.is_main:  # a later --resume continues with these epochs / max steps
-        info["train"] = cfg.to_dict()
-        atomic_write_text(run.path / "run.json", json.dumps(info, indent=2))
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            saved = json.loads((run.path / SETTINGS_FILE).read_text(encoding="utf-8"))
+        atomic_write_text(run.info_path, info.to_json(train=cfg.to_dict()))
+        if saved is not None:
             atomic_write_text(
-                run.path / SETTINGS_FILE, json.dumps({**saved, "train": info["train"]}, indent=2)
+                run.path / SETTINGS_FILE, json.dumps({**saved, "train": cfg.to_dict()}, indent=2)
             )
-    mcfg = GPTConfig(**info["model"])
-    return (
-        run,
-        spec,
-        ckpt,
-        mcfg,
-        int(info.get("seq_len") or mcfg.context_length),
-        info.get("vocab_dir"),
-    )
+    return run, spec, ckpt, mcfg, info.seq_len or mcfg.context_length, info.vocab_dir
+
+
+def _settings_object(obj: Any, where: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise DamagedFile(f"{where}: damaged (not a JSON object)")
+    return obj
 
 
 def _model_shape(

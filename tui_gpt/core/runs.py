@@ -28,16 +28,23 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, cast
 
 from tui_gpt import __version__, paths
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Eval, Event, event_from_dict
-from tui_gpt.core.fsutil import atomic_write_text, pid_alive
+from tui_gpt.core.fsutil import append_fd, atomic_write_text, disk_reason, pid_alive
+from tui_gpt.core.records import (
+    DamagedFile,
+    ProcessRecord,
+    RunRecord,
+    Status,
+    StatusRecord,
+    read_json,
+    read_record,
+)
 from tui_gpt.core.tokenizer import BPETokenizer, Tokenizer, get_tokenizer
 
-# What status.json says of a run, as its trainer last wrote it.
-Status = Literal["running", "paused", "stopped", "finished", "failed", "imported", "unknown"]
 # What is known of the process behind a run folder.
 Process = Literal["live", "stale", "ended", "unknown"]
 # What a user is told: live (training now), stale (its process died without a word), damaged
@@ -74,30 +81,42 @@ class Run:
     def best(self) -> Path:
         return self.checkpoints / "best.safetensors"
 
-    def info(self) -> dict[str, Any]:
-        try:
-            info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise TuiGptError(f"{self.path}: not a readable run folder ({exc})") from None
-        if not isinstance(info, dict):
-            raise TuiGptError(f"{self.path}: damaged run.json (not a JSON object)")
-        return info
+    @property
+    def info_path(self) -> Path:
+        return self.path / "run.json"
 
-    def status(self) -> dict[str, Any]:
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    def info(self) -> RunRecord:
+        """run.json, typed; a missing or damaged one is one TuiGptError naming it."""
         try:
-            data = json.loads((self.path / "status.json").read_text(encoding="utf-8"))
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+            obj = read_json(self.info_path)
+        except FileNotFoundError:
+            raise TuiGptError(f"{self.path}: not a run folder (no run.json)") from None
+        if isinstance(obj, dict) and not obj.get("id"):
+            obj = {**obj, "id": self.id}
+        return RunRecord.parse(obj, str(self.info_path))
+
+    def status(self) -> StatusRecord:
+        """status.json, typed (empty before the first write); damaged: DamagedFile."""
+        return read_record(self.status_path, StatusRecord.parse) or StatusRecord()
 
     def status_of(self) -> Status:
-        value = self.status().get("status")
-        return cast(Status, value) if value in get_args(Status) else "unknown"
+        """The status word; "unknown" where status.json is missing or damaged."""
+        try:
+            return self.status().status
+        except DamagedFile:
+            return "unknown"
 
     def set_status(self, status: Status, **summary: Any) -> None:
-        data = self.status()
+        try:
+            data = dict(self.status().raw)
+        except DamagedFile:  # written anew: what the trainer knows now is the truth
+            data = {}
         data.update(summary, status=status, updated=time.time(), pid=os.getpid())
-        atomic_write_text(self.path / "status.json", json.dumps(data))
+        atomic_write_text(self.status_path, json.dumps(data))
 
     def events(self) -> list[dict[str, Any]]:
         """The events.jsonl lines as written (JSON objects)."""
@@ -119,11 +138,25 @@ TOKENIZER_FILE = "tokenizer.json"  # a run's own copy of a trained tokenizer
 
 def run_tokenizer(run: Run, vocab_dir: str | None = None) -> Tokenizer:
     """The tokenizer a run was trained with: its own copy of a trained one, or GPT-2's or
-    bytes by name; never the file it was first given, which may have moved since."""
-    if (run.path / TOKENIZER_FILE).is_file():
-        return BPETokenizer(run.path / TOKENIZER_FILE)
+    bytes by name; never the file it was first given, which may have moved since. A copy
+    that is not the one the run was trained with (its name carries the file's hash) is an
+    error: decoding or training with it would silently use other token ids."""
     info = run.info()
-    return get_tokenizer(str(info.get("tokenizer", "gpt2")), vocab_dir or info.get("vocab_dir"))
+    if (run.path / TOKENIZER_FILE).is_file():
+        tok: Tokenizer = BPETokenizer(run.path / TOKENIZER_FILE)
+    else:
+        tok = get_tokenizer(info.tokenizer, vocab_dir or info.vocab_dir)
+    if info.tokenizer.startswith("bpe-") and tok.name != info.tokenizer:
+        raise TuiGptError(
+            f"run {run.id}: its {TOKENIZER_FILE} is not the tokenizer it was trained with "
+            f"({tok.name}, run.json says {info.tokenizer}); put the original back"
+        )
+    vocab = (info.model or {}).get("vocab_size")
+    if isinstance(vocab, int) and tok.vocab_size != vocab:
+        raise TuiGptError(
+            f"run {run.id}: its tokenizer has {tok.vocab_size:,} tokens, its model {vocab:,}"
+        )
+    return tok
 
 
 def _slug(text: str) -> str:
@@ -205,15 +238,19 @@ class EventLog:
         # A full disk (or a deleted folder) must not kill the trainer mid-step: the owner is
         # told, and stops it cleanly.
         self.on_write_error = on_write_error
-        self._file = open(run.events_path, "a+", encoding="utf-8")
+        try:
+            self._file = os.fdopen(append_fd(run.events_path), "a+", encoding="utf-8")
+        except OSError as exc:
+            reason = "a symbolic link" if exc.errno == errno.ELOOP else disk_reason(exc)
+            raise TuiGptError(f"cannot write {run.events_path}: {reason}") from None
         if self._file.tell() > 0:  # a torn last line (a kill mid-write): start a new one
             self._file.seek(self._file.tell() - 1)
             if self._file.read(1) != "\n":
                 self._file.write("\n")
-        status = run.status()
-        self._best = status.get("best_val_loss")
-        self._best_bpb = status.get("best_val_bpb")
-        self._status: Status = run.status_of() if status else "running"
+        status = run.status()  # checked before anything was written (jobs._resumable)
+        self._best = status.best_val_loss
+        self._best_bpb = status.best_val_bpb
+        self._status: Status = status.status if status.raw else "running"
 
     def __call__(self, event: Event) -> None:
         try:
@@ -314,34 +351,18 @@ def summarize(run: Run) -> RunSummary:
     summary = RunSummary(id=run.id, path=str(run.path))
     try:
         info = run.info()
-    except TuiGptError as exc:
+        summary.created, summary.label = info.created, info.label
+        summary.dataset, summary.preset, summary.params = info.dataset.name, info.preset, info.params
+        status = run.status()
+    except TuiGptError as exc:  # one line, the same for every command and the app
         summary.problem = str(exc)
         return summary
-    status = run.status()
-    try:
-        dataset = info.get("dataset") or {}
-        files = [str(f) for f in (dataset.get("files") or [""])]
-        summary.created = _number(info.get("created"))
-        summary.label = str(info.get("label") or "")
-        summary.dataset = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
-        summary.preset = str(info.get("preset", ""))
-        params = info.get("params")
-        summary.params = params if isinstance(params, int) else None
-        summary.steps = int(status.get("step", -1)) + 1
-        summary.best_val_loss = _number(status.get("best_val_loss"))
-        summary.best_val_bpb = _number(status.get("best_val_bpb"))
-    except (AttributeError, TypeError, ValueError) as exc:  # fields of the wrong shape
-        summary.problem = f"damaged run.json or status.json ({type(exc).__name__}: {exc})"
-        return summary
-    summary.status = run.status_of()
+    summary.steps = status.step + 1
+    summary.best_val_loss, summary.best_val_bpb = status.best_val_loss, status.best_val_bpb
+    summary.status = status.status
     life = liveness(run)
     summary.process, summary.pid, summary.heartbeat_age = life.state, life.pid, life.age
     return summary
-
-
-def _number(value: Any) -> float | None:
-    """A JSON number as a float; None for anything else (a damaged or hand-edited file)."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def list_runs(root: Path | None = None) -> list[RunSummary]:
@@ -380,8 +401,7 @@ def find_run(ref: str, root: Path | None = None) -> Run:
 def set_label(run: Run, label: str) -> None:
     """Name a run (or tag it: any short text); shown and filtered on by `runs` and the app."""
     info = run.info()
-    info["label"] = " ".join(label.split())[:60]
-    atomic_write_text(run.path / "run.json", json.dumps(info, indent=2))
+    atomic_write_text(run.info_path, info.to_json(label=" ".join(label.split())[:60]))
 
 
 def matching(
@@ -432,12 +452,12 @@ def process_path(run: Run) -> Path:
     return run.path / "process.json"
 
 
-def read_process(run: Run) -> dict[str, Any]:
+def read_process(run: Run) -> ProcessRecord | None:
+    """process.json, typed; None when there is none or it is damaged (it tells nothing)."""
     try:
-        data = json.loads(process_path(run).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+        return read_record(process_path(run), ProcessRecord.parse)
+    except TuiGptError:
+        return None
 
 
 LOCK_FILE = "lock"
@@ -453,7 +473,7 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        fd = os.open(self.run.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.run.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -505,24 +525,25 @@ def liveness(run: Run, now: float | None = None) -> Liveness:
     ended cleanly."""
     proc = read_process(run)
     lock = _lock_holder(run)
-    ended = _number(proc.get("ended"))
+    ended = proc.ended if proc is not None else None
     if lock is not None and ended is not None and ended >= lock[1]:
         lock = None  # it said "ended" since taking the lock: letting go this very moment
     if lock is not None:
         return Liveness("live", lock[0] if lock[0] > 0 else None, socket.gethostname(), 0.0)
-    if not proc:
+    if proc is None:
+        if process_path(run).exists():
+            return Liveness("unknown")  # a damaged process.json tells nothing
         # Runs from before heartbeats: only the pid in status.json can tell.
-        pid = run.status().get("pid")
-        pid = pid if isinstance(pid, int) else None
-        if run.status_of() in ACTIVE:
-            return Liveness("live" if pid_alive(pid) else "stale", pid)
-        return Liveness("unknown", pid)
-    pid, host = proc.get("pid"), str(proc.get("host", ""))
-    beat = _number(proc.get("heartbeat"))
-    if not isinstance(pid, int) or beat is None:
-        return Liveness("unknown")  # a damaged process.json tells nothing
-    age = (now or time.time()) - beat
-    if proc.get("ended"):
+        try:
+            status = run.status()
+        except DamagedFile:
+            return Liveness("unknown")
+        if status.status in ACTIVE:
+            return Liveness("live" if pid_alive(status.pid) else "stale", status.pid)
+        return Liveness("unknown", status.pid)
+    pid, host = proc.pid, proc.host
+    age = (now or time.time()) - proc.heartbeat
+    if proc.ended:
         return Liveness("ended", pid, host, age)
     same_host = host == socket.gethostname()
     if age > STALE_AFTER_SECONDS or (same_host and not pid_alive(pid)):

@@ -94,7 +94,8 @@ class Spec:
             if not math.isfinite(value):
                 return f"must be a finite number, got {value}"
             if not self._in_range(value):
-                return f"must be {self.range_text()}, got {value:g}"
+                shown = value if isinstance(value, int) else f"{value:g}"
+                return f"must be {self.range_text()}, got {shown}"
             return None
         if not isinstance(value, str):
             return f"expected text, got {value!r}"
@@ -111,16 +112,15 @@ class Spec:
         )
 
     def range_text(self) -> str:
-        low, high = self.ge if self.ge is not None else self.gt, self.le or self.lt
-        if low is not None and high is not None:
-            if self.gt is not None and self.lt is not None:
-                return f"between {low:g} and {high:g} (exclusive)"
-            return f"at least {low:g} and {'at most' if self.le else 'below'} {high:g}"
-        if self.ge is not None:
-            return f"at least {self.ge:g}"
-        if self.gt is not None:
-            return f"greater than {self.gt:g}"
-        return f"{'at most' if self.le else 'below'} {high:g}"
+        if self.gt is not None and self.lt is not None:
+            return f"between {self.gt:g} and {self.lt:g} (exclusive)"
+        words = [
+            f"{word} {_number(bound)}"
+            for word, bound in (("at least", self.ge), ("greater than", self.gt),
+                                ("at most", self.le), ("below", self.lt))
+            if bound is not None
+        ]  # fmt: skip
+        return " and ".join(words)
 
     def show(self, value: Any) -> str:
         """The value as the form and `--help` write it."""
@@ -129,6 +129,11 @@ class Spec:
         if isinstance(value, bool):
             return "yes" if value else "no"
         return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _number(value: float) -> str:
+    """A bound as written: whole numbers in full (2**63 - 1, not 9.22337e+18)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def specs(cls: type) -> list[Spec]:

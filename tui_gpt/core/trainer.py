@@ -43,7 +43,8 @@ from tui_gpt.core.events import (
     Step,
     Stopped,
 )
-from tui_gpt.core.generate import generate
+from tui_gpt.core.fsutil import refuse_link
+from tui_gpt.core.generate import stream
 from tui_gpt.core.loss import batch_loss, evaluate, token_byte_lengths
 from tui_gpt.core.model import GPT
 from tui_gpt.core.tokenizer import Tokenizer
@@ -417,20 +418,24 @@ class Trainer:
         return True
 
     def sample_text(self, max_new_tokens: int | None = None) -> str:
-        """A greedy continuation of the start context; leaves the RNG and train mode as found."""
+        """A greedy continuation of the start context; leaves the RNG and train mode as found.
+        A stop asked for meanwhile ends it at the token it has reached."""
         was_training = self.model.training
         self.model.eval()
         try:
             ids = self.tokenizer.encode(self.cfg.start_context) or [self.tokenizer.eot_id]
             idx = torch.tensor([ids], device=self.device)
+            new: list[int] = []
             with autocast(self.device, self.precision):
-                out = generate(
-                    self.model,
-                    idx,
-                    max_new_tokens or self.cfg.sample_tokens,
+                tokens = stream(
+                    self.model, idx, max_new_tokens or self.cfg.sample_tokens,
                     self.model.cfg.context_length,
-                )
-            return self.tokenizer.decode(out[0].tolist())
+                )  # fmt: skip
+                for token in tokens:
+                    new.append(int(token.item()))
+                    if self.control.stopping:
+                        break
+            return self.tokenizer.decode(ids + new)
         finally:
             self.model.train(was_training)
 
@@ -461,6 +466,7 @@ class Trainer:
         )
         if not self.checkpoint_dir.parent.is_dir():  # never recreate a deleted run
             raise deleted
+        refuse_link(self.checkpoint_dir)
         try:
             path = checkpoint.save(
                 self.checkpoint_dir / f"{kind}.safetensors",

@@ -43,6 +43,8 @@ from tui_gpt.core.config import (
 from tui_gpt.core.data import inspect_source, plan, prepare
 from tui_gpt.core.device import Runtime, resolve_device, resolve_precision
 from tui_gpt.core.errors import Cancelled, TuiGptError
+from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.records import read_json
 from tui_gpt.core.tokenizer import TOKENIZERS, BPETokenizer, get_tokenizer
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.picker import PathPicker
@@ -57,20 +59,25 @@ def recent_file() -> Path:
 
 
 def load_recent() -> list[str]:
+    """The datasets opened last, newest first; a missing or damaged file is no history."""
     try:
-        items = json.loads(recent_file().read_text())
-        return [p for p in items if isinstance(p, str) and Path(p).exists()][:8]
-    except (OSError, ValueError):
+        items = read_json(recent_file())
+    except (FileNotFoundError, TuiGptError):
         return []
+    if not isinstance(items, list):
+        return []
+    return [p for p in items if isinstance(p, str) and Path(p).exists()][:8]
 
 
 def remember(path: str) -> None:
     items = [path] + [p for p in load_recent() if p != path]
-    try:
-        recent_file().parent.mkdir(parents=True, exist_ok=True)
-        recent_file().write_text(json.dumps(items[:8]))
-    except OSError:
-        pass  # history is a convenience; never fail training over it
+    _keep(recent_file(), json.dumps(items[:8]))
+
+
+def _keep(path: Path, text: str) -> None:
+    with contextlib.suppress(OSError):  # a read-only home: nothing remembered, nothing lost
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
 
 
 def settings_file() -> Path:
@@ -79,11 +86,7 @@ def settings_file() -> Path:
 
 
 def remember_settings(spec: TrainSpec) -> None:
-    with contextlib.suppress(OSError):  # a read-only home: nothing remembered, nothing lost
-        settings_file().parent.mkdir(parents=True, exist_ok=True)
-        tmp = settings_file().with_suffix(".tmp")
-        tmp.write_text(json.dumps(spec.to_dict(), indent=1))
-        tmp.replace(settings_file())
+    _keep(settings_file(), json.dumps(spec.to_dict(), indent=1))
 
 
 def last_settings() -> TrainSpec | None:

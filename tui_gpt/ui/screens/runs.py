@@ -194,8 +194,8 @@ class RunsScreen(Screen):
         if run is None:
             return
         try:
-            had = int(run.info().get("train", {}).get("epochs") or 1)
-        except (TuiGptError, TypeError, ValueError) as exc:
+            had = run.info().train_config().epochs
+        except TuiGptError as exc:
             self.notify(f"Cannot read this run's settings: {exc}", severity="error")
             return
 

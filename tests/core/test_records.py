@@ -1,0 +1,143 @@
+"""Run files and the app's own files parsed once into typed records: a damaged field is one
+line naming the file and the field, the same in every command, and nothing is rewritten
+before everything was read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.core.test_trainer import config, start
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.experiments import details
+from tui_gpt.core.jobs import assemble
+from tui_gpt.core.records import DamagedFile, RunRecord, StatusRecord, read_json
+from tui_gpt.core.runs import find_run, list_runs
+
+
+def stopped_run(runs_root):
+    job = start(runs_root, config(max_steps=3, sample_tokens=0))
+    assert job.run_training() == "finished"
+    return job.run
+
+
+def edit(path, change) -> None:
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj))
+
+
+def one_line(result) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_fields_of_the_wrong_type_are_one_error_naming_them():
+    with pytest.raises(DamagedFile, match=r"run.json: damaged \(dataset should be a JSON object"):
+        RunRecord.parse({"dataset": ["a.txt"]}, "run.json")
+    with pytest.raises(DamagedFile, match=r"world_size should be a whole number of at least 1"):
+        RunRecord.parse({"world_size": "two"}, "run.json")
+    with pytest.raises(DamagedFile, match=r"best_val_loss should be a number, is '4.8'"):
+        StatusRecord.parse({"best_val_loss": "4.8"}, "status.json")
+    with pytest.raises(DamagedFile, match="not a JSON object"):
+        StatusRecord.parse([1], "status.json")
+    record = RunRecord.parse({"id": "r", "future_field": 7, "dataset": {"files": ["/d/x.txt"]}}, "")
+    assert record.dataset.name == "x.txt"
+    assert json.loads(record.to_json(label="new"))["future_field"] == 7  # unknown keys kept
+
+
+def test_reading_is_bounded_and_never_follows_a_link(tmp_path):
+    with pytest.raises(DamagedFile, match="not a plain file"):
+        read_json(tmp_path)
+    with pytest.raises(DamagedFile, match="not a plain file"):
+        read_json("/dev/zero")  # endless: refused before reading
+    with pytest.raises(DamagedFile, match="larger than"):
+        read_json(_big(tmp_path), limit=1000)
+    (tmp_path / "link.json").symlink_to(_big(tmp_path))
+    with pytest.raises(DamagedFile, match="symbolic link"):
+        read_json(tmp_path / "link.json")
+
+
+def _big(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text("[" + "1," * 1000 + "1]")
+    return path
+
+
+def test_a_list_for_the_dataset_is_one_damaged_state_everywhere(runs_root):
+    run, good = stopped_run(runs_root), stopped_run(runs_root)
+    edit(run.info_path, lambda o: o.update(dataset=["a.txt"]))
+    summary = {s.id: s for s in list_runs(runs_root)}[run.id]
+    assert summary.state == "damaged" and "dataset should be a JSON object" in summary.problem
+    assert details(run).state.startswith("damaged: ")  # the runs browser's side panel
+    root = ["--run-dir", str(runs_root)]
+    for args in (["runs"], ["runs", "show", run.id]):
+        result = run_cli(*args, *root)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        assert "damaged" in result.stdout, args
+    for args in (["train", "--resume", run.id], ["export", run.id, "--format", "hf"],
+                 ["generate", "--run", run.id, "--prompt", "x"], ["compare", run.id, good.id],
+                 ["plot", run.id]):  # fmt: skip
+        assert "dataset should be a JSON object" in one_line(run_cli(*args, *root)), args
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "message"),
+    [
+        ("status.json", lambda o: o.update(best_val_loss="4.8"), "best_val_loss should be a number"),
+        ("run.json", lambda o: o.update(model=[1, 2]), "model should be a JSON object"),
+        ("run.json", lambda o: o.pop("model"), "damaged (no model)"),
+        ("run.json", lambda o: o.update(world_size="two"), "world_size should be a whole number"),
+        ("run.json", lambda o: o["train"].update(epochs="ten"), "damaged train settings"),
+        ("settings.json", lambda o: None, "settings.json: damaged (not a JSON object)"),
+    ],
+)
+def test_a_damaged_run_file_stops_a_resume_before_anything_is_written(
+    runs_root, file, change, message
+):
+    run = stopped_run(runs_root)
+    path = run.path / file
+    if file == "settings.json":
+        path.write_text("[1, 2]")
+    else:
+        edit(path, change)
+    before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+    with pytest.raises(TuiGptError) as caught:
+        assemble(resume=run.id, changes={"max_steps": 6}, runs_root=runs_root)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    after = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k != "lock"} == {
+        k: v for k, v in before.items() if k != "lock"
+    }  # run.json and settings.json as they were
+    resumed = run_cli("train", "--resume", run.id, "--run-dir", str(runs_root))
+    assert message in one_line(resumed)
+
+
+def test_the_apps_own_files_damaged_are_no_history(private_dirs):
+    from tui_gpt.ui.screens.dataset import (
+        last_settings,
+        load_recent,
+        recent_file,
+        remember,
+        settings_file,
+    )
+
+    for text in ("null", "7", '{"a": 1}', "[1, null]", "not json"):
+        recent_file().write_text(text)
+        assert load_recent() == []
+    remember(str(private_dirs))  # written anew over the damaged file
+    assert load_recent() == [str(private_dirs)]
+    for text in ("null", "[1]", '{"data": 5}', '{"data": "x", "model": [1]}'):
+        settings_file().write_text(text)
+        assert last_settings() is None
+
+
+def test_a_run_found_by_id_reads_its_record(runs_root):
+    run = stopped_run(runs_root)
+    info = find_run(run.id, runs_root).info()
+    assert info.id == run.id and info.model_config().n_layers == 2
+    assert info.train_config().max_steps == 3 and info.dataset.name == "the_night_kitchen.txt"

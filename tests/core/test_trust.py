@@ -1,0 +1,407 @@
+"""Faults and hostile inputs from a probe of the project's guarantees, each met on real files
+and real processes: bit-exact resume with dropout on, no orphaned files, never deleting or
+writing what is not tui-gpt's, and one readable line for every bad input."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import NIGHT_KITCHEN, ROOT, run_cli, wait_until
+from tests.core.test_trainer import Recorder, config, start
+from tui_gpt.core import control, data, flops
+from tui_gpt.core.checkpoint import Checkpoint
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.events import Sample, Step
+from tui_gpt.core.fsutil import atomic_write_text, disk_reason
+from tui_gpt.core.generate import pick_next
+from tui_gpt.core.jobs import JobHooks, assemble
+from tui_gpt.core.runs import list_runs
+from tui_gpt.core.tokenizer import ByteTokenizer
+from tui_gpt.core.trainer import TrainerControl
+
+
+def finished_run(runs_root, **changes):
+    job = start(runs_root, config(**{"max_steps": 4, "sample_tokens": 0, **changes}))
+    assert job.run_training() == "finished"
+    return job.run
+
+
+# ----------------------------------------------------------------------------- 1. resume
+
+
+def test_measuring_the_cpu_peak_leaves_the_training_rng_alone():
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    flops.peak_matmul_flops("fp32", n=64, seconds=0.01, bursts=1)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_resume_is_bit_exact_with_dropout_on_in_a_fresh_process(runs_root):
+    """A resumed run measures the CPU's peak again (a new process): the losses must not
+    notice. Dropout is on (0.1, the default), so any draw from the RNG would show."""
+    straight = Recorder()
+    start(runs_root, config(max_steps=8), [straight]).run_training()
+    ctl = TrainerControl()
+    first = Recorder(stop_after_step=3, control=ctl)
+    job = start(runs_root, config(max_steps=8), [first], ctl)
+    assert job.trainer.model.cfg.drop_rate > 0
+    assert job.run_training() == "stopped"
+    flops._measured.cache_clear()  # as in the new process a --resume is
+    second = Recorder()
+    assemble(resume=job.run.id, runs_root=runs_root, hooks=JobHooks([second])).run_training()
+    got = [e.loss for e in first.of(Step)] + [e.loss for e in second.of(Step)]
+    assert got == [e.loss for e in straight.of(Step)]
+
+
+# ----------------------------------------------------------------------------- 2. orphans
+
+_SAVE_FOREVER = """
+import sys, torch
+from tui_gpt.core import checkpoint
+from tui_gpt.core.config import model_config
+from tui_gpt.core.model import GPT
+model = GPT(model_config("mini", 257, 256))
+opt = torch.optim.AdamW(model.parameters())
+model(torch.zeros(1, 8, dtype=torch.long)).sum().backward()
+opt.step()
+print("ready", flush=True)
+while True:
+    checkpoint.save(sys.argv[1], model, opt, train_state={"steps_done": 1})
+"""
+
+
+def test_a_kill_during_a_save_leaves_only_our_own_temporary_and_it_is_swept(tmp_path):
+    folder = tmp_path / "checkpoints"
+    target = folder / "latest.safetensors"
+    proc = subprocess.Popen([sys.executable, "-c", _SAVE_FOREVER, str(target)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        wait_until(lambda: target.is_file(), 120, "a first complete save")
+        wait_until(lambda: list(folder.glob(".*.tmp-*")), 60, "a save in progress")
+        proc.kill()
+        proc.wait()
+    finally:
+        proc.kill()
+    left = {p.name for p in folder.iterdir()}
+    assert left == {"latest.safetensors", f".latest.safetensors.tmp-{proc.pid}"}
+    (folder / ".tmpab12cd").write_bytes(b"x" * 100)  # what an older tui-gpt's saves left
+    Checkpoint(target).verify()
+    from tui_gpt.core import checkpoint
+    from tui_gpt.core.config import model_config
+    from tui_gpt.core.model import GPT
+
+    checkpoint.save(folder / "best.safetensors", GPT(model_config("nano", 257, 32)))
+    assert {p.name for p in folder.iterdir()} == {"latest.safetensors", "best.safetensors"}
+
+
+def test_our_safetensors_files_read_back_exactly(tmp_path):
+    from safetensors.torch import load_file
+
+    from tui_gpt.core.tensorfile import write_safetensors
+
+    tensors = {
+        "a": torch.randn(3, 5), "b": torch.randn(7).bfloat16(), "c": torch.tensor(3.0),
+        "d": torch.zeros(0, 4), "e": torch.arange(10, dtype=torch.uint8), "f": torch.arange(3),
+    }  # fmt: skip
+    with open(tmp_path / "x.safetensors", "wb") as f:
+        write_safetensors(f, tensors, {"k": "v"})
+    back = load_file(tmp_path / "x.safetensors")
+    assert set(back) == set(tensors)
+    for name, t in tensors.items():
+        assert back[name].dtype == t.dtype and torch.equal(back[name], t), name
+
+
+# ----------------------------------------------------------------------------- 3, 9, 13. export
+
+
+def test_export_force_replaces_only_an_earlier_export(runs_root, tmp_path):
+    run = finished_run(runs_root)
+    root = ["--run-dir", str(runs_root)]
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("three years of work")
+    result = run_cli("export", run.id, "--format", "hf", "--out", str(mine), "--force", *root)
+    assert result.returncode == 2 and "thesis.txt" in result.stderr and "Traceback" not in result.stderr
+    assert (mine / "thesis.txt").read_text() == "three years of work"
+    link = tmp_path / "linkdir"
+    link.symlink_to(mine)
+    result = run_cli("export", run.id, "--format", "hf", "--out", str(link), "--force", *root)
+    assert result.returncode == 2 and "symbolic link" in result.stderr
+    assert "Traceback" not in result.stderr and sorted(os.listdir(tmp_path)) == ["linkdir", "thesis"]
+    out = tmp_path / "model-hf"
+    for _ in range(2):  # the second time over the first export, with --force
+        result = run_cli("export", run.id, "--format", "hf", "--out", str(out), "--force", *root)
+        assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["linkdir", "model-hf", "thesis"]  # nothing hidden left
+    (tmp_path / "notes.gguf").write_text("not a model")
+    pytest.importorskip("gguf")
+    result = run_cli("export", run.id, "--format", "gguf", "--out", str(tmp_path / "notes.gguf"),
+                     "--force", *root)  # fmt: skip
+    assert result.returncode == 2 and "not a GGUF file" in result.stderr
+
+
+_EXPORT_ON_A_FULL_DISK = """
+import resource, signal, sys
+from tui_gpt import cli
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["hf", "gguf"])
+def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(runs_root, tmp_path, fmt):
+    if fmt == "gguf":
+        pytest.importorskip("gguf")
+    run = _bpe_run(runs_root)
+    out = tmp_path / "out" / ("m.gguf" if fmt == "gguf" else "m-hf")
+    args = ["export", run.id, "--format", fmt, "--out", str(out), "--run-dir", str(runs_root)]
+    result = subprocess.run([sys.executable, "-c", _EXPORT_ON_A_FULL_DISK, *args],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "file size limit" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert os.listdir(out.parent) == []
+
+
+def _bpe_run(runs_root):
+    """A run with a trained tokenizer: GGUF needs BPE merges."""
+    from tui_gpt.core.bpe import train_tokenizer
+    from tui_gpt.core.config import ModelChoice, TrainSpec
+    from tui_gpt.core.corpus import inspect_source
+
+    tok = train_tokenizer(inspect_source(NIGHT_KITCHEN), 300, runs_root.parent / "tok.json")
+    spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, str(tok.path)),
+                     config(max_steps=2, sample_tokens=0))  # fmt: skip
+    job = assemble(spec, runs_root=runs_root)
+    job.run_training()
+    return job.run
+
+
+_SLOW_WRITE = """
+import signal, sys, time
+from pathlib import Path
+from tui_gpt import cli
+from tui_gpt.core.fsutil import atomic_write_path
+signal.signal(signal.SIGTERM, cli._terminated)
+def write(tmp):
+    tmp.write_bytes(b"x" * 1000)
+    print("writing", flush=True)
+    time.sleep(60)
+atomic_write_path(Path(sys.argv[1]), write)
+"""
+
+
+def test_sigterm_during_a_write_removes_its_temporary(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITE, str(tmp_path / "m.gguf")],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        assert os.listdir(tmp_path)  # its temporary file
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_damaged_best_is_not_exported(runs_root, tmp_path):
+    run = finished_run(runs_root)
+    raw = bytearray(run.best.read_bytes())
+    raw[-8192:-4096] = b"\xff" * 4096
+    run.best.write_bytes(bytes(raw))
+    result = run_cli("export", run.id, "--format", "hf", "--out", str(tmp_path / "x"),
+                     "--run-dir", str(runs_root))  # fmt: skip
+    assert result.returncode == 2 and "damaged" in result.stderr, result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------- 4. long samples
+
+
+def test_a_stop_ends_a_long_end_of_epoch_sample(runs_root):
+    """One epoch is 11 batches; the stop comes on the last, so the sample of a million
+    tokens starts with the stop already asked for."""
+    ctl = TrainerControl()
+    rec = Recorder(stop_after_step=10, control=ctl)
+    job = start(runs_root, config(epochs=2, sample_tokens=1_000_000, eval_freq=100), [rec], ctl)
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=job.run_training()))
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the sample ignored the stop"
+    assert outcome["result"] == "stopped"
+    assert Checkpoint(job.run.latest).train_state["steps_done"] == 11
+    [sample] = rec.of(Sample)
+    assert len(sample.text) < 100
+
+
+# ----------------------------------------------------------------------------- 8. tokenizer
+
+
+def test_a_swapped_tokenizer_file_is_refused_by_generate_and_resume(runs_root, tmp_path):
+    from tui_gpt.core.bpe import train_tokenizer
+    from tui_gpt.core.corpus import inspect_source
+
+    run = _bpe_run(runs_root)
+    smaller = train_tokenizer(inspect_source(NIGHT_KITCHEN), 280, tmp_path / "small.json")
+    (run.path / "tokenizer.json").write_bytes(smaller.path.read_bytes())
+    root = ["--run-dir", str(runs_root)]
+    for args in (["generate", "--run", run.id, "--prompt", "the"],
+                 ["train", "--resume", run.id, "--max-steps", "4"]):  # fmt: skip
+        result = run_cli(*args, *root)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "not the tokenizer it was trained with" in result.stderr
+
+
+# ----------------------------------------------------------------------------- 10, 11. values
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", str(NIGHT_KITCHEN), "--seed", str(2**70)], "--seed: must be at least 0 and at most"),
+        (["train", str(NIGHT_KITCHEN), "--threads", "1000000"], "at most 1024"),
+        (["train", "--settings", "/dev/zero"], "not a plain file"),
+        (["generate", "--run", "x", "--seed", str(2**70)], "--seed"),
+        (["generate", "--run", "x", "--top-p", "0"], "must be greater than 0 and at most 1, got 0"),
+    ],
+)
+def test_odd_values_are_one_line(args, message, tmp_path):
+    result = run_cli(*args, "--run-dir", str(tmp_path), timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_vanishing_top_p_keeps_the_likeliest_token():
+    logits = torch.randn(3, 100)
+    for top_p in (1e-300, 1e-45, 1e-9):
+        picked = pick_next(logits, 1.0, 0, top_p, torch.Generator().manual_seed(0))
+        assert torch.equal(picked[:, 0], logits.argmax(-1))
+
+
+# ----------------------------------------------------------------------------- 12, 14. data
+
+
+def test_a_truncated_zst_is_refused(tmp_path):
+    zstandard = pytest.importorskip("zstandard")
+    from tui_gpt.core.corpus import inspect_source
+
+    text = NIGHT_KITCHEN.read_bytes() * 20
+    packed = zstandard.ZstdCompressor().compress(text)
+    whole, frames = tmp_path / "whole.txt.zst", tmp_path / "frames.txt.zst"
+    whole.write_bytes(packed)
+    frames.write_bytes(packed + zstandard.ZstdCompressor().compress(b"more"))  # two frames
+    assert inspect_source(whole).chars == len(text.decode())
+    assert inspect_source(frames).chars == len(text.decode()) + 4
+    for cut in (len(packed) // 2, 12):
+        (tmp_path / "cut.txt.zst").write_bytes(packed[:cut])
+        with pytest.raises(TuiGptError, match="ends before the end of its last zstd frame"):
+            inspect_source(tmp_path / "cut.txt.zst")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "a.txt.zst").write_bytes(packed[: len(packed) // 2])
+    (tmp_path / "folder" / "b.txt").write_text("fine")
+    assert "a.txt.zst" in inspect_source(tmp_path / "folder").skipped_line()
+
+
+def test_swapped_token_caches_are_detected(tmp_path):
+    tok, cache = ByteTokenizer(), tmp_path / "cache"
+    one, two = tmp_path / "one.txt", tmp_path / "two.txt"
+    one.write_text("abcdefghij" * 300)
+    two.write_text("klmnopqrst" * 300)  # the same length, other tokens
+    a, b = data.prepare(one, tok, 0.9, cache_root=cache), data.prepare(two, tok, 0.9, cache_root=cache)
+    folders = {p.name.split("-")[0]: p for p in cache.iterdir() if not p.name.startswith(".")}
+    fa = next(p for k, p in folders.items() if a.source.sha256.startswith(k))
+    fb = next(p for k, p in folders.items() if b.source.sha256.startswith(k))
+    for name in ("train.bin", "val.bin"):  # the arrays swapped, each meta.json kept
+        da, db = (fa / name).read_bytes(), (fb / name).read_bytes()
+        (fa / name).write_bytes(db)
+        (fb / name).write_bytes(da)
+    notes: list[str] = []
+    again = data.prepare(one, tok, 0.9, cache_root=cache, notice=notes.append)
+    assert "not the file built with it" in notes[-1]
+    assert np.asarray(again.train_ids)[:10].tolist() == tok.encode("abcdefghij")
+    tmp = fa.with_name("swap")  # whole folders swapped, meta.json and all
+    fa.rename(tmp)
+    fb.rename(fa)
+    tmp.rename(fb)
+    data.prepare(one, tok, 0.9, cache_root=cache, notice=notes.append)
+    assert "built from another text or tokenizer" in notes[-1]
+
+
+# ----------------------------------------------------------------------------- 15. words
+
+
+_TRAIN_ON_A_FULL_DISK = """
+import resource, signal, sys
+from tui_gpt import cli
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_a_failed_save_marks_the_run_failed_and_prepare_says_why(runs_root, tmp_path):
+    args = ["train", str(NIGHT_KITCHEN), "--preset", "nano", "--tokenizer", "byte",
+            "--max-steps", "3", "--precision", "fp32", "--run-dir", str(runs_root)]  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", _TRAIN_ON_A_FULL_DISK, "300000", *args],
+                            capture_output=True, text=True, cwd=ROOT, timeout=240)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot save checkpoint" in result.stderr and "file size limit" in result.stderr
+    [run] = list_runs(runs_root)
+    assert run.state == "failed"
+    big = tmp_path / "big.txt"
+    big.write_text(NIGHT_KITCHEN.read_text() * 20)
+    prep = ["prepare", str(big), "--tokenizer", "byte"]
+    result = subprocess.run([sys.executable, "-c", _TRAIN_ON_A_FULL_DISK, "20000", *prep],
+                            capture_output=True, text=True, cwd=ROOT, timeout=240,
+                            env={**os.environ, "TUI_GPT_CACHE_DIR": str(tmp_path / "c")})  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot write the token cache" in result.stderr and "file size limit" in result.stderr
+    assert disk_reason(OSError(errno.ENOSPC, "No space left on device")) == "the disk is full"
+
+
+# ----------------------------------------------------------------------------- 16. symlinks
+
+
+def test_nothing_outside_a_run_folder_is_written_or_deleted_through_a_link(runs_root, tmp_path):
+    run = finished_run(runs_root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.stop").write_text("mine")
+    (outside / "precious.txt").write_text("mine")
+    ctl_dir = control.control_dir(run)
+    if ctl_dir.exists():
+        ctl_dir.rmdir()
+    ctl_dir.symlink_to(outside)
+    with pytest.raises(TuiGptError, match="symbolic link"):
+        control.send(run, "stop")
+    planted = run.path / f".process.json.tmp-{os.getpid()}"
+    planted.symlink_to(outside / "precious.txt")
+    with control.ControlChannel(run, TrainerControl(), heartbeat_s=0.05):
+        pass
+    assert sorted(os.listdir(outside)) == ["keep.stop", "precious.txt"]
+    assert (outside / "precious.txt").read_text() == "mine"
+    assert (outside / "keep.stop").read_text() == "mine"
+    assert not ctl_dir.is_symlink() and json.loads((run.path / "process.json").read_text())["ended"]
+    (run.path / "status.json").unlink()
+    (run.path / "status.json").symlink_to(outside / "precious.txt")
+    atomic_write_text(run.path / "status.json", "{}")  # replaces the link, not its target
+    assert (outside / "precious.txt").read_text() == "mine"
+    fresh = start(runs_root, config(max_steps=2, sample_tokens=0))
+    fresh.run.checkpoints.mkdir(exist_ok=True)
+    fresh.run.checkpoints.rmdir()
+    fresh.run.checkpoints.symlink_to(outside)
+    with pytest.raises(TuiGptError, match="symbolic link"):
+        fresh.run_training()
+    assert sorted(os.listdir(outside)) == ["keep.stop", "precious.txt"]

@@ -1,0 +1,285 @@
+"""The JSON files tui-gpt keeps, parsed once at the edge into typed records.
+
+A run folder's `run.json`, `status.json` and `process.json`, and the app's own small files,
+are read here and nowhere else. Each field is checked for its type as it is read, so a
+damaged or hand-edited file is one `DamagedFile` naming the file and the field, never a
+`TypeError` three modules away. Writers keep the fields they do not know (`extra`), so a
+file written by a newer tui-gpt survives an older one's label or resume.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast, get_args
+
+from tui_gpt.core.errors import TuiGptError
+
+T = TypeVar("T")
+
+# Far larger than any file tui-gpt writes; a bound, so that `/dev/zero` or a planted huge
+# file is refused instead of read into memory.
+MAX_JSON_BYTES = 16 << 20
+
+
+class DamagedFile(TuiGptError):
+    """A JSON file that exists but cannot be what tui-gpt wrote: one line naming it."""
+
+
+def read_json(path: Path, limit: int = MAX_JSON_BYTES, follow_links: bool = False) -> Any:
+    """The JSON value of a regular file of at most `limit` bytes. Missing: FileNotFoundError;
+    anything else wrong (a folder, a device, too large, not JSON): DamagedFile. A symbolic
+    link is refused unless `follow_links` (a file the user names, not one in a run folder)."""
+    path = Path(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link, refused by O_NOFOLLOW
+            raise DamagedFile(f"{path}: is a symbolic link; tui-gpt reads only plain files") from None
+        raise DamagedFile(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DamagedFile(f"{path}: not a plain file")
+        data = os.read(fd, limit + 1)
+    except OSError as exc:
+        raise DamagedFile(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise DamagedFile(f"{path}: larger than {limit >> 20} MiB; not a tui-gpt file")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise DamagedFile(f"{path}: damaged (not JSON: {exc})") from None
+
+
+class Fields:
+    """Typed reads of one JSON object's fields; a wrong type is a DamagedFile naming the
+    file and the field."""
+
+    def __init__(self, obj: Any, where: str) -> None:
+        if not isinstance(obj, dict):
+            raise DamagedFile(f"{where}: damaged (not a JSON object)")
+        self.obj, self.where = obj, where
+
+    def _bad(self, key: str, wanted: str) -> DamagedFile:
+        value = repr(self.obj[key])
+        return DamagedFile(
+            f"{self.where}: damaged ({key} should be {wanted}, is {value[:40]})"
+        )
+
+    def _get(self, key: str, ok: Callable[[Any], bool], wanted: str, default: Any) -> Any:
+        if key not in self.obj or self.obj[key] is None:
+            return default
+        if not ok(self.obj[key]):
+            raise self._bad(key, wanted)
+        return self.obj[key]
+
+    def text(self, key: str, default: str = "") -> str:
+        return cast(str, self._get(key, lambda v: isinstance(v, str), "text", default))
+
+    def opt_text(self, key: str) -> str | None:
+        return cast("str | None", self._get(key, lambda v: isinstance(v, str), "text", None))
+
+    def integer(self, key: str, default: int, low: int | None = None) -> int:
+        def ok(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and (low is None or v >= low)
+
+        wanted = "a whole number" + (f" of at least {low}" if low is not None else "")
+        return cast(int, self._get(key, ok, wanted, default))
+
+    def opt_integer(self, key: str, low: int | None = None) -> int | None:
+        if self.obj.get(key) is None:
+            return None
+        return self.integer(key, 0, low)
+
+    def number(self, key: str) -> float | None:
+        def ok(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v)
+
+        value = self._get(key, ok, "a number", None)
+        return None if value is None else float(value)
+
+    def obj_of(self, key: str) -> Fields:
+        value = self._get(key, lambda v: isinstance(v, dict), "a JSON object", {})
+        return Fields(value, f"{self.where} {key}")
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        def ok(v: Any) -> bool:
+            return isinstance(v, list) and all(isinstance(s, str) for s in v)
+
+        return tuple(self._get(key, ok, "a list of texts", []))
+
+    def choice(self, key: str, choices: tuple[T, ...], default: T) -> T:
+        return cast(T, self._get(key, lambda v: v in choices, " or ".join(map(str, choices)), default))
+
+
+# ----------------------------------------------------------------------------- run.json
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """What a run was trained on: the data's files and fingerprint."""
+
+    files: tuple[str, ...] = ()
+    sha256: str = ""
+    chars: int | None = None
+    tokens: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The file's name, or how many files."""
+        if len(self.files) == 1:
+            return Path(self.files[0]).name
+        return f"{len(self.files)} files" if self.files else ""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """run.json: what a run is (its data, tokenizer, model shape, training settings)."""
+
+    id: str
+    created: float | None = None
+    preset: str = ""
+    label: str = ""
+    dataset: DatasetRecord = field(default_factory=DatasetRecord)
+    data_path: str = ""
+    tokenizer: str = "gpt2"
+    vocab_dir: str | None = None
+    model: dict[str, Any] | None = None  # GPTConfig's fields; `model_config()` checks them
+    seq_len: int | None = None
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig's JSON form
+    params: int | None = None
+    init_from: str | None = None
+    world_size: int = 1
+    where: str = "run.json"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # as read, unknown keys kept
+
+    @classmethod
+    def parse(cls, obj: Any, where: str) -> RunRecord:
+        f = Fields(obj, where)
+        d = f.obj_of("dataset")
+        model = f.obj_of("model").obj if f.obj.get("model") is not None else None
+        f.obj_of("train")  # a JSON object, if anything
+        return cls(
+            id=f.text("id"),
+            created=f.number("created"),
+            preset=f.text("preset"),
+            label=f.text("label"),
+            dataset=DatasetRecord(
+                files=d.texts("files"),
+                sha256=d.text("sha256"),
+                chars=d.opt_integer("chars", 0),
+                tokens=d.opt_integer("tokens", 0),
+            ),
+            data_path=f.text("data_path"),
+            tokenizer=f.text("tokenizer", "gpt2"),
+            vocab_dir=f.opt_text("vocab_dir"),
+            model=model,
+            seq_len=f.opt_integer("seq_len", 1),
+            train=dict(f.obj.get("train") or {}),
+            params=f.opt_integer("params", 0),
+            init_from=f.opt_text("init_from"),
+            world_size=f.integer("world_size", 1, low=1),
+            where=where,
+            raw=dict(f.obj),
+        )
+
+    def train_config(self) -> Any:
+        """The run's TrainConfig; bad values are a DamagedFile."""
+        from tui_gpt.core.config import TrainConfig
+
+        try:
+            return TrainConfig.from_dict(self.train)
+        except TuiGptError as exc:
+            raise DamagedFile(f"{self.where}: damaged train settings ({exc})") from None
+
+    def model_config(self) -> Any:
+        """The run's GPTConfig, bounds checked as a checkpoint's is."""
+        from tui_gpt.core.checkpoint import parse_model_config
+
+        if self.model is None:
+            raise DamagedFile(f"{self.where}: damaged (no model)")
+        return parse_model_config(self.model, self.where)
+
+    def to_json(self, **changes: Any) -> str:
+        """The file's text with `changes` made, every other key as read."""
+        return json.dumps({**self.raw, **changes}, indent=2)
+
+
+# ----------------------------------------------------------------------------- status.json
+
+# What status.json says of a run, as its trainer last wrote it.
+Status = Literal["running", "paused", "stopped", "finished", "failed", "imported", "unknown"]
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    """status.json: how the run stands, as its trainer last wrote it."""
+
+    status: Status = "unknown"
+    step: int = -1
+    epoch: int = 0
+    tokens_seen: int = 0
+    best_val_loss: float | None = None
+    best_val_bpb: float | None = None
+    pid: int | None = None
+    updated: float | None = None
+    error: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def parse(cls, obj: Any, where: str) -> StatusRecord:
+        f = Fields(obj, where)
+        return cls(
+            status=f.choice("status", get_args(Status), "unknown"),
+            step=f.integer("step", -1, low=-1),
+            epoch=f.integer("epoch", 0, low=0),
+            tokens_seen=f.integer("tokens_seen", 0, low=0),
+            best_val_loss=f.number("best_val_loss"),
+            best_val_bpb=f.number("best_val_bpb"),
+            pid=f.opt_integer("pid", 0),
+            updated=f.number("updated"),
+            error=f.text("error"),
+            raw=dict(f.obj),
+        )
+
+
+# ----------------------------------------------------------------------------- process.json
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """process.json: the process training a run, and when it was last seen alive."""
+
+    pid: int
+    host: str
+    heartbeat: float
+    started: float | None = None
+    ended: float | None = None
+
+    @classmethod
+    def parse(cls, obj: Any, where: str) -> ProcessRecord:
+        f = Fields(obj, where)
+        pid, beat = f.opt_integer("pid", 1), f.number("heartbeat")
+        if pid is None or beat is None:
+            raise DamagedFile(f"{where}: damaged (no pid or heartbeat)")
+        return cls(pid, f.text("host"), beat, f.number("started"), f.number("ended"))
+
+
+def read_record(path: Path, parse: Callable[[Any, str], T]) -> T | None:
+    """The record in a file; None when there is no file. Damage: DamagedFile."""
+    try:
+        obj = read_json(path)
+    except FileNotFoundError:
+        return None
+    return parse(obj, str(path))
