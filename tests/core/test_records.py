@@ -88,7 +88,11 @@ def test_a_list_for_the_dataset_is_one_damaged_state_everywhere(runs_root):
 @pytest.mark.parametrize(
     ("file", "change", "message"),
     [
-        ("status.json", lambda o: o.update(best_val_loss="4.8"), "best_val_loss should be a number"),
+        (
+            "status.json",
+            lambda o: o.update(best_val_loss="4.8"),
+            "best_val_loss should be a number",
+        ),
         ("run.json", lambda o: o.update(model=[1, 2]), "model should be a JSON object"),
         ("run.json", lambda o: o.pop("model"), "damaged (no model)"),
         ("run.json", lambda o: o.update(world_size="two"), "world_size should be a whole number"),

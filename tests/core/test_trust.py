@@ -132,13 +132,20 @@ def test_export_force_replaces_only_an_earlier_export(runs_root, tmp_path):
     mine.mkdir()
     (mine / "thesis.txt").write_text("three years of work")
     result = run_cli("export", run.id, "--format", "hf", "--out", str(mine), "--force", *root)
-    assert result.returncode == 2 and "thesis.txt" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "thesis.txt" in result.stderr
+        and "Traceback" not in result.stderr
+    )
     assert (mine / "thesis.txt").read_text() == "three years of work"
     link = tmp_path / "linkdir"
     link.symlink_to(mine)
     result = run_cli("export", run.id, "--format", "hf", "--out", str(link), "--force", *root)
     assert result.returncode == 2 and "symbolic link" in result.stderr
-    assert "Traceback" not in result.stderr and sorted(os.listdir(tmp_path)) == ["linkdir", "thesis"]
+    assert "Traceback" not in result.stderr and sorted(os.listdir(tmp_path)) == [
+        "linkdir",
+        "thesis",
+    ]
     out = tmp_path / "model-hf"
     for _ in range(2):  # the second time over the first export, with --force
         result = run_cli("export", run.id, "--format", "hf", "--out", str(out), "--force", *root)
@@ -270,11 +277,20 @@ def test_a_swapped_tokenizer_file_is_refused_by_generate_and_resume(runs_root, t
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", str(NIGHT_KITCHEN), "--seed", str(2**70)], "--seed: must be at least 0 and at most"),
-        (["train", str(NIGHT_KITCHEN), "--threads", "1000000"], "at most 1024"),
+        (
+            ["train", str(NIGHT_KITCHEN), "--tokenizer", "byte", "--seed", str(2**70)],
+            "--seed: must be at least 0 and at most",
+        ),
+        (
+            ["train", str(NIGHT_KITCHEN), "--tokenizer", "byte", "--threads", "1000000"],
+            "at most 1024",
+        ),
         (["train", "--settings", "/dev/zero"], "not a plain file"),
-        (["generate", "--run", "x", "--seed", str(2**70)], "--seed"),
-        (["generate", "--run", "x", "--top-p", "0"], "must be greater than 0 and at most 1, got 0"),
+        (["generate", "--run", "x", "--prompt", "x", "--seed", str(2**70)], "--seed"),
+        (
+            ["generate", "--run", "x", "--prompt", "x", "--top-p", "0"],
+            "must be greater than 0 and at most 1, got 0",
+        ),
     ],
 )
 def test_odd_values_are_one_line(args, message, tmp_path):
@@ -319,7 +335,10 @@ def test_swapped_token_caches_are_detected(tmp_path):
     one, two = tmp_path / "one.txt", tmp_path / "two.txt"
     one.write_text("abcdefghij" * 300)
     two.write_text("klmnopqrst" * 300)  # the same length, other tokens
-    a, b = data.prepare(one, tok, 0.9, cache_root=cache), data.prepare(two, tok, 0.9, cache_root=cache)
+    a, b = (
+        data.prepare(one, tok, 0.9, cache_root=cache),
+        data.prepare(two, tok, 0.9, cache_root=cache),
+    )
     folders = {p.name.split("-")[0]: p for p in cache.iterdir() if not p.name.startswith(".")}
     fa = next(p for k, p in folders.items() if a.source.sha256.startswith(k))
     fb = next(p for k, p in folders.items() if b.source.sha256.startswith(k))

@@ -44,7 +44,9 @@ def read_json(path: Path, limit: int = MAX_JSON_BYTES, follow_links: bool = Fals
         raise
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # a symbolic link, refused by O_NOFOLLOW
-            raise DamagedFile(f"{path}: is a symbolic link; tui-gpt reads only plain files") from None
+            raise DamagedFile(
+                f"{path}: is a symbolic link; tui-gpt reads only plain files"
+            ) from None
         raise DamagedFile(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -73,9 +75,7 @@ class Fields:
 
     def _bad(self, key: str, wanted: str) -> DamagedFile:
         value = repr(self.obj[key])
-        return DamagedFile(
-            f"{self.where}: damaged ({key} should be {wanted}, is {value[:40]})"
-        )
+        return DamagedFile(f"{self.where}: damaged ({key} should be {wanted}, is {value[:40]})")
 
     def _get(self, key: str, ok: Callable[[Any], bool], wanted: str, default: Any) -> Any:
         if key not in self.obj or self.obj[key] is None:
@@ -120,7 +120,9 @@ class Fields:
         return tuple(self._get(key, ok, "a list of texts", []))
 
     def choice(self, key: str, choices: tuple[T, ...], default: T) -> T:
-        return cast(T, self._get(key, lambda v: v in choices, " or ".join(map(str, choices)), default))
+        return cast(
+            T, self._get(key, lambda v: v in choices, " or ".join(map(str, choices)), default)
+        )
 
 
 # ----------------------------------------------------------------------------- run.json
