@@ -4,6 +4,7 @@ gloo processes on CPU whose losses equal one process with the same global batch.
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,11 +97,17 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
 
 
 def test_gradient_accumulation_under_torchrun_matches_the_larger_batch(tmp_path):
+    """With the modern block (the GPT-2 one is the test above): DDP is the same for both."""
     accum, whole = tmp_path / "accum", tmp_path / "whole"
-    a = torchrun("--run-dir", str(accum), *TRAIN, "--batch-size", "1", "--grad-accum", "2",
+    llama = [*TRAIN, "--arch", "llama", "--kv-heads", "1"]
+    a = torchrun("--run-dir", str(accum), *llama, "--batch-size", "1", "--grad-accum", "2",
                  "--max-steps", "3")  # fmt: skip
     assert a.returncode == 0, a.stderr[-2000:]
-    w = torchrun("--run-dir", str(whole), *TRAIN, "--batch-size", "2", "--max-steps", "3")
+    w = torchrun("--run-dir", str(whole), *llama, "--batch-size", "2", "--max-steps", "3")
     assert w.returncode == 0, w.stderr[-2000:]
     assert step_losses(accum) == pytest.approx(step_losses(whole), rel=1e-5)
     assert len(step_losses(accum)) == 3
+    assert (
+        json.loads((Path(list_runs(accum)[0].path) / "run.json").read_text())["model"]["arch"]
+        == "llama"
+    )

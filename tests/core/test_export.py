@@ -23,12 +23,11 @@ transformers = pytest.importorskip("transformers")
 TEXTS = ["The kitchen at night, the kettle singing.", "emoji 🙂 and 漢字 <|endoftext|> done", ""]
 
 
-def tiny_run(root, tokenizer: str = "byte"):
+def tiny_run(root, tokenizer: str = "byte", **arch):
     cfg = TrainConfig(max_steps=8, batch_size=4, eval_freq=4, eval_iter=1, precision="fp32",
-                      sample_tokens=0)  # fmt: skip
-    job = assemble(
-        TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 64, tokenizer), cfg), runs_root=root
-    )
+                      sample_tokens=0, lr=3e-3)  # fmt: skip
+    choice = ModelChoice("nano", 64, tokenizer, **arch)
+    job = assemble(TrainSpec(str(NIGHT_KITCHEN), choice, cfg), runs_root=root)
     job.run_training()
     return job.run
 
@@ -37,7 +36,7 @@ def same_as_transformers(run, folder) -> None:
     """Logits and greedy tokens of the export equal tui-gpt's; its tokenizer tokenizes and
     decodes as tui-gpt's does."""
     ours, tok, _ = load(run)
-    hf = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(folder)
     for text in TEXTS:
         ids = tok.encode(text)
@@ -199,3 +198,83 @@ def test_bad_exports_are_one_line_each(runs_root, tmp_path):
     checkpoint.save(odd.best, model, extra={"tokenizer": "byte"})
     result = run_cli("export", odd.id, "--format", "gguf", "--dtype", "q8_0", "--run-dir", runs)
     assert result.returncode == 2 and "blocks of 32" in result.stderr and "48" in result.stderr
+
+
+# ----------------------------------------------------------------------------- llama
+
+
+@pytest.mark.parametrize(
+    ("arch", "cls"),
+    [
+        ({"arch": "llama"}, "LlamaForCausalLM"),
+        ({"arch": "llama", "kv_heads": 1, "qk_norm": True}, "Qwen3ForCausalLM"),
+    ],
+)
+def test_a_llama_run_exports_to_transformers_and_imports_back(runs_root, tmp_path, arch, cls):
+    run = tiny_run(runs_root, **arch)
+    ours = load(run)[0]
+    assert ours.cfg.arch == "llama" and ours.pos_emb is None
+    export(run, "hf", tmp_path / "hf", "f32")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["architectures"] == [cls] and config["num_key_value_heads"] == ours.cfg.kv_heads
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    assert type(hf).__name__ == cls
+    same_as_transformers(run, tmp_path / "hf")
+    back = run_cli("import-gpt2", str(tmp_path / "hf"), "--json", "--run-dir", str(tmp_path / "r"))
+    assert back.returncode == 0, back.stderr
+    again = load(find_run(json.loads(back.stdout)["run"], tmp_path / "r"))[0]
+    assert again.cfg.arch == "llama" and again.cfg.qk_norm == ours.cfg.qk_norm
+    a, b = ours.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_a_llama_gguf_has_the_architectures_keys_and_permuted_rows(runs_root, tmp_path, qk_norm):
+    gguf = pytest.importorskip("gguf", reason="the gguf package is not installed")
+    tok = train_tokenizer(inspect_source(SAMPLES), 300, tmp_path / "tok300.json")
+    run = tiny_run(runs_root, str(tok.path), arch="llama", kv_heads=1, qk_norm=qk_norm)
+    model = load(run)[0]
+    export(run, "gguf", tmp_path / "m.gguf", "f32")
+    reader = gguf.GGUFReader(str(tmp_path / "m.gguf"))
+
+    def field(name):
+        f = reader.fields[name]
+        return f.parts[f.data[0]].tolist()
+
+    arch = "qwen3" if qk_norm else "llama"
+    assert bytes(field("general.architecture")).decode() == arch
+    assert field(f"{arch}.attention.head_count") == [2]
+    assert field(f"{arch}.attention.head_count_kv") == [1]
+    assert field(f"{arch}.feed_forward_length") == [model.cfg.ff_width]
+    assert field(f"{arch}.rope.dimension_count") == [32]
+    assert field(f"{arch}.attention.layer_norm_rms_epsilon") == [pytest.approx(1e-5)]
+    tensors = {t.name: t for t in reader.tensors}
+    assert "position_embd.weight" not in tensors
+    assert ("blk.0.attn_q_norm.weight" in tensors) == qk_norm
+    q = torch.from_numpy(tensors["blk.0.attn_q.weight"].data.copy())
+    ours = model.blocks[0].attn.qkv.weight.detach()[:64]
+    if qk_norm:  # qwen3 rotates half-split pairs as tui-gpt does: rows as they are
+        assert torch.equal(q, ours)
+    else:  # llama: each head's rows (i, i + D/2) become neighbours (2i, 2i + 1)
+        head = ours[:32]
+        assert torch.equal(q[0], head[0]) and torch.equal(q[1], head[16])
+        assert torch.equal(q[2], head[1]) and torch.equal(q[3], head[17])
+    assert list(tensors["blk.0.ffn_gate.weight"].shape) == [64, model.cfg.ff_width]
+
+
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_llama_cpp_decodes_a_llama_export_to_the_same_tokens(runs_root, tmp_path, qk_norm):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    tok = train_tokenizer(inspect_source(SAMPLES), 300, tmp_path / "tok300.json")
+    run = tiny_run(runs_root, str(tok.path), arch="llama", kv_heads=1, qk_norm=qk_norm)
+    export(run, "gguf", tmp_path / "m.gguf", "f32")
+    ours, tok, _ = load(run)
+    ids = tok.encode(TEXTS[0])
+    want = generate(ours, torch.tensor([ids]), 8)[0, len(ids) :].tolist()
+    llm = llama_cpp.Llama(str(tmp_path / "m.gguf"), n_ctx=64, verbose=False)
+    got = []
+    for token in llm.generate(ids, top_k=1, temp=0.0):
+        got.append(token)
+        if len(got) == 8:
+            break
+    assert got == want

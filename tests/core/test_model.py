@@ -147,3 +147,66 @@ def test_written_out_attention_is_sdpas_causal_attention():
     q, k, v = (torch.randn(2, 2, 16, 32) for _ in range(3))
     expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     torch.testing.assert_close(attn._attention_with_dropout(q, k, v, 0.0), expected)
+
+
+# ----------------------------------------------------------------------------- llama
+
+
+def llama(**changes) -> GPTConfig:
+    base = dict(arch="llama", vocab_size=300, context_length=32, emb_dim=64, n_heads=4,
+                n_layers=2, drop_rate=0.0)  # fmt: skip
+    return GPTConfig(**{**base, **changes})
+
+
+def perturbed(cfg: GPTConfig) -> GPT:
+    """A llama model whose zero-initialised matrices are not zero (as after training)."""
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+@pytest.mark.parametrize("changes", [{}, {"n_kv_heads": 2}, {"n_kv_heads": 1, "qk_norm": True}])
+def test_llama_shape_counts_and_cache(changes):
+    cfg = llama(**changes)
+    model = perturbed(cfg)
+    assert model.num_params() == count_params(cfg) and model.pos_emb is None
+    assert not any(m.bias is not None for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert cfg.ff_width % 64 == 0 and abs(cfg.ff_width - 8 * 64 / 3) < 64
+    ids = torch.randint(0, 300, (2, 20))
+    full = model(ids)
+    cache = model.new_cache(2)
+    assert cache.layers[0].k.shape[1] == cfg.kv_heads  # only the key/value heads are kept
+    first = model(ids[:, :12], cache)
+    rest = torch.cat([model(ids[:, i : i + 1], cache) for i in range(12, 20)], dim=1)
+    assert torch.allclose(torch.cat([first, rest], dim=1), full, atol=1e-5)
+
+
+def test_rotary_scores_depend_on_distance_only():
+    from tui_gpt.core.model import Rotary
+
+    rotary = Rotary(llama())
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+    scores = [(rotary(q, a) * rotary(k, b)).sum().item() for a, b in ((5, 2), (9, 6), (20, 17))]
+    assert scores == pytest.approx([scores[0]] * 3, abs=1e-5)
+    assert torch.allclose(rotary(q, 0), q)  # position 0 is not rotated
+
+
+def test_an_untrained_llama_predicts_the_uniform_distribution():
+    model = GPT(llama()).eval()
+    logits = model(torch.randint(0, 300, (2, 10)))
+    loss = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), torch.zeros(20, dtype=torch.long)
+    )
+    assert loss.item() == pytest.approx(math.log(300), abs=1e-6)  # the zero head
+
+
+def test_llama_settings_that_cannot_be_are_one_error():
+    from tui_gpt.core.config import ModelChoice
+    from tui_gpt.core.errors import TuiGptError
+
+    with pytest.raises(TuiGptError, match="not divisible by n_kv_heads"):
+        ModelChoice("micro", arch="llama", kv_heads=3).config(300)
+    assert ModelChoice("micro", arch="llama", kv_heads=2).config(300).kv_heads == 2

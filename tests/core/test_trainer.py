@@ -238,7 +238,9 @@ def test_activation_checkpointing_computes_the_same_training(runs_root):
     start(runs_root, config(**base), [plain]).run_training()
     ckpt = Recorder()
     start(runs_root, config(**base, activation_checkpointing=True), [ckpt]).run_training()
-    assert [e.loss for e in ckpt.of(Step)] == pytest.approx([e.loss for e in plain.of(Step)], rel=1e-5)
+    assert [e.loss for e in ckpt.of(Step)] == pytest.approx(
+        [e.loss for e in plain.of(Step)], rel=1e-5
+    )
 
 
 def test_steps_report_mfu_against_the_measured_peak(runs_root):
@@ -252,4 +254,56 @@ def test_steps_report_mfu_against_the_measured_peak(runs_root):
     assert all(0 < e.mfu < 1 for e in rec.of(Step))
     given = Recorder()
     start(runs_root, config(max_steps=1, peak_tflops=1000.0), [given]).run_training()
-    assert given.of(RunStarted)[0].peak_flops == 1e15 and given.of(RunStarted)[0].peak_source == "given"
+    assert (
+        given.of(RunStarted)[0].peak_flops == 1e15
+        and given.of(RunStarted)[0].peak_source == "given"
+    )
+
+
+def test_a_llama_run_trains_resumes_exactly_and_decodes(runs_root):
+    """The modern block through the whole loop: loss falls, a stop and resume in a new
+    process (the peak measured again) gives the same losses with dropout on, and the
+    checkpoint decodes with the cache, in bf16 and int8."""
+    from tui_gpt.core import flops
+    from tui_gpt.core.generate import generate
+    from tui_gpt.core.quantize import quantize_int8
+
+    def spec(**changes):
+        choice = ModelChoice("nano", 64, "byte", arch="llama", kv_heads=1, qk_norm=True)
+        return TrainSpec(str(NIGHT_KITCHEN), choice, config(max_steps=16, **changes))
+
+    straight = Recorder()
+    job = assemble(spec(), runs_root=runs_root, hooks=JobHooks([straight]))
+    assert job.trainer.model.cfg.arch == "llama" and job.trainer.model.cfg.drop_rate > 0
+    job.run_training()
+    losses = [e.loss for e in straight.of(Step)]
+    assert losses[-1] < losses[0] - 0.5
+    control = TrainerControl()
+    first = Recorder(stop_after_step=6, control=control)
+    stopped = assemble(spec(), runs_root=runs_root, hooks=JobHooks([first], control))
+    assert stopped.run_training() == "stopped"
+    flops._measured.cache_clear()
+    second = Recorder()
+    assemble(resume=stopped.run.id, runs_root=runs_root, hooks=JobHooks([second])).run_training()
+    assert [e.loss for e in first.of(Step) + second.of(Step)] == losses
+    model = Checkpoint(job.run.weights()).build_model().eval()
+    ids = torch.tensor([[70, 71, 72]])
+    want = generate(model, ids, 40, use_cache=False)
+    assert torch.equal(generate(model, ids, 40), want)  # 40 new tokens: past the context too
+    assert generate(model.to(torch.bfloat16), ids, 5).shape == (1, 8)
+    int8 = quantize_int8(Checkpoint(job.run.weights()).build_model().eval())
+    assert generate(int8, ids, 5).shape == (1, 8)
+
+
+def test_llama_accumulation_and_recomputation_compute_the_same_training(runs_root):
+    def losses(**changes):
+        rec = Recorder()
+        choice = ModelChoice("nano", 64, "byte", arch="llama", dropout=0.0)
+        cfg = config(max_steps=4, sample_tokens=0, **changes)
+        assemble(TrainSpec(str(NIGHT_KITCHEN), choice, cfg), runs_root=runs_root,
+                 hooks=JobHooks([rec])).run_training()  # fmt: skip
+        return [e.loss for e in rec.of(Step)]
+
+    base = losses()
+    assert losses(activation_checkpointing=True) == pytest.approx(base, abs=1e-6)
+    assert losses(batch_size=4, grad_accum=2) == pytest.approx(base, abs=1e-5)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 from tui_gpt.commands.common import add_settings, positive_int, print_json
-from tui_gpt.core.config import DEVICES, PRESETS, SAMPLING_PRECISIONS, ModelChoice, TrainConfig
+from tui_gpt.core.config import (
+    DEVICES,
+    PRESETS,
+    SAMPLING_PRECISIONS,
+    ModelChoice,
+    TrainConfig,
+)
 
 
 def add_parser(sub) -> None:
@@ -34,7 +40,7 @@ def add_parser(sub) -> None:
         help="int8 applies to generate only",
     )
     p.add_argument("--threads", type=positive_int)
-    add_settings(p, ModelChoice, only=("tokenizer",))
+    add_settings(p, ModelChoice, only=("tokenizer", "arch"))
     add_settings(p, TrainConfig, only=("grad_accum", "activation_checkpointing", "peak_tflops"))
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=run)
@@ -57,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             args.preset, args.context_length, args.batch_size, args.steps,
             device=args.device, precision=args.precision, threads=args.threads, vocab_size=vocab,
             grad_accum=args.grad_accum or 1, checkpointing=bool(args.activation_checkpointing),
-            peak_tflops=args.peak_tflops,
+            peak_tflops=args.peak_tflops, arch=args.arch or ModelChoice.arch,
         )  # fmt: skip
     elif args.what == "generate":
         from tui_gpt.core.device import resolve_device, resolve_precision
@@ -68,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         result = bench.bench_generate(
             args.preset, args.context_length, args.new_tokens,
             device=args.device, precision=precision, threads=args.threads, vocab_size=vocab,
+            arch=args.arch or ModelChoice.arch,
         )  # fmt: skip
     else:
         if not args.data:

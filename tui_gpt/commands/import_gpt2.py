@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "source",
         metavar="SIZE|PATH",
-        help="a size (124M, 355M, 774M or 1558M), or a model.safetensors (or its folder)",
+        help="a size (124M, 355M, 774M or 1558M), or a model.safetensors (or its folder): "
+        "GPT-2's, or a tui-gpt export (GPT-2, Llama or Qwen3 layout)",
     )
     p.add_argument("--json", action="store_true", help="print the new run as JSON")
     add_run_dir(p)
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.errors import TuiGptError
     from tui_gpt.core.fsutil import atomic_copy
     from tui_gpt.core.gpt2_weights import SIZES, fetch, load_gpt2_safetensors
+    from tui_gpt.core.llama_weights import is_llama_folder, load_llama_safetensors
     from tui_gpt.core.runs import TOKENIZER_FILE, create_run
     from tui_gpt.core.tokenizer import BPETokenizer
 
@@ -39,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
     path = fetch(size) if size else Path(args.source).expanduser()
     if path.is_dir():
         path = path / "model.safetensors"
-    model = load_gpt2_safetensors(path, expect=size)
+    config = _config_beside(path)
+    if config is not None and is_llama_folder(config):  # an export of a modern tui-gpt model
+        model = load_llama_safetensors(path, config)
+    else:
+        model = load_gpt2_safetensors(path, expect=size)
     params = model.num_params()
     label = size or path.parent.name or path.stem
     # Another vocabulary than GPT-2's (an exported tui-gpt model): its tokenizer.json.
@@ -76,3 +82,15 @@ def run(args: argparse.Namespace) -> int:
     print(f'  generate  tui-gpt generate --run {new.id} --prompt "Every effort moves you"')
     print(f"  train     tui-gpt train DATA --init-from {new.id} --context-length 256")
     return 0
+
+
+def _config_beside(path: Path) -> dict | None:
+    """The config.json beside a model.safetensors, if there is a readable one."""
+    from tui_gpt.core.errors import TuiGptError
+    from tui_gpt.core.records import read_json
+
+    try:
+        config = read_json(path.parent / "config.json", follow_links=True)
+    except (FileNotFoundError, TuiGptError):
+        return None
+    return config if isinstance(config, dict) else None

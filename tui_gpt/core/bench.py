@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from tui_gpt.core import allocator, flops, memory
-from tui_gpt.core.config import TrainConfig, model_config
+from tui_gpt.core.config import ModelChoice, TrainConfig
 from tui_gpt.core.data import BatchLoader, Loaders, TokenWindows
 from tui_gpt.core.device import Runtime, resolve_device, resolve_precision, resolve_threads
 from tui_gpt.core.generate import generate
@@ -66,6 +66,7 @@ def bench_train(
     grad_accum: int = 1,
     checkpointing: bool = False,
     peak_tflops: float | None = None,
+    arch: str = "gpt2",
 ) -> dict:
     """The trainer's own update step (its model, optimizer, autocast and memory reuse) on
     random tokens: tokens/s, seconds per step, MFU, and the memory estimate beside the
@@ -76,7 +77,9 @@ def bench_train(
         batch_size=batch_size, grad_accum=grad_accum, activation_checkpointing=checkpointing
     )
     rss_before = current_rss_mib()
-    trainer, x, y = random_batch_trainer(preset, context_length, cfg, runtime, seed, vocab_size)
+    trainer, x, y = random_batch_trainer(
+        preset, context_length, cfg, runtime, seed, vocab_size, arch
+    )
     model = trainer.model
     expected = memory.estimate(model.cfg, memory.shape(cfg, context_length, runtime, model.cfg))
     times = []
@@ -94,6 +97,7 @@ def bench_train(
     return {
         "mode": "train",
         "preset": preset,
+        "arch": arch,
         "vocab_size": vocab_size,
         "context_length": context_length,
         "batch_size": batch_size,
@@ -119,13 +123,14 @@ def bench_train(
 
 def random_batch_trainer(
     preset: str, context_length: int, cfg: TrainConfig, runtime: Runtime, seed: int = 123,
-    vocab_size: int = 50257,
+    vocab_size: int = 50257, arch: str = "gpt2",
 ) -> tuple[Trainer, torch.Tensor, torch.Tensor]:  # fmt: skip
     """A real Trainer (the training defaults: lr 4e-4, weight decay 0.1, or `cfg`) on one
     update's batch of random tokens, and that batch: what speed measurements time
     `Trainer.update` on."""
     torch.manual_seed(seed)
-    model = GPT(model_config(preset, vocab_size, context_length)).to(runtime.device).train()
+    shape = ModelChoice(preset, arch=arch).config(vocab_size, context_length)
+    model = GPT(shape).to(runtime.device).train()
     g = torch.Generator().manual_seed(seed)
     rows = cfg.batch_size * cfg.grad_accum
     ids = torch.randint(0, vocab_size, (rows * context_length + 1,), generator=g).numpy()
@@ -146,13 +151,14 @@ def bench_generate(
     use_cache: bool = True,
     repeats: int = 2,
     vocab_size: int = 50257,
+    arch: str = "gpt2",
 ) -> dict:
     """Greedy decoding of `new_tokens` after a `prompt_tokens` prompt: tokens/s, and how the
     bytes of weights read per token compare with the measured memory bandwidth."""
     dev = resolve_device(device)
     n_threads = resolve_threads(threads)
     torch.manual_seed(123)
-    model = GPT(model_config(preset, vocab_size, context_length)).to(dev).eval()
+    model = GPT(ModelChoice(preset, arch=arch).config(vocab_size, context_length)).to(dev).eval()
     if precision == "bf16":
         model = model.to(torch.bfloat16)
     elif precision == "int8":
@@ -172,6 +178,7 @@ def bench_generate(
     return {
         "mode": "generate",
         "preset": preset,
+        "arch": arch,
         "vocab_size": vocab_size,
         "device": str(dev),
         "precision": precision,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the model module imports torch: `tui-gpt --help` should not
     from tui_gpt.core.model import GPTConfig
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+ARCHS = ("gpt2", "llama")  # core/model.py ARCHS; here too, so `--help` need not import torch
 PRECISIONS = ("auto", "fp32", "bf16")
 # Where a model can go (core/export.py) and the number formats each takes.
 EXPORT_FORMATS = ("hf", "gguf")
@@ -84,11 +85,16 @@ def padded(vocab_size: int, multiple: int = 64) -> int:
 
 def count_params(cfg: GPTConfig) -> int:
     """Parameters of a model of this shape, without building it."""
-    c, v, t, L = cfg.emb_dim, cfg.vocab_rows, cfg.context_length, cfg.n_layers
-    qkv = 3 * c * c + (3 * c if cfg.qkv_bias else 0)
-    block = qkv + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c) + 4 * c
+    c, v, t, L, f = cfg.emb_dim, cfg.vocab_rows, cfg.context_length, cfg.n_layers, cfg.ff_width
     head = 0 if cfg.tie_weights else v * c
-    return v * c + t * c + L * block + 2 * c + head
+    if cfg.arch == "gpt2":
+        qkv = 3 * c * c + (3 * c if cfg.qkv_bias else 0)
+        block = qkv + (c * c + c) + (c * f + f) + (f * c + c) + 4 * c
+        return v * c + t * c + L * block + 2 * c + head
+    kv = cfg.kv_heads * cfg.head_dim
+    qk_norm = 2 * cfg.head_dim if cfg.qk_norm else 0
+    block = c * (c + 2 * kv) + c * c + 3 * c * f + 2 * c + qk_norm  # no biases
+    return v * c + L * block + c + head
 
 
 # One line per setting: type, default, help, form label, bounds (core/settings.py).
@@ -101,6 +107,21 @@ class ModelChoice:
     context_length: int | None = setting(None, "tokens per training window", label="Context length", ge=1, blank="preset's")
     tokenizer: str = setting("gpt2", "GPT-2's BPE, raw bytes, or a tokenizer FILE (tokenizer train)", label="Tokenizer", choices=TOKENIZERS, other="FILE")
     dropout: float | None = setting(None, "dropout rate of a new model", label="Dropout", ge=0, lt=1, blank="0.1")
+    arch: str = setting("gpt2", "gpt2: the chapter's block; llama: rotary positions, RMSNorm, SwiGLU, no biases", label="Architecture", choices=ARCHS)
+    kv_heads: int | None = setting(None, "llama: key/value heads (grouped-query attention); must divide the heads", label="KV heads", ge=1, blank="all heads")
+    qk_norm: bool = setting(False, "llama: RMSNorm of each head's queries and keys (exports as Qwen3)", label="QK-norm")
+    rope_theta: float = setting(10000.0, "llama: base of the rotary position frequencies", label="Rotary base", gt=1)
+
+    def config(self, vocab_size: int, context_length: int | None = None) -> GPTConfig:
+        """The shape of a new model of this choice (the preset's widths, this architecture)."""
+        extra: dict[str, Any] = {}
+        if self.arch != "gpt2":
+            extra = {"arch": self.arch, "n_kv_heads": self.kv_heads, "qk_norm": self.qk_norm,
+                     "rope_theta": self.rope_theta}  # fmt: skip
+        try:
+            return model_config(self.preset, vocab_size, context_length or self.context_length, **extra)
+        except ValueError as exc:  # heads that do not divide, an odd head width
+            raise TuiGptError(f"{self.preset} with --arch {self.arch}: {exc}") from None
 
 
 @dataclass

@@ -44,6 +44,7 @@ class RunStarted(Event):
     peak_flops: float | None = None  # per device, what MFU is measured against
     peak_source: str = ""  # "measured", "published for <GPU>", "given"
     memory_estimate: int = 0  # bytes a step needs at its peak (core/memory.py)
+    arch: str = "gpt2"  # the model's block (core/model.py)
 
 
 @dataclass(kw_only=True)
@@ -173,7 +174,8 @@ def eval_line(e: Eval) -> str:
 
 def started_line(e: RunStarted) -> str:
     return (
-        f"{'resuming' if e.resumed else 'training'} run {e.run_id}: {e.params:,} parameters, "
+        f"{'resuming' if e.resumed else 'training'} run {e.run_id}: {e.params:,} parameters "
+        f"({e.arch}), "
         f"{e.total_steps} steps ({e.train_batches} batches/epoch, {e.val_batches} validation), "
         f"device {e.device}, precision {e.precision}, {e.threads} threads"
         + "".join(f", {fact}" for fact in run_extras(e))

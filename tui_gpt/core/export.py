@@ -1,12 +1,14 @@
-"""Take a model out: a run's weights as a Hugging Face `transformers` GPT-2 folder, or as a
-GGUF file for llama.cpp.
+"""Take a model out: a run's weights as a Hugging Face `transformers` folder, or as a GGUF
+file for llama.cpp, each with its tokenizer.
 
-tui-gpt's model is GPT-2's architecture, so both formats describe it exactly: the same
-tensors under other names (core/gpt2_weights.NAMES, the one table for both directions),
-attention and MLP matrices transposed for Hugging Face's Conv1D, a zero query/key/value
-bias where the model has none (GPT-2's layout always has one; adding zero changes nothing),
-the output head untied or tied as trained. The tokenizer goes along as a byte-level BPE:
-GPT-2's, the run's own trained one, or the byte tokenizer (a BPE without merges).
+A GPT-2 model (`arch="gpt2"`) is GPT-2's architecture, so both formats describe it exactly:
+the same tensors under other names (core/gpt2_weights.NAMES, the one table for both
+directions), attention and MLP matrices transposed for Hugging Face's Conv1D, a zero
+query/key/value bias where the model has none (GPT-2's layout always has one; adding zero
+changes nothing), the output head untied or tied as trained. A modern model
+(`arch="llama"`) goes out as Llama (Qwen3 with QK-norm): core/llama_weights.py. The
+tokenizer goes along as a byte-level BPE: GPT-2's, the run's own trained one, or the byte
+tokenizer (a BPE without merges).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 import torch
 
+from tui_gpt.core import llama_weights
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write_path, disk_reason, fsync_dir, temporary_for
@@ -190,17 +193,23 @@ def export_hf(
         )
     _ready(out, force, "hf")
     cfg = model.cfg
-    tensors = {
-        (k if k == "lm_head.weight" else f"transformer.{k}"): v.to(_TORCH_DTYPES[dtype])
-        for k, v in _gpt2_tensors(model).items()
-    }
-    config = {
-        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
-        "vocab_size": cfg.vocab_size, "n_positions": cfg.context_length, "n_ctx": cfg.context_length,
-        "n_embd": cfg.emb_dim, "n_layer": cfg.n_layers, "n_head": cfg.n_heads, "n_inner": None,
-        "activation_function": "gelu_new",  # GELU's tanh approximation, as tui-gpt
-        "resid_pdrop": cfg.drop_rate, "embd_pdrop": cfg.drop_rate, "attn_pdrop": cfg.drop_rate,
-        "layer_norm_epsilon": 1e-5, "tie_word_embeddings": cfg.tie_weights,
+    if cfg.arch == "gpt2":
+        named = {
+            (k if k == "lm_head.weight" else f"transformer.{k}"): v
+            for k, v in _gpt2_tensors(model).items()
+        }
+        config = {
+            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+            "vocab_size": cfg.vocab_size, "n_positions": cfg.context_length, "n_ctx": cfg.context_length,
+            "n_embd": cfg.emb_dim, "n_layer": cfg.n_layers, "n_head": cfg.n_heads, "n_inner": None,
+            "activation_function": "gelu_new",  # GELU's tanh approximation, as tui-gpt
+            "resid_pdrop": cfg.drop_rate, "embd_pdrop": cfg.drop_rate, "attn_pdrop": cfg.drop_rate,
+            "layer_norm_epsilon": 1e-5, "tie_word_embeddings": cfg.tie_weights,
+        }  # fmt: skip
+    else:
+        named, config = llama_weights.hf_tensors(model), llama_weights.hf_config(cfg)
+    tensors = {k: v.to(_TORCH_DTYPES[dtype]) for k, v in named.items()}
+    config |= {
         "bos_token_id": tok.eot_id, "eos_token_id": tok.eot_id,
         "torch_dtype": {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype],
     }  # fmt: skip
@@ -268,17 +277,22 @@ def export_gguf(
             "llama.cpp's GPT-2 tokenizer needs BPE merges and the byte tokenizer has none: "
             "export --format hf, or train with GPT-2's or a trained tokenizer"
         )
-    arch = "gpt2"
+    modern = cfg.arch != "gpt2"
+    arch = llama_weights.gguf_architecture(cfg) if modern else "gpt2"
+    tensors = llama_weights.gguf_tensors(model) if modern else _gguf_tensors(model)
 
     def write(tmp: Path) -> None:
         w = gguf.GGUFWriter(str(tmp), arch)
         w.add_name("tui-gpt model")
-        w.add_context_length(cfg.context_length)
-        w.add_embedding_length(cfg.emb_dim)
-        w.add_feed_forward_length(4 * cfg.emb_dim)
-        w.add_block_count(cfg.n_layers)
-        w.add_head_count(cfg.n_heads)
-        w.add_layer_norm_eps(1e-5)
+        if modern:
+            llama_weights.add_gguf_keys(w, cfg)
+        else:
+            w.add_context_length(cfg.context_length)
+            w.add_embedding_length(cfg.emb_dim)
+            w.add_feed_forward_length(4 * cfg.emb_dim)
+            w.add_block_count(cfg.n_layers)
+            w.add_head_count(cfg.n_heads)
+            w.add_layer_norm_eps(1e-5)
         w.add_file_type({"f32": 0, "f16": 1, "q8_0": 7}[dtype])
         w.add_tokenizer_model("gpt2")
         w.add_tokenizer_pre("gpt-2")
@@ -287,7 +301,7 @@ def export_gguf(
         w.add_token_merges([f"{a} {b}" for a, b in merges])
         w.add_bos_token_id(tok.eot_id)
         w.add_eos_token_id(tok.eot_id)
-        for name, t in _gguf_tensors(model).items():
+        for name, t in tensors.items():
             data = t.float().numpy()
             if data.ndim == 1 or dtype == "f32":
                 w.add_tensor(name, data.astype(np.float32))

@@ -21,7 +21,7 @@ import torch
 from tui_gpt import paths
 from tui_gpt.core import memory, settings
 from tui_gpt.core.checkpoint import Checkpoint
-from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec, count_params, model_config
+from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec, count_params
 from tui_gpt.core.control import ControlChannel, ensure_not_live
 from tui_gpt.core.data import PreparedData, inspect_source, make_loaders, prepare
 from tui_gpt.core.device import (
@@ -291,7 +291,7 @@ def _model_shape(
     the model it starts from."""
     ctx = choice.context_length
     if base is None:
-        mcfg = model_config(choice.preset, vocab_size, ctx)
+        mcfg = choice.config(vocab_size, ctx)
     else:
         mcfg = base.model_config
         if mcfg.vocab_size != vocab_size:

@@ -87,10 +87,19 @@ def _block_activation_bytes(cfg: GPTConfig, s: Shape) -> int:
     """Bytes autograd keeps for one block's backward, per micro-batch."""
     a = 2 if s.precision == "bf16" else 4  # the autocast type of matmul inputs and outputs
     btc = s.batch_size * s.context_length * cfg.emb_dim
-    # Residual stream into both norms (fp32), both norms' outputs, q/k/v, the attention
-    # output, the MLP's 4C input to GELU and its output: 2x4 + (1 + 3 + 1 + 1 + 4 + 4) x a.
-    per_token = 8 + 14 * a
-    total = btc * per_token
+    per_token: float
+    if cfg.arch == "gpt2":
+        # Residual stream into both norms (fp32), both norms' outputs, q/k/v, the attention
+        # output, the MLP's 4C input to GELU and its output: 2x4 + (1 + 3 + 1 + 1 + 4 + 4) x a.
+        per_token = 8 + 14 * a
+    else:
+        # The same for llama's shapes, per C: both norms' outputs (2), q/k/v ((H + 2 KV) / H),
+        # the rotated (and, with QK-norm, normed) queries and keys ((H + KV) / H each), the
+        # attention output (1), SwiGLU's gate and up (2F / C), silu(gate) and the product.
+        heads = (cfg.n_heads + 2 * cfg.kv_heads) / cfg.n_heads
+        rotated = (cfg.n_heads + cfg.kv_heads) / cfg.n_heads * (2 if cfg.qk_norm else 1)
+        per_token = 8 + a * (3 + heads + rotated + 4 * cfg.ff_width / cfg.emb_dim)
+    total = int(btc * per_token)
     if s.dropout:
         total += btc * 2  # the two residual dropout masks (1 byte each)
         if s.cpu:

@@ -1,19 +1,32 @@
-"""The GPT model: GPT-2's architecture, in one file that reads top to bottom.
+"""The GPT model, in one file that reads top to bottom: GPT-2's architecture (the chapter's)
+and a modern one beside it (`arch="llama"`, Llama's layout).
 
     token ids (B, T)
-      -> token embedding + learned position embedding -> dropout        (B, T, C)
+      -> token embedding [+ learned position embedding: gpt2] -> dropout  (B, T, C)
       -> n_layers x Block:
-             x = x + dropout(attention(layer_norm(x)))    causal, n_heads heads
-             x = x + dropout(mlp(layer_norm(x)))          C -> 4C -> GELU(tanh) -> C
-      -> final layer norm -> linear head to the vocabulary                (B, T, V)
+             x = x + dropout(attention(norm(x)))     causal, n_heads heads
+             x = x + dropout(mlp(norm(x)))
+      -> final norm -> linear head to the vocabulary                      (B, T, V)
+
+               gpt2                                 llama
+  positions    a learned table added to the input   rotary, applied to queries and keys
+  norm         LayerNorm (weight and bias)          RMSNorm (weight only)
+  mlp          C -> 4C -> GELU(tanh) -> C           SwiGLU: C -> 2 x F, silu(gate) * up -> C
+  biases       on every Linear but the head         none
+  attention    n_heads query, key and value heads   n_kv_heads key/value heads shared by
+                                                    groups of query heads; optional
+                                                    per-head RMSNorm of queries and keys
+  init         PyTorch's defaults (the chapter's)   `init_weights` below
 
 B is the batch size, T the sequence length, C the embedding width (`emb_dim`), H the number
-of heads, D = C / H the width of one head, V the vocabulary size.
+of heads, D = C / H the width of one head, KV the key/value heads, F the SwiGLU width
+(`mlp_width`), V the vocabulary size.
 
 Beyond the textbook version:
 - attention goes through `scaled_dot_product_attention`, which picks a fused kernel;
 - decoding can keep each layer's keys and values in a `KVCache`, so a new token costs one
-  position of compute instead of the whole context;
+  position of compute instead of the whole context (rotary keys are cached rotated: a new
+  token is rotated at its own position, nothing is recomputed);
 - training can recompute each block in the backward pass instead of keeping its
   activations (`checkpointing`): less memory for about one more forward pass;
 - on a CPU, training with dropout writes attention out (PyTorch's fallback there would run
@@ -31,11 +44,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+ARCHS = ("gpt2", "llama")
+
+
+def swiglu_width(emb_dim: int) -> int:
+    """The SwiGLU hidden width: 8/3 C (the same parameters as GPT-2's 4C MLP with two
+    matrices instead of three), rounded up to a multiple of 64 for whole kernel blocks."""
+    return -(-(8 * emb_dim // 3) // 64) * 64
+
 
 @dataclass
 class GPTConfig:
     vocab_size: int = 50257  # tokens the model reads and predicts (GPT-2 BPE: 50,257)
-    context_length: int = 1024  # longest sequence; sets the size of the position table
+    context_length: int = 1024  # longest sequence (gpt2: the size of the position table)
     emb_dim: int = 768  # C: width of every token's vector
     n_heads: int = 12  # H: attention heads per layer; must divide emb_dim
     n_layers: int = 12  # transformer blocks
@@ -45,10 +66,24 @@ class GPTConfig:
     # Rows of the embedding and the head, when more than vocab_size: a multiple of 64 lets
     # the head's matmul (the largest one) run on full blocks. Logits stay vocab_size wide.
     padded_vocab_size: int | None = None
+    arch: str = "gpt2"  # gpt2 | llama (the table above)
+    n_kv_heads: int | None = None  # llama: key/value heads (grouped-query); None = n_heads
+    rope_theta: float = 10000.0  # llama: base of the rotary frequencies
+    qk_norm: bool = False  # llama: RMSNorm of each head's queries and keys (as Qwen3)
+    mlp_width: int | None = None  # llama: F, the SwiGLU width; None = swiglu_width(C)
+    norm_eps: float = 1e-5  # llama: RMSNorm's epsilon (gpt2's LayerNorm uses 1e-5 too)
 
     def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch {self.arch!r} is not one of {', '.join(ARCHS)}")
         if self.emb_dim % self.n_heads:
             raise ValueError(f"emb_dim {self.emb_dim} is not divisible by n_heads {self.n_heads}")
+        if self.n_heads % self.kv_heads:
+            raise ValueError(
+                f"n_heads {self.n_heads} is not divisible by n_kv_heads {self.kv_heads}"
+            )
+        if self.arch == "llama" and self.head_dim % 2:
+            raise ValueError(f"rotary positions need an even head width, not {self.head_dim}")
         if self.padded_vocab_size is not None and self.padded_vocab_size < self.vocab_size:
             raise ValueError("padded_vocab_size must be at least vocab_size")
 
@@ -56,8 +91,49 @@ class GPTConfig:
     def vocab_rows(self) -> int:
         return self.padded_vocab_size or self.vocab_size
 
+    @property
+    def head_dim(self) -> int:
+        return self.emb_dim // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def ff_width(self) -> int:
+        """The MLP's hidden width: 4C for gpt2, F for llama."""
+        if self.arch == "gpt2":
+            return 4 * self.emb_dim
+        return self.mlp_width or swiglu_width(self.emb_dim)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class Rotary(nn.Module):
+    """Rotary position embeddings: each pair of a head's dimensions (i, i + D/2) is rotated by
+    the angle position x theta^(-2i/D), so a query-key product depends on their distance.
+    Half-split pairs, as Hugging Face's Llama (llama.cpp's own order differs: core/export.py
+    permutes the rows). Tables in fp32 for the whole context, not saved in checkpoints."""
+
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        half = cfg.head_dim // 2
+        inv_freq = cfg.rope_theta ** (-torch.arange(half, dtype=torch.float64) / half)
+        angles = torch.outer(torch.arange(cfg.context_length, dtype=torch.float64), inv_freq)
+        self.register_buffer("cos", angles.cos().float(), persistent=False)  # (ctx, D/2)
+        self.register_buffer("sin", angles.sin().float(), persistent=False)
+
+    def forward(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """x (B, H, T, D) at positions start .. start + T - 1, rotated."""
+        T = x.shape[2]
+        cos = self.cos[start : start + T].to(x.dtype)  # (T, D/2)
+        sin = self.sin[start : start + T].to(x.dtype)
+        a, b = x.chunk(2, dim=-1)  # (B, H, T, D/2) each
+        return torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1)
 
 
 class CausalSelfAttention(nn.Module):
@@ -65,29 +141,41 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
-        self.n_heads = cfg.n_heads
-        self.head_dim = cfg.emb_dim // cfg.n_heads
-        # Query, key and value in one matmul: (B, T, C) -> (B, T, 3C). Same parameters as
-        # three separate projections, one kernel launch instead of three.
-        self.qkv = nn.Linear(cfg.emb_dim, 3 * cfg.emb_dim, bias=cfg.qkv_bias)
-        self.out_proj = nn.Linear(cfg.emb_dim, cfg.emb_dim)
+        self.n_heads, self.kv_heads, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.head_dim
+        modern = cfg.arch == "llama"
+        # Query, key and value in one matmul: (B, T, C) -> (B, T, (H + 2 KV) D). Same
+        # parameters as three separate projections, one kernel launch instead of three.
+        width = (self.n_heads + 2 * self.kv_heads) * self.head_dim
+        self.qkv = nn.Linear(cfg.emb_dim, width, bias=cfg.qkv_bias and not modern)
+        self.out_proj = nn.Linear(cfg.emb_dim, cfg.emb_dim, bias=not modern)
+        self.rotary = Rotary(cfg) if modern else None
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=cfg.norm_eps) if cfg.qk_norm else None
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=cfg.norm_eps) if cfg.qk_norm else None
         self.drop_rate = cfg.drop_rate
 
     def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        # (B, T, C) -> (B, H, T, D): each head attends independently.
-        q, k, v = (t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        D = self.head_dim
+        q, k, v = self.qkv(x).split([self.n_heads * D, self.kv_heads * D, self.kv_heads * D], 2)
+        # (B, T, H*D) -> (B, H, T, D): each head attends independently.
+        q = q.view(B, T, self.n_heads, D).transpose(1, 2)
+        k, v = (t.view(B, T, self.kv_heads, D).transpose(1, 2) for t in (k, v))
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        past = cache.length if cache is not None else 0
+        if self.rotary is not None:  # at their own positions: cached keys are already rotated
+            q, k = self.rotary(q, past), self.rotary(k, past)
         mask, causal = None, True
         if cache is not None:
-            past = cache.length
-            k, v = cache.append(k, v)  # (B, H, past + T, D)
+            k, v = cache.append(k, v)  # (B, KV, past + T, D)
             if past and T == 1:
                 causal = False  # one new query may see every cached key
             elif past:
                 # Several new queries after a cached prefix: query i sees keys <= past + i.
                 causal = False
                 mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+        if self.kv_heads != self.n_heads:  # each key/value head serves a group of queries
+            k, v = (t.repeat_interleave(self.n_heads // self.kv_heads, dim=1) for t in (k, v))
         drop = self.drop_rate if self.training else 0.0
         if drop and cache is None and x.device.type == "cpu":
             y = self._attention_with_dropout(q, k, v, drop)
@@ -148,15 +236,37 @@ class FeedForward(nn.Module):
         return self.proj(self.act(self.fc(x)))
 
 
+class SwiGLU(nn.Module):
+    """Gated MLP: (B, T, C) -> gate and up (B, T, F) each in one matmul, silu(gate) * up,
+    -> (B, T, C). No biases."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.width = cfg.ff_width
+        self.gate_up = nn.Linear(cfg.emb_dim, 2 * self.width, bias=False)
+        self.down = nn.Linear(self.width, cfg.emb_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).split(self.width, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+def norm(cfg: GPTConfig) -> nn.Module:
+    """The block's normalisation: LayerNorm for gpt2, RMSNorm (a weight, no bias) for llama."""
+    if cfg.arch == "gpt2":
+        return nn.LayerNorm(cfg.emb_dim, eps=1e-5)
+    return nn.RMSNorm(cfg.emb_dim, eps=cfg.norm_eps)
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: the norms sit inside the residual branches."""
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
+        self.norm1 = norm(cfg)
         self.attn = CausalSelfAttention(cfg)
-        self.norm2 = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
-        self.ff = FeedForward(cfg)
+        self.norm2 = norm(cfg)
+        self.ff = FeedForward(cfg) if cfg.arch == "gpt2" else SwiGLU(cfg)
         self.drop = Dropout(cfg.drop_rate)
 
     def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
@@ -170,18 +280,44 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_rows, cfg.emb_dim)
-        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
+        # gpt2 learns a vector per position; llama rotates queries and keys instead.
+        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim) if cfg.arch == "gpt2" else None
         self.drop = Dropout(cfg.drop_rate)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.final_norm = nn.LayerNorm(cfg.emb_dim, eps=1e-5)
+        self.final_norm = norm(cfg)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_rows, bias=False)
         if cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight
         # Activation checkpointing (a training setting, not part of the shape): keep only
         # each block's input in the forward pass and recompute the block in backward.
         self.checkpointing = False
-        # Parameters keep PyTorch's default initialisation, as the reference model does: an
-        # untrained model then scores a loss near ln(vocab_size), as the chapter shows.
+        if cfg.arch != "gpt2":
+            self.init_weights()
+        # gpt2's parameters keep PyTorch's default initialisation, as the reference model
+        # does: an untrained model then scores a loss near ln(vocab_size), as the chapter shows.
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """The modern model's initialisation, in one place:
+        - embedding N(0, 1): RMSNorm rescales each token's vector anyway, and a unit scale
+          keeps the first layers' inputs at the size the norms expect;
+        - every matrix that reads the residual stream (query/key/value, gate/up) uniform
+          with std 1/sqrt(fan_in): unit-variance outputs for unit-variance inputs;
+        - the matrices that write into the residual stream (attention output, MLP down)
+          zero: each block starts as the identity, so depth does not blow up the stream
+          at the start and the first steps train the head and embeddings cleanly;
+        - the head zero: the untrained model predicts the uniform distribution exactly, a
+          loss of ln(V) as the chapter's model only approximately does;
+        - norm weights one (PyTorch's default)."""
+        nn.init.normal_(self.tok_emb.weight, mean=0.0, std=1.0)
+        for block in self.blocks:
+            assert isinstance(block, Block) and isinstance(block.ff, SwiGLU)
+            for reader in (block.attn.qkv, block.ff.gate_up):
+                bound = math.sqrt(3.0 / reader.in_features)  # uniform: std = bound / sqrt(3)
+                nn.init.uniform_(reader.weight, -bound, bound)
+            nn.init.zeros_(block.attn.out_proj.weight)
+            nn.init.zeros_(block.ff.down.weight)
+        nn.init.zeros_(self.out_head.weight)
 
     def forward(
         self,
@@ -200,8 +336,10 @@ class GPT(nn.Module):
             raise ValueError(
                 f"sequence of {start + T} tokens exceeds the context length {self.cfg.context_length}"
             )
-        pos = torch.arange(start, start + T, device=idx.device)
-        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))  # (B, T, C)
+        x = self.tok_emb(idx)  # (B, T, C)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))
+        x = self.drop(x)
         recompute = self.checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
             if recompute:  # same dropout masks and autocast in the recomputation
@@ -228,10 +366,20 @@ class GPT(nn.Module):
 
     def flops_per_token(self, seq_len: int) -> float:
         """Training FLOPs per token (forward + backward = 3 x forward): 6N for the matmuls
-        plus the attention scores, as in the PaLM paper's MFU accounting."""
-        n = self.num_params() - self.pos_emb.weight.numel()
+        (a position table is a lookup, not a matmul) plus the attention scores, as in the
+        PaLM paper's MFU accounting; rotary adds ~6 per query/key value, counted too."""
+        n = self.num_params() - (self.pos_emb.weight.numel() if self.pos_emb is not None else 0)
         attn = 12 * self.cfg.n_layers * self.cfg.emb_dim * seq_len
-        return 6 * n + attn
+        rotary = 0
+        if self.cfg.arch != "gpt2":
+            rotary = (
+                3
+                * 6
+                * self.cfg.n_layers
+                * (self.cfg.n_heads + self.cfg.kv_heads)
+                * self.cfg.head_dim
+            )
+        return 6 * n + attn + rotary
 
 
 class LayerCache:
@@ -254,7 +402,7 @@ class KVCache:
     """Keys and values of every layer, so decoding computes only the newest position."""
 
     def __init__(self, cfg: GPTConfig, batch_size: int, device, dtype) -> None:
-        shape = (batch_size, cfg.n_heads, cfg.context_length, cfg.emb_dim // cfg.n_heads)
+        shape = (batch_size, cfg.kv_heads, cfg.context_length, cfg.head_dim)
         self.layers = [
             LayerCache(
                 torch.empty(shape, device=device, dtype=dtype),

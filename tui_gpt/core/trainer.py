@@ -262,6 +262,7 @@ class Trainer:
             RunStarted,
             run_id=self.run_id,
             params=self.model.num_params(),
+            arch=self.model.cfg.arch,
             device=str(self.device),
             precision=self.precision,
             threads=self.threads,

@@ -269,7 +269,7 @@ class DatasetScreen(Screen):
             device = resolve_device(cfg.device)
         except TuiGptError:
             return  # the field in error says so; the line keeps its last good state
-        mcfg = model_config(model.preset, vocab, model.context_length)
+        mcfg = model.config(vocab)
         if model.dropout is not None:
             mcfg.drop_rate = model.dropout
         runtime = Runtime(device, resolve_precision(cfg.precision, device))

@@ -220,7 +220,7 @@ class TrainScreen(Screen):
         self.query_one("#progress", ProgressBar).update(total=max(1, event.total_steps))
         world = event.world_size
         self.query_one("#facts", Static).update(
-            f"[b]{event.params:,}[/b] parameters\n"
+            f"[b]{event.params:,}[/b] parameters · {event.arch}\n"
             f"device {event.device} · {event.precision} · {event.threads} threads"
             + (f" · {world} processes" if world > 1 else "")
             + f"\n{event.train_batches} batches/epoch · {event.val_batches} val batches"
