@@ -24,11 +24,11 @@ SHARED = Path(os.environ.get("TUI_GPT_SHARED", ROOT.parent / "shared"))
 VARIANTS = {
     "gpt2": [],
     "llama": ["--arch", "llama"],
-    "llama + QK-norm": ["--arch", "llama", "--qk-norm", "yes"],
+    "llama + QK-norm": ["--arch", "llama", "--qk-norm"],
     "llama, KV heads / 2": ["--arch", "llama", "--kv-heads", "HALF"],
 }
 # Per size: (preset, context, batch, steps, peak lr); warmup 10% and cosine to lr / 10.
-SIZES = {"micro": ("micro", 128, 16, 600, 2e-3), "mini": ("mini", 256, 8, 300, 1e-3)}
+SIZES = {"micro": ("micro", 128, 16, 600, 2e-3), "mini": ("mini", 256, 4, 300, 1e-3)}
 HEADS = {"micro": 4, "mini": 6}
 
 
@@ -48,7 +48,7 @@ def measure(data: Path, size: str, variant: str, runs: Path) -> dict:
     tui("train", str(data), "--preset", preset, "--context-length", str(ctx), "--tokenizer",
         "byte", "--batch-size", str(batch), "--max-steps", str(steps), "--epochs", "100",
         "--lr", str(lr), "--min-lr", str(lr / 10), "--warmup-steps", str(steps // 10),
-        "--cosine", "yes", "--dropout", "0", "--eval-freq", str(steps), "--eval-iter", "1",
+        "--cosine", "--dropout", "0", "--eval-freq", str(steps), "--eval-iter", "1",
         "--sample-tokens", "0", *extra, runs=runs)  # fmt: skip
     seconds = time.perf_counter() - started
     [run] = [p for p in runs.glob("*") if p not in before]
