@@ -1,0 +1,53 @@
+"""Whole-split scoring: every token once, bits per byte over the bytes they stand for."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import SAMPLES, run_cli
+from tests.core.test_trainer import config, start
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.evaluation import score
+from tui_gpt.core.loss import token_byte_lengths
+from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.tokenizer import ByteTokenizer
+
+
+def test_score_predicts_every_token_once_from_its_window():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=257, context_length=8, emb_dim=32, n_heads=2, n_layers=1,
+                          drop_rate=0.0)).eval()  # fmt: skip
+    ids = np.random.default_rng(0).integers(0, 257, 30)  # 29 targets: 3 windows of 8, one of 5
+    lengths = token_byte_lengths(ByteTokenizer())
+    got = score(model, ids, lengths, batch_size=2)
+    nats = 0.0
+    for at in range(0, 29, 8):
+        x = torch.tensor(ids[at : min(at + 8, 29)])[None]
+        y = torch.tensor(ids[at + 1 : min(at + 9, 30)])[None]
+        nats += F.cross_entropy(model(x)[0], y[0], reduction="sum").item()
+    assert got.tokens == 29 and got.bytes == int(lengths[torch.tensor(ids[1:])].sum())
+    assert got.loss == pytest.approx(nats / 29, rel=1e-6)
+    assert got.bpb == pytest.approx(nats / (got.bytes * math.log(2)), rel=1e-6)
+    with pytest.raises(TuiGptError, match="too short"):
+        score(model, ids[:1], lengths)
+
+
+def test_eval_scores_the_whole_validation_split_or_any_text(runs_root):
+    job = start(runs_root, config(max_steps=4, sample_tokens=0))
+    job.run_training()
+    root = ["--run-dir", str(runs_root)]
+    own = run_cli("eval", job.run.id, "--json", *root)
+    assert own.returncode == 0, own.stderr
+    mine = json.loads(own.stdout)
+    assert mine["split"] == "validation" and mine["tokens"] == len(job.data.val_ids) - 1
+    assert mine["bpb"] == pytest.approx(mine["loss"] / math.log(2))  # one byte per token
+    other = json.loads(run_cli("eval", job.run.id, str(SAMPLES), "--json", *root).stdout)
+    assert other["split"] == "all" and other["tokens"] > 10 * mine["tokens"]
+    text = run_cli("eval", job.run.id, *root)
+    assert "bits/byte" in text.stdout and "validation" in text.stdout
