@@ -137,6 +137,8 @@ def other_value(spec):
         return not spec.default
     if spec.kind is str:
         return f"{spec.default} then"
+    if spec.name == "kv_heads":
+        return 1  # divides every preset's heads
     if spec.kind is int:
         return (spec.default if spec.default is not None else spec.ge or 1) + 2
     value = spec.default / 2 if spec.default else 0.25

@@ -168,7 +168,7 @@ async def test_quit_during_training_saves_a_checkpoint(runs_root):
         await pilot.press("y")
         await wait_for(pilot, lambda: not app.training_active)
     status = run.status()
-    assert status["status"] == "stopped"
+    assert status.status == "stopped"
     assert run.latest.is_file()
     assert json.loads(run.events_path.read_text().splitlines()[-1])["event"] == "stopped"
 
@@ -735,3 +735,15 @@ async def test_a_fixed_field_clears_its_problem_and_quitting_remembers_the_form(
         await wait_for(pilot, lambda: isinstance(again.screen, DatasetScreen))
         await wait_for(pilot, lambda: again.screen.dataset == str(NIGHT_KITCHEN))
         assert again.screen.query_one("#epochs", Input).value == "4"
+
+
+async def test_kv_heads_that_do_not_divide_the_heads_are_a_form_problem(runs_root):
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await choose_tiny_settings(app, pilot, epochs="3")
+        app.screen.query_one("#arch", Select).value = "llama"
+        app.screen.query_one("#kv_heads", Input).value = "3"
+        await wait_for(pilot, lambda: "not divisible by n_kv_heads 3" in preview_text(app))
+        app.screen.query_one("#kv_heads", Input).value = ""
+        await wait_for(pilot, lambda: "characters" in preview_text(app))

@@ -259,7 +259,10 @@ class DatasetScreen(Screen):
         one's is read from its file; the preview passes the loaded tokenizer's), and the
         memory a training with the form's settings needs (core/memory.py) beside what is
         free."""
-        form = self.query_one("#form", SettingsForm)
+        forms, lines = self.query("#form").results(SettingsForm), self.query("#preset-info")
+        form = next(forms, None)
+        if form is None or not lines:  # a late answer while the screen is going away
+            return
         if vocab is None:
             vocab = {"byte": 257, "gpt2": 50257}.get(str(form.query_one("#tokenizer", Select).value))
         if vocab is None:
@@ -277,7 +280,7 @@ class DatasetScreen(Screen):
         room = memory.available(device.type)
         free = f" of {memory.size(room)} free" if room is not None else ""
         fits = "" if room is None or need <= room else "[red]"
-        self.query_one("#preset-info", Static).update(
+        lines.first(Static).update(
             f"{model.preset}: {preset_description(model.preset)}. "
             f"{count_params(mcfg) / 1e6:,.1f}M parameters ({vocab:,}-token vocabulary), "
             f"context {mcfg.context_length}, {fits}~{memory.size(need)} to train{free}"
@@ -285,9 +288,12 @@ class DatasetScreen(Screen):
         )
 
     def read_settings(self) -> tuple[ModelChoice, TrainConfig]:
-        """The form's settings; raises TuiGptError naming the first bad field."""
+        """The form's settings; raises TuiGptError naming the first bad field, or the
+        model's shape when fields that are each fine do not fit together (KV heads)."""
         form = self.query_one("#form", SettingsForm)
-        return form.read(ModelChoice), form.read(TrainConfig)
+        model = form.read(ModelChoice)
+        model.config(257)  # the vocabulary does not change what fits together
+        return model, form.read(TrainConfig)
 
     # ------------------------------------------------------------------ preview
 
