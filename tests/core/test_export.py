@@ -153,6 +153,17 @@ def test_gguf_reads_back_with_its_keys_shapes_and_types(bpe_run, tmp_path, dtype
         assert (tensors["blk.0.attn_qkv.weight"].data == w).all()
 
 
+def llama_cpp_greedy(llama_cpp, path, ids: list[int], n: int) -> list[int]:
+    """The first `n` tokens llama.cpp picks greedily after `ids`."""
+    llm = llama_cpp.Llama(str(path), n_ctx=64, verbose=False)
+    got = []
+    for token in llm.generate(ids, top_k=1, temp=0.0):
+        got.append(token)
+        if len(got) == n:
+            break
+    return got
+
+
 def test_llama_cpp_greedy_tokens_match(bpe_run, tmp_path):
     llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     run = bpe_run
@@ -160,13 +171,7 @@ def test_llama_cpp_greedy_tokens_match(bpe_run, tmp_path):
     ours, tok, _ = load(run)
     ids = tok.encode(TEXTS[0])
     want = generate(ours, torch.tensor([ids]), 8)[0, len(ids) :].tolist()
-    llm = llama_cpp.Llama(str(tmp_path / "m.gguf"), n_ctx=64, verbose=False)
-    got = []
-    for token in llm.generate(ids, top_k=1, temp=0.0):
-        got.append(token)
-        if len(got) == 8:
-            break
-    assert got == want
+    assert llama_cpp_greedy(llama_cpp, tmp_path / "m.gguf", ids, 8) == want
 
 
 def test_bad_exports_are_one_line_each(runs_root, tmp_path):
@@ -271,10 +276,4 @@ def test_llama_cpp_decodes_a_llama_export_to_the_same_tokens(runs_root, tmp_path
     ours, tok, _ = load(run)
     ids = tok.encode(TEXTS[0])
     want = generate(ours, torch.tensor([ids]), 8)[0, len(ids) :].tolist()
-    llm = llama_cpp.Llama(str(tmp_path / "m.gguf"), n_ctx=64, verbose=False)
-    got = []
-    for token in llm.generate(ids, top_k=1, temp=0.0):
-        got.append(token)
-        if len(got) == 8:
-            break
-    assert got == want
+    assert llama_cpp_greedy(llama_cpp, tmp_path / "m.gguf", ids, 8) == want

@@ -35,39 +35,6 @@ def finished_run(runs_root, steps: int = 4):
     return job.run
 
 
-_SAVE_FOREVER = """
-import sys, torch
-from tui_gpt.core import checkpoint
-from tui_gpt.core.config import model_config
-from tui_gpt.core.model import GPT
-model = GPT(model_config("mini", 257, 256))
-opt = torch.optim.AdamW(model.parameters())
-model(torch.zeros(1, 8, dtype=torch.long)).sum().backward()
-opt.step()
-print("ready", flush=True)
-while True:
-    checkpoint.save(sys.argv[1], model, opt, train_state={"steps_done": 1})
-"""
-
-
-def test_kill_during_a_save_keeps_the_last_checkpoint_and_the_next_save_sweeps_the_rest(tmp_path):
-    target = tmp_path / "checkpoints" / "latest.safetensors"
-    proc = subprocess.Popen([sys.executable, "-c", _SAVE_FOREVER, str(target)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        wait_until(lambda: target.is_file(), 120, "a first complete save")
-        wait_until(lambda: list(target.parent.glob(".*.tmp-*")), 60, "a save in progress")
-        proc.kill()  # kill -9 in the middle of writing
-        proc.wait()
-    finally:
-        proc.kill()
-    assert list(target.parent.glob(".*.tmp-*"))  # the killed save's half-written file
-    Checkpoint(target).verify()  # the previous complete one is intact
-    checkpoint.save(target.parent / "best.safetensors", GPT(model_config("nano", 257, 32)))
-    assert not list(target.parent.glob(".*.tmp-*"))  # swept by the next save
-
-
 def test_a_full_disk_stops_the_training_cleanly_and_keeps_the_checkpoint(runs_root):
     run = finished_run(runs_root)
     job = assemble(resume=run.id, changes={"max_steps": 50}, runs_root=runs_root)

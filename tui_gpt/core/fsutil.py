@@ -49,28 +49,31 @@ def _create_new(tmp: Path) -> int:
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call `write(file)` on a new temporary file, then make it appear at `path` at once."""
-    path = Path(path)
-    tmp = temporary_for(path)
-    try:
+
+    def fill(tmp: Path) -> None:
         with os.fdopen(_create_new(tmp), "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+
+    _replace(Path(path), fill)
 
 
 def atomic_write_path(path: Path, write: Callable[[Path], object]) -> None:
     """As `atomic_write`, for a library that opens the file by name itself: `write(tmp)`
     writes the (already created, empty) temporary file."""
-    path = Path(path)
-    tmp = temporary_for(path)
-    try:
+
+    def fill(tmp: Path) -> None:
         os.close(_create_new(tmp))
         write(tmp)
+
+    _replace(Path(path), fill)
+
+
+def _replace(path: Path, fill: Callable[[Path], None]) -> None:
+    """`fill` the temporary file, flush it to the disk, rename it over `path`; on any
+    failure (a full disk, a signal) the temporary file goes."""
+    tmp = temporary_for(path)
+    try:
+        fill(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
