@@ -1,4 +1,5 @@
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -293,6 +294,11 @@ def test_a_llama_run_trains_resumes_exactly_and_decodes(runs_root):
     assert generate(model.to(torch.bfloat16), ids, 5).shape == (1, 8)
     int8 = quantize_int8(Checkpoint(job.run.weights()).build_model().eval())
     assert generate(int8, ids, 5).shape == (1, 8)
+    started = assemble(replace(spec(), init_from=job.run.id), runs_root=runs_root)
+    assert started.trainer.model.cfg.arch == "llama"  # the shape of the model it starts from
+    best = Checkpoint(job.run.weights()).build_model()
+    assert torch.equal(started.trainer.model.out_head.weight, best.out_head.weight)
+    started.lock.release()
 
 
 def test_llama_accumulation_and_recomputation_compute_the_same_training(runs_root):
