@@ -277,3 +277,33 @@ def test_llama_cpp_decodes_a_llama_export_to_the_same_tokens(runs_root, tmp_path
     ids = tok.encode(TEXTS[0])
     want = generate(ours, torch.tensor([ids]), 8)[0, len(ids) :].tolist()
     assert llama_cpp_greedy(llama_cpp, tmp_path / "m.gguf", ids, 8) == want
+
+
+def test_llama_cpp_rotary_on_the_permuted_rows_equals_ours():
+    """What makes the `llama` GGUF right without llama.cpp at hand: llama.cpp's rotary of
+    neighbouring pairs (2i, 2i + 1), applied to the reordered query rows, gives tui-gpt's
+    half-split rotary in the same reordering; the same order on queries and keys leaves
+    every attention score as it was."""
+    from tui_gpt.core.llama_weights import _interleave
+    from tui_gpt.core.model import GPTConfig, Rotary
+
+    heads, d, pos, base = 3, 8, 5, 10000.0
+    cfg = GPTConfig(arch="llama", emb_dim=heads * d, n_heads=heads, context_length=16)
+    w = torch.randn(heads * d, heads * d, dtype=torch.float64)
+    x = torch.randn(heads * d, dtype=torch.float64)
+    ours = Rotary(cfg)((w @ x).view(1, heads, 1, d).float(), pos).reshape(-1).double()
+
+    def llama_cpp_rope(v: torch.Tensor) -> torch.Tensor:  # ggml's normal (non-NeoX) mode
+        out = v.clone().view(heads, d)
+        for i in range(d // 2):
+            angle = torch.tensor(pos * base ** (-2 * i / d), dtype=torch.float64)
+            a, b = out[:, 2 * i].clone(), out[:, 2 * i + 1].clone()
+            out[:, 2 * i], out[:, 2 * i + 1] = (
+                a * angle.cos() - b * angle.sin(),
+                a * angle.sin() + b * angle.cos(),
+            )
+        return out.reshape(-1)
+
+    theirs = llama_cpp_rope(_interleave(w, heads) @ x)
+    order = _interleave(torch.arange(heads * d).double()[:, None], heads)[:, 0].long()
+    assert torch.allclose(theirs, ours[order], atol=1e-5)
