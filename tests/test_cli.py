@@ -20,6 +20,7 @@ from tests.conftest import (
     other_value,
     run_cli,
 )
+from tui_gpt.core.runs import list_runs
 
 # The project's own text in bytes: 11 batches of 8 x 64 per epoch, no vocabulary needed.
 TEXT = str(NIGHT_KITCHEN)
@@ -345,3 +346,62 @@ def test_the_app_without_a_terminal_says_what_to_run_instead():
     result = run_cli(stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and "the app needs a terminal" in result.stderr
     assert "tui-gpt --help" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_says_what_data_and_export_types_are():
+    for verb in ("train", "prepare"):
+        text = " ".join(run_cli(verb, "--help").stdout.split())
+        assert ".jsonl" in text and ".parquet" in text and ".zst" in text, verb
+    text = " ".join(run_cli("export", "--help").stdout.split())
+    assert "gguf: f16 (default), f32 or q8_0" in text
+
+
+def test_resume_may_change_the_schedule_and_the_events_say_so(tmp_path):
+    runs = str(tmp_path / "runs")
+    first = run_cli(
+        "train", TEXT, *TINY, "--max-steps", "2", "--sample-tokens", "0", "--run-dir", runs
+    )
+    assert first.returncode == 0, first.stderr
+    [run] = list_runs(tmp_path / "runs")
+    resumed = run_cli("train", "--resume", run.id, "--lr", "0.001", "--max-steps", "4",
+                      "--run-dir", runs)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    notes = [json.loads(line) for line in open(f"{run.path}/events.jsonl")]
+    said = [e["message"] for e in notes if e["event"] == "notice"]
+    assert said == ["resumed with --max-steps 2 -> 4, --lr 0.0004 -> 0.001"]
+    steps = [e for e in notes if e["event"] == "step"]
+    assert len(steps) == 4 and steps[-1]["lr"] == pytest.approx(0.001)
+    refused = run_cli("train", "--resume", run.id, "--seed", "5", "--run-dir", runs)
+    assert (
+        refused.returncode == 2
+        and "--seed cannot change when resuming (it would change the data order)" in refused.stderr
+    )
+
+
+def test_control_of_a_finished_run_advises_a_command_that_works(tmp_path):
+    runs = str(tmp_path / "runs")
+    assert (
+        run_cli(
+            "train", TEXT, *TINY, "--epochs", "1", "--sample-tokens", "0", "--run-dir", runs
+        ).returncode
+        == 0
+    )
+    [run] = list_runs(tmp_path / "runs")
+    result = run_cli("control", run.id, "pause", "--run-dir", runs)
+    assert result.returncode == 2 and "it finished; train it further with: tui-gpt" in result.stderr
+    advice = result.stderr.split("with: tui-gpt ", 1)[1].split(" (or")[0].split()
+    further = run_cli(*advice, "--run-dir", runs)
+    assert further.returncode == 0, further.stderr
+    [after] = list_runs(tmp_path / "runs")
+    assert after.status == "finished" and after.steps > run.steps
+
+
+def test_runs_state_must_be_a_state_and_tokenizer_out_asks_before_replacing(tmp_path):
+    bad = run_cli("runs", "--state", "bogus", "--run-dir", str(tmp_path))
+    assert bad.returncode == 2 and "live" in bad.stderr and "finished" in bad.stderr
+    out = tmp_path / "tok.json"
+    out.write_text("my notes")
+    args = ["tokenizer", "train", TEXT, "--vocab-size", "300", "--out", str(out)]
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and "--force" in refused.stderr and out.read_text() == "my notes"
+    assert run_cli(*args, "--force").returncode == 0 and out.read_text() != "my notes"

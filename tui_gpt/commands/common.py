@@ -99,6 +99,13 @@ def print_json(obj: object) -> None:
     sys.stdout.write("\n")
 
 
+# What DATA may be, for every verb that reads a corpus (core/corpus.py reads them).
+DATA_HELP = (
+    "a text file or a folder of them: .txt, .md, .jsonl (--text-field), .parquet, each also "
+    "compressed as .gz or .zst"
+)
+
+
 def add_run_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--run-dir",

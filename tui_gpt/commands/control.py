@@ -42,11 +42,7 @@ def run(args: argparse.Namespace) -> int:
     run_ = find_run(args.run, runs_root(args))
     life = control.liveness(run_)
     if life.state != "live":
-        status = run_.status_of()
-        raise TuiGptError(
-            f"run {run_.id} is not training (status {status}, process {life.state}); "
-            f"continue it with: tui-gpt train --resume {run_.id}"
-        )
+        raise TuiGptError(f"run {run_.id} is not training: {_what_next(run_)}")
     saved_before = _mtime(run_.latest)
     request = control.send(run_, args.command)
     outcome = "sent"
@@ -58,6 +54,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{args.command}: {outcome} (run {run_.id}, pid {life.pid})")
     return 0 if outcome != "timed out" else 1
+
+
+def _what_next(run_) -> str:
+    """What a run that is not training can do next, as a command that works as given."""
+    status = run_.status_of()
+    if status == "finished":
+        try:
+            epochs = run_.info().train_config().epochs
+        except TuiGptError:
+            epochs = 1
+        return (f"it finished; train it further with: tui-gpt train --resume {run_.id} "
+                f"--epochs {epochs * 2} (or --max-steps N)")  # fmt: skip
+    if status == "imported":
+        return f"it was imported; train from it with: tui-gpt train DATA --init-from {run_.id}"
+    return f"it is {status}; continue it with: tui-gpt train --resume {run_.id}"
 
 
 def _mtime(path) -> float:

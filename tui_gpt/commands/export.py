@@ -19,8 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("run", metavar="RUN", help="run id, unique prefix, or folder")
     p.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="hf or gguf")
     p.add_argument("--out", metavar="PATH", help="where (default: beside the run, in exports/)")
-    p.add_argument("--dtype", choices=EXPORT_DTYPES, help="f32, f16, bf16 (hf) or q8_0 (gguf); "
-                   "default f32 for hf, f16 for gguf")  # fmt: skip
+    p.add_argument("--dtype", choices=EXPORT_DTYPES, help="hf: f32 (default), f16 or bf16; "
+                   "gguf: f16 (default), f32 or q8_0")  # fmt: skip
     p.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                    help="which weights (default best, else latest)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace what is at --out")

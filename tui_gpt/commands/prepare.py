@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tui_gpt.commands.common import (
+    DATA_HELP,
     TextProgress,
     add_settings,
     add_vocab_dir,
@@ -22,7 +23,7 @@ def add_parser(sub) -> None:
         description="Validate a text file or a folder of .txt files, tokenize it once into the "
         "cache, and report characters, tokens, the train/validation split and batches per epoch.",
     )
-    p.add_argument("data", metavar="DATA", help="a UTF-8 text file or a folder of .txt files")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
     add_settings(p, ModelChoice, only=("preset", "context_length", "tokenizer"))
     add_vocab_dir(p)
     add_settings(p, TrainConfig, only=("batch_size", "stride", "train_ratio", "text_field"))

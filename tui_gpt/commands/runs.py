@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import get_args
 
 from tui_gpt.commands.common import add_run_dir, print_json, runs_root
 from tui_gpt.core.experiments import short_count
-from tui_gpt.core.runs import find_run, list_runs, matching, set_label
+from tui_gpt.core.runs import State, find_run, list_runs, matching, set_label
 
 
 def add_parser(sub) -> None:
@@ -20,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.add_argument("--label", default="", help="only runs whose label contains this")
     p.add_argument("--dataset", default="", help="only runs whose dataset name contains this")
-    p.add_argument("--state", default="", help="only runs in this state (live, finished, ...)")
+    p.add_argument("--state", default="", choices=get_args(State), metavar="STATE",
+                   help=f"only runs in this state: {', '.join(get_args(State))}")  # fmt: skip
     add_run_dir(p)
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")

@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     t.add_argument("data", metavar="DATA", help="a corpus file or folder")
     t.add_argument("--vocab-size", type=positive_int, required=True, help="tokens, e.g. 4096")
     t.add_argument("--out", metavar="FILE", help="where to write it (default: the user data dir)")
+    t.add_argument("--force", action="store_true", help="replace the file at --out")
     add_settings(t, TrainConfig, only=("text_field",))
     t.add_argument("--json", action="store_true", help="print path, vocabulary size and seconds")
     t.set_defaults(func=run)
@@ -34,9 +35,12 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.bpe import default_path, train_tokenizer
     from tui_gpt.core.corpus import inspect_source
+    from tui_gpt.core.errors import TuiGptError
 
     source = inspect_source(args.data, args.text_field or "text")
     out = Path(args.out).expanduser() if args.out else default_path(source.name, args.vocab_size)
+    if args.out and out.exists() and not args.force:
+        raise TuiGptError(f"{out} exists; choose another --out or pass --force to replace it")
     bar = TextProgress("training the tokenizer")
     started = time.perf_counter()
     tok = train_tokenizer(source, args.vocab_size, out, progress=lambda d, t: bar(d, t))

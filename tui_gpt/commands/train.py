@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from tui_gpt.commands.common import (
+    DATA_HELP,
     TextProgress,
     add_run_dir,
     add_settings,
@@ -57,7 +58,7 @@ def add_parser(sub) -> None:
         "DistributedDataParallel; --batch-size is per process.",
     )
     p.add_argument(
-        "data", metavar="DATA", nargs="?", help="a UTF-8 text file or a folder of .txt files"
+        "data", metavar="DATA", nargs="?", help=DATA_HELP
     )
     p.add_argument(
         "--settings",

@@ -127,7 +127,7 @@ class ModelChoice:
 @dataclass
 class TrainConfig:
     """Everything about a training run except the model's shape. `on_resume`: may change
-    when a run is resumed (the others would change its data order or its model)."""
+    when a run is resumed (the others would change its data order)."""
 
     epochs: int = setting(10, "passes over the training split", label="Epochs", ge=1, on_resume=True)
     max_steps: int | None = setting(None, "stop after this many updates", label="Max steps", ge=1, blank="all", on_resume=True)
@@ -136,12 +136,12 @@ class TrainConfig:
     text_field: str = setting("text", "the field (JSONL) or column (Parquet) holding the text", label="Text field")
     stride: int | None = setting(None, "step between windows", label="Stride", ge=1, blank="context length")
     train_ratio: float = setting(0.9, "share of characters for training", label="Train ratio", gt=0, lt=1)
-    lr: float = setting(4e-4, "AdamW learning rate", label="Learning rate", gt=0)
-    weight_decay: float = setting(0.1, "AdamW weight decay", label="Weight decay", ge=0)
-    warmup_steps: int = setting(0, "linear warmup steps from 0 to lr", label="Warmup steps", ge=0)
-    cosine_decay: bool = setting(False, "cosine decay from lr to min lr after warmup", label="Cosine decay", flag="--cosine")
-    min_lr: float = setting(0.0, "learning rate at the end of cosine decay", label="Min LR", ge=0)
-    grad_clip: float | None = setting(None, "clip the global gradient norm to this value", label="Gradient clip", gt=0, blank="off")
+    lr: float = setting(4e-4, "AdamW learning rate", label="Learning rate", gt=0, on_resume=True)
+    weight_decay: float = setting(0.1, "AdamW weight decay", label="Weight decay", ge=0, on_resume=True)
+    warmup_steps: int = setting(0, "linear warmup steps from 0 to lr", label="Warmup steps", ge=0, on_resume=True)
+    cosine_decay: bool = setting(False, "cosine decay from lr to min lr after warmup", label="Cosine decay", flag="--cosine", on_resume=True)
+    min_lr: float = setting(0.0, "learning rate at the end of cosine decay", label="Min LR", ge=0, on_resume=True)
+    grad_clip: float | None = setting(None, "clip the global gradient norm to this value", label="Gradient clip", gt=0, blank="off", on_resume=True)
     eval_freq: int = setting(5, "evaluate every N steps", label="Eval every", ge=1, on_resume=True)
     eval_iter: int = setting(5, "batches per evaluation", label="Eval batches", ge=1, on_resume=True)
     seed: int = setting(123, "random seed (weights and data order)", label="Seed", ge=0, le=MAX_SEED)

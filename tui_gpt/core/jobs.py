@@ -33,6 +33,7 @@ from tui_gpt.core.device import (
 )
 from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.events import Notice
 from tui_gpt.core.fsutil import atomic_copy, atomic_write_text, sweep_temporaries
 from tui_gpt.core.model import GPT, GPTConfig
 from tui_gpt.core.records import DamagedFile, read_record
@@ -141,9 +142,10 @@ def _assemble(
     root = runs_root or paths.runs_dir()
     run: Run | None = None
     ckpt: Checkpoint | None = None
+    resumed_with: list[str] = []  # settings changed on this resume, as "--lr 0.0004 -> 0.001"
     if resume is not None:
         run, spec, ckpt, mcfg, seq_len, vocab_dir = _resumable(
-            resume, root, changes or {}, dist, locks
+            resume, root, changes or {}, dist, locks, resumed_with
         )
     elif spec is None:
         raise ValueError("assemble() needs a spec or a run to resume")
@@ -209,6 +211,8 @@ def _assemble(
     trainer = Trainer(model, loaders, tokenizer, cfg, runtime, output, control, dist)
     if resume is not None and ckpt is not None:
         restore(trainer, ckpt)
+        if resumed_with:  # in the run's events, so its history says what changed and when
+            trainer.emit(Notice, message="resumed with " + ", ".join(resumed_with))
         if dist.enabled:  # the checkpoint holds rank 0's generator: give each rank its own
             torch.manual_seed(cfg.seed + dist.rank + dist.world * trainer.state.steps_done)
     return TrainingJob(own, trainer, data, log)
@@ -227,8 +231,9 @@ def out_of_memory(exc: BaseException) -> TuiGptError | None:
 
 
 def _resumable(
-    ref: str, root: Path, changes: dict[str, Any], dist: Distributed, locks: list[RunLock]
-) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:
+    ref: str, root: Path, changes: dict[str, Any], dist: Distributed, locks: list[RunLock],
+    resumed_with: list[str],
+) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:  # fmt: skip
     fixed = [s.option for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
     if fixed:
         raise TuiGptError(
@@ -261,8 +266,16 @@ def _resumable(
     # resume with the run as it was.
     run.status()
     mcfg = info.model_config()
-    cfg = replace(info.train_config(), **changes)
+    before = info.train_config()
+    cfg = replace(before, **changes)
     cfg.validate()
+    changed = [
+        f"{spec.option} {spec.show(getattr(before, spec.name)) or 'off'} -> "
+        f"{spec.show(getattr(cfg, spec.name)) or 'off'}"
+        for spec in settings.specs(TrainConfig)
+        if getattr(before, spec.name) != getattr(cfg, spec.name)
+    ]
+    resumed_with.extend(changed)
     saved = read_record(run.path / SETTINGS_FILE, _settings_object)
     sweep_temporaries(run.checkpoints)
     # The model's own shape (a preset, or the init_from model's) decides; the preset name is
