@@ -91,3 +91,12 @@ def test_runs_with_different_tokenizers_compare_in_bits_per_byte(two_runs, tmp_p
     assert all(p.val_bpb and 0 < p.val_bpb < 20 for r in runs for p in r.curve)
     assert "best val bits/byte" in [row[0] for row in comparison_rows(runs)]
     assert metric_for([details(r) for r in two_runs]) == "loss"  # one tokenizer: loss
+
+
+def test_settings_are_shown_as_flags_with_what_unset_means():
+    from tui_gpt.core.experiments import setting_lines
+
+    shown = dict(setting_lines({"dropout": None, "stride": None, "grad_clip": None,
+                                "cosine_decay": False, "lr": 4e-4, "dataset": "abc"}))  # fmt: skip
+    assert shown == {"--dropout": "0.1", "--stride": "context length", "--grad-clip": "off",
+                     "--cosine": "no", "--lr": "0.0004", "dataset": "abc"}  # fmt: skip

@@ -257,8 +257,25 @@ def describe(d: RunDetails) -> list[str]:
     if d.best_val_bpb is not None:
         lines.append(f"bits/byte  best {_num(d.best_val_bpb)}, last {_num(d.last_val_bpb)}")
     lines.append("settings")
-    lines += [f"  {k:<20} {v}" for k, v in d.settings.items()]
+    lines += [f"  {name:<26} {value}" for name, value in setting_lines(d.settings)]
     return lines
+
+
+def setting_lines(flat: dict[str, Any]) -> list[tuple[str, str]]:
+    """Settings as a user types them: the flag, and the value as the form shows it (an
+    unset one as what it means: "preset's", "off", "all")."""
+    from tui_gpt.core.config import ModelChoice, TrainConfig
+    from tui_gpt.core.settings import specs
+
+    known = {s.name: s for cls in (ModelChoice, TrainConfig) for s in specs(cls)}
+    out = []
+    for name, value in flat.items():
+        spec = known.get(name)
+        if spec is None:  # the dataset's hash, a setting of a newer tui-gpt
+            out.append((name, str(value)))
+        else:
+            out.append((spec.option, spec.show(value) or spec.blank or "-"))
+    return out
 
 
 def _num(x: float | None, fmt: str = ".3f") -> str:
