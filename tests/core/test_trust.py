@@ -424,3 +424,14 @@ def test_nothing_outside_a_run_folder_is_written_or_deleted_through_a_link(runs_
     with pytest.raises(TuiGptError, match="symbolic link"):
         fresh.run_training()
     assert sorted(os.listdir(outside)) == ["keep.stop", "precious.txt"]
+
+
+def test_tokenizer_train_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    out = tmp_path / "out" / "tok.json"
+    out.parent.mkdir()
+    args = ["tokenizer", "train", str(NIGHT_KITCHEN), "--vocab-size", "300", "--out", str(out)]
+    result = subprocess.run([sys.executable, "-c", _TRAIN_ON_A_FULL_DISK, "2000", *args],
+                            capture_output=True, text=True, cwd=ROOT, timeout=240)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot write" in result.stderr and "file size limit" in result.stderr
+    assert os.listdir(out.parent) == []
