@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the model module imports torch: `tui-gpt --help` should not
     from tui_gpt.core.model import GPTConfig
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-ARCHS = ("gpt2", "llama")  # core/model.py ARCHS; here too, so `--help` need not import torch
+ARCHS = ("gpt2", "llama")  # the blocks core/model.py builds; here, so `--help` need not import torch
 PRECISIONS = ("auto", "fp32", "bf16")
 # Where a model can go (core/export.py) and the number formats each takes.
 EXPORT_FORMATS = ("hf", "gguf")

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-ARCHS = ("gpt2", "llama")
+from tui_gpt.core.config import ARCHS
 
 
 def swiglu_width(emb_dim: int) -> int:

@@ -171,7 +171,6 @@ class RunRecord:
         f = Fields(obj, where)
         d = f.obj_of("dataset")
         model = f.obj_of("model").obj if f.obj.get("model") is not None else None
-        f.obj_of("train")  # a JSON object, if anything
         return cls(
             id=f.text("id"),
             created=f.number("created"),
@@ -188,7 +187,7 @@ class RunRecord:
             vocab_dir=f.opt_text("vocab_dir"),
             model=model,
             seq_len=f.opt_integer("seq_len", 1),
-            train=dict(f.obj.get("train") or {}),
+            train=dict(f.obj_of("train").obj),
             params=f.opt_integer("params", 0),
             init_from=f.opt_text("init_from"),
             world_size=f.integer("world_size", 1, low=1),
