@@ -59,7 +59,9 @@ def test_a_detached_run_survives_its_terminal_going_away(tmp_path):
     wait_until(lambda: liveness(run).state == "ended", what="its process ending")
     assert liveness(run).pid == pid
     assert run.latest.is_file() and run.best.is_file()
-    assert "finished: run" in (run.path / "train.log").read_text()
+    # Its last line is printed after the process said "ended": wait for it, not a moment.
+    log = run.path / "train.log"
+    wait_until(lambda: "finished: run" in log.read_text(), what="the log's last line")
 
 
 def test_bad_input_with_detach_is_one_line_and_leaves_nothing(tmp_path):
