@@ -48,7 +48,7 @@ def measure(data: Path, size: str, variant: str, runs: Path) -> dict:
     tui("train", str(data), "--preset", preset, "--context-length", str(ctx), "--tokenizer",
         "byte", "--batch-size", str(batch), "--max-steps", str(steps), "--epochs", "100",
         "--lr", str(lr), "--min-lr", str(lr / 10), "--warmup-steps", str(steps // 10),
-        "--cosine", "--dropout", "0", "--eval-freq", str(steps), "--eval-iter", "1",
+        "--schedule", "cosine", "--dropout", "0", "--eval-freq", str(steps), "--eval-iter", "1",
         "--sample-tokens", "0", *extra, runs=runs)  # fmt: skip
     seconds = time.perf_counter() - started
     [run] = [p for p in runs.glob("*") if p not in before]

@@ -130,7 +130,36 @@ def loss_chart(
         plt.xlabel("epochs" if history.batches_per_epoch else "steps", xside="lower")
         plt.xlabel("tokens seen", xside="upper")
         plt.title("loss")
+        _even_y_ticks([*train, *val])
     return _finish(color)
+
+
+def nice_ticks(values: list[float], count: int = 5, whole: bool = False) -> list[float]:
+    """About `count` evenly spaced round values across `values`' range (steps of 1, 2, 2.5
+    or 5 times a power of ten; whole numbers only with `whole`)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return []
+    lo, hi = min(finite), max(finite)
+    if hi - lo <= 0:
+        return [lo]
+    raw = (hi - lo) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    if whole:
+        step = max(1.0, round(step))
+    first = math.ceil(lo / step - 1e-9)
+    return [round(k * step, 10) for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+
+
+def _tick_text(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) and abs(value) >= 1000 else f"{value:g}"
+
+
+def _even_y_ticks(values: list[float]) -> None:
+    ticks = nice_ticks(values)
+    if len(ticks) > 1:
+        plt.yticks(ticks, [_tick_text(t) for t in ticks])
 
 
 def _short(n: int) -> str:
@@ -150,26 +179,35 @@ def compare_chart(
     color: bool = True,
 ) -> str:  # fmt: skip
     """Validation loss of several runs on one chart (training loss too with `train`), the
-    x axis tokens seen, steps or training time; the legend names runs by their short label."""
+    x axis tokens seen, steps or training time; the legend names runs by their short label.
+    Runs with different tokenizers are drawn in bits per byte (a loss per token would not
+    compare)."""
     plt.clear_figure()
     plt.plot_size(max(width, MIN_WIDTH), max(height, MIN_HEIGHT))
     plt.theme("pro" if color else "clear")
-    drawn = False
+    metric = metric_for(runs)
+    drawn, all_x, all_y = False, list[float](), list[float]()
     for r, name in zip(runs, short_names(runs), strict=True):
         if not r.curve:
             continue
         xs = [p.x(axis) for p in r.curve]
-        plt.plot(xs, _finite([p.val_loss for p in r.curve]), label=f"{name} val", marker="braille")
+        val = _finite(values(r, metric))
+        plt.plot(xs, val, label=f"{name} val", marker="braille")
+        all_x, all_y = all_x + xs, all_y + val
         if train:
-            plt.plot(
-                xs,
-                _finite([p.train_loss for p in r.curve]),
-                label=f"{name} train",
-                marker="braille",
-            )
+            tr = _finite(values(r, metric, "train"))
+            plt.plot(xs, tr, label=f"{name} train", marker="braille")
+            all_y += tr
         drawn = True
-    plt.title("validation loss" if drawn else "no evaluation yet")
+    what = "bits per byte" if metric == "bpb" else "loss"
+    splits = "training and validation" if train else "validation"
+    plt.title(f"{splits} {what}" if drawn else "no evaluation yet")
     plt.xlabel(X_LABELS[axis])
+    _even_y_ticks(all_y)
+    if axis != "time":  # steps and tokens are whole numbers
+        ticks = nice_ticks(all_x, whole=True)
+        if len(ticks) > 1:
+            plt.xticks(ticks, [_short(int(t)) for t in ticks])
     return _finish(color)
 
 

@@ -97,9 +97,10 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
 
 
 def test_gradient_accumulation_under_torchrun_matches_the_larger_batch(tmp_path):
-    """With the modern block (the GPT-2 one is the test above): DDP is the same for both."""
+    """With the modern block and Muon (GPT-2's and AdamW are the test above): DDP is the
+    same for both; every rank makes the same Muon update from the averaged gradient."""
     accum, whole = tmp_path / "accum", tmp_path / "whole"
-    llama = [*TRAIN, "--arch", "llama", "--kv-heads", "1"]
+    llama = [*TRAIN, "--arch", "llama", "--kv-heads", "1", "--optimizer", "muon"]
     a = torchrun("--run-dir", str(accum), *llama, "--batch-size", "1", "--grad-accum", "2",
                  "--max-steps", "3")  # fmt: skip
     assert a.returncode == 0, a.stderr[-2000:]
@@ -107,7 +108,5 @@ def test_gradient_accumulation_under_torchrun_matches_the_larger_batch(tmp_path)
     assert w.returncode == 0, w.stderr[-2000:]
     assert step_losses(accum) == pytest.approx(step_losses(whole), rel=1e-5)
     assert len(step_losses(accum)) == 3
-    assert (
-        json.loads((Path(list_runs(accum)[0].path) / "run.json").read_text())["model"]["arch"]
-        == "llama"
-    )
+    record = json.loads((Path(list_runs(accum)[0].path) / "run.json").read_text())
+    assert record["model"]["arch"] == "llama" and record["train"]["optimizer"] == "muon"

@@ -55,6 +55,13 @@ def test_csv_rows_are_the_eval_events(two_runs, tmp_path):
     got = [(row["run"], int(row["step"]), int(row["tokens_seen"]), float(row["train_loss"]),
             float(row["val_loss"])) for row in rows]  # fmt: skip
     assert got == expected
+    # Training time from the run's start (the charts' time axis), beside the Unix time.
+    for r in runs:
+        mine = [row for row in rows if row["run"] == r.id]
+        assert [float(row["training_seconds"]) for row in mine] == pytest.approx(
+            [p.seconds for p in r.curve], abs=1e-3
+        )
+        assert float(mine[0]["time"]) > 1e9 > float(mine[-1]["training_seconds"])
 
 
 def test_training_time_leaves_out_the_wait_before_a_resume():
@@ -97,6 +104,6 @@ def test_settings_are_shown_as_flags_with_what_unset_means():
     from tui_gpt.core.experiments import setting_lines
 
     shown = dict(setting_lines({"dropout": None, "stride": None, "grad_clip": None,
-                                "cosine_decay": False, "lr": 4e-4, "dataset": "abc"}))  # fmt: skip
+                                "compile": False, "lr": 4e-4, "dataset": "abc"}))  # fmt: skip
     assert shown == {"--dropout": "0.1", "--stride": "context length", "--grad-clip": "off",
-                     "--cosine": "no", "--lr": "0.0004", "dataset": "abc"}  # fmt: skip
+                     "--compile": "no", "--lr": "0.0004", "dataset": "abc"}  # fmt: skip

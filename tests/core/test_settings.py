@@ -47,7 +47,7 @@ def test_optional_settings_take_blank_and_floats_take_decimals():
 
 def test_spec_json_round_trip_and_bad_values_named():
     spec = TrainSpec(
-        "d.txt", ModelChoice("nano", 32, "byte", 0.0), TrainConfig(lr=1e-3, cosine_decay=True)
+        "d.txt", ModelChoice("nano", 32, "byte", 0.0), TrainConfig(lr=1e-3, schedule="cosine")
     )
     assert TrainSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(TuiGptError, match=r"Batch size \(--batch-size\): must be at least 1"):

@@ -9,7 +9,7 @@ from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
 from tui_gpt.core.events import Eval, Event, Notice, Sample, Step
 from tui_gpt.core.jobs import JobHooks, assemble
-from tui_gpt.core.trainer import TrainerControl, TrainingDiverged, lr_at
+from tui_gpt.core.trainer import TrainerControl, TrainingDiverged
 
 
 def config(**changes) -> TrainConfig:
@@ -155,15 +155,6 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(runs_root):
     assert job.run.status().status == "failed"
     assert good.run.latest.read_bytes() == before
     assert job.run.events()[-1]["event"] == "error"
-
-
-def test_learning_rate_schedule():
-    cfg = TrainConfig(lr=1.0, warmup_steps=4, cosine_decay=True, min_lr=0.1)
-    assert [round(lr_at(s, cfg, 14), 3) for s in (0, 1, 3)] == [0.25, 0.5, 1.0]
-    assert lr_at(4, cfg, 14) == pytest.approx(1.0)
-    assert lr_at(9, cfg, 14) == pytest.approx(0.55)
-    assert lr_at(14, cfg, 14) == pytest.approx(0.1)
-    assert lr_at(100, TrainConfig(lr=0.5), 10) == 0.5
 
 
 def test_clipping_and_determinism(runs_root):

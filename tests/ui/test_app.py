@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -43,6 +44,32 @@ async def choose_tiny_settings(app, pilot, epochs: str) -> None:
     await wait_for(
         pilot, lambda: "windows of 32" in preview_text(app) and "batch 8" in preview_text(app)
     )
+
+
+async def test_typing_at_once_makes_a_path_and_a_recipe_fills_the_form(runs_root, monkeypatch):
+    monkeypatch.delenv("TUI_GPT_RECIPE")  # a first start: the default recipe's settings
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        screen = app.screen
+        await pilot.press(*"/tmp")
+        path = screen.query_one("#path", Input)
+        assert path.value == "/tmp" and screen.focused is path
+        assert screen.query_one("#recipe", Select).value == "fast"
+        assert screen.query_one("#tokenizer", Select).value == "fit"
+        assert screen.query_one("#optimizer", Select).value == "muon"
+        screen.query_one("#recipe", Select).value = "reference"
+        await wait_for(pilot, lambda: screen.query_one("#optimizer", Select).value == "adamw")
+        assert screen.query_one("#tokenizer", Select).value == "gpt2"
+        assert screen.query_one("#lr", Input).value == "0.0004"
+        # The plan of the settings on screen, from a measured step, before anything starts.
+        screen.query_one("#tokenizer", Select).value = "byte"
+        screen.query_one("#preset", Select).value = "nano"
+        path.value = str(NIGHT_KITCHEN)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "ms/step measured" in str(screen.query_one("#plan").render()))
+        plan = str(screen.query_one("#plan").render())
+        assert re.match(r"plan: [\d,]+ steps \(10\.00 epochs, [\d,]+ tokens\), about ", plan)
 
 
 @needs_verdict
@@ -101,26 +128,29 @@ async def test_train_to_the_end_then_generate(runs_root):
         assert "Every effort moves you" in samples
         assert Run(dashboard.run.path).status().status == "finished"
         assert "MFU " in str(dashboard.query_one("#progress-label").render())
+        # An ended run offers no pause, stop or checkpoint; its progress no longer redraws.
+        keys = {key for key, b in app.active_bindings.items() if b.binding.show}
+        assert not {"p", "s", "c"} & keys and keys >= {"g", "v"}
 
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
         # One rule: the best weights, said in the title; f6 switches to the latest and back.
         assert app.screen.weights == "best" and " · best, step " in app.screen.chat_title
         first = app.screen
+        # F6 changes the weights only: the sampling settings, mode and conversation stay.
+        first.query_one("#temperature", Input).value = "0.3"
+        first.query_one("#max_new_tokens", Input).value = "7"
+        first.mode, first.transcript = "fresh", "so far"
         await pilot.press("f6")
-        await wait_for(
-            pilot, lambda: app.screen is not first and isinstance(app.screen, ChatScreen)
-        )
-        assert app.screen.weights == "latest" and " · latest, step 22" in app.screen.chat_title
+        await wait_for(pilot, lambda: first.weights == "latest")
+        assert app.screen is first and " · latest, step 22" in first.chat_title
+        assert first.settings().temperature == 0.3 and first.settings().max_new_tokens == 7
+        assert (first.mode, first.transcript) == ("fresh", "so far")
+        first.mode, first.transcript = "continue", ""
+        first.query_one("#temperature", Input).value = "1.0"
+        first.query_one("#max_new_tokens", Input).value = "50"
         await pilot.press("f6")
-        await wait_for(
-            pilot,
-            lambda: (
-                isinstance(app.screen, ChatScreen)
-                and app.screen.weights == "best"
-                and app.screen.query("#seed")  # composed
-            ),
-        )
+        await wait_for(pilot, lambda: first.weights == "best" and app.screen is first)
         chat = app.screen
         await pilot.press("f7")  # each prompt fresh: the same seed gives the same text
         assert chat.mode == "fresh"
@@ -171,6 +201,24 @@ async def test_quit_during_training_saves_a_checkpoint(runs_root):
     assert status.status == "stopped"
     assert run.latest.is_file()
     assert json.loads(run.events_path.read_text().splitlines()[-1])["event"] == "stopped"
+
+
+async def test_going_to_an_open_screen_returns_to_it(runs_root):
+    fake_run(runs_root, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.summaries)
+        depth = len(app.screen_stack)
+        for _ in range(3):  # runs -> dashboard -> runs, again and again: no growing stack
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+            assert len(app.screen_stack) == depth
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
 
 
 async def test_runs_browser_opens_chats_and_deletes(runs_root):
@@ -635,12 +683,12 @@ async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_ro
         await wait_for(pilot, lambda: dashboard.state == "finished" and not app.training_active)
         run = dashboard.run
         steps = run.status().step
-        # Train it further from the browser: 2 epochs in all.
+        # Train it further from the browser: one more epoch.
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-        app.screen.query_one(Input).value = "2"
+        app.screen.query_one(Input).value = "1e"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.live)
         await wait_for(pilot, lambda: app.screen.state == "finished" and not app.training_active)
@@ -747,3 +795,18 @@ async def test_kv_heads_that_do_not_divide_the_heads_are_a_form_problem(runs_roo
         await wait_for(pilot, lambda: "not divisible by n_kv_heads 3" in preview_text(app))
         app.screen.query_one("#kv_heads", Input).value = ""
         await wait_for(pilot, lambda: "characters" in preview_text(app))
+
+
+def test_train_further_means_more_steps_or_more_epochs_from_where_the_run_is():
+    from tui_gpt.ui.screens.runs import more_training
+
+    # A run stopped by --max-steps 300, 1,204 steps an epoch: 500 more steps is step 800.
+    changes, plan = more_training("500", 300, 1204)
+    assert changes == {"max_steps": 800, "epochs": 1, "minutes": None}
+    assert plan == "500 more steps: to step 800, 0.66 epochs in all"
+    changes, plan = more_training("2e", 300, 1204)
+    assert changes == {"max_steps": 2708, "epochs": 3, "minutes": None}
+    assert more_training(" 3 epochs ", 10, 5)[0]["max_steps"] == 25
+    for bad in ("", "0", "-2", "two", "2x"):
+        with pytest.raises(ValueError):
+            more_training(bad, 300, 1204)

@@ -32,6 +32,8 @@ def fixed_runs(monkeypatch):
     # The preset line's memory estimate and the room beside it: the same on every machine.
     monkeypatch.setenv("TUI_GPT_MEMORY_MIB", "16384")
     monkeypatch.setattr("tui_gpt.core.device.cpu_has_bf16", lambda: True)
+    # The plan line's step time: measured on a real machine, fixed here.
+    monkeypatch.setattr("tui_gpt.ui.screens.dataset.cached_step_seconds", lambda *a: 0.25)
     shutil.rmtree(FIXED_ROOT, ignore_errors=True)
     fake_run(FIXED_ROOT, "20260301-120000-story-nano", created=1_772_366_400)
     yield FIXED_ROOT
@@ -50,6 +52,7 @@ def test_dataset_screen(snap_compare, fixed_runs):
             lambda: (
                 isinstance(app.screen, DatasetScreen)
                 and "characters" in str(app.screen.query_one("#preview").render())
+                and "plan:" in str(app.screen.query_one("#plan").render())
             ),
         )
 

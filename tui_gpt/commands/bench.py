@@ -11,7 +11,10 @@ from tui_gpt.core.config import (
     SAMPLING_PRECISIONS,
     ModelChoice,
     TrainConfig,
+    model_config,
 )
+
+SEED_CONTEXT = 256  # the reference trains GPT-2 124M at context 256
 
 
 def add_parser(sub) -> None:
@@ -23,25 +26,31 @@ def add_parser(sub) -> None:
         "tokens after a 4-token prompt for generate. For tui-gpt against the reference "
         "path, side by side, see benchmarks/compare.py.",
     )
-    p.add_argument("what", nargs="?", choices=("train", "generate", "data"), default="train")
+    p.add_argument("what", nargs="?", choices=("train", "generate", "data"), default="train",
+                   help="what to time: training steps, decoding, or tokenizing DATA (default train)")  # fmt: skip
     p.add_argument("data", nargs="?", help="text file or folder, for `bench data`")
-    p.add_argument("--preset", choices=PRESETS, default="gpt2-small")
-    p.add_argument("--context-length", type=positive_int, default=256)
-    p.add_argument("--batch-size", type=positive_int, default=2)
+    p.add_argument("--preset", choices=PRESETS, default="gpt2-small",
+                   help="model shape (default gpt2-small)")  # fmt: skip
+    p.add_argument("--context-length", type=positive_int,
+                   help=f"tokens per window (default: the preset's; {SEED_CONTEXT} for gpt2-small, "
+                   "the context the reference trains it at)")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=2,
+                   help="windows per batch (default 2)")  # fmt: skip
     p.add_argument("--steps", type=positive_int, default=5, help="timed training steps (default 5)")
     p.add_argument(
         "--new-tokens", type=positive_int, default=200, help="tokens to generate (default 200)"
     )
-    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="auto picks CUDA, then MPS, then CPU (default auto)")  # fmt: skip
     p.add_argument(
         "--precision",
         choices=SAMPLING_PRECISIONS,
         default="auto",
         help="int8 applies to generate only",
     )
-    p.add_argument("--threads", type=positive_int)
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: all allowed)")
     add_settings(p, ModelChoice, only=("tokenizer", "arch"))
-    add_settings(p, TrainConfig, only=("grad_accum", "activation_checkpointing", "peak_tflops"))
+    add_settings(p, TrainConfig, only=("grad_accum", "activation_checkpointing", "peak_tflops", "optimizer"))
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=run)
 
@@ -52,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.tokenizer import get_tokenizer
 
     tokenizer = args.tokenizer or "gpt2"
+    if args.context_length is None:
+        args.context_length = SEED_CONTEXT if args.preset == "gpt2-small" else model_config(args.preset).context_length
     vocab = (
         50257 if tokenizer == "gpt2" else get_tokenizer(tokenizer).vocab_size
     )  # the model's rows
@@ -64,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device, precision=args.precision, threads=args.threads, vocab_size=vocab,
             grad_accum=args.grad_accum or 1, checkpointing=bool(args.activation_checkpointing),
             peak_tflops=args.peak_tflops, arch=args.arch or ModelChoice.arch,
+            optimizer=args.optimizer or TrainConfig.optimizer,
         )  # fmt: skip
     elif args.what == "generate":
         from tui_gpt.core.device import resolve_device, resolve_precision

@@ -29,15 +29,21 @@ def _checked(spec: Spec) -> Callable[[str], Any]:
 
 
 def add_settings(
-    p: argparse.ArgumentParser, cls: type, only: tuple[str, ...] | None = None
+    p: argparse.ArgumentParser,
+    cls: type,
+    only: tuple[str, ...] | None = None,
+    defaults: Any = None,
 ) -> None:
     """One `--flag` per setting of the settings class `cls` (core/config.py), typed and
-    bounded as declared there. A flag not given stays None: the default, a settings file or
-    the resumed run decides."""
+    bounded as declared there. A flag not given stays None: the default (`defaults`, the
+    default recipe's settings, where given), a settings file or the resumed run decides."""
     for spec in specs(cls):
         if only is not None and spec.name not in only:
             continue
         default = spec.show(spec.default) or spec.blank or "none"
+        if defaults is not None and getattr(defaults, spec.name) != spec.default:
+            shown = spec.show(getattr(defaults, spec.name)) or spec.blank or "none"
+            default = f"{shown}; the reference recipe's {default}"
         help_text = f"{spec.help} (default {default})".replace("%", "%%")
         if spec.kind is bool:
             p.add_argument(spec.option, dest=spec.name, action=argparse.BooleanOptionalAction,
@@ -49,6 +55,22 @@ def add_settings(
                 spec.option, dest=spec.name, type=str if closed else _checked(spec), choices=closed,
                 default=None, metavar=metavar or (None if closed else _METAVAR[spec.kind]), help=help_text,
             )  # fmt: skip
+
+
+def add_recipe(p: argparse.ArgumentParser) -> None:
+    from tui_gpt.core.config import DEFAULT_RECIPE, RECIPES
+
+    described = "; ".join(f"{name}: {r.description}" for name, r in RECIPES.items())
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=None,
+                   help=f"the settings a new run starts from, before the flags given: {described} "
+                   f"(default {DEFAULT_RECIPE}, or env TUI_GPT_RECIPE)")  # fmt: skip
+
+
+def recipe_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The (ModelChoice, TrainConfig) of the recipe `--recipe` names, or the default one."""
+    from tui_gpt.core.config import RECIPES, default_recipe
+
+    return RECIPES[getattr(args, "recipe", None) or default_recipe()].settings()
 
 
 def given(args: argparse.Namespace, cls: type) -> dict[str, Any]:

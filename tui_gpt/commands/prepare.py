@@ -7,13 +7,15 @@ import argparse
 from tui_gpt.commands.common import (
     DATA_HELP,
     TextProgress,
+    add_recipe,
     add_settings,
     add_vocab_dir,
     note,
     print_json,
+    recipe_settings,
     settings_from_args,
 )
-from tui_gpt.core.config import ModelChoice, TrainConfig
+from tui_gpt.core.config import DEFAULT_RECIPE, RECIPES, ModelChoice, TrainConfig
 
 
 def add_parser(sub) -> None:
@@ -24,25 +26,30 @@ def add_parser(sub) -> None:
         "cache, and report characters, tokens, the train/validation split and batches per epoch.",
     )
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
-    add_settings(p, ModelChoice, only=("preset", "context_length", "tokenizer"))
+    add_recipe(p)
+    model, train = RECIPES[DEFAULT_RECIPE].settings()
+    add_settings(p, ModelChoice, only=("preset", "context_length", "tokenizer"), defaults=model)
     add_vocab_dir(p)
-    add_settings(p, TrainConfig, only=("batch_size", "stride", "train_ratio", "text_field"))
+    add_settings(p, TrainConfig, only=("batch_size", "stride", "train_ratio", "text_field"),
+                 defaults=train)  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the facts as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from tui_gpt.core.bpe import tokenizer_for
     from tui_gpt.core.config import model_config
     from tui_gpt.core.data import inspect_source, plan, prepare  # numpy and torch: load late
-    from tui_gpt.core.tokenizer import get_tokenizer
 
-    model = settings_from_args(args, ModelChoice)
-    cfg = settings_from_args(args, TrainConfig)
-    tokenizer = get_tokenizer(model.tokenizer, args.vocab_dir)
-    # The window a `train` with the same flags would use: the preset's unless given.
-    ctx = model.context_length or model_config(model.preset, tokenizer.vocab_size).context_length
+    base_model, base_train = recipe_settings(args)
+    model = settings_from_args(args, ModelChoice, base_model)
+    cfg = settings_from_args(args, TrainConfig, base_train)
     source = inspect_source(args.data, cfg.text_field)
     bar = TextProgress("tokenizing")
+    tokenizer = tokenizer_for(model.tokenizer, source, cfg.train_ratio, args.vocab_dir,
+                              lambda d, t: bar(d, t), note)  # fmt: skip
+    # The window a `train` with the same flags would use: the preset's unless given.
+    ctx = model.context_length or model_config(model.preset, tokenizer.vocab_size).context_length
     data = prepare(source, tokenizer, cfg.train_ratio, progress=lambda d, t: bar(d, t), notice=note)
     bar.clear()
     facts = plan(data, ctx, cfg.batch_size, cfg.stride, cfg.grad_accum)

@@ -11,23 +11,28 @@ import contextlib
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui_gpt.commands.common import (
     DATA_HELP,
     TextProgress,
+    add_recipe,
     add_run_dir,
     add_settings,
     add_vocab_dir,
     given,
     note,
+    recipe_settings,
     runs_root,
     settings_from_args,
 )
 from tui_gpt.core import detach, settings
-from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+from tui_gpt.core.config import DEFAULT_RECIPE, RECIPES, ModelChoice, TrainConfig, TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import (
+    GLOSSARY,
     CheckpointSaved,
     Eval,
     Event,
@@ -56,6 +61,8 @@ def add_parser(sub) -> None:
         "runs in the background, safe from a dropped SSH session. Under torchrun "
         "(torchrun --nproc_per_node=N -m tui_gpt train ...) it trains with "
         "DistributedDataParallel; --batch-size is per process.",
+        epilog="Terms in its output: "
+        + "; ".join(f"{term}: {meaning}" for term, meaning in GLOSSARY.items()) + ".",
     )
     p.add_argument(
         "data", metavar="DATA", nargs="?", help=DATA_HELP
@@ -70,9 +77,11 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--init-from", metavar="RUN|PATH", help="start from a run's or a checkpoint's weights"
     )
-    add_settings(p.add_argument_group("model"), ModelChoice)
+    add_recipe(p)
+    default_model, default_train = RECIPES[DEFAULT_RECIPE].settings()
+    add_settings(p.add_argument_group("model"), ModelChoice, defaults=default_model)
     add_vocab_dir(p)
-    add_settings(p.add_argument_group("training"), TrainConfig)
+    add_settings(p.add_argument_group("training"), TrainConfig, defaults=default_train)
     p.add_argument(
         "--detach",
         action="store_true",
@@ -157,12 +166,19 @@ def check_args(args: argparse.Namespace) -> None:
         raise_usage("DATA is required (a text file or folder), or --settings FILE, or --resume RUN")
     if args.resume and given(args, ModelChoice):
         raise_usage("a run's model settings cannot change when resuming")
+    if args.recipe and (args.resume or args.settings):
+        raise_usage("--recipe starts a new run's settings; a resumed run or a settings file "
+                    "has its own")  # fmt: skip
 
 
 def spec_from_args(args: argparse.Namespace) -> TrainSpec:
-    """The training a `train` command line asks for: a settings file (if any), then DATA and
-    the flags given."""
-    base = TrainSpec.load(args.settings) if args.settings else TrainSpec(data=args.data)
+    """The training a `train` command line asks for: a settings file or else the recipe,
+    then DATA and the flags given."""
+    if args.settings:
+        base = TrainSpec.load(args.settings)
+    else:
+        model, train = recipe_settings(args)
+        base = TrainSpec(data=args.data, model=model, train=train)
     spec = TrainSpec(
         data=args.data or base.data,
         model=settings_from_args(args, ModelChoice, base.model),
@@ -185,10 +201,10 @@ def build_job(
     hooks = JobHooks(sinks, control, (lambda d, t: bar(d, t)) if dist.is_main else None, note)
     if args.resume:
         job = assemble(resume=args.resume, changes=given(args, TrainConfig), runs_root=runs_root(args),
-                       hooks=hooks, dist=dist)  # fmt: skip
+                       hooks=hooks, dist=dist, started=args.started)  # fmt: skip
     else:
         job = assemble(spec_from_args(args), runs_root=runs_root(args), hooks=hooks, dist=dist,
-                       vocab_dir=args.vocab_dir)  # fmt: skip
+                       vocab_dir=args.vocab_dir, started=args.started)  # fmt: skip
     bar.clear()
     return job
 
@@ -198,7 +214,21 @@ def raise_usage(message: str) -> None:
     raise SystemExit(2)
 
 
+def process_started() -> float:
+    """When this process began, on the time.monotonic() clock: a --minutes budget counts
+    the interpreter's and torch's start-up too. Where /proc cannot say: now."""
+    now = time.monotonic()
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - age if 0 <= age < 3600 else now
+
+
 def run(args: argparse.Namespace) -> int:
+    args.started = process_started()  # a --minutes budget counts from here
     check_args(args)
     if args.detach:
         return run_detached(args)

@@ -67,6 +67,7 @@ def bench_train(
     checkpointing: bool = False,
     peak_tflops: float | None = None,
     arch: str = "gpt2",
+    optimizer: str = "adamw",
 ) -> dict:
     """The trainer's own update step (its model, optimizer, autocast and memory reuse) on
     random tokens: tokens/s, seconds per step, MFU, and the memory estimate beside the
@@ -74,7 +75,8 @@ def bench_train(
     dev = resolve_device(device)
     runtime = Runtime(dev, resolve_precision(precision, dev), resolve_threads(threads))
     cfg = TrainConfig(
-        batch_size=batch_size, grad_accum=grad_accum, activation_checkpointing=checkpointing
+        batch_size=batch_size, grad_accum=grad_accum, activation_checkpointing=checkpointing,
+        optimizer=optimizer,
     )
     rss_before = current_rss_mib()
     trainer, x, y = random_batch_trainer(
@@ -98,6 +100,7 @@ def bench_train(
         "mode": "train",
         "preset": preset,
         "arch": arch,
+        "optimizer": optimizer,
         "vocab_size": vocab_size,
         "context_length": context_length,
         "batch_size": batch_size,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -22,6 +22,14 @@ from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write, disk_reason, sweep_temporaries
 from tui_gpt.core.model import GPT, GPTConfig
 from tui_gpt.core.tensorfile import raw_bytes, write_safetensors
+
+
+class Optimizer(Protocol):
+    """What a checkpoint needs of an optimizer (torch's, or core/optim.py's pair)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
 
 FORMAT = "tui-gpt/1"
 
@@ -36,7 +44,7 @@ def _model_tensors(model: GPT) -> dict[str, torch.Tensor]:
 def save(
     path: str | Path,
     model: GPT,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: Optimizer | None = None,
     train_state: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
@@ -204,7 +212,7 @@ class Checkpoint:
         self.load_model(model)
         return model.to(device)
 
-    def load_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+    def load_optimizer(self, optimizer: Optimizer) -> None:
         if not self.has_optimizer:
             raise TuiGptError(f"{self.path}: holds weights only, no optimizer state to resume from")
         groups = self.json("param_groups")

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # the model module imports torch: `tui-gpt --help` should not
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ARCHS = ("gpt2", "llama")  # the blocks core/model.py builds; here, so `--help` need not import torch
 PRECISIONS = ("auto", "fp32", "bf16")
+OPTIMIZERS = ("adamw", "muon")  # core/optim.py
+SCHEDULES = ("constant", "cosine", "wsd")  # the learning rate after warmup (core/optim.py)
 # Where a model can go (core/export.py) and the number formats each takes.
 EXPORT_FORMATS = ("hf", "gguf")
 EXPORT_DTYPES = ("f32", "f16", "bf16", "q8_0")
@@ -105,7 +107,7 @@ class ModelChoice:
 
     preset: str = setting(DEFAULT_PRESET, "model shape", label="Preset", choices=PRESETS)
     context_length: int | None = setting(None, "tokens per training window", label="Context length", ge=1, blank="preset's")
-    tokenizer: str = setting("gpt2", "GPT-2's BPE, raw bytes, or a tokenizer FILE (tokenizer train)", label="Tokenizer", choices=TOKENIZERS, other="FILE")
+    tokenizer: str = setting("gpt2", "GPT-2's BPE, raw bytes, fit (a BPE fitted to the data and sized to it, kept for the next run), or a tokenizer FILE (tokenizer train)", label="Tokenizer", choices=TOKENIZERS, other="FILE")
     dropout: float | None = setting(None, "dropout rate of a new model", label="Dropout", ge=0, lt=1, blank="0.1")
     arch: str = setting("gpt2", "gpt2: the chapter's block; llama: rotary positions, RMSNorm, SwiGLU, no biases", label="Architecture", choices=ARCHS)
     kv_heads: int | None = setting(None, "llama: key/value heads (grouped-query attention); must divide the heads", label="KV heads", ge=1, blank="all heads")
@@ -127,7 +129,7 @@ class ModelChoice:
 @dataclass
 class TrainConfig:
     """Everything about a training run except the model's shape. `on_resume`: may change
-    when a run is resumed (the others would change its data order)."""
+    when a run is resumed; `fixed`: why another cannot (the data order, by default)."""
 
     epochs: int = setting(10, "passes over the training split", label="Epochs", ge=1, on_resume=True)
     max_steps: int | None = setting(None, "stop after this many updates", label="Max steps", ge=1, blank="all", on_resume=True)
@@ -136,11 +138,15 @@ class TrainConfig:
     text_field: str = setting("text", "the field (JSONL) or column (Parquet) holding the text", label="Text field")
     stride: int | None = setting(None, "step between windows", label="Stride", ge=1, blank="context length")
     train_ratio: float = setting(0.9, "share of characters for training", label="Train ratio", gt=0, lt=1)
-    lr: float = setting(4e-4, "AdamW learning rate", label="Learning rate", gt=0, on_resume=True)
+    minutes: float | None = setting(None, "time budget: the steps are set from the measured step time so that the schedule ends when it is up (start-up and data preparation included)", label="Minutes", gt=0, blank="no limit", on_resume=True)
+    optimizer: str = setting("adamw", "adamw: AdamW for every weight; muon: Muon for the blocks' weight matrices, AdamW for the rest", label="Optimizer", choices=OPTIMIZERS, fixed="its saved state belongs to the optimizer the run began with")
+    lr: float = setting(4e-4, "AdamW learning rate (peak)", label="Learning rate", gt=0, on_resume=True)
+    muon_lr: float = setting(0.02, "Muon learning rate (peak), with --optimizer muon", label="Muon LR", gt=0, on_resume=True)
     weight_decay: float = setting(0.1, "AdamW weight decay", label="Weight decay", ge=0, on_resume=True)
-    warmup_steps: int = setting(0, "linear warmup steps from 0 to lr", label="Warmup steps", ge=0, on_resume=True)
-    cosine_decay: bool = setting(False, "cosine decay from lr to min lr after warmup", label="Cosine decay", flag="--cosine", on_resume=True)
-    min_lr: float = setting(0.0, "learning rate at the end of cosine decay", label="Min LR", ge=0, on_resume=True)
+    warmup_steps: int = setting(0, "linear warmup steps from 0 to the peak rate", label="Warmup steps", ge=0, on_resume=True)
+    schedule: str = setting("constant", "after warmup: constant; cosine down to min lr; wsd: flat, then linear down to min lr", label="Schedule", choices=SCHEDULES, on_resume=True)
+    decay_fraction: float = setting(0.2, "wsd: the share of the steps spent decaying", label="Decay share", gt=0, le=1, on_resume=True)
+    min_lr: float = setting(0.0, "AdamW learning rate at the end of the decay (Muon's in proportion)", label="Min LR", ge=0, on_resume=True)
     grad_clip: float | None = setting(None, "clip the global gradient norm to this value", label="Gradient clip", gt=0, blank="off", on_resume=True)
     eval_freq: int = setting(5, "evaluate every N steps", label="Eval every", ge=1, on_resume=True)
     eval_iter: int = setting(5, "batches per evaluation", label="Eval batches", ge=1, on_resume=True)
@@ -160,6 +166,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        if isinstance(d, dict) and "schedule" not in d and d.get("cosine_decay") is True:
+            d = {**d, "schedule": "cosine"}  # run folders from before `schedule`
         return settings.from_dict(cls, d)
 
     def validate(self) -> None:
@@ -177,6 +185,45 @@ class SamplingConfig:
     seed: int | None = setting(None, "seed for repeatable sampling", label="Seed", ge=0, le=MAX_SEED, blank="any")
     eos: bool = setting(False, "stop at the end-of-text token", label="Stop at EOT")
 # fmt: on
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A starting point for every setting of a new run: the defaults it changes. Flags and
+    form fields the user sets override it; a run records the values it trained with."""
+
+    description: str
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> tuple[ModelChoice, TrainConfig]:
+        return ModelChoice(**self.model), TrainConfig(**self.train)
+
+
+# `fast` was chosen by measured quality per minute on a CPU (benchmarks/recipes.py, README);
+# `reference` is the chapter's run, which the dataclasses' own defaults are.
+RECIPES: dict[str, Recipe] = {
+    "fast": Recipe(
+        "a modern block and optimizer, a tokenizer fitted to the data, 5 minutes",
+        model={"preset": "micro", "arch": "llama", "tokenizer": "fit", "dropout": 0.0,
+               "context_length": 64},
+        train={"minutes": 5.0, "epochs": 4, "batch_size": 16, "optimizer": "muon",
+               "lr": 6e-3, "muon_lr": 0.02, "warmup_steps": 20, "schedule": "wsd",
+               "decay_fraction": 0.3, "weight_decay": 0.0, "eval_freq": 100, "eval_iter": 5},
+    ),
+    "reference": Recipe("the chapter's: GPT-2's block and tokenizer, AdamW at 4e-4, 10 epochs"),
+}
+DEFAULT_RECIPE = "fast"
+
+
+def default_recipe() -> str:
+    """The recipe a new run starts from unless one is named: `TUI_GPT_RECIPE`, else fast."""
+    import os
+
+    name = os.environ.get("TUI_GPT_RECIPE") or DEFAULT_RECIPE
+    if name not in RECIPES:
+        raise TuiGptError(f"TUI_GPT_RECIPE={name}: no such recipe; choose one of: {', '.join(RECIPES)}")
+    return name
 
 
 @dataclass
@@ -200,7 +247,7 @@ class TrainSpec:
         return cls(
             data=d["data"],
             model=settings.from_dict(ModelChoice, d.get("model", {})),
-            train=settings.from_dict(TrainConfig, d.get("train", {})),
+            train=TrainConfig.from_dict(d.get("train", {})),
             init_from=init if isinstance(init, str) else None,
         )
 

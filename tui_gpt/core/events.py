@@ -57,6 +57,14 @@ class Step(Event):
 
 
 @dataclass(kw_only=True)
+class PlanChanged(Event):
+    """A time budget (`--minutes`) re-estimated how many steps the run will make."""
+
+    name: ClassVar[str] = "plan"
+    total_steps: int = 0
+
+
+@dataclass(kw_only=True)
 class Eval(Event):
     name: ClassVar[str] = "eval"
     train_loss: float = 0.0
@@ -117,6 +125,18 @@ class Notice(Event):
 
     name: ClassVar[str] = "notice"
     message: str = ""
+
+
+# What the measures the step lines, the dashboard and `compare` show mean: one line each,
+# for the app's help, its tooltips and `train --help`.
+GLOSSARY = {
+    "MFU": "model FLOPs utilisation: the share of the device's peak arithmetic that the "
+    "model's own FLOPs use (higher is better; CPUs reach far less than GPUs)",
+    "bits per byte": "the loss in bits per UTF-8 byte of text: comparable between "
+    "tokenizers, lower is better (8 would be no better than guessing bytes)",
+    "perplexity": "e to the power of the loss: in effect, how many tokens the model hesitates "
+    "between at each step (lower is better)",
+}
 
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.name: cls for cls in Event.__subclasses__()}
@@ -210,6 +230,8 @@ class Progress:
             self.total, self.first_step, self.first_time = (
                 event.total_steps, event.step + 1, event.time
             )  # fmt: skip
+        elif isinstance(event, PlanChanged):
+            self.total = event.total_steps
         elif isinstance(event, Step):
             self.last = event
 

@@ -33,7 +33,8 @@ class EvalPoint:
     val_bpb: float | None = None
 
     def x(self, axis: XAxis) -> float:
-        return {"tokens": self.tokens_seen, "steps": self.step + 1, "time": self.seconds}[axis]
+        # Steps as the step lines number them: the first update is step 0.
+        return {"tokens": self.tokens_seen, "steps": self.step, "time": self.seconds}[axis]
 
 
 @dataclass
@@ -208,7 +209,10 @@ def differing(runs: list[RunDetails]) -> dict[str, list[Any]]:
 
 
 # fmt: off
-CSV_COLUMNS = ("run", "step", "epoch", "tokens_seen", "time", "train_loss", "val_loss", "val_perplexity")
+# `training_seconds`: wall time spent training up to the evaluation (waits between a stop
+# and a resume left out), as the charts' time axis; `time`: when it happened (Unix seconds).
+CSV_COLUMNS = ("run", "step", "epoch", "tokens_seen", "training_seconds", "time", "train_loss",
+               "val_loss", "val_perplexity")  # fmt: skip
 BPB_COLUMNS = ("train_bits_per_byte", "val_bits_per_byte")  # in runs that recorded them
 # fmt: on
 
@@ -223,7 +227,7 @@ def write_csv(runs: list[RunDetails], path: Path) -> int:
         for r in runs:
             for p in r.curve:
                 ppl = math.exp(p.val_loss) if p.val_loss < 700 else math.inf
-                row = [r.id, p.step, p.epoch, p.tokens_seen, f"{p.time:.3f}",
+                row = [r.id, p.step, p.epoch, p.tokens_seen, f"{p.seconds:.3f}", f"{p.time:.3f}",
                        repr(p.train_loss), repr(p.val_loss), repr(ppl)]  # fmt: skip
                 if bpb:
                     row += ["" if v is None else repr(v) for v in (p.train_bpb, p.val_bpb)]

@@ -20,6 +20,7 @@ import torch
 
 from tui_gpt import paths
 from tui_gpt.core import memory, settings
+from tui_gpt.core.bpe import tokenizer_for
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec, count_params
 from tui_gpt.core.control import ControlChannel, ensure_not_live
@@ -33,6 +34,7 @@ from tui_gpt.core.device import (
 )
 from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.estimate import GLOBAL_RNG
 from tui_gpt.core.events import Notice
 from tui_gpt.core.fsutil import atomic_copy, atomic_write_text, sweep_temporaries
 from tui_gpt.core.model import GPT, GPTConfig
@@ -46,7 +48,7 @@ from tui_gpt.core.runs import (
     find_run,
     run_tokenizer,
 )
-from tui_gpt.core.tokenizer import BPETokenizer, get_tokenizer
+from tui_gpt.core.tokenizer import BPETokenizer
 from tui_gpt.core.trainer import RunOutput, Sink, Trainer, TrainerControl, restore
 
 SETTINGS_FILE = "settings.json"
@@ -109,6 +111,7 @@ def assemble(
     hooks: JobHooks | None = None,
     dist: Distributed = SINGLE,
     vocab_dir: str | None = None,
+    started: float | None = None,
 ) -> TrainingJob:
     """The job for `spec` (a new run), or for the run `resume` names, continued with the
     training settings in `changes` (epochs, max steps, device...: those marked `on_resume`).
@@ -116,10 +119,11 @@ def assemble(
     The run's lock is taken before anything is written to it and held until the training
     ends: one writer per run. A resumed run must keep its world size under torchrun (each
     rank's shard of the data depends on it) and its dataset unchanged; every rank reads the
-    checkpoint, so the run folder must be on a filesystem they share."""
+    checkpoint, so the run folder must be on a filesystem they share. `started`
+    (time.monotonic()): when the user asked for it, where a `minutes` budget counts from."""
     locks: list[RunLock] = []
     try:
-        job = _assemble(spec, resume, changes, runs_root, hooks, dist, vocab_dir, locks)
+        job = _assemble(spec, resume, changes, runs_root, hooks, dist, vocab_dir, locks, started)
     except BaseException:
         for lock in locks:
             lock.release()
@@ -137,6 +141,7 @@ def _assemble(
     dist: Distributed,
     vocab_dir: str | None,
     locks: list[RunLock],
+    started: float | None,
 ) -> TrainingJob:
     hooks = hooks or JobHooks()
     root = runs_root or paths.runs_dir()
@@ -156,7 +161,11 @@ def _assemble(
     if source.skipped and hooks.notice is not None:
         hooks.notice(source.skipped_line())
     tokenizer = (
-        run_tokenizer(run, vocab_dir) if run else get_tokenizer(spec.model.tokenizer, vocab_dir)
+        run_tokenizer(run, vocab_dir)
+        if run
+        else tokenizer_for(
+            spec.model.tokenizer, source, cfg.train_ratio, vocab_dir, hooks.progress, hooks.notice
+        )
     )
     if ckpt is None:
         ckpt = _open_init(spec.init_from, root) if spec.init_from else None
@@ -181,11 +190,12 @@ def _assemble(
         data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world, cfg.grad_accum
     )
 
-    torch.manual_seed(cfg.seed)  # as the reference: the seed fixes the initial weights too
-    try:
-        model = GPT(mcfg)
-    except (RuntimeError, torch.OutOfMemoryError) as exc:
-        raise out_of_memory(exc) or exc from None
+    with GLOBAL_RNG:  # no step-time measurement in another thread meanwhile
+        torch.manual_seed(cfg.seed)  # as the reference: the seed fixes the initial weights too
+        try:
+            model = GPT(mcfg)
+        except (RuntimeError, torch.OutOfMemoryError) as exc:
+            raise out_of_memory(exc) or exc from None
     if ckpt is not None and run is None:
         ckpt.load_model(model)  # init_from: its weights are the starting point
     model.to(runtime.device)
@@ -208,7 +218,7 @@ def _assemble(
     output = RunOutput(
         own.checkpoints if own else None, [log, *hooks.sinks] if log else [], own.id if own else ""
     )
-    trainer = Trainer(model, loaders, tokenizer, cfg, runtime, output, control, dist)
+    trainer = Trainer(model, loaders, tokenizer, cfg, runtime, output, control, dist, started)
     if resume is not None and ckpt is not None:
         restore(trainer, ckpt)
         if resumed_with:  # in the run's events, so its history says what changed and when
@@ -234,10 +244,10 @@ def _resumable(
     ref: str, root: Path, changes: dict[str, Any], dist: Distributed, locks: list[RunLock],
     resumed_with: list[str],
 ) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:  # fmt: skip
-    fixed = [s.option for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
+    fixed = [s for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
     if fixed:
         raise TuiGptError(
-            f"{', '.join(fixed)} cannot change when resuming (it would change the data order)"
+            f"{', '.join(s.option for s in fixed)} cannot change when resuming ({fixed[0].fixed})"
         )
     run = find_run(ref, root)
     info = run.info()

@@ -24,7 +24,7 @@ _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
 
 def setting(default: Any, help: str, *, label: str, **meta: Any) -> Any:
     """A settings field; `meta` takes the bounds and options of `Spec` below (ge, gt, lt,
-    le, choices, other, flag, blank, on_resume)."""
+    le, choices, other, flag, blank, on_resume, fixed)."""
     return dataclasses.field(
         default=default, metadata={"setting": {"help": help, "label": label, **meta}}
     )
@@ -49,6 +49,7 @@ class Spec:
     other: str = ""  # what else than `choices` is accepted (checked where it is used)
     blank: str = ""  # what an empty optional field means, shown in the form
     on_resume: bool = False  # may change when a run is resumed
+    fixed: str = "it would change the data order"  # why it may not, where it may not
 
     @property
     def option(self) -> str:

@@ -23,7 +23,8 @@ from tui_gpt import paths
 from tui_gpt.core.errors import TuiGptError
 
 EOT_TEXT = "<|endoftext|>"
-TOKENIZERS = ("gpt2", "byte")
+FIT = "fit"  # a BPE fitted to the run's own data when it starts (core/bpe.py)
+TOKENIZERS = ("gpt2", "byte", FIT)
 
 # GPT-2's pre-tokenizer pattern (the same regex tiktoken uses for its `gpt2` encoding).
 _GPT2_PATTERN = (
@@ -229,6 +230,8 @@ def get_tokenizer(name: str = "gpt2", vocab_dir: str | os.PathLike | None = None
         return GPT2Tokenizer(_gpt2_encoding(str(vocab_dir) if vocab_dir else None))
     if Path(name).expanduser().is_file():
         return BPETokenizer(name)
+    if name == FIT:
+        raise TuiGptError("the fit tokenizer is fitted to a run's data when the run starts")
     raise TuiGptError(
         f"unknown tokenizer {name!r}: choose gpt2, byte, or a tokenizer file (tui-gpt tokenizer train)"
     )

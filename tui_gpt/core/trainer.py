@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from tui_gpt.core import allocator, checkpoint, flops, memory
+from tui_gpt.core import allocator, checkpoint, estimate, flops, memory
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.data import Loaders
 from tui_gpt.core.device import Runtime, autocast
@@ -37,6 +37,7 @@ from tui_gpt.core.events import (
     Finished,
     Notice,
     Paused,
+    PlanChanged,
     Resumed,
     RunStarted,
     Sample,
@@ -47,6 +48,7 @@ from tui_gpt.core.fsutil import refuse_link
 from tui_gpt.core.generate import stream
 from tui_gpt.core.loss import batch_loss, evaluate, token_byte_lengths
 from tui_gpt.core.model import GPT
+from tui_gpt.core.optim import lr_scale, make_optimizer, set_lr
 from tui_gpt.core.tokenizer import Tokenizer
 
 Sink = Callable[[Event], None]
@@ -119,26 +121,6 @@ class TrainState:
         return self.steps_done - 1
 
 
-def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over every parameter, as the reference; the fused kernel where it exists."""
-    fused = device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused
-    )
-
-
-def lr_at(steps_done: int, cfg: TrainConfig, total_steps: int) -> float:
-    """Learning rate for the next update: constant by default, with optional linear warmup
-    and cosine decay to `min_lr`."""
-    if cfg.warmup_steps and steps_done < cfg.warmup_steps:
-        return cfg.lr * (steps_done + 1) / cfg.warmup_steps
-    if cfg.cosine_decay:
-        span = max(1, total_steps - cfg.warmup_steps)
-        progress = min(1.0, (steps_done - cfg.warmup_steps) / span)
-        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
-    return cfg.lr
-
-
 @dataclass
 class RunOutput:
     """Where a trainer's results go: checkpoints to a folder (None: nowhere, as on ranks
@@ -160,7 +142,10 @@ class Trainer:
         output: RunOutput | None = None,
         control: TrainerControl | None = None,
         dist: Distributed = SINGLE,
+        started: float | None = None,
     ) -> None:
+        """`started`: when the command began (time.monotonic()); a `minutes` budget counts
+        from there, so start-up and data preparation are part of it. Default: now."""
         self.model, self.cfg, self.tokenizer, self.dist = model, config, tokenizer, dist
         self.train_loader, self.val_loader = loaders
         self.device, self.precision, self.threads = (
@@ -189,6 +174,14 @@ class Trainer:
         self.total_steps = len(self.train_loader) * config.epochs
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
+        # A time budget: the steps it leaves room for, re-estimated from the measured pace.
+        self._step_bound = self.total_steps  # what the epochs and max_steps allow
+        begun = time.monotonic() if started is None else started
+        self._deadline = begun + config.minutes * 60 if config.minutes else None
+        self._pace_from: tuple[int, float] | None = None  # (steps_done, time) pace counts from
+        self._closing = 0.0  # seconds the closing evaluation and save are expected to take
+        self._announced = self.total_steps
+        self._sampled_at: int | None = None  # steps_done at the last sample
         self._last_save = time.monotonic()
         self._saved_latest = False
         self._evaluated = False  # in this process: the first save follows the first evaluation
@@ -258,6 +251,7 @@ class Trainer:
         self.peak_flops, peak_source = flops.device_peak(
             self.device, self.precision, self.cfg.peak_tflops
         )
+        plan = self._plan()
         self.emit(
             RunStarted,
             run_id=self.run_id,
@@ -279,9 +273,11 @@ class Trainer:
                 memory.shape(self.cfg, self._context, self.runtime, self.model.cfg),
             ).total,
         )
+        self.emit(Notice, message=plan.line())
         self.model.train()
         self._compile_if_asked()
         tok_per_s = 0.0
+        evaluated = False
         while s.epoch < self.cfg.epochs and not self._done():
             for x, y in self.train_loader.iter_epoch(s.epoch, s.batch):
                 if self._should_stop():
@@ -302,22 +298,77 @@ class Trainer:
                 per_device = tok_per_s / self.dist.world
                 use = flops.mfu(self._flops_per_token, per_device, self.peak_flops)
                 self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s, mfu=use)
-                if s.step % self.cfg.eval_freq == 0 and not self._evaluate():
+                evaluated = s.step % self.cfg.eval_freq == 0
+                if evaluated and not self._timed(self._evaluate):
                     return self._stop()
                 if self.control.take_checkpoint_request() or self._save_due():
-                    self.save_latest()
+                    self._timed(self.save_latest)
+                self._fit_budget()
                 if self._done():
                     break
             if s.batch >= len(self.train_loader):  # the epoch ran to its end
-                self._sample()
+                self._sample(at_end=self._done())
                 self.emit(EpochEnd)
                 s.epoch += 1
                 s.batch = 0
             elif self._done():
-                self._sample()  # a last look at the model when max_steps ends mid-epoch
+                self._sample(at_end=True)  # a last look when max_steps ends mid-epoch
+        if self._deadline is not None and not evaluated and not self._evaluate():
+            return self._stop()  # a budgeted run ends measured at its last weights
         self.save_latest()
         self.emit(Finished)
         return "finished"
+
+    def _plan(self) -> estimate.Plan:
+        """Steps, epochs, tokens and time, from a measured (or remembered) step. Under a
+        time budget this also sets the first estimate of the steps that fit."""
+        s, cfg = self.state, self.cfg
+        plan = estimate.make_plan(
+            cfg,
+            estimate.step_seconds(self.model.cfg, cfg, self._context, self.runtime),
+            len(self.train_loader),
+            cfg.batch_size * cfg.grad_accum * self._context * self.dist.world,
+            self._step_bound - s.steps_done,
+            None if self._deadline is None else self._deadline - time.monotonic(),
+        )
+        if self._deadline is not None:
+            total = s.steps_done + plan.steps
+            if self.dist.enabled:  # every rank must plan the same steps
+                total = int(self.dist.mean(float(total))[0])
+            self.total_steps = self._announced = total
+        return plan
+
+    def _timed(self, work: Callable[[], Any]) -> Any:
+        """Run an evaluation or a save, keeping the longest as what closing a budgeted run
+        costs."""
+        t0 = time.monotonic()
+        result = work()
+        self._closing = max(self._closing, time.monotonic() - t0)
+        return result
+
+    def _fit_budget(self) -> None:
+        """Under a `minutes` budget: the total steps that fit in the time left at the pace
+        measured so far (evaluations and saves included), less the closing evaluation and
+        save, so the schedule has decayed when time is up."""
+        if self._deadline is None:
+            return
+        s, now = self.state, time.monotonic()
+        if self._pace_from is None:  # the first step of this process warms caches up
+            self._pace_from = (s.steps_done, now)
+        first, since = self._pace_from
+        ran = s.steps_done - first
+        left = self._deadline - now - 2 * self._closing  # an evaluation and a save at the end
+        total = self.total_steps
+        if left <= 0:
+            total = s.steps_done
+        elif ran >= 3:  # enough steps to judge the pace by
+            total = min(self._step_bound, s.steps_done + int(left / ((now - since) / ran)))
+        if self.dist.enabled:  # every rank must stop after the same step
+            total = int(self.dist.mean(float(total))[0])
+        self.total_steps = total
+        if abs(self.total_steps - self._announced) > max(1, self._announced // 50) or self._done():
+            self._announced = self.total_steps
+            self.emit(PlanChanged, total_steps=self.total_steps)
 
     def _compile_if_asked(self) -> None:
         """`torch.compile` the module the steps run through (opt-in). Compiling happens
@@ -361,8 +412,7 @@ class Trainer:
         With gradient accumulation the batch is cut into micro-batches of `batch_size`
         rows, each backpropagated on its own with its share of the mean: the gradient adds
         up to that of the whole batch at a micro-batch's activation memory."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.state.steps_done, self.cfg, self.total_steps)
+        set_lr(self.optimizer, self.cfg, lr_scale(self.state.steps_done, self.cfg, self.total_steps))
         self.optimizer.zero_grad(set_to_none=True)
         micro = list(zip(x.split(self.cfg.batch_size), y.split(self.cfg.batch_size), strict=True))
         total = 0.0
@@ -440,7 +490,13 @@ class Trainer:
         finally:
             self.model.train(was_training)
 
-    def _sample(self) -> None:
+    def _sample(self, at_end: bool) -> None:
+        """A sample after each epoch, as the reference; but epochs of a few steps (a small
+        text) get one per `eval_freq` steps at most, and the last step always one."""
+        since = self._sampled_at
+        if not at_end and since is not None and self.state.steps_done - since < self.cfg.eval_freq:
+            return
+        self._sampled_at = self.state.steps_done
         if self.cfg.sample_tokens > 0 and self.dist.is_main:
             self.emit(Sample, text=self.sample_text())
 

@@ -31,7 +31,7 @@ from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Event, Progress
 from tui_gpt.core.jobs import JobHooks, TrainingJob, assemble
 from tui_gpt.core.runs import EventFollower, Run
-from tui_gpt.core.sampling import load_for_sampling
+from tui_gpt.core.sampling import LoadedModel, load_for_sampling
 from tui_gpt.core.trainer import Sink, TrainerControl
 from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
 from tui_gpt.ui.screens.chat import ChatScreen
@@ -155,13 +155,28 @@ class TuiGptApp(App):
             self.open_dashboard(job.run)
 
     def action_show_runs(self) -> None:
-        if not isinstance(self.screen, RunsScreen):
+        if not self.return_to(lambda screen: isinstance(screen, RunsScreen)):
             self.push_screen(RunsScreen(self.runs_root))
+
+    def return_to(self, wanted: Callable[[Screen], bool]) -> bool:
+        """Back to an open screen that `wanted` picks, closing those above it, so going
+        somewhere already open never grows the stack Escape walks back through. False
+        when none is open."""
+        stack = self.screen_stack
+        target = next((screen for screen in reversed(stack) if wanted(screen)), None)
+        if target is None:
+            return False
+        while self.screen is not target:
+            self.pop_screen()
+        return True
 
     # ------------------------------------------------------------------ training
 
     def start_training(self, spec: TrainSpec) -> None:
-        self._launch(lambda hooks: assemble(spec, runs_root=self.runs_root, hooks=hooks))
+        started = time.monotonic()  # a minutes budget counts from the press of Start
+        self._launch(
+            lambda hooks: assemble(spec, runs_root=self.runs_root, hooks=hooks, started=started)
+        )
 
     def start_background(self, spec: TrainSpec) -> None:
         self.notify("Preparing the dataset; the training will run in the background ...")
@@ -272,6 +287,8 @@ class TuiGptApp(App):
         self.push_screen(self._dashboard)
 
     def open_dashboard(self, run: Run) -> None:
+        if self.return_to(lambda s: isinstance(s, TrainScreen) and s.run.path == run.path):
+            return
         if (
             self._dashboard is not None
             and self._dashboard.run.path == run.path
@@ -304,13 +321,18 @@ class TuiGptApp(App):
             self.call_from_thread(self.notify, str(exc), severity="error")
             return
         title = f"{run.id} · {path.stem}" + (f", step {done - 1}" if isinstance(done, int) else "")
-        self.call_from_thread(self._show_chat, ChatScreen(loaded, title, run, path.stem))
+        self.call_from_thread(self._show_chat, loaded, title, run, path.stem)
 
-    def _show_chat(self, chat: ChatScreen) -> None:
-        if isinstance(self.screen, ChatScreen):
-            self.switch_screen(chat)  # the other weights of the same run
+    def _show_chat(self, loaded: LoadedModel, title: str, run: Run, which: str) -> None:
+        if self.return_to(
+            lambda s: isinstance(s, ChatScreen) and s.run is not None and s.run.path == run.path
+        ):
+            chat = self.screen
+            assert isinstance(chat, ChatScreen)
+            if chat.weights != which:
+                chat.use_weights(loaded, title, which)  # the other weights of the same run
         else:
-            self.push_screen(chat)
+            self.push_screen(ChatScreen(loaded, title, run, which))
 
     # ------------------------------------------------------------------ quitting
 

@@ -277,6 +277,16 @@ class ChatScreen(Screen):
         else:
             self.app.pop_screen()
 
+    def use_weights(self, loaded: LoadedModel, title: str, weights: str) -> None:
+        """Sample from other weights of the same run: the sampling settings, the mode and
+        the conversation stay as they are."""
+        self.loaded, self.chat_title, self.weights = loaded, title, weights
+        self.sub_title = title
+        self.query_one("#conversation").mount(
+            Bubble(Text(f"Now sampling from {title}.", style="dim"))
+        )
+        self.refresh_probs()
+
     def action_switch_weights(self) -> None:
         if self.run is not None and not self.generating:
             host(self).open_chat(self.run, "latest" if self.weights == "best" else "best")

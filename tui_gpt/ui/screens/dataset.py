@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.markup import escape
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -31,21 +31,31 @@ from textual.worker import get_current_worker
 
 from tui_gpt import paths
 from tui_gpt.core import memory
-from tui_gpt.core.bpe import MAX_VOCAB, MIN_VOCAB, default_path, tokenizers_dir, train_tokenizer
+from tui_gpt.core.bpe import (
+    MAX_VOCAB,
+    MIN_VOCAB,
+    default_path,
+    tokenizer_for,
+    tokenizers_dir,
+    train_tokenizer,
+)
 from tui_gpt.core.config import (
+    RECIPES,
     ModelChoice,
     TrainConfig,
     TrainSpec,
     count_params,
+    default_recipe,
     model_config,
     preset_description,
 )
 from tui_gpt.core.data import inspect_source, plan, prepare
-from tui_gpt.core.device import Runtime, resolve_device, resolve_precision
+from tui_gpt.core.device import Runtime, resolve_device, resolve_precision, resolve_threads
 from tui_gpt.core.errors import Cancelled, TuiGptError
+from tui_gpt.core.estimate import cached_step_seconds, make_plan, step_seconds
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.records import read_json
-from tui_gpt.core.tokenizer import TOKENIZERS, BPETokenizer, get_tokenizer
+from tui_gpt.core.tokenizer import TOKENIZERS, BPETokenizer
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.picker import PathPicker
 from tui_gpt.ui.screens.prompt import PromptScreen
@@ -148,7 +158,14 @@ class DatasetScreen(Screen):
                 yield ProgressBar(total=100, show_eta=False, id="tokenizer-progress")
             with Pane(id="settings"):
                 yield Label("Settings", classes="title")
+                yield Select(
+                    [(f"recipe {name}: {r.description}", name) for name, r in RECIPES.items()],
+                    value=default_recipe(), allow_blank=False, id="recipe",
+                    tooltip="fills the settings below with a recipe's (fast: the best measured "
+                    "per minute on a CPU; reference: the chapter's run)",
+                )  # fmt: skip
                 yield Static("", id="preset-info")
+                yield Static("", id="plan")
                 yield SettingsForm(
                     ModelChoice,
                     TrainConfig,
@@ -165,6 +182,8 @@ class DatasetScreen(Screen):
         last = last_settings()
         if last is not None:
             self._show_settings(last)
+        else:  # a first start: the default recipe's settings
+            self._show_recipe(default_recipe())
         self._update_preset_info()
         if self._choices:
             # The dataset of the last training, else the first sample.
@@ -172,6 +191,22 @@ class DatasetScreen(Screen):
             index = paths_.index(last.data) if last is not None and last.data in paths_ else 0
             self.query_one(ListView).index = self._list_index = index
             self.choose(self._choices[index][1])
+        self.query_one(ListView).focus()  # arrows pick a dataset; typing starts a path
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing on the dataset list starts a path in the path field, so nothing typed at
+        once is lost (`?` stays help)."""
+        if (
+            isinstance(self.focused, ListView)
+            and event.is_printable
+            and event.character
+            and event.character not in " ?"
+        ):
+            box = self.query_one("#path", Input)
+            box.focus()
+            box.insert_text_at_cursor(event.character)
+            event.stop()
+            event.prevent_default()
 
     def remember_form(self) -> None:
         """The dataset and settings on screen, for the next session (called on quitting);
@@ -193,6 +228,18 @@ class DatasetScreen(Screen):
                 model = replace(model, tokenizer=ModelChoice().tokenizer)
         form.show(model)
         form.show(spec.train)
+
+    def _show_recipe(self, name: str) -> None:
+        model, train = RECIPES[name].settings()
+        self._show_settings(TrainSpec(self.dataset or "", model, train))
+
+    @on(Select.Changed, "#recipe")
+    def _recipe_chosen(self, event: Select.Changed) -> None:
+        event.stop()
+        if isinstance(event.value, str):
+            self._show_recipe(event.value)
+            self._update_preset_info()
+            self.refresh_preview()
 
     # ------------------------------------------------------------------ dataset choice
 
@@ -318,8 +365,8 @@ class DatasetScreen(Screen):
     def _preview(self, path: str, model: ModelChoice, cfg: TrainConfig, request: int) -> None:
         worker = get_current_worker()
         try:
-            tokenizer = get_tokenizer(model.tokenizer)
             source = inspect_source(path, cfg.text_field, stop=lambda: worker.is_cancelled)
+            tokenizer = tokenizer_for(model.tokenizer, source, cfg.train_ratio)
             data = prepare(source, tokenizer, cfg.train_ratio)
             seq = (
                 model.context_length
@@ -354,6 +401,40 @@ class DatasetScreen(Screen):
             lines.append(f"[yellow]... and {len(source.skipped) - 5} more skipped[/yellow]")
         self.app.call_from_thread(self._show_preview, "\n".join(lines), problem, request)
         self.app.call_from_thread(self._update_preset_info, tokenizer.vocab_size)
+        if not problem:
+            self._estimate(model, cfg, tokenizer.vocab_size, seq, facts.train_batches, request)
+
+    def _estimate(
+        self, model: ModelChoice, cfg: TrainConfig, vocab: int, seq: int, batches: int,
+        request: int,
+    ) -> None:  # fmt: skip
+        """The plan of the settings on screen (a measured step; a second or two the first
+        time for a small model, then remembered), in the preview's worker."""
+        try:
+            device = resolve_device(cfg.device)
+            runtime = Runtime(device, resolve_precision(cfg.precision, device), resolve_threads(cfg.threads))
+            mcfg = model.config(vocab, seq)
+            if model.dropout is not None:
+                mcfg.drop_rate = model.dropout
+            updates = batches * cfg.epochs
+            bound = min(updates, cfg.max_steps) if cfg.max_steps else updates
+            tokens = cfg.batch_size * cfg.grad_accum * seq
+            # Never measured beside a training of this window: it would slow it down, and
+            # the measurement's own random numbers must not touch the trainer's.
+            known = cached_step_seconds(mcfg, cfg, seq, runtime)
+            if known is None and host(self).training_active:
+                line = "plan: measured once the training in this window ends"
+            else:
+                step_s = known or step_seconds(mcfg, cfg, seq, runtime)
+                line = make_plan(cfg, step_s, batches, tokens, bound).line()
+        except (TuiGptError, RuntimeError) as exc:
+            line = f"plan: unknown ({exc})"
+        self.app.call_from_thread(self._show_plan, line, request)
+
+    def _show_plan(self, line: str, request: int) -> None:
+        if request == self._request:
+            with contextlib.suppress(NoMatches):
+                self.query_one("#plan", Static).update(escape(line))
 
     def _show_preview(self, text: str, problem: str | None, request: int) -> None:
         if request != self._request:
@@ -396,7 +477,8 @@ class DatasetScreen(Screen):
 
         name = Path(dataset).name
         self.app.push_screen(
-            PromptScreen(f"Vocabulary size of a tokenizer trained on {name}", "4096"), answer
+            PromptScreen(f"Vocabulary size of a tokenizer trained on {name}", "4096", "train"),
+            answer,
         )
 
     @work(thread=True, exclusive=True, group="tokenizer")

@@ -13,6 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from tui_gpt.core import settings
+from tui_gpt.core.events import GLOSSARY
 
 
 def help_text(
@@ -40,6 +41,9 @@ def help_text(
             default = spec.show(spec.default) or spec.blank or "none"
             lines.append(f"  [b]{spec.label}[/b] ({spec.option}, default {default}): {spec.help}")
         lines.append("")
+    lines.append("[b]Terms[/b]")
+    lines += [f"  [b]{term}[/b]: {meaning}" for term, meaning in GLOSSARY.items()]
+    lines.append("")
     lines += [f"Runs live in {runs_root} (one folder each: settings, events, checkpoints).",
               "Esc or q closes this help."]  # fmt: skip
     return "\n".join(lines)

@@ -3,8 +3,10 @@ run's facts at the side; mark runs to compare them; refreshes itself."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -14,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.events import RunStarted
 from tui_gpt.core.experiments import describe, details
 from tui_gpt.core.export import Format, default_out, export
 from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, set_label
@@ -34,7 +37,7 @@ class RunsScreen(Screen):
         Binding("c", "chat", "Chat", tooltip="Generate: open the generator"),
         Binding("r", "resume", "Resume"),
         Binding("b", "resume_background", "Resume in background", show=False),
-        Binding("x", "extend", "Further", tooltip="Train further (more epochs)", show=False),
+        Binding("x", "extend", "Further", tooltip="Train further (more steps or epochs)", show=False),
         Binding("l", "label", "Label", show=False),
         Binding("e", "export", "Export", tooltip="Export (Hugging Face or GGUF)", show=False),
         Binding("d", "delete", "Delete"),
@@ -158,7 +161,7 @@ class RunsScreen(Screen):
 
         place = default_out(run.path, "hf", "f32")
         question = f"Export {run.id} to (a folder: Hugging Face; a .gguf file: llama.cpp)"
-        self.app.push_screen(PromptScreen(question, str(place)), answer)
+        self.app.push_screen(PromptScreen(question, str(place), enter="export"), answer)
 
     @work(thread=True, exclusive=True, group="export")
     def _export(self, run: Run, out: Path) -> None:
@@ -188,33 +191,38 @@ class RunsScreen(Screen):
             host(self).resume_training(run)
 
     def action_extend(self) -> None:
-        """Train the selected run further: a number of epochs in all (more than it had),
-        resumed in this window. A step limit it had no longer applies."""
+        """Train the selected run further by a number of steps, or of epochs ("2e"), resumed
+        in this window; what that means is said before it starts."""
         run = self.selected()
         if run is None:
             return
         try:
-            had = run.info().train_config().epochs
+            facts = details(run)
+            run.info().train_config()
         except TuiGptError as exc:
             self.notify(f"Cannot read this run's settings: {exc}", severity="error")
             return
+        started = [e for e in run.typed_events() if isinstance(e, RunStarted)]
+        per_epoch = started[-1].train_batches if started else 0
+        if per_epoch <= 0:
+            self.notify("This run never started training; resume it instead", severity="warning")
+            return
+        done = facts.steps
 
         def answer(text: str | None) -> None:
             if not text or not text.strip():
                 return
             try:
-                epochs = int(text.strip())
-                if epochs <= had:
-                    raise ValueError
+                changes, plan = more_training(text, done, per_epoch)
             except ValueError:
-                self.notify(f"A whole number of epochs above {had}", severity="error")
+                self.notify("A number of steps (500) or of epochs (2e)", severity="error")
                 return
-            host(self).resume_training(run, {"epochs": epochs, "max_steps": None})
+            self.notify(f"Training {run.id} for {plan}")
+            host(self).resume_training(run, changes)
 
-        self.app.push_screen(
-            PromptScreen(f"Train {run.id} further: epochs in all (it had {had})", str(had * 2)),
-            answer,
-        )
+        title = (f"Train {run.id} further: more steps, or epochs with e (500, 2e). It has made "
+                 f"{done:,} steps, {done / per_epoch:,.2f} epochs of {per_epoch:,} steps")  # fmt: skip
+        self.app.push_screen(PromptScreen(title, str(max(done, 1)), enter="train"), answer)
 
     def action_resume_background(self) -> None:
         run = self.selected()
@@ -242,3 +250,18 @@ class RunsScreen(Screen):
                 self.action_reload()
 
         self.app.push_screen(ConfirmScreen(f"Delete run {run.id} and its checkpoints?"), answer)
+
+
+def more_training(text: str, steps_done: int, per_epoch: int) -> tuple[dict[str, Any], str]:
+    """The resume settings for "N" more steps or "Ne" more epochs after `steps_done`, and
+    the plan in words. A time budget the run had no longer applies. Raises ValueError."""
+    match = re.fullmatch(r"\s*(\d+)\s*(e|epochs?|s|steps?)?\s*", text.lower())
+    if match is None or int(match[1]) == 0:
+        raise ValueError(text)
+    n = int(match[1])
+    more = n * per_epoch if match[2] and match[2].startswith("e") else n
+    target = steps_done + more
+    epochs = -(-target // per_epoch)
+    changes = {"max_steps": target, "epochs": epochs, "minutes": None}
+    plan = f"{more:,} more steps: to step {target:,}, {target / per_epoch:,.2f} epochs in all"
+    return changes, plan

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
 from tui_gpt.core.control import RemoteControl
 from tui_gpt.core.events import (
+    GLOSSARY,
     CheckpointSaved,
     Error,
     Eval,
@@ -63,7 +64,7 @@ class TrainScreen(Screen):
         Binding("g", "generator", "Chat", tooltip="Generate: open the generator"),
         Binding("v", "toggle_chart", "Chart", tooltip="Chart: loss, perplexity or bits per byte"),
         Binding("escape", "back", "Back"),
-        Binding("q", "app.quit", "Quit", show=False)  # ctrl+q is in the footer,
+        Binding("q", "app.quit", "Quit", show=False, tooltip="Quit (as ctrl+q)"),
     ]
 
     def __init__(
@@ -105,7 +106,9 @@ class TrainScreen(Screen):
         self.sub_title = "training" if self.live else "watching"
         self.query_one("#log", RichLog).border_title = "step log"
         self.query_one("#samples", RichLog).border_title = "samples"
-        self.set_interval(self._redraw, self._show_progress)
+        self.query_one("#progress-label").tooltip = f"MFU: {GLOSSARY['MFU']}"
+        self.query_one("#bpb").tooltip = f"bits per byte: {GLOSSARY['bits per byte']}"
+        self._progress_timer = self.set_interval(self._redraw, self._show_progress)
         if self._history:  # before any live event: those are messages, handled after this
             self.handle_many(self._history)
             self._history = []
@@ -192,14 +195,16 @@ class TrainScreen(Screen):
         if sample_lines:
             self._samples_raw.extend(sample_lines)
             self.query_one("#samples", RichLog).write(Text("\n").join(map(_as_text, sample_lines)))
-        if len(events) > 1:
+        if len(events) > 1 or self.state in ENDED:
             self._show_progress()
+        # An ended run's progress no longer changes: no redraw timer while it sits idle
+        # (a later resume from here starts again through _started).
+        if self.state in ENDED:
+            self._progress_timer.pause()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Pause, stop and checkpoint shown dimmed once the run has ended."""
-        if action in ("pause", "stop", "checkpoint") and self.state in ENDED:
-            return None
-        return True
+        """Pause, stop and checkpoint are not offered once the run has ended."""
+        return not (action in ("pause", "stop", "checkpoint") and self.state in ENDED)
 
     def on_resize(self, _event: events.Resize) -> None:
         # RichLog wraps a line once, when written: after the terminal settles on its new
@@ -217,6 +222,7 @@ class TrainScreen(Screen):
 
     def _started(self, event: RunStarted) -> None:
         self.state = "running"
+        self._progress_timer.resume()
         self.query_one("#progress", ProgressBar).update(total=max(1, event.total_steps))
         world = event.world_size
         self.query_one("#facts", Static).update(
@@ -234,7 +240,8 @@ class TrainScreen(Screen):
         if step is None or step is self._shown_step:
             return
         self._shown_step = step
-        self.query_one("#progress", ProgressBar).update(progress=self.progress.done)
+        bar = self.query_one("#progress", ProgressBar)
+        bar.update(total=max(1, self.progress.total), progress=self.progress.done)
         running = self.state in ("running", "paused")
         self.query_one("#progress-label", Label).update(self.progress.line(eta=running))
 

@@ -1,0 +1,66 @@
+"""The text charts: even ticks, the metric that compares runs, titles that say what is drawn."""
+
+import re
+
+import pytest
+
+from tests.conftest import NIGHT_KITCHEN
+from tui_gpt.charts import LossHistory, compare_chart, loss_chart, nice_ticks
+from tui_gpt.core.bpe import train_tokenizer
+from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+from tui_gpt.core.corpus import inspect_source
+from tui_gpt.core.events import Eval
+from tui_gpt.core.experiments import details
+from tui_gpt.core.jobs import assemble
+
+
+def test_ticks_are_round_and_evenly_spaced():
+    ticks = nice_ticks([3.15, 3.46, 3.61, 3.76])
+    assert ticks == [3.2, 3.3, 3.4, 3.5, 3.6, 3.7]
+    gaps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:], strict=False)}
+    assert len(gaps) == 1
+    assert nice_ticks([0, 1234], whole=True) == [0, 250, 500, 750, 1000, 1250][:5]
+    assert nice_ticks([0, 3], whole=True) == [0, 1, 2, 3]
+    assert nice_ticks([2.0, 2.0]) == [2.0] and nice_ticks([float("nan")]) == []
+
+
+def test_the_loss_chart_labels_its_y_axis_with_even_steps():
+    history = LossHistory()
+    for step, (train, val) in enumerate([(3.76, 3.8), (3.61, 3.7), (3.46, 3.5), (3.15, 3.3)]):
+        history.add_event(Eval(step=step * 10, tokens_seen=step * 640, train_loss=train, val_loss=val))
+    text = loss_chart(history, 60, 16, color=False)
+    labels = [float(m) for m in re.findall(r"^\s*(\d\.\d+)\s*[┤│]", text, re.M)]
+    assert len(labels) >= 3
+    gaps = {round(a - b, 6) for a, b in zip(labels, labels[1:], strict=False)}
+    assert len(gaps) == 1, labels  # no missing tick between them
+
+
+@pytest.fixture(scope="module")
+def runs_of_two_tokenizers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    bpe = train_tokenizer(inspect_source(str(NIGHT_KITCHEN)), 300, root / "bpe.json")
+    out = []
+    for tokenizer in ("byte", str(bpe.path)):
+        cfg = TrainConfig(max_steps=4, batch_size=4, eval_freq=1, eval_iter=1, sample_tokens=0,
+                          precision="fp32")  # fmt: skip
+        spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, tokenizer), cfg)
+        job = assemble(spec, runs_root=root / "runs")
+        assert job.run_training() == "finished"
+        out.append(details(job.run))
+    return out
+
+
+def test_runs_of_different_tokenizers_compare_in_bits_per_byte(runs_of_two_tokenizers):
+    a, b = runs_of_two_tokenizers
+    text = compare_chart([a, b], "steps", 70, 18, color=False)
+    assert "validation bits per byte" in text
+    both = compare_chart([a, b], "steps", 70, 18, train=True, color=False)
+    assert "training and validation bits per byte" in both
+    # The curves are the bits per byte, not the per-token losses (which sit far higher).
+    top = max(p.val_loss for p in b.curve)
+    assert max(p.val_bpb for r in (a, b) for p in r.curve) < top
+    # Steps as the logs number them, from 0, in whole numbers.
+    x_labels = text.strip().splitlines()[-2]
+    assert re.search(r"\b0\b", x_labels) and "." not in x_labels
+    same = compare_chart([a, a], "steps", 70, 18, color=False)
+    assert "validation loss" in same

@@ -1,0 +1,159 @@
+"""How long a training step takes, measured before a run starts, and the plan it gives.
+
+A few updates of a throwaway copy of the model (same shape, optimizer, batch, precision
+and threads; random tokens; the caller's random state untouched) give the seconds per
+step. The answer is kept per machine and shape in the cache folder, so a second run or the
+app's settings screen gets it at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import platform
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from tui_gpt import paths
+from tui_gpt.core import allocator
+from tui_gpt.core.config import TrainConfig
+from tui_gpt.core.device import Runtime, autocast
+from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.loss import batch_loss
+from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.optim import make_optimizer
+from tui_gpt.core.records import DamagedFile, read_json
+
+TIMED_STEPS = 2  # after one untimed step that warms caches and allocations up
+# Held while a measurement uses torch's global random generator (and puts it back): a
+# training in another thread of the same process (the app) seeds and builds its model only
+# under it, so a measurement can never shift the numbers a run starts from.
+GLOBAL_RNG = threading.Lock()
+
+
+def _cache_file():
+    return paths.cache_dir() / "step-times.json"
+
+
+def _key(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runtime) -> str:
+    what = {
+        "model": shape.to_dict(), "context": context, "batch": cfg.batch_size,
+        "accum": cfg.grad_accum, "optimizer": cfg.optimizer,
+        "recompute": cfg.activation_checkpointing, "device": str(runtime.device),
+        "precision": runtime.precision, "threads": runtime.threads, "torch": torch.__version__,
+        "machine": f"{platform.machine()} {platform.processor()} {platform.node()}",
+    }  # fmt: skip
+    return json.dumps(what, sort_keys=True)
+
+
+def cached_step_seconds(
+    shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runtime
+) -> float | None:
+    """The seconds per step measured before on this machine for this setup, if any."""
+    try:
+        value = read_json(_cache_file()).get(_key(shape, cfg, context, runtime))
+    except (OSError, DamagedFile, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def step_seconds(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runtime) -> float:
+    """Seconds per optimizer update of a model of `shape` under `cfg`: cached, or measured
+    now on a throwaway model (a second or two for the small presets)."""
+    known = cached_step_seconds(shape, cfg, context, runtime)
+    if known is not None:
+        return known
+    with GLOBAL_RNG, torch.random.fork_rng(devices=[]), allocator.reusing_memory():
+        torch.manual_seed(0)
+        model = GPT(shape).to(runtime.device).train()
+        optimizer = make_optimizer(model, cfg, runtime.device)
+        rows = cfg.batch_size
+        x = torch.randint(0, shape.vocab_size, (rows, context), device=runtime.device)
+        times = []
+        for i in range(1 + TIMED_STEPS):
+            start = time.perf_counter()
+            for _ in range(cfg.grad_accum):
+                with autocast(runtime.device, runtime.precision):
+                    loss = batch_loss(model, x, x, runtime.device)
+                loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if runtime.device.type == "cuda":
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - start)
+        del model, optimizer
+    seconds = min(times)
+    with contextlib.suppress(OSError, DamagedFile):  # a read-only cache: measured each time
+        path = _cache_file()
+        known_all = read_json(path) if path.is_file() else {}
+        if not isinstance(known_all, dict):
+            known_all = {}
+        known_all[_key(shape, cfg, context, runtime)] = seconds
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(known_all))
+    return seconds
+
+
+@dataclass
+class Plan:
+    """What a training will do, said before it starts."""
+
+    steps: int  # updates planned (under a budget: those that fit at the measured pace)
+    steps_per_epoch: int
+    tokens_per_step: int
+    step_seconds: float
+    minutes: float | None = None  # the time budget, if any
+
+    @property
+    def epochs(self) -> float:
+        return self.steps / max(1, self.steps_per_epoch)
+
+    @property
+    def seconds(self) -> float:
+        return self.steps * self.step_seconds
+
+    def line(self) -> str:
+        pace = f"{self.step_seconds * 1000:,.0f} ms/step measured"
+        work = (
+            f"{self.steps:,} steps ({self.epochs:,.2f} epochs, "
+            f"{self.steps * self.tokens_per_step:,} tokens)"
+        )
+        if self.minutes is not None:
+            return f"plan: {self.minutes:g} min budget: about {work} at {pace}"
+        return f"plan: {work}, about {duration_text(self.seconds)} at {pace}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_plan(
+    cfg: TrainConfig,
+    step_s: float,
+    steps_per_epoch: int,
+    tokens_per_step: int,
+    step_bound: int,
+    seconds_left: float | None = None,
+) -> Plan:
+    """The plan of a training of at most `step_bound` more steps (its epochs and max steps)
+    at `step_s` per update. Evaluations add about a third of a step per batch they read;
+    under a time budget (`seconds_left`, else all of `cfg.minutes`) the steps are those
+    that fit."""
+    per_step = step_s * (1 + 2 * cfg.eval_iter / 3 / cfg.eval_freq)
+    steps = step_bound
+    if cfg.minutes is not None:
+        left = cfg.minutes * 60 if seconds_left is None else seconds_left
+        steps = 0 if left <= 0 else max(1, min(step_bound, math.floor(left / per_step)))
+    return Plan(steps, steps_per_epoch, tokens_per_step, per_step, cfg.minutes)
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
