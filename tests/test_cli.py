@@ -155,6 +155,8 @@ def test_compile_opt_in_says_what_it_did_and_trains_alike(tmp_path):
         lines = [json.loads(line) for line in events.read_text().splitlines()]
         losses[mode] = [e["loss"] for e in lines if e["event"] == "step"]
         notices = [e["message"] for e in lines if e["event"] == "notice"]
+        assert notices[0].startswith("plan: ") and notices[0] in result.stdout
+        notices = notices[1:]  # after the plan, what compiling did
     assert notices[0] == "compiling the model (torch.compile): the first step is slow"
     assert notices[0] in result.stdout
     if notices[1].startswith("compiled in"):
@@ -368,7 +370,11 @@ def test_resume_may_change_the_schedule_and_the_events_say_so(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     notes = [json.loads(line) for line in open(f"{run.path}/events.jsonl")]
     said = [e["message"] for e in notes if e["event"] == "notice"]
-    assert said == ["resumed with --max-steps 2 -> 4, --lr 0.0004 -> 0.001"]
+    # Each start plans first (plan: ...); the resume also says what changed.
+    assert [m for m in said if not m.startswith("plan: ")] == [
+        "resumed with --max-steps 2 -> 4, --lr 0.0004 -> 0.001"
+    ]
+    assert sum(m.startswith("plan: 2 steps") for m in said) == 2
     steps = [e for e in notes if e["event"] == "step"]
     assert len(steps) == 4 and steps[-1]["lr"] == pytest.approx(0.001)
     refused = run_cli("train", "--resume", run.id, "--seed", "5", "--run-dir", runs)

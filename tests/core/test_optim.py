@@ -27,14 +27,13 @@ def test_schedules_warm_up_then_hold_follow_a_cosine_or_decay_at_the_end():
     cosine = TrainConfig(lr=1.0, warmup_steps=4, schedule="cosine", min_lr=0.1)
     assert [round(lr_scale(s, cosine, 14), 3) for s in (0, 1, 3)] == [0.25, 0.5, 1.0]
     assert lr_scale(4, cosine, 14) == pytest.approx(1.0)
-    assert lr_scale(9, cosine, 14) == pytest.approx(0.55)
-    assert lr_scale(14, cosine, 14) == pytest.approx(0.1)
+    assert lr_scale(9, cosine, 15) == pytest.approx(0.55)
+    assert lr_scale(14, cosine, 15) == pytest.approx(0.1)  # the last update, at min_lr
     assert lr_scale(100, TrainConfig(lr=0.5), 10) == 1.0  # constant: the reference's
-    # wsd over 100 steps: flat until the last 20, then linearly to min_lr (here 0).
+    # wsd over 100 steps: flat for 80, then 20 updates linearly down to min_lr (here 0).
     wsd = TrainConfig(lr=2.0, schedule="wsd", decay_fraction=0.2)
-    assert [lr_scale(s, wsd, 100) for s in (0, 50, 80)] == [1.0, 1.0, 1.0]
-    assert [lr_scale(s, wsd, 100) for s in (81, 90, 99)] == [0.95, 0.5, 0.05]
-    assert lr_scale(100, wsd, 100) == 0.0
+    assert [lr_scale(s, wsd, 100) for s in (0, 50, 79)] == [1.0, 1.0, 1.0]
+    assert [lr_scale(s, wsd, 100) for s in (80, 90, 99)] == [0.95, 0.45, 0.0]
 
 
 def test_old_run_settings_with_cosine_decay_read_as_the_cosine_schedule():
@@ -76,7 +75,8 @@ def test_a_muon_run_resumes_exactly_with_its_state_and_schedule(runs_root):
     assert got == [e.loss for e in straight.of(Step)]
     lrs = [e.lr for e in straight.of(Step)]
     assert lrs[:3] == pytest.approx([1e-3, 2e-3, 3e-3]) and lrs[3:7] == pytest.approx([3e-3] * 4)
-    assert lrs[-1] == pytest.approx(3e-4 + 2.7e-3 / 7)  # the last of 7 decaying steps
+    assert lrs[-1] == pytest.approx(3e-4)  # the last of 7 decaying steps, at min_lr
+    assert lrs[-2] == pytest.approx(3e-4 + 2.7e-3 / 7)
     assert straight.of(Eval)[-1].val_loss < straight.of(Eval)[0].val_loss - 0.5
 
 

@@ -179,7 +179,7 @@ def test_compile_failure_falls_back_to_eager_with_the_same_losses(runs_root, mon
     job = start(runs_root, config(max_steps=4, sample_tokens=0, compile=True), [fallback])
     assert job.run_training() == "finished"
     notices = [e.message for e in fallback.of(Notice)]
-    assert notices[0].startswith("compiling the model")
+    assert notices[0].startswith("plan: 4 steps") and notices[1].startswith("compiling the model")
     assert "torch.compile failed (RuntimeError: no C++ compiler here); training eager" in notices
     assert [e.loss for e in fallback.of(Step)] == [e.loss for e in eager.of(Step)]
 

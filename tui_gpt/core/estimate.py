@@ -63,13 +63,16 @@ def cached_step_seconds(
 
 def step_seconds(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runtime) -> float:
     """Seconds per optimizer update of a model of `shape` under `cfg`: cached, or measured
-    now on a throwaway model (a second or two for the small presets)."""
+    now on a throwaway model (a second or two for the small presets). The random state of
+    the CPU and of the run's device is as it was after. Raises what torch raises when the
+    throwaway model does not fit beside the run's."""
     known = cached_step_seconds(shape, cfg, context, runtime)
     if known is not None:
         return known
-    with GLOBAL_RNG, torch.random.fork_rng(devices=[]), allocator.reusing_memory():
-        torch.manual_seed(0)
+    cuda = [runtime.device] if runtime.device.type == "cuda" else []
+    with GLOBAL_RNG, torch.random.fork_rng(devices=cuda), allocator.reusing_memory():
         model = GPT(shape).to(runtime.device).train()
+        model.checkpointing = cfg.activation_checkpointing
         optimizer = make_optimizer(model, cfg, runtime.device)
         rows = cfg.batch_size
         x = torch.randint(0, shape.vocab_size, (rows, context), device=runtime.device)
@@ -144,10 +147,10 @@ def make_plan(
     under a time budget (`seconds_left`, else all of `cfg.minutes`) the steps are those
     that fit."""
     per_step = step_s * (1 + 2 * cfg.eval_iter / 3 / cfg.eval_freq)
-    steps = step_bound
-    if cfg.minutes is not None:
+    steps = max(0, step_bound)
+    if cfg.minutes is not None and steps:
         left = cfg.minutes * 60 if seconds_left is None else seconds_left
-        steps = 0 if left <= 0 else max(1, min(step_bound, math.floor(left / per_step)))
+        steps = 0 if left <= 0 else min(steps, max(1, math.floor(left / per_step)))
     return Plan(steps, steps_per_epoch, tokens_per_step, per_step, cfg.minutes)
 
 

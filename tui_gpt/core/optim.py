@@ -168,21 +168,23 @@ def lr_scale(steps_done: int, cfg: TrainConfig, total_steps: int) -> float:
         return (steps_done + 1) / cfg.warmup_steps
     floor = cfg.min_lr / cfg.lr
     if cfg.schedule == "cosine":
-        span = max(1, total_steps - cfg.warmup_steps)
+        span = max(1, total_steps - cfg.warmup_steps - 1)  # the last update is at min_lr
         progress = min(1.0, (steps_done - cfg.warmup_steps) / span)
         return floor + 0.5 * (1 - floor) * (1 + math.cos(math.pi * progress))
     if cfg.schedule == "wsd":
         decay = max(1, round(cfg.decay_fraction * total_steps))
         left = total_steps - steps_done  # updates still to make, this one included
-        if left >= decay:
+        if left > decay:
             return 1.0
-        return floor + (1 - floor) * max(0, left) / decay
+        return floor + (1 - floor) * max(0, left - 1) / decay  # the last update at min_lr
     return 1.0
 
 
 def set_lr(optimizer: Optimizer, cfg: TrainConfig, scale: float) -> None:
-    """Each group at `scale` times its peak rate: `lr` for AdamW's, `muon_lr` for Muon's.
-    From the settings, not the optimizer's saved state, so a resume may change them."""
+    """Each group at `scale` times its peak rate: `lr` for AdamW's, `muon_lr` for Muon's,
+    and AdamW's weight decay: from the settings, not the optimizer's saved state, so a
+    resume may change them."""
     peaks = (cfg.lr, cfg.muon_lr)
     for group, peak in zip(optimizer.param_groups, peaks, strict=False):
         group["lr"] = peak * scale
+    optimizer.param_groups[0]["weight_decay"] = cfg.weight_decay  # AdamW's (may change on resume)

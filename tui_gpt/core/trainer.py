@@ -212,6 +212,7 @@ class Trainer:
                 self._checkpoint_if_asked()  # "checkpoint now" works while paused too
             if not self.control.stopping:
                 self.emit(Resumed)
+            self._pace_from = None  # the pause says nothing of the pace of steps
         return self.control.stopping
 
     def _checkpoint_if_asked(self) -> None:
@@ -231,6 +232,7 @@ class Trainer:
                 stop, paused = self.dist.agree(c.stopping, c.paused)
             if not stop:
                 self.emit(Resumed)
+            self._pace_from = None
         if stop and not c.stopping:
             c.stop("stopped on another rank")
         return stop
@@ -273,7 +275,8 @@ class Trainer:
                 memory.shape(self.cfg, self._context, self.runtime, self.model.cfg),
             ).total,
         )
-        self.emit(Notice, message=plan.line())
+        if plan is not None:
+            self.emit(Notice, message=plan.line())
         self.model.train()
         self._compile_if_asked()
         tok_per_s = 0.0
@@ -307,25 +310,31 @@ class Trainer:
                 if self._done():
                     break
             if s.batch >= len(self.train_loader):  # the epoch ran to its end
-                self._sample(at_end=self._done())
+                self._timed(lambda: self._sample(at_end=self._done()))
                 self.emit(EpochEnd)
                 s.epoch += 1
                 s.batch = 0
             elif self._done():
-                self._sample(at_end=True)  # a last look when max_steps ends mid-epoch
+                self._timed(lambda: self._sample(at_end=True))  # a last look, mid-epoch
         if self._deadline is not None and not evaluated and not self._evaluate():
             return self._stop()  # a budgeted run ends measured at its last weights
         self.save_latest()
         self.emit(Finished)
         return "finished"
 
-    def _plan(self) -> estimate.Plan:
+    def _plan(self) -> estimate.Plan | None:
         """Steps, epochs, tokens and time, from a measured (or remembered) step. Under a
-        time budget this also sets the first estimate of the steps that fit."""
+        time budget this also sets the first estimate of the steps that fit. None where the
+        measurement's throwaway model did not fit beside this one: the pace of the real
+        steps alone then sets a budget's steps."""
         s, cfg = self.state, self.cfg
+        try:
+            step_s = estimate.step_seconds(self.model.cfg, cfg, self._context, self.runtime)
+        except (RuntimeError, torch.OutOfMemoryError):
+            return None
         plan = estimate.make_plan(
             cfg,
-            estimate.step_seconds(self.model.cfg, cfg, self._context, self.runtime),
+            step_s,
             len(self.train_loader),
             cfg.batch_size * cfg.grad_accum * self._context * self.dist.world,
             self._step_bound - s.steps_done,
@@ -339,8 +348,8 @@ class Trainer:
         return plan
 
     def _timed(self, work: Callable[[], Any]) -> Any:
-        """Run an evaluation or a save, keeping the longest as what closing a budgeted run
-        costs."""
+        """Run an evaluation, a save or a sample, keeping the longest as what each of the
+        three that close a budgeted run may cost."""
         t0 = time.monotonic()
         result = work()
         self._closing = max(self._closing, time.monotonic() - t0)
@@ -357,7 +366,7 @@ class Trainer:
             self._pace_from = (s.steps_done, now)
         first, since = self._pace_from
         ran = s.steps_done - first
-        left = self._deadline - now - 2 * self._closing  # an evaluation and a save at the end
+        left = self._deadline - now - 3 * self._closing  # a sample, an evaluation, a save
         total = self.total_steps
         if left <= 0:
             total = s.steps_done
@@ -453,7 +462,10 @@ class Trainer:
                 val, val_bpb = evaluate(self.model, self.val_loader, self.device, n, stop, lengths)
         finally:
             self.model.train()
-        if self.control.stopping:
+        stopping = self.control.stopping
+        if self.dist.enabled:  # every rank returns here, or none: the mean below waits for all
+            (stopping,) = self.dist.agree(stopping)
+        if stopping:
             return False
         train, val, train_bpb, val_bpb = self.dist.mean(train, val, train_bpb, val_bpb)
         if not (math.isfinite(train) and math.isfinite(val)):

@@ -144,6 +144,7 @@ class DatasetScreen(Screen):
         self._request = 0  # the preview shown answers the newest request only
         self._list_index: int | None = None  # the list entry last chosen
         self._form_error = False  # the preview shows a settings field's problem
+        self._recipe = default_recipe()  # the recipe list's choice
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -153,16 +154,20 @@ class DatasetScreen(Screen):
                 yield ListView(
                     *[ListItem(Label(label)) for label, _ in self._choices], id="dataset-list"
                 )
-                yield Input(placeholder="path + Enter (ctrl+o: browse)", id="path")
+                # Typing on the list starts a path here: selecting all on focus would let the
+                # second character replace the first.
+                yield Input(
+                    placeholder="path + Enter (ctrl+o: browse)", id="path", select_on_focus=False
+                )
                 yield Static("", id="preview")
                 yield ProgressBar(total=100, show_eta=False, id="tokenizer-progress")
             with Pane(id="settings"):
                 yield Label("Settings", classes="title")
                 yield Select(
-                    [(f"recipe {name}: {r.description}", name) for name, r in RECIPES.items()],
+                    [(f"recipe: {name}", name) for name in RECIPES],
                     value=default_recipe(), allow_blank=False, id="recipe",
-                    tooltip="fills the settings below with a recipe's (fast: the best measured "
-                    "per minute on a CPU; reference: the chapter's run)",
+                    tooltip="fills the settings below with a recipe's: "
+                    + "; ".join(f"{name}: {r.description}" for name, r in RECIPES.items()),
                 )  # fmt: skip
                 yield Static("", id="preset-info")
                 yield Static("", id="plan")
@@ -236,7 +241,10 @@ class DatasetScreen(Screen):
     @on(Select.Changed, "#recipe")
     def _recipe_chosen(self, event: Select.Changed) -> None:
         event.stop()
-        if isinstance(event.value, str):
+        # The list reports its first value too: only a choice the user makes fills the form
+        # (which may hold the settings remembered from last time).
+        if isinstance(event.value, str) and event.value != self._recipe:
+            self._recipe = event.value
             self._show_recipe(event.value)
             self._update_preset_info()
             self.refresh_preview()

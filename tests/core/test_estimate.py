@@ -1,0 +1,33 @@
+import torch
+
+from tui_gpt.core.config import ModelChoice, TrainConfig
+from tui_gpt.core.device import Runtime
+from tui_gpt.core.estimate import cached_step_seconds, make_plan, step_seconds
+
+
+def test_a_step_is_measured_once_and_leaves_the_random_state_alone():
+    shape = ModelChoice("nano", arch="llama").config(257, 32)
+    cfg = TrainConfig(batch_size=4, optimizer="muon")
+    runtime = Runtime(torch.device("cpu"), "fp32", 1)
+    assert cached_step_seconds(shape, cfg, 32, runtime) is None
+    before = torch.get_rng_state()
+    measured = step_seconds(shape, cfg, 32, runtime)
+    assert torch.equal(torch.get_rng_state(), before)  # a run seeded before is unaffected
+    assert 0 < measured < 10
+    assert cached_step_seconds(shape, cfg, 32, runtime) == measured
+    assert step_seconds(shape, cfg, 32, runtime) == measured  # remembered, not measured again
+    other = TrainConfig(batch_size=8, optimizer="muon")
+    assert cached_step_seconds(shape, other, 32, runtime) is None  # another setup
+
+
+def test_the_plan_counts_evaluations_and_fits_a_budget():
+    cfg = TrainConfig(eval_freq=10, eval_iter=3)  # 6 forward batches every 10 steps: +20%
+    plan = make_plan(cfg, 0.1, steps_per_epoch=50, tokens_per_step=256, step_bound=500)
+    assert plan.steps == 500 and plan.step_seconds == 0.12 and plan.epochs == 10
+    assert plan.line() == "plan: 500 steps (10.00 epochs, 128,000 tokens), about 60 s at 120 ms/step measured"
+    budget = TrainConfig(eval_freq=10, eval_iter=3, minutes=1)
+    assert make_plan(budget, 0.1, 50, 256, 500, seconds_left=30).steps == 250
+    assert make_plan(budget, 0.1, 50, 256, 100, seconds_left=30).steps == 100  # epochs bound
+    assert make_plan(budget, 0.1, 50, 256, 0, seconds_left=30).steps == 0  # nothing left
+    assert make_plan(budget, 0.1, 50, 256, 500, seconds_left=-1).steps == 0
+    assert make_plan(budget, 0.1, 50, 256, 500).line().startswith("plan: 1 min budget: about 500")
