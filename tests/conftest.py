@@ -104,10 +104,22 @@ def runs_root(private_dirs) -> Path:
     return private_dirs / "runs"
 
 
+# Verbs run inside the test process (the same `cli.main`, without a new interpreter and
+# torch import each time: seconds per call). Training, benchmarks and watching keep their
+# own process: signal handlers, memory measurements and long-lived threads are theirs.
+IN_PROCESS = {"runs", "export", "plot", "import-gpt2", "prepare", "eval", "compare",
+              "tokenizer", "generate"}  # fmt: skip
+_VERBS = IN_PROCESS | {"train", "bench", "watch", "control"}
+
+
 def run_cli(
     *args: str, env: dict | None = None, timeout: float = 240, **kw
 ) -> subprocess.CompletedProcess:
-    """Run the real `tui-gpt` entry point in a subprocess."""
+    """Run the real `tui-gpt` entry point: in this process for the verbs above, else in a
+    subprocess. Either way: its exit status, stdout and stderr."""
+    verb = next((a for a in args if a in _VERBS), None)
+    if verb in IN_PROCESS and not kw:
+        return _in_process(args, env or {})
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tui_gpt", *args],
@@ -118,6 +130,32 @@ def run_cli(
         cwd=ROOT,
         **kw,
     )
+
+
+def _in_process(args: tuple[str, ...], env: dict) -> subprocess.CompletedProcess:
+    import contextlib
+    import io
+    import signal
+
+    from tui_gpt import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_term = signal.getsignal(signal.SIGTERM)
+    os.environ.update(env)
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = cli.main(list(args))
+            except SystemExit as exc:  # argparse's usage errors, --help
+                status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        signal.signal(signal.SIGTERM, saved_term)
+    return subprocess.CompletedProcess(["tui-gpt", *args], status, out.getvalue(), err.getvalue())
 
 
 def wait_until(condition, timeout: float = 120.0, what: str = "the condition") -> None:
