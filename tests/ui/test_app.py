@@ -810,3 +810,13 @@ def test_train_further_means_more_steps_or_more_epochs_from_where_the_run_is():
     for bad in ("", "0", "-2", "two", "2x"):
         with pytest.raises(ValueError):
             more_training(bad, 300, 1204)
+
+
+def test_help_explains_mfu_bits_per_byte_and_perplexity(runs_root):
+    from tui_gpt.core.events import GLOSSARY
+    from tui_gpt.ui.screens.help import help_text
+    from tui_gpt.ui.screens.train import TrainScreen as Dashboard
+
+    text = help_text(Dashboard(Run(runs_root / "x"), live=False), [], runs_root, ())
+    for term, meaning in GLOSSARY.items():
+        assert f"[b]{term}[/b]: {meaning}" in text
