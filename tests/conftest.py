@@ -118,8 +118,10 @@ def run_cli(
     """Run the real `tui-gpt` entry point: in this process for the verbs above, else in a
     subprocess. Either way: its exit status, stdout and stderr."""
     verb = next((a for a in args if a in _VERBS), None)
-    if verb in IN_PROCESS and not kw:
-        return _in_process(args, env or {})
+    # A call with its own environment gets its own process: what the process caches (the
+    # GPT-2 vocabulary, for one) must not answer for the environment under test.
+    if verb in IN_PROCESS and not kw and not env:
+        return _in_process(args, {})
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tui_gpt", *args],
@@ -132,7 +134,7 @@ def run_cli(
     )
 
 
-def _in_process(args: tuple[str, ...], env: dict) -> subprocess.CompletedProcess:
+def _in_process(args: tuple[str, ...], env: dict[str, str]) -> subprocess.CompletedProcess:
     import contextlib
     import io
     import signal
