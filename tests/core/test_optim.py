@@ -95,6 +95,11 @@ def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_root):
     # The run ends with an evaluation of its last weights, then a checkpoint.
     assert rec.events[-1].__class__ is Finished
     assert rec.of(Eval)[-1].step == steps[-1].step
+    # Ended by its epochs instead: the closing evaluation is said to be of the last epoch.
+    short = Recorder()
+    small = config(epochs=2, minutes=5.0, eval_freq=100, sample_tokens=0)
+    assert start(runs_root, small, [short]).run_training() == "finished"
+    assert [e.epoch for e in short.of(Eval)] == [1, 2] and short.events[-1].epoch == 2
     progress = Progress()
     for event in rec.events:
         progress.update(event)

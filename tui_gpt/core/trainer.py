@@ -195,7 +195,10 @@ class Trainer:
 
     def emit(self, event_type: type[Event], **fields) -> Event:
         s = self.state
-        event = event_type(step=s.step, epoch=s.epoch + 1, tokens_seen=s.tokens_seen, **fields)
+        # Counted from 1; after the last epoch ends, events (a closing evaluation, Finished)
+        # still belong to it.
+        epoch = min(s.epoch, max(self.cfg.epochs - 1, 0)) + 1
+        event = event_type(step=s.step, epoch=epoch, tokens_seen=s.tokens_seen, **fields)
         for sink in self.sinks:
             sink(event)
         return event
