@@ -115,11 +115,12 @@ class ModelChoice:
     rope_theta: float = setting(10000.0, "llama: base of the rotary position frequencies", label="Rotary base", gt=1)
 
     def config(self, vocab_size: int, context_length: int | None = None) -> GPTConfig:
-        """The shape of a new model of this choice (the preset's widths, this architecture)."""
-        extra: dict[str, Any] = {}
+        """The shape of a new model of this choice (the preset's widths, this architecture,
+        this dropout)."""
+        extra: dict[str, Any] = {} if self.dropout is None else {"drop_rate": self.dropout}
         if self.arch != "gpt2":
-            extra = {"arch": self.arch, "n_kv_heads": self.kv_heads, "qk_norm": self.qk_norm,
-                     "rope_theta": self.rope_theta}  # fmt: skip
+            extra |= {"arch": self.arch, "n_kv_heads": self.kv_heads, "qk_norm": self.qk_norm,
+                      "rope_theta": self.rope_theta}  # fmt: skip
         try:
             return model_config(self.preset, vocab_size, context_length or self.context_length, **extra)
         except ValueError as exc:  # heads that do not divide, an odd head width
@@ -163,6 +164,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def step_bound(self, batches_per_epoch: int) -> int:
+        """The updates the epochs and max steps allow (a time budget may stop sooner)."""
+        steps = batches_per_epoch * self.epochs
+        return steps if self.max_steps is None else min(steps, self.max_steps)
+
+    def tokens_per_step(self, context_length: int) -> int:
+        """Tokens one update reads, per process."""
+        return self.batch_size * self.grad_accum * context_length
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

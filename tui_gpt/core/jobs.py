@@ -174,7 +174,7 @@ def _assemble(
         raise TuiGptError(
             f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
         )
-    runtime = _runtime(cfg, dist)
+    runtime = runtime_for(cfg, dist)
     # Before tokenizing or allocating anything: will it fit? (Ranks on one machine share it.)
     room = memory.available(runtime.device.type)
     if room is not None and runtime.device.type == "cpu":
@@ -348,7 +348,8 @@ def _record(
     }
 
 
-def _runtime(cfg: TrainConfig, dist: Distributed) -> Runtime:
+def runtime_for(cfg: TrainConfig, dist: Distributed = SINGLE) -> Runtime:
+    """The device, precision and threads a training with these settings runs on."""
     device = dist.device if dist.device is not None else resolve_device(cfg.device)
     threads = cfg.threads
     if dist.enabled and not threads and device.type == "cpu":

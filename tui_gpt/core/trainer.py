@@ -171,9 +171,7 @@ class Trainer:
         # torchrun, the model itself otherwise. Evaluation, samples and checkpoints use the
         # bare model.
         self.train_module: Any = dist.wrap(model)  # compiled later, maybe
-        self.total_steps = len(self.train_loader) * config.epochs
-        if config.max_steps is not None:
-            self.total_steps = min(self.total_steps, config.max_steps)
+        self.total_steps = config.step_bound(len(self.train_loader))
         # A time budget: the steps it leaves room for, re-estimated from the measured pace.
         self._step_bound = self.total_steps  # what the epochs and max_steps allow
         begun = time.monotonic() if started is None else started
@@ -339,7 +337,7 @@ class Trainer:
             cfg,
             step_s,
             len(self.train_loader),
-            cfg.batch_size * cfg.grad_accum * self._context * self.dist.world,
+            cfg.tokens_per_step(self._context) * self.dist.world,
             self._step_bound - s.steps_done,
             None if self._deadline is None else self._deadline - time.monotonic(),
         )

@@ -50,10 +50,10 @@ from tui_gpt.core.config import (
     preset_description,
 )
 from tui_gpt.core.data import inspect_source, plan, prepare
-from tui_gpt.core.device import Runtime, resolve_device, resolve_precision, resolve_threads
 from tui_gpt.core.errors import Cancelled, TuiGptError
 from tui_gpt.core.estimate import cached_step_seconds, make_plan, step_seconds
 from tui_gpt.core.fsutil import atomic_write_text
+from tui_gpt.core.jobs import runtime_for
 from tui_gpt.core.records import read_json
 from tui_gpt.core.tokenizer import TOKENIZERS, BPETokenizer
 from tui_gpt.ui.host import host
@@ -324,15 +324,12 @@ class DatasetScreen(Screen):
             return  # a trained tokenizer: the preview says, once it has read the file
         try:
             model, cfg = self.read_settings()
-            device = resolve_device(cfg.device)
+            runtime = runtime_for(cfg)
         except TuiGptError:
             return  # the field in error says so; the line keeps its last good state
         mcfg = model.config(vocab)
-        if model.dropout is not None:
-            mcfg.drop_rate = model.dropout
-        runtime = Runtime(device, resolve_precision(cfg.precision, device))
         need = memory.estimate(mcfg, memory.shape(cfg, mcfg.context_length, runtime, mcfg)).total
-        room = memory.available(device.type)
+        room = memory.available(runtime.device.type)
         free = f" of {memory.size(room)} free" if room is not None else ""
         fits = "" if room is None or need <= room else "[red]"
         lines.first(Static).update(
@@ -419,14 +416,8 @@ class DatasetScreen(Screen):
         """The plan of the settings on screen (a measured step; a second or two the first
         time for a small model, then remembered), in the preview's worker."""
         try:
-            device = resolve_device(cfg.device)
-            runtime = Runtime(device, resolve_precision(cfg.precision, device), resolve_threads(cfg.threads))
+            runtime = runtime_for(cfg)
             mcfg = model.config(vocab, seq)
-            if model.dropout is not None:
-                mcfg.drop_rate = model.dropout
-            updates = batches * cfg.epochs
-            bound = min(updates, cfg.max_steps) if cfg.max_steps else updates
-            tokens = cfg.batch_size * cfg.grad_accum * seq
             # Never measured beside a training of this window: it would slow it down, and
             # the measurement's own random numbers must not touch the trainer's.
             known = cached_step_seconds(mcfg, cfg, seq, runtime)
@@ -434,7 +425,8 @@ class DatasetScreen(Screen):
                 line = "plan: measured once the training in this window ends"
             else:
                 step_s = known or step_seconds(mcfg, cfg, seq, runtime)
-                line = make_plan(cfg, step_s, batches, tokens, bound).line()
+                plan = make_plan(cfg, step_s, batches, cfg.tokens_per_step(seq), cfg.step_bound(batches))
+                line = plan.line()
         except (TuiGptError, RuntimeError) as exc:
             line = f"plan: unknown ({exc})"
         self.app.call_from_thread(self._show_plan, line, request)
