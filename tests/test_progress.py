@@ -50,3 +50,16 @@ def test_the_bar_redraws_in_place_in_an_80_column_terminal(tmp_path):
         assert len(seen) >= 3, screen
     finally:
         subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+
+
+def test_counts_have_thousands_separators_wherever_a_run_is_described():
+    from tui_gpt.core.events import Progress, RunStarted, Step, started_line
+
+    start = RunStarted(run_id="r", params=1_234_567, train_batches=1_204, val_batches=1_100,
+                       total_steps=12_040)  # fmt: skip
+    assert "12,040 steps (1,204 batches/epoch, 1,100 validation)" in started_line(start)
+    assert "1,234,567 parameters" in started_line(start)
+    progress = Progress()
+    progress.update(start)
+    progress.update(Step(step=1_233, epoch=2, loss=2.0, tok_per_s=12_345.0))
+    assert "step 1,234/12,040" in progress.line() and "12,345 tok/s" in progress.line()

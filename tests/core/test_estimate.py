@@ -30,4 +30,7 @@ def test_the_plan_counts_evaluations_and_fits_a_budget():
     assert make_plan(budget, 0.1, 50, 256, 100, seconds_left=30).steps == 100  # epochs bound
     assert make_plan(budget, 0.1, 50, 256, 0, seconds_left=30).steps == 0  # nothing left
     assert make_plan(budget, 0.1, 50, 256, 500, seconds_left=-1).steps == 0
-    assert make_plan(budget, 0.1, 50, 256, 500).line().startswith("plan: 1 min budget: about 500")
+    assert make_plan(budget, 0.1, 50, 256, 1000).line().startswith("plan: 1 min budget: about 500")
+    # The epochs end the run before the budget does: the plan says so, not "budget".
+    small = make_plan(budget, 0.1, 2, 256, 8).line()
+    assert small.startswith("plan: 8 steps (4.00 epochs") and small.endswith("(within the 1 min budget)")

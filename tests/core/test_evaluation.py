@@ -51,3 +51,33 @@ def test_eval_scores_the_whole_validation_split_or_any_text(runs_root):
     assert other["split"] == "all" and other["tokens"] > 10 * mine["tokens"]
     text = run_cli("eval", job.run.id, *root)
     assert "bits/byte" in text.stdout and "validation" in text.stdout
+
+
+def test_a_whole_split_score_is_kept_shown_and_compared_until_its_weights_change(runs_root):
+    from tui_gpt.core.experiments import comparison_rows, describe, details
+    from tui_gpt.core.jobs import assemble
+
+    root = ["--run-dir", str(runs_root)]
+    jobs = [start(runs_root, config(max_steps=4, sample_tokens=0, seed=s)) for s in (1, 2)]
+    for job in jobs:
+        job.run_training()
+    first, second = (job.run for job in jobs)
+    assert details(first).split_score is None  # nothing scored yet
+    mine = json.loads(run_cli("eval", first.id, "--json", *root).stdout)
+    json.loads(run_cli("eval", second.id, "--json", "--checkpoint", "latest", *root).stdout)
+    run_cli("eval", first.id, str(SAMPLES), *root)  # other text: not the run's own score
+    d = details(first)
+    assert set(d.split_scores) == {"best"} and d.split_score.bpb == pytest.approx(mine["bpb"])
+    assert d.split_score.tokens == mine["tokens"] and d.split_score.step == d.best_step
+    assert any(line.startswith(f"whole val  best (step {d.best_step}): ") for line in describe(d))
+    rows = {row[0]: row[1:] for row in comparison_rows([d, details(second)])}
+    assert rows["whole val bits/byte"][0] == f"{mine['bpb']:.4f}"
+    assert rows["whole val bits/byte"][1] != "-"  # the latest weights' score stands in
+    assert json.loads(run_cli("runs", "show", first.id, "--json", *root).stdout)["split_scores"]
+
+    # Trained further: its checkpoints are new, the recorded score is of older weights.
+    assemble(resume=first.id, changes={"max_steps": 8}, runs_root=runs_root).run_training()
+    assert details(first).split_scores == {}
+    # A damaged scores file costs the scores, not the run's details.
+    first.scores_path.write_text("{not json")
+    assert details(first).split_scores == {} and details(first).steps == 8

@@ -153,9 +153,20 @@ def test_gguf_reads_back_with_its_keys_shapes_and_types(bpe_run, tmp_path, dtype
         assert (tensors["blk.0.attn_qkv.weight"].data == w).all()
 
 
-def llama_cpp_greedy(llama_cpp, path, ids: list[int], n: int) -> list[int]:
-    """The first `n` tokens llama.cpp picks greedily after `ids`."""
+# Words, contractions, digits, spaces, punctuation, newlines and non-ASCII letters: where the
+# pre-tokenizer regexes of tokenizers differ.
+SPLIT_PROBE = "It's 1,234 o'clock  -- Zoë said:\n\n  \"we'll see\"... 42x\tend"
+
+
+def llama_cpp_greedy(llama_cpp, path, ids: list[int], n: int, tok=None) -> list[int]:
+    """The first `n` tokens llama.cpp picks greedily after `ids`. With `tok`, first check
+    that llama.cpp splits text into the same tokens as tui-gpt (tokenizer.ggml.pre) and
+    reads them back to the same text."""
     llm = llama_cpp.Llama(str(path), n_ctx=64, verbose=False)
+    if tok is not None:
+        probe = SPLIT_PROBE
+        assert llm.tokenize(probe.encode(), add_bos=False, special=False) == tok.encode(probe)
+        assert llm.detokenize(tok.encode(probe)).decode() == probe
     got = []
     for token in llm.generate(ids, top_k=1, temp=0.0):
         got.append(token)
@@ -171,7 +182,18 @@ def test_llama_cpp_greedy_tokens_match(bpe_run, tmp_path):
     ours, tok, _ = load(run)
     ids = tok.encode(TEXTS[0])
     want = generate(ours, torch.tensor([ids]), 8)[0, len(ids) :].tolist()
-    assert llama_cpp_greedy(llama_cpp, tmp_path / "m.gguf", ids, 8) == want
+    assert llama_cpp_greedy(llama_cpp, tmp_path / "m.gguf", ids, 8, tok) == want
+
+
+@needs_gpt2
+def test_llama_cpp_reads_gpt2s_own_vocabulary_as_tui_gpt_does(runs_root, tmp_path):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    run = tiny_run(runs_root, "gpt2", arch="llama")
+    export(run, "gguf", tmp_path / "m.gguf", "f32")
+    ours, tok, _ = load(run)
+    ids = tok.encode(TEXTS[0])
+    want = generate(ours, torch.tensor([ids]), 8)[0, len(ids) :].tolist()
+    assert llama_cpp_greedy(llama_cpp, tmp_path / "m.gguf", ids, 8, tok) == want
 
 
 def test_bad_exports_are_one_line_each(runs_root, tmp_path):
@@ -276,7 +298,7 @@ def test_llama_cpp_decodes_a_llama_export_to_the_same_tokens(runs_root, tmp_path
     ours, tok, _ = load(run)
     ids = tok.encode(TEXTS[0])
     want = generate(ours, torch.tensor([ids]), 8)[0, len(ids) :].tolist()
-    assert llama_cpp_greedy(llama_cpp, tmp_path / "m.gguf", ids, 8) == want
+    assert llama_cpp_greedy(llama_cpp, tmp_path / "m.gguf", ids, 8, tok) == want
 
 
 def test_llama_cpp_rotary_on_the_permuted_rows_equals_ours():

@@ -61,11 +61,17 @@ def test_train_refuses_before_starting_with_one_line_and_leaves_nothing(tmp_path
     assert not any(tmp_path.iterdir())
 
 
-def test_bench_reports_the_estimate_beside_the_measured_peak():
-    result = run_cli(
-        "bench", "train", "--preset", "mini", "--context-length", "128", "--batch-size", "4",
-        "--steps", "1", "--json",
-    )  # fmt: skip
+@pytest.mark.parametrize(
+    "shape",
+    [
+        ("--preset", "mini", "--context-length", "128", "--batch-size", "4"),
+        ("--preset", "mini", "--context-length", "128", "--batch-size", "4", "--arch", "llama"),
+        ("--preset", "nano"),  # small: torch's own start-up memory must not count
+    ],
+    ids=["mini", "mini-llama", "nano"],
+)
+def test_bench_reports_the_estimate_beside_the_measured_peak(shape):
+    result = run_cli("bench", "train", *shape, "--steps", "1", "--json")
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout)
     # The bar: the estimate within 25% of the memory the training really took.

@@ -121,3 +121,9 @@ def fake_run(
     model = GPT(model_config("nano", 257, 32))
     checkpoint.save(path / "checkpoints" / "best.safetensors", model, extra={"tokenizer": "byte"})
     return path
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, one line per row (the screen's compositor: dialogs over
+    it are not included)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -6,13 +6,15 @@ import json
 import os
 import re
 import signal
+from collections import Counter
 
 import pytest
-from textual.widgets import DataTable, Input, RichLog, Select, Static
+from textual.widgets import DataTable, Input, Label, ListView, RichLog, Select, Static
 
 from tests.conftest import NIGHT_KITCHEN, VERDICT, needs_gpt2, needs_verdict, wait_until
-from tests.ui.conftest import fake_run, wait_for
+from tests.ui.conftest import fake_run, screen_text, wait_for
 from tui_gpt.core import control
+from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.runs import Run, liveness
 from tui_gpt.ui.app import TuiGptApp
 from tui_gpt.ui.messages import TrainingEvent
@@ -21,6 +23,7 @@ from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.screens.dataset import DatasetScreen
 from tui_gpt.ui.screens.runs import RunsScreen
 from tui_gpt.ui.screens.train import TrainScreen
+from tui_gpt.ui.widgets.token_probs import TokenProbs
 
 
 def preview_text(app) -> str:
@@ -103,6 +106,7 @@ async def test_dataset_preview_shows_facts_and_problems(runs_root, tmp_path):
         app.screen.query_one("#path", Input).value = str(binary)
         await pilot.press("enter")
         await wait_for(pilot, lambda: "binary content" in preview_text(app))
+        assert app.screen.sub_title == "blob.txt · problem"  # not the last good dataset's
         await pilot.press("ctrl+t")  # refused: nothing starts
         await pilot.pause()
         assert isinstance(app.screen, DatasetScreen) and not app.training_active
@@ -121,6 +125,10 @@ async def test_train_to_the_end_then_generate(runs_root):
         await wait_for(pilot, lambda: dashboard.state == "finished" and not app.training_active)
         kinds = [m.event.name for m in posted if isinstance(m, TrainingEvent)]
         assert kinds[0] == "run_started" and kinds[-1] == "finished" and "sample" in kinds
+        # Each event is posted twice: to the app by the worker, to the dashboard by the app;
+        # never handed round again (a message bubbling back would loop forever).
+        times = Counter(id(m.event) for m in posted if isinstance(m, TrainingEvent))
+        assert set(times.values()) == {2}, Counter(times.values())
         log = "\n".join(line.text for line in dashboard.query_one("#log", RichLog).lines)
         assert "Ep 1 (Step 000000): Train loss" in log
         assert len(dashboard.query_one("#chart").history.val) >= 2
@@ -135,7 +143,7 @@ async def test_train_to_the_end_then_generate(runs_root):
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
         # One rule: the best weights, said in the title; f6 switches to the latest and back.
-        assert app.screen.weights == "best" and " · best, step " in app.screen.chat_title
+        assert app.screen.weights == "best" and app.screen.chat_title.startswith("best, step ")
         first = app.screen
         # F6 changes the weights only: the sampling settings, mode and conversation stay.
         first.query_one("#temperature", Input).value = "0.3"
@@ -143,7 +151,7 @@ async def test_train_to_the_end_then_generate(runs_root):
         first.mode, first.transcript = "fresh", "so far"
         await pilot.press("f6")
         await wait_for(pilot, lambda: first.weights == "latest")
-        assert app.screen is first and " · latest, step 22" in first.chat_title
+        assert app.screen is first and first.chat_title.startswith("latest, step 22 · ")
         assert first.settings().temperature == 0.3 and first.settings().max_new_tokens == 7
         assert (first.mode, first.transcript) == ("fresh", "so far")
         first.mode, first.transcript = "continue", ""
@@ -351,7 +359,7 @@ async def test_watch_catches_up_on_a_long_run(runs_root):
         await wait_for(pilot, lambda: dashboard.epoch_samples == 4000)
         await wait_for(
             pilot,
-            lambda: "step 20000/20000" in str(dashboard.query_one("#progress-label").render()),
+            lambda: "step 20,000/20,000" in str(dashboard.query_one("#progress-label").render()),
         )
         assert len(dashboard.query_one("#chart").history.val) == 4000  # every evaluation
         log = dashboard.query_one("#log", RichLog)
@@ -820,3 +828,95 @@ def test_help_explains_mfu_bits_per_byte_and_perplexity(runs_root):
     text = help_text(Dashboard(Run(runs_root / "x"), live=False), [], runs_root, ())
     for term, meaning in GLOSSARY.items():
         assert f"[b]{term}[/b]: {meaning}" in text
+
+
+async def test_the_runs_list_at_80x24_shows_a_live_runs_steps_best_and_dataset(runs_root):
+    path = fake_run(runs_root, "20260101-000000-story-nano", status="running")
+    status = json.loads((path / "status.json").read_text())
+    (path / "status.json").write_text(json.dumps({**status, "pid": os.getpid()}))  # alive
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.summaries)
+        assert app.screen.summaries[0].state == "live"
+        await wait_for(pilot, lambda: f"pid {os.getpid()}" in screen_text(app))  # details
+        text = screen_text(app)
+        header = next(line for line in text.splitlines() if " run " in line and "state" in line)
+        for column in ("steps", "best val", "dataset"):
+            assert column in header, header
+        row = next(line for line in text.splitlines() if "20260101-000000" in line)
+        assert "running" in row and " 20 " in row and "3.600" in row and "story.txt" in row, row
+
+
+async def test_nothing_is_cut_at_80x24_and_the_dataset_list_is_usable(runs_root, tmp_path):
+    from tests.core.test_trainer import config, start
+    from tui_gpt.core.config import ModelChoice
+    from tui_gpt.ui.screens.dataset import remember, remember_settings
+
+    # Three recent datasets; the last training used the oldest, so it starts far down.
+    texts = [tmp_path / f"story{i}.txt" for i in range(3)]
+    for text in texts:
+        text.write_text("Once upon a time. " * 100)
+        remember(str(text))  # the newest ends first
+    remember_settings(TrainSpec(str(texts[0]), ModelChoice("nano", 64, "byte"), config()))
+    job = start(runs_root, config(max_steps=12, eval_freq=4, sample_tokens=5))
+    assert job.run_training() == "finished"
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        datasets = app.screen
+        listing = datasets.query_one("#dataset-list", ListView)
+        labels = [str(item.query_one(Label).render()) for item in listing.children]
+        assert labels[:3] == ["recent: story2.txt", "recent: story1.txt", "recent: story0.txt"]
+        assert listing.index == 2 and datasets.dataset == str(texts[0])
+        assert listing.outer_size.height >= 7  # five entries or more, within its border
+        await wait_for(pilot, lambda: "recent: story0.txt" in screen_text(app))  # in view
+        await pilot.pause()  # what the start-up left to do after a refresh is done
+        await pilot.press("end")
+        assert listing.index == len(labels) - 1
+        await wait_for(pilot, lambda: labels[-1] in screen_text(app))
+        await pilot.press("home")
+        assert listing.index == 0
+
+        app.open_dashboard(job.run)
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        await wait_for(pilot, lambda: "needs about" in screen_text(app))
+        text = screen_text(app)
+        bpb = re.search(r"\(best ([\d.]+)\)", str(app.screen.query_one("#bpb").render()))
+        assert bpb and "bits/byte (best" in text and f"{bpb[1]})" in text, text  # wrapped, whole
+        assert re.search(r"needs about [\d.]+ [KMG]iB of memory", text), text
+
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
+        chat = app.screen
+        header = screen_text(app).splitlines()[0]
+        assert re.search(r"generator — best, step \d+ · the-night-kitchen-nano ", header), header
+        chat.query_one("#prompt", Input).value = "Once"
+        await pilot.press("enter")
+        probs = chat.query_one(TokenProbs)
+        await wait_for(pilot, lambda: probs.candidates)
+        await wait_for(pilot, lambda: not chat.generating)
+        rows = [line for line in screen_text(app).splitlines() if re.search(r"\d%", line)]
+        bars = [len(re.findall("█", row)) for row in rows]
+        room = probs.size.width - 6 - min(12, probs.size.width - 16) - 2
+        assert bars[0] == room and all(bars), (rows, room)  # the top bar fills, none cut
+
+
+async def test_the_dataset_help_gives_the_defaults_of_the_recipe_chosen(runs_root, monkeypatch):
+    from tui_gpt.ui.screens.help import HelpScreen
+
+    monkeypatch.delenv("TUI_GPT_RECIPE")  # the default recipe: fast
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "(--tokenizer, default fit (recipe fast))" in app.screen.text
+        assert "(--optimizer, default muon (recipe fast))" in app.screen.text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        app.screen.query_one("#recipe", Select).value = "reference"
+        await wait_for(pilot, lambda: app.screen.recipe == "reference")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "(--tokenizer, default gpt2)" in app.screen.text

@@ -52,7 +52,7 @@ def test_dataset_screen(snap_compare, fixed_runs):
             lambda: (
                 isinstance(app.screen, DatasetScreen)
                 and "characters" in str(app.screen.query_one("#preview").render())
-                and "plan:" in str(app.screen.query_one("#plan").render())
+                and "ms/step" in str(app.screen.query_one("#plan").render())
             ),
         )
 

@@ -48,7 +48,8 @@ from tui_gpt.core.events import (
 
 if TYPE_CHECKING:  # torch comes with these; the parser must load without it
     from tui_gpt.core.distributed import Distributed
-    from tui_gpt.core.jobs import TrainingJob
+    from tui_gpt.core.jobs import JobHooks, TrainingJob
+    from tui_gpt.core.session import Build
     from tui_gpt.core.trainer import TrainerControl
 
 
@@ -135,10 +136,12 @@ def _silence_output() -> None:
             os.dup2(devnull, fd)
 
 
-def install_stop_signals(control: TrainerControl, say) -> list[int]:
+def install_stop_signals(
+    control: TrainerControl, say, received: list[int] | None = None
+) -> list[int]:
     """First Ctrl+C / SIGTERM / SIGHUP: stop after the current step and save. Second Ctrl+C:
-    exit at once. Returns the list the signals received are appended to."""
-    received: list[int] = []
+    exit at once. Returns the list the signals received are appended to (`received`)."""
+    received = [] if received is None else received
 
     def handler(signum: int, _frame) -> None:
         received.append(signum)
@@ -190,23 +193,22 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
     return spec
 
 
-def build_job(
-    args: argparse.Namespace, sinks, control: TrainerControl, dist: Distributed | None = None
-) -> TrainingJob:
+def job_builder(args: argparse.Namespace, dist: Distributed | None = None) -> Build:
+    """How to assemble the training this command line asks for (a resume or a new run)."""
     from tui_gpt.core.distributed import SINGLE
-    from tui_gpt.core.jobs import JobHooks, assemble
+    from tui_gpt.core.jobs import assemble
 
     dist = dist or SINGLE
-    bar = TextProgress("tokenizing")
-    hooks = JobHooks(sinks, control, (lambda d, t: bar(d, t)) if dist.is_main else None, note)
-    if args.resume:
-        job = assemble(resume=args.resume, changes=given(args, TrainConfig), runs_root=runs_root(args),
-                       hooks=hooks, dist=dist, started=args.started)  # fmt: skip
-    else:
-        job = assemble(spec_from_args(args), runs_root=runs_root(args), hooks=hooks, dist=dist,
-                       vocab_dir=args.vocab_dir, started=args.started)  # fmt: skip
-    bar.clear()
-    return job
+
+    def build(hooks: JobHooks) -> TrainingJob:
+        if args.resume:
+            return assemble(resume=args.resume, changes=given(args, TrainConfig),
+                            runs_root=runs_root(args), hooks=hooks, dist=dist,
+                            started=args.started)  # fmt: skip
+        return assemble(spec_from_args(args), runs_root=runs_root(args), hooks=hooks, dist=dist,
+                        vocab_dir=args.vocab_dir, started=args.started)  # fmt: skip
+
+    return build
 
 
 def raise_usage(message: str) -> None:
@@ -258,19 +260,35 @@ def run_detached(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, dist: Distributed) -> int:
-    from tui_gpt.core.trainer import TrainerControl
+    from tui_gpt.core.session import TrainingSession
 
     printer = ConsolePrinter()
-    control = TrainerControl()
+    session = TrainingSession()
+    control = session.begin()
+    bar = TextProgress("tokenizing")
+    received: list[int] = []
+
+    def on_job(job: TrainingJob) -> None:
+        bar.clear()
+        if job.run is not None and detach.is_detached_child():
+            detach.report_started(job.run.id, job.run.path)
+        # From here a Ctrl+C stops after a step and saves; before, it ends the preparation.
+        install_stop_signals(control, printer.say, received)
+
     try:
-        job = build_job(args, [printer] if dist.is_main else [], control, dist)
+        outcome = session.run(
+            job_builder(args, dist),
+            [printer] if dist.is_main else [],
+            tokenizing=(lambda d, t: bar(d, t)) if dist.is_main else None,
+            notice=note,
+            on_job=on_job,
+        )
     except TuiGptError as exc:
-        detach.report_failed(str(exc))
+        if session.job is None:  # the job could not be assembled: tell a waiting parent
+            detach.report_failed(str(exc))
         raise
-    if job.run is not None and detach.is_detached_child():
-        detach.report_started(job.run.id, job.run.path)
-    received = install_stop_signals(control, printer.say)
-    outcome = job.run_training()
+    job = session.job
+    assert job is not None
     if job.run is None:
         return 0  # ranks other than 0 say nothing
     printer.say(f"{outcome}: run {job.run.id}")

@@ -111,6 +111,7 @@ class Plan:
     tokens_per_step: int
     step_seconds: float
     minutes: float | None = None  # the time budget, if any
+    budget_binds: bool = False  # the budget, not the epochs or max steps, ends the run
 
     @property
     def epochs(self) -> float:
@@ -126,9 +127,10 @@ class Plan:
             f"{self.steps:,} steps ({self.epochs:,.2f} epochs, "
             f"{self.steps * self.tokens_per_step:,} tokens)"
         )
-        if self.minutes is not None:
+        if self.minutes is not None and self.budget_binds:
             return f"plan: {self.minutes:g} min budget: about {work} at {pace}"
-        return f"plan: {work}, about {duration_text(self.seconds)} at {pace}"
+        within = f" (within the {self.minutes:g} min budget)" if self.minutes is not None else ""
+        return f"plan: {work}, about {duration_text(self.seconds)} at {pace}{within}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,11 +149,11 @@ def make_plan(
     under a time budget (`seconds_left`, else all of `cfg.minutes`) the steps are those
     that fit."""
     per_step = step_s * (1 + 2 * cfg.eval_iter / 3 / cfg.eval_freq)
-    steps = max(0, step_bound)
+    steps = bound = max(0, step_bound)
     if cfg.minutes is not None and steps:
         left = cfg.minutes * 60 if seconds_left is None else seconds_left
         steps = 0 if left <= 0 else min(steps, max(1, math.floor(left / per_step)))
-    return Plan(steps, steps_per_epoch, tokens_per_step, per_step, cfg.minutes)
+    return Plan(steps, steps_per_epoch, tokens_per_step, per_step, cfg.minutes, steps < bound)
 
 
 def duration_text(seconds: float) -> str:

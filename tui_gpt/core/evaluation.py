@@ -10,7 +10,9 @@ different tokenizers are compared on the same text.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -21,7 +23,8 @@ import torch.nn.functional as F
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.loss import perplexity, token_byte_lengths
 from tui_gpt.core.model import GPT
-from tui_gpt.core.runs import Run
+from tui_gpt.core.records import SplitScore
+from tui_gpt.core.runs import Run, weights_id
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,14 @@ def score_run(
         prepared = prepare(source, tokenizer, 0.5)
         ids = np.concatenate([prepared.train_ids, prepared.val_ids])
         split, name = "all", data
+    weights = weights_id(path)  # before scoring: a save meanwhile makes this score stale
     model = ckpt.build_model(device).float()
     result = score(model, ids, token_byte_lengths(tokenizer), info.seq_len, progress=progress)
+    if data is None:  # the run's own split: kept for the runs browser, `runs show`, compare
+        done = (ckpt.train_state or {}).get("steps_done")
+        with contextlib.suppress(OSError):  # a read-only run folder: scored all the same
+            run.record_split_score(SplitScore(
+                path.stem, done - 1 if isinstance(done, int) else -1, weights,
+                result.loss, result.bpb, result.tokens, time.time(),
+            ))  # fmt: skip
     return RunScore(run.id, str(path), str(name), split, result)

@@ -196,20 +196,20 @@ def started_line(e: RunStarted) -> str:
     return (
         f"{'resuming' if e.resumed else 'training'} run {e.run_id}: {e.params:,} parameters "
         f"({e.arch}), "
-        f"{e.total_steps} steps ({e.train_batches} batches/epoch, {e.val_batches} validation), "
+        f"{e.total_steps:,} steps ({e.train_batches:,} batches/epoch, {e.val_batches:,} validation), "
         f"device {e.device}, precision {e.precision}, {e.threads} threads"
         + "".join(f", {fact}" for fact in run_extras(e))
     )
 
 
 def run_extras(e: RunStarted) -> list[str]:
-    """What a run's start says beyond its shape and device: accumulation, the memory it
-    needs, and the peak its MFU is measured against."""
+    """What a run's start says beyond its shape and device: the memory it needs,
+    accumulation, and the peak its MFU is measured against (most important first)."""
     facts = []
-    if e.grad_accum > 1:
-        facts.append(f"{e.grad_accum} micro-batches per update")
     if e.memory_estimate:
         facts.append(f"needs about {size(e.memory_estimate)} of memory")
+    if e.grad_accum > 1:
+        facts.append(f"{e.grad_accum} micro-batches per update")
     if e.peak_flops:
         facts.append(f"MFU against a peak of {e.peak_flops / 1e12:,.2f} TFLOP/s ({e.peak_source})")
     return facts
@@ -251,7 +251,7 @@ class Progress:
         if e is None:
             return ""
         return (
-            f"epoch {e.epoch} · step {self.done}/{self.total} · loss {e.loss:.3f} · "
+            f"epoch {e.epoch} · step {self.done:,}/{self.total:,} · loss {e.loss:.3f} · "
             f"{e.tok_per_s:,.0f} tok/s · "
             + (f"MFU {e.mfu:.0%} · " if e.mfu is not None else "")
             + f"ETA {duration(self.eta() if eta else math.nan)}"

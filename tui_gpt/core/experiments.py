@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Eval, Event, RunStarted, Step, duration
-from tui_gpt.core.records import Fields, RunRecord, read_json
+from tui_gpt.core.records import Fields, RunRecord, SplitScore, read_json
 from tui_gpt.core.runs import Run, summarize
 
 XAxis = Literal["tokens", "steps", "time"]
@@ -65,9 +65,17 @@ class RunDetails:
     last_val_bpb: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     curve: list[EvalPoint] = field(default_factory=list)
+    # Whole validation split scores (`tui-gpt eval`) of the checkpoints still in place.
+    split_scores: dict[str, SplitScore] = field(default_factory=dict)
+
+    @property
+    def split_score(self) -> SplitScore | None:
+        """The whole-split score to compare runs by: the best weights', else the latest's."""
+        return self.split_scores.get("best") or self.split_scores.get("latest")
 
     def to_dict(self, with_curve: bool = False) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "curve"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("curve", "split_scores")}
+        d["split_scores"] = {k: asdict(v) for k, v in self.split_scores.items()}
         if with_curve:
             d["curve"] = [p.__dict__ for p in self.curve]
         return d
@@ -170,7 +178,15 @@ def details(run: Run) -> RunDetails:
         last_val_bpb=points[-1].val_bpb if points else None,
         settings=flat_settings(run, info) if info else {},
         curve=points,
+        split_scores=_split_scores(run),
     )
+
+
+def _split_scores(run: Run) -> dict[str, SplitScore]:
+    try:
+        return run.split_scores()
+    except TuiGptError:  # a damaged scores.json: no scores, the rest of the run is fine
+        return {}
 
 
 def short_names(runs: list[RunDetails]) -> list[str]:
@@ -260,8 +276,13 @@ def describe(d: RunDetails) -> list[str]:
     ]
     if d.best_val_bpb is not None:
         lines.append(f"bits/byte  best {_num(d.best_val_bpb)}, last {_num(d.last_val_bpb)}")
+    for name, sc in d.split_scores.items():  # tui-gpt eval: every validation token
+        lines.append(f"whole val  {name} (step {sc.step}): {sc.bpb:.4f} bits/byte, "
+                     f"loss {sc.loss:.4f}, {sc.tokens:,} tokens")  # fmt: skip
     lines.append("settings")
-    lines += [f"  {name:<26} {value}" for name, value in setting_lines(d.settings)]
+    shown = setting_lines(d.settings)
+    width = max((len(name) for name, _ in shown), default=0)  # a column no wider than needed
+    lines += [f"  {name:<{width}} {value}" for name, value in shown]
     return lines
 
 
@@ -302,6 +323,9 @@ def comparison_rows(runs: list[RunDetails]) -> list[tuple[str, ...]]:
     if metric_for(runs) == "bpb":
         best = [min((v for v in values(r, "bpb") if math.isfinite(v)), default=None) for r in runs]
         rows.append(("best val bits/byte", *(_num(b, ".4f") for b in best)))
+    if any(r.split_score for r in runs):  # `tui-gpt eval`: every validation token
+        scored = [r.split_score for r in runs]
+        rows.append(("whole val bits/byte", *("-" if sc is None else f"{sc.bpb:.4f}" for sc in scored)))
     rows.append(("time to best", *("-" if r.seconds_to_best is None else duration(r.seconds_to_best)
                                    for r in runs)))  # fmt: skip
     rows.append(("tokens/s", *("-" if not r.tok_per_s else f"{r.tok_per_s:,.0f}" for r in runs)))

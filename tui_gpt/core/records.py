@@ -255,6 +255,40 @@ class StatusRecord:
         )
 
 
+# ----------------------------------------------------------------------------- scores.json
+
+
+@dataclass(frozen=True)
+class SplitScore:
+    """One checkpoint scored on every token of the run's validation split (`tui-gpt eval`).
+    `weights` identifies the checkpoint file scored (its size and modification time): a
+    score of weights since replaced is stale."""
+
+    checkpoint: str  # best | latest
+    step: int  # the checkpoint's last step (-1 when unknown)
+    weights: str
+    loss: float
+    bpb: float
+    tokens: int
+    time: float
+
+    @classmethod
+    def parse(cls, obj: Any, where: str) -> SplitScore:
+        f = Fields(obj, where)
+        loss, bpb = f.number("loss"), f.number("bpb")
+        if loss is None or bpb is None:
+            raise DamagedFile(f"{where}: damaged (no loss or bpb)")
+        return cls(f.choice("checkpoint", ("best", "latest"), "best"), f.integer("step", -1),
+                   f.text("weights"), loss, bpb, f.integer("tokens", 0, low=0),
+                   f.number("time") or 0.0)  # fmt: skip
+
+
+def parse_scores(obj: Any, where: str) -> dict[str, SplitScore]:
+    """scores.json: {checkpoint: SplitScore}."""
+    f = Fields(obj, where)
+    return {k: SplitScore.parse(f.obj[k], f"{where} {k}") for k in ("best", "latest") if k in f.obj}
+
+
 # ----------------------------------------------------------------------------- process.json
 
 

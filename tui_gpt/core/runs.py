@@ -26,7 +26,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -38,8 +38,10 @@ from tui_gpt.core.records import (
     DamagedFile,
     ProcessRecord,
     RunRecord,
+    SplitScore,
     Status,
     StatusRecord,
+    parse_scores,
     read_json,
     read_record,
 )
@@ -98,6 +100,27 @@ class Run:
         if isinstance(obj, dict) and not obj.get("id"):
             obj = {**obj, "id": self.id}
         return RunRecord.parse(obj, str(self.info_path))
+
+    @property
+    def scores_path(self) -> Path:
+        return self.path / "scores.json"
+
+    def split_scores(self) -> dict[str, SplitScore]:
+        """The whole-validation-split scores `tui-gpt eval` recorded, of the weights still
+        in place (a score of a checkpoint since replaced is left out); damaged: DamagedFile."""
+        scores = read_record(self.scores_path, parse_scores) or {}
+        return {k: v for k, v in scores.items() if v.weights == weights_id(self.checkpoints / f"{k}.safetensors")}
+
+    def record_split_score(self, score: SplitScore) -> None:
+        """Keep a whole-split score beside the others (the file written whole, atomically)."""
+        try:
+            scores = read_record(self.scores_path, parse_scores) or {}
+        except DamagedFile:
+            scores = {}  # a damaged file is replaced by what is known now
+        scores[score.checkpoint] = score
+        atomic_write_text(
+            self.scores_path, json.dumps({k: asdict(v) for k, v in scores.items()}, indent=1)
+        )
 
     def status(self) -> StatusRecord:
         """status.json, typed (empty before the first write); damaged: DamagedFile."""
@@ -335,6 +358,14 @@ class RunSummary:
             return f"damaged: {self.problem}"
         return state
 
+    def brief(self) -> str:
+        """The state in a word, for a table column: a live run's status (running, paused,
+        ...); describe() says the rest (pid, heartbeat, the damage)."""
+        state = self.state
+        if state == "live":
+            return self.status or "live"
+        return state.split(":")[0]
+
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "state": self.state}
 
@@ -396,6 +427,26 @@ def find_run(ref: str, root: Path | None = None) -> Run:
             f"run {ref!r} is ambiguous: {', '.join(sorted(p.name for p in matches)[:5])}"
         )
     raise TuiGptError(f"no run {ref!r} in {root} (see `tui-gpt runs`)")
+
+
+def weights_id(path: Path) -> str:
+    """A checkpoint file's identity for a recorded score: its size and modification time
+    (every save writes a new file). Empty when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def short_name(run: Run) -> str:
+    """A run's name where room is short (a title at 80 columns): its label, else its id
+    without the date and time it starts with. The full id is shown beside it elsewhere."""
+    try:
+        label = run.info().label
+    except (DamagedFile, OSError):
+        label = ""
+    return label or re.sub(r"^\d{8}-\d{6}-", "", run.id) or run.id
 
 
 def set_label(run: Run, label: str) -> None:

@@ -22,18 +22,27 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from tui_gpt import paths
 from tui_gpt.core import detach
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import Event, Progress
-from tui_gpt.core.jobs import JobHooks, TrainingJob, assemble
-from tui_gpt.core.runs import EventFollower, Run
-from tui_gpt.core.sampling import LoadedModel, load_for_sampling
-from tui_gpt.core.trainer import Sink, TrainerControl
-from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
+from tui_gpt.core.events import Event
+from tui_gpt.core.jobs import TrainingJob, assemble
+from tui_gpt.core.runs import EventFollower, Run, short_name
+from tui_gpt.core.sampling import load_for_sampling
+from tui_gpt.core.session import Build, TrainingSession
+from tui_gpt.core.trainer import TrainerControl
+from tui_gpt.ui.messages import (
+    DetachedStarted,
+    ModelLoaded,
+    Say,
+    TrainingEnded,
+    TrainingEvent,
+    TrainingReady,
+)
 from tui_gpt.ui.screens.chat import ChatScreen
 from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.screens.dataset import DatasetScreen
@@ -70,13 +79,8 @@ class TuiGptApp(App):
         super().__init__()
         self.runs_root = runs_root or paths.runs_dir()
         self.watch_run = watch
-        self.job: TrainingJob | None = None
-        self.control = TrainerControl()
-        self.training_active = False
-        self._training_done = threading.Event()
-        self._training_done.set()
-        self._dashboard: TrainScreen | None = None
-        self._live = Progress()  # where this window's training stands, for the header
+        self.session = TrainingSession()  # the training of this window, if any
+        self._dashboard: TrainScreen | None = None  # the live dashboard of the latest one
         # Over SSH every redraw crosses the network: draw the chart less often, no animation.
         self.redraw_interval = 1.0 if over_ssh() else 0.25
         if over_ssh():
@@ -119,13 +123,18 @@ class TuiGptApp(App):
 
     def action_help(self) -> None:
         """Help for the screen in front: its keys, its settings, where runs live."""
-        from tui_gpt.core.config import ModelChoice, SamplingConfig, TrainConfig
+        from tui_gpt.core.config import RECIPES, ModelChoice, SamplingConfig, TrainConfig
 
         screen = self.screen
         if isinstance(screen, HelpScreen):
             return
         classes = {DatasetScreen: (ModelChoice, TrainConfig), ChatScreen: (SamplingConfig,)}
-        text = help_text(screen, list(self.BINDINGS), self.runs_root, classes.get(type(screen), ()))
+        defaults, source = {}, ""
+        if isinstance(screen, DatasetScreen):  # a new run starts from the recipe chosen there
+            model, train = RECIPES[screen.recipe].settings()
+            defaults, source = {ModelChoice: model, TrainConfig: train}, f"recipe {screen.recipe}"
+        text = help_text(screen, list(self.BINDINGS), self.runs_root,
+                         classes.get(type(screen), ()), defaults, source)  # fmt: skip
         self.push_screen(HelpScreen(text))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -136,23 +145,23 @@ class TuiGptApp(App):
     def live_sign(self, screen: Screen) -> str:
         """The header's sign of this window's training, on every screen but its dashboard:
         how far it is, and the key back to it. Empty when none runs."""
-        job = self.job
-        if not self.training_active or job is None or job.run is None:
+        run = self.session.run_folder
+        if run is None:
             return ""
-        if isinstance(screen, TrainScreen) and screen.run.path == job.run.path:
+        if isinstance(screen, TrainScreen) and screen.run.path == run.path:
             return ""
-        done, total = self._live.done, self._live.total
-        where = f"step {done}/{total}" if total else "starting"
+        done, total = self.session.progress.done, self.session.progress.total
+        where = f"step {done:,}/{total:,}" if total else "starting"
         return f"● training {where} · ctrl+d"
 
     def action_show_dashboard(self) -> None:
         """Back to the dashboard of the training running in this window."""
-        job = self.job
-        if not self.training_active or job is None or job.run is None:
+        run = self.session.run_folder
+        if run is None:
             self.notify("No training is running in this window")
             return
-        if not (isinstance(self.screen, TrainScreen) and self.screen.run.path == job.run.path):
-            self.open_dashboard(job.run)
+        if not (isinstance(self.screen, TrainScreen) and self.screen.run.path == run.path):
+            self.open_dashboard(run)
 
     def action_show_runs(self) -> None:
         if not self.return_to(lambda screen: isinstance(screen, RunsScreen)):
@@ -171,6 +180,14 @@ class TuiGptApp(App):
         return True
 
     # ------------------------------------------------------------------ training
+    #
+    # Workers never touch the app's state or widgets: they post messages (ui/messages.py),
+    # handled below on the UI thread. A worker that fails unexpectedly ends in
+    # on_worker_state_changed, the one place such errors are shown.
+
+    @property
+    def training_active(self) -> bool:
+        return self.session.active
 
     def start_training(self, spec: TrainSpec) -> None:
         started = time.monotonic()  # a minutes budget counts from the press of Start
@@ -192,13 +209,14 @@ class TuiGptApp(App):
         try:
             started = start()
         except TuiGptError as exc:
-            self.call_from_thread(
-                self.notify, str(exc), title="Cannot start", severity="error", timeout=10
-            )
+            self.post_message(Say(str(exc), "Cannot start", "error", 10))
             return
-        self.call_from_thread(self.open_dashboard, Run(started.path))
-        self.call_from_thread(
-            self.notify,
+        self.post_message(DetachedStarted(started))
+
+    def on_detached_started(self, message: DetachedStarted) -> None:
+        started = message.started
+        self.open_dashboard(Run(started.path))
+        self.notify(
             f"Training in the background (pid {started.pid}): it goes on after you quit. "
             f"Log: {started.log}",
             title=started.run_id,
@@ -215,61 +233,90 @@ class TuiGptApp(App):
         )
 
     def local_control(self, run: Run) -> TrainerControl | None:
-        job = self.job
-        if self.training_active and job is not None and job.run is not None:
-            return self.control if job.run.path == run.path else None
-        return None
+        return self.session.controls(run)
 
-    def _launch(self, build: Callable[[JobHooks], TrainingJob]) -> None:
-        if self.training_active:
+    def _launch(self, build: Build) -> None:
+        try:
+            self.session.begin()
+        except TuiGptError:
             self.notify("A training is already running in this window", severity="warning")
             return
-        self.training_active = True
-        self._training_done.clear()
-        # The control exists before the job does: a quit or a hang-up while the dataset is
-        # still being prepared stops the trainer at its very first step.
-        self.control = TrainerControl()
-        self._live = Progress()
         self.notify("Preparing the dataset and the model ...")
-        self._train(build, self.control)
+        self._train(build)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def _train(self, build: Callable[[JobHooks], TrainingJob], control: TrainerControl) -> None:
+    def _train(self, build: Build) -> None:
         outcome, error = "failed", None
-        forward: Sink = self._forward
-        try:
-            try:
-                notice = lambda text: self.call_from_thread(self.notify, text, severity="warning")  # noqa: E731
-                job = build(JobHooks([forward], control, notice=notice))
-            except TuiGptError as exc:
-                self.call_from_thread(
-                    self.notify, str(exc), title="Cannot start", severity="error", timeout=10
-                )
-                return
-            self.job = job
-            # A resumed run's dashboard shows the whole run: what its file holds so far, read
-            # before the trainer adds to it.
+        ready = False
+
+        def on_job(job: TrainingJob) -> None:
+            nonlocal ready
+            # A resumed run's dashboard shows the whole run: what its file holds so far,
+            # read before the trainer adds to it.
             assert job.run is not None  # a single process always has its run folder
             history = EventFollower(job.run.events_path).poll(last_step_only=True)
-            self.call_from_thread(self._show_live_dashboard, job, history)
-            outcome = job.run_training()
+            self.post_message(TrainingReady(job, history))
+            ready = True
+
+        try:
+            outcome = self.session.run(
+                build,
+                [self._forward],
+                notice=self._warn,
+                on_job=on_job,
+            )
         except TuiGptError as exc:
             error = str(exc)
         except Exception as exc:  # shown to the user; the run folder says failed
             error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self.training_active = False
-            self._training_done.set()
-            if self._dashboard is not None:
-                self._dashboard.post_message(
-                    TrainingEnded(outcome if error is None else "failed", error)
-                )
+        if not ready:  # nothing was started: say why where the user is
+            self.post_message(
+                Say(error or "the training did not start", "Cannot start", "error", 10)
+            )
+            return
+        self.post_message(TrainingEnded(outcome if error is None else "failed", error))
+
+    def _warn(self, text: str) -> None:
+        """Something the training wants the user to know (worker thread)."""
+        self.post_message(Say(text, severity="warning"))
 
     def _forward(self, event: Event) -> None:
-        """Trainer sink (training thread): hand the event to the dashboard as a message."""
-        self._live.update(event)
+        """Trainer sink (training thread): the event goes to the app as a message, in order
+        after TrainingReady, and on to the dashboard from there."""
+        self.post_message(TrainingEvent(event))
+
+    def on_training_ready(self, message: TrainingReady) -> None:
+        _freeze_heap()  # the model, data and trainer are built: long-lived from now on
+        run = message.job.run
+        assert run is not None
+        self._dashboard = TrainScreen(
+            run, live=True, redraw_interval=self.redraw_interval, history=message.history
+        )
+        self.push_screen(self._dashboard)
+
+    def on_training_event(self, message: TrainingEvent) -> None:
         if self._dashboard is not None:
-            self._dashboard.post_message(TrainingEvent(event))
+            self._dashboard.post_message(TrainingEvent(message.event))
+
+    def on_training_ended(self, message: TrainingEnded) -> None:
+        if self._dashboard is not None:
+            self._dashboard.post_message(TrainingEnded(message.outcome, message.error))
+
+    def on_say(self, message: Say) -> None:
+        self.notify(
+            message.text,
+            title=message.title,
+            severity=message.severity,  # type: ignore[arg-type]
+            timeout=message.timeout,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one handler of a worker's unexpected failure: said, never a crash."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(
+                f"{type(error).__name__}: {error}", title="Error", severity="error", timeout=10
+            )
 
     def _freeze_while_training(self) -> None:
         # What survived the last quarter minute of training is mostly here to stay (log
@@ -277,14 +324,6 @@ class TuiGptApp(App):
         # it would be the very pause this avoids.
         if self.training_active:
             gc.freeze()
-
-    def _show_live_dashboard(self, job: TrainingJob, history: list[Event]) -> None:
-        _freeze_heap()  # the model, data and trainer are built: long-lived from now on
-        assert job.run is not None
-        self._dashboard = TrainScreen(
-            job.run, live=True, redraw_interval=self.redraw_interval, history=history
-        )
-        self.push_screen(self._dashboard)
 
     def open_dashboard(self, run: Run) -> None:
         if self.return_to(lambda s: isinstance(s, TrainScreen) and s.run.path == run.path):
@@ -318,21 +357,26 @@ class TuiGptApp(App):
             )
             done = (Checkpoint(path).train_state or {}).get("steps_done")
         except TuiGptError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error")
+            self.post_message(Say(str(exc), severity="error"))
             return
-        title = f"{run.id} · {path.stem}" + (f", step {done - 1}" if isinstance(done, int) else "")
-        self.call_from_thread(self._show_chat, loaded, title, run, path.stem)
+        # Which weights first: at 80 columns a long run id's end is what the header cuts.
+        step = f", step {done - 1}" if isinstance(done, int) else ""
+        title = f"{path.stem}{step} · {short_name(run)}"
+        self.post_message(ModelLoaded(loaded, title, run, path.stem))
 
-    def _show_chat(self, loaded: LoadedModel, title: str, run: Run, which: str) -> None:
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        run, which = message.run, message.which
         if self.return_to(
             lambda s: isinstance(s, ChatScreen) and s.run is not None and s.run.path == run.path
         ):
             chat = self.screen
             assert isinstance(chat, ChatScreen)
             if chat.weights != which:
-                chat.use_weights(loaded, title, which)  # the other weights of the same run
+                chat.use_weights(
+                    message.loaded, message.title, which
+                )  # the same run's other weights
         else:
-            self.push_screen(ChatScreen(loaded, title, run, which))
+            self.push_screen(ChatScreen(message.loaded, message.title, run, which))
 
     # ------------------------------------------------------------------ quitting
 
@@ -354,13 +398,13 @@ class TuiGptApp(App):
 
     def stop_training_and_exit(self, reason: str, hangup: bool = False) -> None:
         if self.training_active:
-            self.control.stop(reason)
+            self.session.stop(reason)
             self.notify("Saving a checkpoint, then quitting ...")
         # A plain daemon thread: it must not hold up the exit it asks for.
         threading.Thread(target=self._exit_when_saved, args=(hangup,), daemon=True).start()
 
     def _exit_when_saved(self, hangup: bool) -> None:
-        self._training_done.wait()
+        self.session.wait()
         with contextlib.suppress(Exception):  # the loop may be closed already
             self._signal_loop.call_soon_threadsafe(self.exit)
         if hangup:
@@ -372,8 +416,7 @@ class TuiGptApp(App):
     def on_unmount(self) -> None:
         # However the app ends, the trainer stops and saves; the thread pool that runs it is
         # joined before the process exits.
-        if self.training_active:
-            self.control.stop("the app closed")
+        self.session.stop("the app closed")
 
     def _on_signal(self, sig: int) -> None:
         self.stop_training_and_exit(
@@ -382,9 +425,8 @@ class TuiGptApp(App):
 
     def finish_training(self, reason: str) -> None:
         """After the UI has gone (any way at all): stop, save, wait. Called by run_app."""
-        if self.training_active:
-            self.control.stop(reason)
-        self._training_done.wait()
+        self.session.stop(reason)
+        self.session.wait()
 
 
 def run_app(runs_root: Path | None = None, watch: Run | None = None) -> int:

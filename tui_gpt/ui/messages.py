@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from tui_gpt.core.events import Event
 
+if TYPE_CHECKING:  # torch comes with these; the messages module must not load it
+    from tui_gpt.core.detach import Detached
+    from tui_gpt.core.jobs import TrainingJob
+    from tui_gpt.core.runs import Run
+    from tui_gpt.core.sampling import LoadedModel
+
 
 @dataclass
-class TrainingEvent(Message):
+class TrainingEvent(Message, bubble=False):
     """A trainer event, posted from the training thread; widgets are only ever updated on
-    the UI thread."""
+    the UI thread. Posted to the app, which hands it to the live dashboard; it must not
+    bubble back from there."""
 
     event: Event
 
 
 @dataclass
-class TrainingEnded(Message):
-    """The training thread returned: outcome is finished / stopped / failed."""
+class TrainingEnded(Message, bubble=False):
+    """The training thread returned: outcome is finished / stopped / failed. Posted to the
+    app, which hands it to the live dashboard; it must not bubble back from there."""
 
     outcome: str
     error: str | None = None
@@ -34,3 +43,39 @@ class TokenStreamed(Message):
 class GenerationDone(Message):
     cancelled: bool
     error: str | None = None
+
+
+@dataclass
+class Say(Message):
+    """Something a worker wants the user told (a toast), posted to the app."""
+
+    text: str
+    title: str = ""
+    severity: str = "information"  # information | warning | error
+    timeout: float | None = None
+
+
+@dataclass
+class TrainingReady(Message):
+    """The training worker has assembled its job: the app opens its live dashboard.
+    `history` is what the run's events file held before this process added to it."""
+
+    job: TrainingJob
+    history: list[Event]
+
+
+@dataclass
+class DetachedStarted(Message):
+    """A background training process has started and made its run folder."""
+
+    started: Detached
+
+
+@dataclass
+class ModelLoaded(Message):
+    """The generator's weights are loaded: the app shows (or refills) the generator."""
+
+    loaded: LoadedModel
+    title: str
+    run: Run
+    which: str  # best | latest

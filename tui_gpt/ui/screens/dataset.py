@@ -109,21 +109,41 @@ def last_settings() -> TrainSpec | None:
 
 
 def dataset_choices() -> list[tuple[str, str]]:
-    """(label, path) for the bundled samples, the whole sample folder and recent datasets."""
-    choices: list[tuple[str, str]] = []
+    """(label, path): the user's recent datasets first (newest first), then the whole
+    sample folder and each bundled sample."""
+    bundled: list[tuple[str, str]] = []
     samples = paths.samples_dir()
     if samples.is_dir():
-        choices.append(("all bundled samples (folder)", str(samples)))
-        choices += [(f"sample: {p.stem}", str(p)) for p in sorted(samples.glob("*.txt"))]
-    choices += [
-        (f"recent: {Path(p).name}", p) for p in load_recent() if p not in {c[1] for c in choices}
+        bundled.append(("all bundled samples (folder)", str(samples)))
+        bundled += [(f"sample: {p.stem}", str(p)) for p in sorted(samples.glob("*.txt"))]
+    known = {path for _, path in bundled}
+    recent = [(f"recent: {Path(p).name}", p) for p in load_recent() if p not in known]
+    return recent + bundled
+
+
+class DatasetList(ListView):
+    """The dataset list; Home and End move the highlight (a plain list only scrolls)."""
+
+    BINDINGS = [
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
     ]
-    return choices
+
+    def action_first(self) -> None:
+        if len(self):
+            self.index = 0
+            self.scroll_home(animate=False)
+
+    def action_last(self) -> None:
+        if len(self):
+            self.index = len(self) - 1
+            self.scroll_end(animate=False)
 
 
 def trained_tokenizers() -> list[tuple[str, str]]:
     """(label, path) of the tokenizers trained so far (the form offers them)."""
-    return [(f"trained: {p.stem}", str(p)) for p in sorted(tokenizers_dir().glob("*.json"))]
+    # The name first: in a narrow form only the start of the label shows.
+    return [(f"{p.stem} (trained)", str(p)) for p in sorted(tokenizers_dir().glob("*.json"))]
 
 
 class DatasetScreen(Screen):
@@ -151,7 +171,7 @@ class DatasetScreen(Screen):
         with Horizontal():
             with Vertical(id="datasets"):
                 yield Label("Datasets", classes="title")
-                yield ListView(
+                yield DatasetList(
                     *[ListItem(Label(label)) for label, _ in self._choices], id="dataset-list"
                 )
                 # Typing on the list starts a path here: selecting all on focus would let the
@@ -194,9 +214,22 @@ class DatasetScreen(Screen):
             # The dataset of the last training, else the first sample.
             paths_ = [p for _, p in self._choices]
             index = paths_.index(last.data) if last is not None and last.data in paths_ else 0
-            self.query_one(ListView).index = self._list_index = index
+            listing = self.query_one(ListView)
+            listing.index = self._list_index = index
             self.choose(self._choices[index][1])
+            # The entry chosen starts in view, however far down the list it is.
+            self.call_after_refresh(self._show_chosen, index)
         self.query_one(ListView).focus()  # arrows pick a dataset; typing starts a path
+
+    @property
+    def recipe(self) -> str:
+        """The recipe chosen in the list (what a new run's settings started from)."""
+        return self._recipe
+
+    def _show_chosen(self, index: int) -> None:
+        listing = self.query_one(ListView)
+        if listing.index == index and listing.highlighted_child is not None:  # not moved since
+            listing.scroll_to_widget(listing.highlighted_child, animate=False)
 
     def on_key(self, event: events.Key) -> None:
         """Typing on the dataset list starts a path in the path field, so nothing typed at
@@ -357,6 +390,9 @@ class DatasetScreen(Screen):
         self._request += 1
         self._problem = f"still reading {Path(self.dataset).name}"
         self.query_one("#preview", Static).update(f"reading {Path(self.dataset).name} ...")
+        # The plan on screen is always the plan of the settings on screen: an older one goes.
+        self.query_one("#plan", Static).update("plan: ...")
+        self.sub_title = Path(self.dataset).name  # the title names what is being looked at
         try:
             model, cfg = self.read_settings()
         except TuiGptError as exc:
@@ -448,6 +484,8 @@ class DatasetScreen(Screen):
             return
         self._problem = message
         self.query_one("#preview", Static).update(f"[red]problem: {message}[/red]")
+        if self.dataset is not None:
+            self.sub_title = f"{Path(self.dataset).name} · problem"
 
     # ------------------------------------------------------------------ tokenizer
 

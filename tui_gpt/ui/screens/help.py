@@ -17,9 +17,15 @@ from tui_gpt.core.events import GLOSSARY
 
 
 def help_text(
-    screen: Screen, app_bindings: list[Any], runs_root: Path, setting_classes: tuple
+    screen: Screen,
+    app_bindings: list[Any],
+    runs_root: Path,
+    setting_classes: tuple,
+    defaults: dict[type, Any] | None = None,
+    source: str = "",
 ) -> str:
-    """The help of `screen` as Rich markup."""
+    """The help of `screen` as Rich markup. `defaults`: per settings class, the values a new
+    run starts from when they are not the class's own (a recipe's, named by `source`)."""
     lines = [f"[b]{screen.title or type(screen).__name__}[/b] — keys", ""]
     seen: set[str] = set()
     for binding in [*screen.BINDINGS, *app_bindings]:
@@ -37,9 +43,14 @@ def help_text(
         lines.append(
             f"[b]{name.get(cls.__name__, cls.__name__)} settings[/b] (the command line's flags)"
         )
+        base = (defaults or {}).get(cls)
         for spec in settings.specs(cls):
-            default = spec.show(spec.default) or spec.blank or "none"
-            lines.append(f"  [b]{spec.label}[/b] ({spec.option}, default {default}): {spec.help}")
+            value = spec.default if base is None else getattr(base, spec.name)
+            default = spec.show(value) or spec.blank or "none"
+            where = f" ({source})" if base is not None and value != spec.default and source else ""
+            lines.append(
+                f"  [b]{spec.label}[/b] ({spec.option}, default {default}{where}): {spec.help}"
+            )
         lines.append("")
     lines.append("[b]Terms[/b]")
     lines += [f"  [b]{term}[/b]: {meaning}" for term, meaning in GLOSSARY.items()]

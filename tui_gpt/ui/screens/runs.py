@@ -29,6 +29,9 @@ from tui_gpt.ui.widgets.header import Header
 REFRESH_SECONDS = 3.0
 
 
+NARROW = 100  # columns
+
+
 class RunsScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="Open the dashboard", priority=True),
@@ -53,7 +56,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Horizontal(id="runs-body"):
             yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="run-details-pane"):
                 yield Static("", id="run-details")
@@ -69,6 +72,11 @@ class RunsScreen(Screen):
         table.focus()
         self.set_interval(REFRESH_SECONDS, self.action_reload)
 
+    def on_resize(self) -> None:
+        # Below 100 columns the details go under the table: beside it they would leave the
+        # table too narrow for more than a run's name and state.
+        self.set_class(self.size.width < NARROW, "narrow")
+
     def action_reload(self) -> None:
         table = self.query_one(DataTable)
         current = self.selected()
@@ -78,7 +86,7 @@ class RunsScreen(Screen):
             created = time.strftime("%m-%d %H:%M", time.localtime(s.created)) if s.created else "-"
             best = f"{s.best_val_loss:.3f}" if s.best_val_loss is not None else "-"
             table.add_row(
-                "✓" if s.path in self.marked else " ", s.label or s.id[:15], s.describe(),
+                "✓" if s.path in self.marked else " ", s.label or s.id[:15], s.brief(),
                 str(s.steps), best, s.dataset, s.preset, created, key=s.path,
             )  # fmt: skip
         paths = [s.path for s in self.summaries]

@@ -167,7 +167,7 @@ class TrainScreen(Screen):
             elif isinstance(event, RunStarted):
                 self._started(event)
                 verb = "resumed" if event.resumed else "started"
-                log_lines.append(Text(f"{verb} · {event.total_steps} steps", style="dim"))
+                log_lines.append(Text(f"{verb} · {event.total_steps:,} steps", style="dim"))
             elif isinstance(event, Notice):
                 log_lines.append(Text(event.message, style="italic"))
             elif isinstance(event, CheckpointSaved) and event.kind == "latest":
@@ -225,11 +225,12 @@ class TrainScreen(Screen):
         self._progress_timer.resume()
         self.query_one("#progress", ProgressBar).update(total=max(1, event.total_steps))
         world = event.world_size
+        # Short lines, most important first: at 80 x 24 the pane has about ten rows.
         self.query_one("#facts", Static).update(
             f"[b]{event.params:,}[/b] parameters · {event.arch}\n"
-            f"device {event.device} · {event.precision} · {event.threads} threads"
+            f"{event.device} · {event.precision} · {event.threads} threads"
             + (f" · {world} processes" if world > 1 else "")
-            + f"\n{event.train_batches} batches/epoch · {event.val_batches} val batches"
+            + f"\n{event.train_batches:,} + {event.val_batches:,} batches (train + val)"
             + "".join(f"\n{fact}" for fact in run_extras(event))
         )
 

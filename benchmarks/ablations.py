@@ -1,0 +1,153 @@
+"""The modern block's parts one at a time: `--arch llama` with one component put back to
+GPT-2's (learned positions for rotary, LayerNorm for RMSNorm, a GELU MLP for SwiGLU,
+biases), and with its options on (QK-norm, half the key/value heads), beside both whole
+blocks. Each variant is built in this process (the benchmark swaps the one module; the
+project's model has no switch for hybrids, they do not export) and trained by tui-gpt's own
+Trainer for the same steps on the same batches, then scored on every token of the
+validation split in bits per byte. Equal steps: quality per token seen, whatever the load on
+the machine; wall times are listed but were not taken on a quiet machine.
+
+    python benchmarks/ablations.py [--data PATH] [--sizes micro mini] [--variants ...] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = Path(os.environ.get("TUI_GPT_SHARED", ROOT.parent / "shared"))
+
+from tui_gpt.core import allocator  # noqa: E402
+from tui_gpt.core.config import ModelChoice, TrainConfig  # noqa: E402
+from tui_gpt.core.corpus import inspect_source  # noqa: E402
+from tui_gpt.core.data import make_loaders, prepare  # noqa: E402
+from tui_gpt.core.device import Runtime, resolve_threads  # noqa: E402
+from tui_gpt.core.evaluation import score  # noqa: E402
+from tui_gpt.core.loss import token_byte_lengths  # noqa: E402
+from tui_gpt.core.model import GPT, FeedForward  # noqa: E402
+from tui_gpt.core.tokenizer import ByteTokenizer  # noqa: E402
+from tui_gpt.core.trainer import Trainer  # noqa: E402
+
+# Per size: (preset, context, batch, steps, peak lr); warmup 10%, cosine to lr / 10: the same
+# as benchmarks/architecture.py.
+SIZES = {"micro": ("micro", 128, 16, 600, 2e-3), "mini": ("mini", 256, 4, 300, 1e-3)}
+
+
+def learned_positions(model: GPT) -> None:
+    """Rotary out; a learned table of positions added to the embeddings in (as gpt2)."""
+    for block in model.blocks:
+        block.attn.rotary = None
+    model.pos_emb = nn.Embedding(model.cfg.context_length, model.cfg.emb_dim)
+
+
+def layer_norm(model: GPT) -> None:
+    """RMSNorm out; LayerNorm (weight and bias, mean subtracted) in, everywhere."""
+    C = model.cfg.emb_dim
+    for block in model.blocks:
+        block.norm1, block.norm2 = nn.LayerNorm(C), nn.LayerNorm(C)
+    model.final_norm = nn.LayerNorm(C)
+
+
+def gelu_mlp(model: GPT) -> None:
+    """SwiGLU out; GPT-2's C -> 4C -> GELU -> C in, initialised as the modern block's MLP is
+    (the reader uniform 1/sqrt(fan-in), the writer zero, biases zero)."""
+    for block in model.blocks:
+        ff = FeedForward(replace(model.cfg, arch="gpt2"))
+        bound = math.sqrt(3.0 / ff.fc.in_features)
+        nn.init.uniform_(ff.fc.weight, -bound, bound)
+        for zero in (ff.fc.bias, ff.proj.weight, ff.proj.bias):
+            nn.init.zeros_(zero)
+        block.ff = ff
+
+
+def biases(model: GPT) -> None:
+    """A zero-initialised bias on every matrix of the blocks (the head keeps none)."""
+    for block in model.blocks:
+        for owner, name in ((block.attn, "qkv"), (block.attn, "out_proj"),
+                            (block.ff, "gate_up"), (block.ff, "down")):  # fmt: skip
+            old = getattr(owner, name)
+            new = nn.Linear(old.in_features, old.out_features, bias=True)
+            with torch.no_grad():
+                new.weight.copy_(old.weight)
+                new.bias.zero_()
+            setattr(owner, name, new)
+
+
+# name: (arch, model options, surgery)
+VARIANTS = {
+    "gpt2": ("gpt2", {}, None),
+    "llama": ("llama", {}, None),
+    "llama, learned positions (no rotary)": ("llama", {}, learned_positions),
+    "llama, LayerNorm (no RMSNorm)": ("llama", {}, layer_norm),
+    "llama, GELU MLP (no SwiGLU)": ("llama", {}, gelu_mlp),
+    "llama + biases": ("llama", {}, biases),
+    "llama + QK-norm": ("llama", {"qk_norm": True}, None),
+    "llama, KV heads / 2": ("llama", {"kv_heads": "HALF"}, None),
+}
+
+
+def measure(text: Path, size: str, variant: str) -> dict:
+    preset, ctx, batch, steps, lr = SIZES[size]
+    arch, options, surgery = VARIANTS[variant]
+    tokenizer = ByteTokenizer()
+    data = prepare(inspect_source(text), tokenizer, 0.9)
+    cfg = TrainConfig(max_steps=steps, epochs=100, batch_size=batch, lr=lr, min_lr=lr / 10,
+                      warmup_steps=steps // 10, schedule="cosine", eval_freq=steps,
+                      eval_iter=1, sample_tokens=0, precision="fp32")  # fmt: skip
+    choice = ModelChoice(preset, ctx, "byte", dropout=0.0, arch=arch)
+    if options.get("kv_heads") == "HALF":
+        options = {**options, "kv_heads": choice.config(tokenizer.vocab_size).n_heads // 2}
+    choice = replace(choice, **options)
+    torch.manual_seed(cfg.seed)
+    model = GPT(choice.config(tokenizer.vocab_size))
+    if surgery is not None:
+        surgery(model)
+    params = sum(p.numel() for p in model.parameters())
+    runtime = Runtime(torch.device("cpu"), "fp32", resolve_threads(None))
+    loaders = make_loaders(data, ctx, batch, seed=cfg.seed)
+    trainer = Trainer(model, loaders, tokenizer, cfg, runtime)
+    started = time.perf_counter()
+    with allocator.reusing_memory():
+        trainer.run()
+    seconds = time.perf_counter() - started
+    result = score(model.eval(), data.val_ids, token_byte_lengths(tokenizer), ctx)
+    return {"size": size, "variant": variant, "params": params, "steps": steps,
+            "train_seconds": round(seconds, 1), "val_bpb": round(result.bpb, 4)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "tinyshakespeare.txt")
+    parser.add_argument("--sizes", nargs="+", choices=SIZES, default=list(SIZES))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+    rows = []
+    for size in args.sizes:
+        for variant in args.variants:
+            rows.append(measure(args.data, size, variant))
+            print(json.dumps(rows[-1]), flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(rows, indent=2))
+    print("\n| size | variant | parameters | val bits/byte | vs llama |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    base = {r["size"]: r["val_bpb"] for r in rows if r["variant"] == "llama"}
+    for r in rows:
+        diff = r["val_bpb"] - base[r["size"]] if r["size"] in base else math.nan
+        print(f"| {r['size']} | {r['variant']} | {r['params']:,} | {r['val_bpb']:.4f} | "
+              f"{diff:+.3f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
