@@ -89,3 +89,17 @@ def test_memory_reuse_is_counted_and_can_be_switched_off(monkeypatch):
     assert allocator._holders == 0
     monkeypatch.setenv("TUI_GPT_MALLOC", "default")
     assert allocator.keep_freed_memory() is False
+
+
+def test_a_process_started_by_a_big_one_reports_its_own_peak():
+    """getrusage's ru_maxrss survives exec: a bench started by a test runner of 600 MiB
+    would say it peaked at 600 MiB. The peak is the process's own."""
+    import subprocess
+    import sys
+
+    held = b"\x01" * (600 * 2**20)  # pages touched: resident in this process
+    child = subprocess.run(
+        [sys.executable, "-c", "from tui_gpt.core.bench import peak_rss_mib; print(peak_rss_mib())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert len(held) and float(child.stdout) < 500, child.stdout

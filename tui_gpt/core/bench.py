@@ -27,7 +27,21 @@ from tui_gpt.core.trainer import Trainer
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The most resident memory this process has had. On Linux its address space's own high
+    water mark (VmHWM): getrusage's ru_maxrss survives exec, so a process started by a big
+    one (a test runner) would report its parent's size."""
+    return _status_mib("VmHWM:") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _status_mib(field: str) -> float | None:
+    """A memory line of /proc/self/status in MiB; None where there is none (not Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def memory_bandwidth(mib: int = 256, repeats: int = 5) -> float:
@@ -44,13 +58,7 @@ def memory_bandwidth(mib: int = 256, repeats: int = 5) -> float:
 
 def current_rss_mib() -> float:
     """Resident memory of this process now (Linux; the peak so far elsewhere)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return peak_rss_mib()
+    return _status_mib("VmRSS:") or peak_rss_mib()
 
 
 def bench_train(
