@@ -212,6 +212,9 @@ def _assemble(
     control = hooks.control or TrainerControl()
 
     def cannot_write(exc: OSError) -> None:
+        if own is not None and not own.path.is_dir():  # deleted: say so, whichever write saw it
+            control.stop(f"the run folder {own.path} was deleted; stopping")
+            return
         control.stop(f"cannot write to the run folder ({exc.strerror or exc}); stopping")
 
     log = EventLog(own, cannot_write) if own is not None else None
