@@ -1,13 +1,15 @@
 """The modern block's parts one at a time: `--arch llama` with one component put back to
 GPT-2's (learned positions for rotary, LayerNorm for RMSNorm, a GELU MLP for SwiGLU,
-biases), and with its options on (QK-norm, half the key/value heads), beside both whole
-blocks. Each variant is built in this process (the benchmark swaps the one module; the
+biases), with its options on (QK-norm, half the key/value heads), with a tied head and with
+two other initialisations, beside both whole blocks. Each variant is built in this process (the benchmark swaps the one module; the
 project's model has no switch for hybrids, they do not export) and trained by tui-gpt's own
 Trainer for the same steps on the same batches, then scored on every token of the
 validation split in bits per byte. Equal steps: quality per token seen, whatever the load on
-the machine; wall times are listed but were not taken on a quiet machine.
+the machine; wall times are listed but were not taken on a quiet machine. Several `--seeds`
+(initial weights and batch order) show how far one variant's score moves by chance.
 
-    python benchmarks/ablations.py [--data PATH] [--sizes micro mini] [--variants ...] [--json OUT]
+    python benchmarks/ablations.py [--data PATH] [--sizes micro mini] [--variants ...]
+        [--seeds 123 1 2] [--json OUT]
 """
 
 from __future__ import annotations
@@ -84,6 +86,39 @@ def biases(model: GPT) -> None:
             setattr(owner, name, new)
 
 
+def tied_head(model: GPT) -> None:
+    """The head shares the embedding matrix (as GPT-2's released weights). The modern
+    block's zero head cannot be shared (it would zero the embedding), so the shared matrix
+    starts N(0, 1/C): the first logits then have unit variance behind the final RMSNorm."""
+    nn.init.normal_(model.tok_emb.weight, std=model.cfg.emb_dim**-0.5)
+    model.out_head.weight = model.tok_emb.weight
+
+
+def small_embedding(model: GPT) -> None:
+    """The tied head's embedding scale, N(0, 1/C), with the head still its own (zero)
+    matrix: separates the effect of sharing from the effect of the scale."""
+    nn.init.normal_(model.tok_emb.weight, std=model.cfg.emb_dim**-0.5)
+
+
+def default_init(model: GPT) -> None:
+    """PyTorch's default initialisation everywhere (as gpt2's model keeps): no zero
+    writers, no zero head."""
+    for module in model.modules():
+        if module is not model and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+def small_normal_init(model: GPT) -> None:
+    """GPT-2's paper and nanoGPT's scheme: every matrix and the embedding N(0, 0.02), the
+    matrices writing into the residual stream N(0, 0.02 / sqrt(2 x layers))."""
+    writer_std = 0.02 / math.sqrt(2 * model.cfg.n_layers)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2:
+                writes = name.endswith(("out_proj.weight", "down.weight"))
+                nn.init.normal_(p, std=writer_std if writes else 0.02)
+
+
 # name: (arch, model options, surgery)
 VARIANTS = {
     "gpt2": ("gpt2", {}, None),
@@ -94,17 +129,21 @@ VARIANTS = {
     "llama + biases": ("llama", {}, biases),
     "llama + QK-norm": ("llama", {"qk_norm": True}, None),
     "llama, KV heads / 2": ("llama", {"kv_heads": "HALF"}, None),
+    "llama, tied head": ("llama", {}, tied_head),
+    "llama, embedding N(0, 1/C)": ("llama", {}, small_embedding),
+    "llama, PyTorch default init": ("llama", {}, default_init),
+    "llama, N(0, 0.02) init": ("llama", {}, small_normal_init),
 }
 
 
-def measure(text: Path, size: str, variant: str) -> dict:
+def measure(text: Path, size: str, variant: str, seed: int = 123) -> dict:
     preset, ctx, batch, steps, lr = SIZES[size]
     arch, options, surgery = VARIANTS[variant]
     tokenizer = ByteTokenizer()
     data = prepare(inspect_source(text), tokenizer, 0.9)
     cfg = TrainConfig(max_steps=steps, epochs=100, batch_size=batch, lr=lr, min_lr=lr / 10,
                       warmup_steps=steps // 10, schedule="cosine", eval_freq=steps,
-                      eval_iter=1, sample_tokens=0, precision="fp32")  # fmt: skip
+                      eval_iter=1, sample_tokens=0, precision="fp32", seed=seed)  # fmt: skip
     choice = ModelChoice(preset, ctx, "byte", dropout=0.0, arch=arch)
     if options.get("kv_heads") == "HALF":
         options = {**options, "kv_heads": choice.config(tokenizer.vocab_size).n_heads // 2}
@@ -122,7 +161,7 @@ def measure(text: Path, size: str, variant: str) -> dict:
         trainer.run()
     seconds = time.perf_counter() - started
     result = score(model.eval(), data.val_ids, token_byte_lengths(tokenizer), ctx)
-    return {"size": size, "variant": variant, "params": params, "steps": steps,
+    return {"size": size, "variant": variant, "seed": seed, "params": params, "steps": steps,
             "train_seconds": round(seconds, 1), "val_bpb": round(result.bpb, 4)}  # fmt: skip
 
 
@@ -131,22 +170,26 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "tinyshakespeare.txt")
     parser.add_argument("--sizes", nargs="+", choices=SIZES, default=list(SIZES))
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[123],
+                        help="a run per seed (weights and batch order): the spread sizes the noise")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     rows = []
     for size in args.sizes:
-        for variant in args.variants:
-            rows.append(measure(args.data, size, variant))
-            print(json.dumps(rows[-1]), flush=True)
-            if args.json:
-                args.json.write_text(json.dumps(rows, indent=2))
-    print("\n| size | variant | parameters | val bits/byte | vs llama |")
-    print("| --- | --- | ---: | ---: | ---: |")
-    base = {r["size"]: r["val_bpb"] for r in rows if r["variant"] == "llama"}
+        for seed in args.seeds:
+            for variant in args.variants:
+                rows.append(measure(args.data, size, variant, seed))
+                print(json.dumps(rows[-1]), flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps(rows, indent=2))
+    print("\n| size | seed | variant | parameters | val bits/byte | vs llama |")
+    print("| --- | ---: | --- | ---: | ---: | ---: |")
+    base = {(r["size"], r["seed"]): r["val_bpb"] for r in rows if r["variant"] == "llama"}
     for r in rows:
-        diff = r["val_bpb"] - base[r["size"]] if r["size"] in base else math.nan
-        print(f"| {r['size']} | {r['variant']} | {r['params']:,} | {r['val_bpb']:.4f} | "
-              f"{diff:+.3f} |")  # fmt: skip
+        key = (r["size"], r["seed"])
+        diff = r["val_bpb"] - base[key] if key in base else math.nan
+        print(f"| {r['size']} | {r['seed']} | {r['variant']} | {r['params']:,} | "
+              f"{r['val_bpb']:.4f} | {diff:+.3f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -35,6 +35,32 @@ def test_the_loss_chart_labels_its_y_axis_with_even_steps():
     assert len(gaps) == 1, labels  # no missing tick between them
 
 
+def test_the_dashboard_chart_moves_with_every_step_between_evaluations():
+    from tui_gpt.charts import StepLosses
+    from tui_gpt.core.events import RunStarted, Step
+
+    history = LossHistory(per_step=True)
+    history.add_event(RunStarted(train_batches=50))
+    history.add_event(Eval(step=0, tokens_seen=64, train_loss=5.0, val_loss=5.1))
+    empty = loss_chart(history, 60, 16, color=False)
+    for step in range(40):  # no evaluation after step 0: the training line still grows
+        history.add_event(Step(step=step, tokens_seen=64 * (step + 1), loss=5.0 - step / 20))
+    drawn = loss_chart(history, 60, 16, color=False)
+    assert drawn != empty and "train loss" in drawn
+    # The lowest y tick is near the last steps' loss (3.05), which no evaluation saw.
+    ticks = [float(m) for m in re.findall(r"^\s*(\d+(?:\.\d+)?)\s*┤", drawn, re.M)]
+    assert ticks and min(ticks) <= 3.5
+    # The chapter's figure (`tui-gpt plot`) keeps to the evaluations.
+    history_evals = LossHistory()
+    history_evals.add_event(Step(step=3, loss=1.0))
+    assert history_evals.step_losses.steps == []
+    # Thinned by averaging runs of steps: the means, the last step kept.
+    losses = StepLosses(list(range(10)), list(range(10)), [float(v) for v in range(10)])
+    half = losses.averaged(5)
+    assert half.loss == [0.5, 2.5, 4.5, 6.5, 8.5] and half.steps[-1] == 9
+    assert losses.averaged(20) is losses
+
+
 @pytest.fixture(scope="module")
 def runs_of_two_tokenizers(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")

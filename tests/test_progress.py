@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import NIGHT_KITCHEN, ROOT
 from tui_gpt.commands.common import TextProgress
 
-SUFFIX = "epoch 5 · step 130/290 · loss 5.860 · 1,680 tok/s · ETA 0:46"
+SUFFIX = "epoch 5 · 130/290 steps · loss 5.860 · 1,680 tok/s · ETA 0:46"
 
 
 @pytest.mark.parametrize("columns", [200, 100, 80, 60, 45, 30, 20])
@@ -22,7 +22,7 @@ def test_the_bar_fits_any_width_and_drops_whole_fields(columns):
     fields = line.split("%", 1)[1].strip().split(" · ") if "%" in line else []
     assert all(f in SUFFIX.split(" · ") for f in fields if f)  # no field cut in half
     if columns >= 60:
-        assert "step 130/290" in line and "ETA 0:46" in line
+        assert "130/290 steps" in line and "ETA 0:46" in line
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -62,4 +62,4 @@ def test_counts_have_thousands_separators_wherever_a_run_is_described():
     progress = Progress()
     progress.update(start)
     progress.update(Step(step=1_233, epoch=2, loss=2.0, tok_per_s=12_345.0))
-    assert "step 1,234/12,040" in progress.line() and "12,345 tok/s" in progress.line()
+    assert "1,234/12,040 steps" in progress.line() and "12,345 tok/s" in progress.line()

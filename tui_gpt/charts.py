@@ -13,7 +13,7 @@ from typing import Literal
 import plotext as plt
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import Eval, Event, RunStarted
+from tui_gpt.core.events import Eval, Event, RunStarted, Step
 from tui_gpt.core.experiments import X_LABELS, RunDetails, XAxis, metric_for, short_names, values
 
 # Below this plotext draws garbage (an axis upside down): refuse with a clear line instead.
@@ -21,8 +21,33 @@ MIN_WIDTH, MIN_HEIGHT = 30, 8
 
 
 @dataclass
+class StepLosses:
+    """The training loss of every step (the dashboard's line between evaluations)."""
+
+    steps: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+
+    def averaged(self, points: int) -> StepLosses:
+        """At most about `points` points, each the mean of a run of steps: thinner for the
+        chart and smoother than single noisy batches."""
+        n = len(self.steps)
+        if n <= points:
+            return self
+        width = -(-n // points)
+        out = StepLosses()
+        for i in range(0, n, width):
+            chunk = [v for v in self.loss[i : i + width] if math.isfinite(v)]
+            out.steps.append(self.steps[min(i + width, n) - 1])
+            out.tokens.append(self.tokens[min(i + width, n) - 1])
+            out.loss.append(sum(chunk) / len(chunk) if chunk else math.nan)
+        return out
+
+
+@dataclass
 class LossHistory:
-    """Evaluation points collected from eval events (or a run's events.jsonl)."""
+    """Evaluation points collected from eval events (or a run's events.jsonl); with
+    `per_step`, also every step's training loss."""
 
     steps: list[int] = field(default_factory=list)
     epochs: list[float] = field(default_factory=list)  # fractional epoch at each evaluation
@@ -32,10 +57,16 @@ class LossHistory:
     batches_per_epoch: int = 0
     train_bpb: list[float] = field(default_factory=list)  # NaN where a run did not record it
     val_bpb: list[float] = field(default_factory=list)
+    per_step: bool = False
+    step_losses: StepLosses = field(default_factory=StepLosses)
 
     def add_event(self, event: Event) -> None:
         if isinstance(event, RunStarted) and event.train_batches:
             self.batches_per_epoch = event.train_batches
+        elif isinstance(event, Step) and self.per_step:
+            self.step_losses.steps.append(event.step)
+            self.step_losses.tokens.append(event.tokens_seen)
+            self.step_losses.loss.append(event.loss)
         elif isinstance(event, Eval):
             self.steps.append(event.step)
             self.epochs.append((event.step + 1) / (self.batches_per_epoch or 1))
@@ -48,6 +79,14 @@ class LossHistory:
     @property
     def has_bpb(self) -> bool:
         return any(math.isfinite(v) for v in self.val_bpb)
+
+    def epochs_or_steps(self) -> list[float]:
+        """The evaluations' x positions: epochs where known, else steps."""
+        return self.epochs if self.batches_per_epoch else [float(s) for s in self.steps]
+
+    def epoch_of(self, step: int) -> float:
+        """The fractional epoch after `step` (0-based), or the step where epochs are unknown."""
+        return (step + 1) / self.batches_per_epoch if self.batches_per_epoch else step
 
 
 def _finite(values: list[float]) -> list[float]:
@@ -76,6 +115,8 @@ def thinned(history: LossHistory, points: int) -> LossHistory:
         history.batches_per_epoch,
         pick(history.train_bpb),
         pick(history.val_bpb),
+        history.per_step,
+        history.step_losses,
     )
 
 
@@ -99,7 +140,8 @@ def loss_chart(
     plt.clear_figure()
     plt.plot_size(max(width, MIN_WIDTH), max(height, MIN_HEIGHT))
     plt.theme("pro" if color else "clear")
-    if not history.steps:
+    per_step = history.step_losses.averaged(2 * max(width, 20))
+    if not history.steps and not (view == "loss" and per_step.steps):
         plt.title("no evaluation yet")
         return _finish(color)
     if view == "perplexity":
@@ -118,20 +160,37 @@ def loss_chart(
         plt.xlabel("tokens seen")
         plt.title("bits per byte" if history.has_bpb else "bits per byte: not recorded by this run")
     else:
-        x = history.epochs if history.batches_per_epoch else history.steps
-        train, val = _finite(history.train), _finite(history.val)
-        plt.plot(x, train, label="train loss", marker="braille", color="cyan")
-        plt.plot(x, val, label="val loss", marker="braille", color="orange")
-        # Tokens seen on the top axis: the same validation points on the upper x-axis (so
-        # both axes span the same range), ticks labelled with the tokens seen at them.
-        plt.plot(x, val, marker="braille", color="orange", xside="upper")
-        picks = sorted({round(i * (len(x) - 1) / 3) for i in range(4)})
-        plt.xticks([x[i] for i in picks], [_short(history.tokens[i]) for i in picks], xside="upper")
-        plt.xlabel("epochs" if history.batches_per_epoch else "steps", xside="lower")
-        plt.xlabel("tokens seen", xside="upper")
-        plt.title("loss")
-        _even_y_ticks([*train, *val])
+        _loss_view(history, per_step)
     return _finish(color)
+
+
+def _loss_view(history: LossHistory, per_step: StepLosses) -> None:
+    """Loss against epochs (steps where epochs are unknown), tokens seen on the top axis.
+    The training line is every step's loss (averaged over runs of steps) where the history
+    has it, so it moves between evaluations; else the evaluations' training loss."""
+    if per_step.steps:
+        train_x = [history.epoch_of(s) for s in per_step.steps]
+        train, train_tokens = _finite(per_step.loss), per_step.tokens
+    else:
+        train_x, train, train_tokens = (
+            history.epochs_or_steps(),
+            _finite(history.train),
+            history.tokens,
+        )
+    val_x, val = history.epochs_or_steps(), _finite(history.val)
+    plt.plot(train_x, train, label="train loss", marker="braille", color="cyan")
+    if val_x:
+        plt.plot(val_x, val, label="val loss", marker="braille", color="orange")
+    # Tokens seen on the top axis: the training points on the upper x-axis too (so both axes
+    # span the same range), ticks labelled with the tokens seen at them.
+    plt.plot(train_x, train, marker="braille", color="cyan", xside="upper")
+    picks = sorted({round(i * (len(train_x) - 1) / 3) for i in range(4)})
+    plt.xticks([train_x[i] for i in picks], [_short(train_tokens[i]) for i in picks],
+               xside="upper")  # fmt: skip
+    plt.xlabel("epochs" if history.batches_per_epoch else "steps", xside="lower")
+    plt.xlabel("tokens seen", xside="upper")
+    plt.title("loss")
+    _even_y_ticks([*train, *val])
 
 
 def nice_ticks(values: list[float], count: int = 5, whole: bool = False) -> list[float]:

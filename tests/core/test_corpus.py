@@ -111,7 +111,7 @@ def test_a_folder_skips_unusable_files_and_names_each(tmp_path):
     assert [(p.name, why.split(" ")[0]) for p, why in source.skipped] == [
         ("b.txt", "file"), ("c.jsonl", "line"), ("d.txt", "binary")
     ]  # fmt: skip
-    assert source.skipped_line().startswith("skipped 3 unusable file(s): b.txt: file is empty;")
+    assert source.skipped_line().startswith("skipped 3 unusable files: b.txt: file is empty;")
     # The same text alone fingerprints the same: skipping leaves the good files' identity.
     alone = tmp_path / "alone"
     alone.mkdir()

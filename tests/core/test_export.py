@@ -219,6 +219,10 @@ def test_bad_exports_are_one_line_each(runs_root, tmp_path):
     forced = run_cli("export", run.id, "--format", "hf", "--out", str(tmp_path / "f" / "x"),
                      "--force", "--run-dir", runs)  # fmt: skip
     assert forced.returncode == 0, forced.stderr
+    # The human answer says what was written and how to load it.
+    lines = forced.stdout.splitlines()
+    assert lines[0] == f"exported run {run.id} as a Hugging Face folder: {tmp_path / 'f' / 'x'}"
+    assert "parameters in f32, from best" in lines[1] and "from_pretrained(" in lines[2]
 
     odd = create_run(runs_root, "odd", "custom", {"tokenizer": "byte"})
     model = GPT(GPTConfig(vocab_size=257, context_length=16, emb_dim=48, n_heads=2, n_layers=1))

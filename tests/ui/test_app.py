@@ -359,7 +359,7 @@ async def test_watch_catches_up_on_a_long_run(runs_root):
         await wait_for(pilot, lambda: dashboard.epoch_samples == 4000)
         await wait_for(
             pilot,
-            lambda: "step 20,000/20,000" in str(dashboard.query_one("#progress-label").render()),
+            lambda: "20,000/20,000 steps" in str(dashboard.query_one("#progress-label").render()),
         )
         assert len(dashboard.query_one("#chart").history.val) == 4000  # every evaluation
         log = dashboard.query_one("#log", RichLog)
@@ -514,7 +514,7 @@ async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: "binary content" in preview_text(app), timeout=180)
         # The folder's own answer now: its binary file is left out and named.
-        assert "1000 file(s)" in preview_text(app) and "skipped 9999.txt" in preview_text(app)
+        assert "1,000 files" in preview_text(app) and "skipped 9999.txt" in preview_text(app)
 
 
 async def test_help_for_each_screen(runs_root):
@@ -754,7 +754,7 @@ async def test_a_folder_preview_lists_what_it_skips(runs_root, tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: "characters 3,600" in preview_text(app))
         text = preview_text(app)
-        assert "1 file(s)" in text
+        assert "1 file," in text
         assert "skipped empty.txt: file is empty" in text and "skipped broken.jsonl: line 1" in text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from tui_gpt.commands.common import add_run_dir, print_json, runs_root
@@ -41,5 +42,13 @@ def run(args: argparse.Namespace) -> int:
         print_json({"path": str(done.path), "format": done.format, "dtype": done.dtype,
                     "params": done.params, "checkpoint": str(done.checkpoint)})  # fmt: skip
     else:
-        print(done.path)
+        what = "a Hugging Face folder" if done.format == "hf" else "a GGUF file"
+        use = (
+            f"AutoModelForCausalLM.from_pretrained({str(done.path)!r}) in transformers"
+            if done.format == "hf"
+            else f"llama-cli -m {shlex.quote(str(done.path))} (llama.cpp)"
+        )
+        print(f"exported run {target.id} as {what}: {done.path}")
+        print(f"  {done.params:,} parameters in {done.dtype}, from {done.checkpoint.name}")
+        print(f"  load it with {use}")
     return 0

@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from tui_gpt.charts import LossHistory, check_size, compare_chart, loss_chart, save_figure
     from tui_gpt.core.errors import TuiGptError
+    from tui_gpt.core.events import count
     from tui_gpt.core.experiments import details, undamaged, write_csv
     from tui_gpt.core.runs import find_run
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                 rows = write_csv(runs, Path(args.output))
             except OSError as exc:
                 raise TuiGptError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-            print(f"wrote {rows} evaluation(s) of {len(runs)} run(s) to {args.output}")
+            print(f"wrote {count(rows, 'evaluation')} of {count(len(runs), 'run')} to {args.output}")
         else:
             save_figure(runs, args.output, args.x)
             print(f"wrote {args.output}")

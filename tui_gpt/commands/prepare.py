@@ -16,6 +16,7 @@ from tui_gpt.commands.common import (
     settings_from_args,
 )
 from tui_gpt.core.config import DEFAULT_RECIPE, RECIPES, ModelChoice, TrainConfig
+from tui_gpt.core.events import count
 
 
 def add_parser(sub) -> None:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print_json({**facts.to_dict(), "tokenizer": tokenizer.name, "files": len(source.files),
                     "skipped": skipped, "context_length": ctx, "batch_size": cfg.batch_size})  # fmt: skip
         return 2 if facts.problems else 0
-    print(f"{args.data}: {len(source.files)} file(s), tokenizer {tokenizer.name}")
+    print(f"{args.data}: {count(len(source.files), 'file')}, tokenizer {tokenizer.name}")
     for f, why in source.skipped:
         print(f"  skipped {f}: {why}")
     print(f"  characters  {facts.chars:>12,}   tokens {facts.tokens:>12,}")

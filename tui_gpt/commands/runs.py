@@ -8,6 +8,7 @@ import time
 from typing import get_args
 
 from tui_gpt.commands.common import add_run_dir, print_json, runs_root
+from tui_gpt.core.events import count
 from tui_gpt.core.experiments import short_count
 from tui_gpt.core.runs import State, find_run, list_runs, matching, set_label
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
-    print(f"\n{len(found)} run(s) in {root}")
+    print(f"\n{count(len(found), 'run')} in {root}")
     return 0
 
 

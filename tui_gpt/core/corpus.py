@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from tui_gpt.core.errors import Cancelled, TuiGptError
+from tui_gpt.core.events import count
 from tui_gpt.core.tokenizer import EOT_TEXT
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -52,7 +53,7 @@ class TextSource:
             return ""
         shown = "; ".join(f"{p.name}: {why}" for p, why in self.skipped[:most])
         more = f"; and {len(self.skipped) - most} more" if len(self.skipped) > most else ""
-        return f"skipped {len(self.skipped)} unusable file(s): {shown}{more}"
+        return f"skipped {count(len(self.skipped), 'unusable file')}: {shown}{more}"
 
     @property
     def name(self) -> str:

@@ -176,6 +176,11 @@ def duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 run", "2 runs", "1,024 files": a number with its noun in the right form."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def size(n: int) -> str:
     """Bytes for people: KiB below a MiB, GiB from 10 GiB on, MiB between."""
     mib = 2**20
@@ -251,7 +256,7 @@ class Progress:
         if e is None:
             return ""
         return (
-            f"epoch {e.epoch} · step {self.done:,}/{self.total:,} · loss {e.loss:.3f} · "
+            f"epoch {e.epoch} · {self.done:,}/{self.total:,} steps · loss {e.loss:.3f} · "
             f"{e.tok_per_s:,.0f} tok/s · "
             + (f"MFU {e.mfu:.0%} · " if e.mfu is not None else "")
             + f"ETA {duration(self.eta() if eta else math.nan)}"

@@ -151,7 +151,7 @@ class TuiGptApp(App):
         if isinstance(screen, TrainScreen) and screen.run.path == run.path:
             return ""
         done, total = self.session.progress.done, self.session.progress.total
-        where = f"step {done:,}/{total:,}" if total else "starting"
+        where = f"{done:,}/{total:,} steps" if total else "starting"
         return f"● training {where} · ctrl+d"
 
     def action_show_dashboard(self) -> None:

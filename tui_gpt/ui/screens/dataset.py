@@ -52,6 +52,7 @@ from tui_gpt.core.config import (
 from tui_gpt.core.data import inspect_source, plan, prepare
 from tui_gpt.core.errors import Cancelled, TuiGptError
 from tui_gpt.core.estimate import cached_step_seconds, make_plan, step_seconds
+from tui_gpt.core.events import count
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.jobs import runtime_for
 from tui_gpt.core.records import read_json
@@ -421,7 +422,7 @@ class DatasetScreen(Screen):
             return
         problem = facts.problems[0] if facts.problems else None
         lines = [
-            f"[b]{escape(Path(path).name)}[/b]  {len(source.files)} file(s), "
+            f"[b]{escape(Path(path).name)}[/b]  {count(len(source.files), 'file')}, "
             f"{memory.size(source.bytes)}",
             f"characters {facts.chars:,}   tokens {facts.tokens:,} ({tokenizer.name})",
             f"train {facts.train_tokens:,} tokens -> {facts.train_batches:,} batches/epoch",

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import RunStarted
+from tui_gpt.core.events import RunStarted, count
 from tui_gpt.core.experiments import describe, details
 from tui_gpt.core.export import Format, default_out, export
 from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, set_label
@@ -93,12 +93,14 @@ class RunsScreen(Screen):
         if current is not None and str(current.path) in paths:
             table.move_cursor(row=paths.index(str(current.path)))
         hint = (
-            f"{len(self.summaries)} run(s) in {self.root}"
+            f"{count(len(self.summaries), 'run')} in {self.root}"
             if self.summaries
             else f"no runs yet in {self.root}"
         )
         if self.marked:
             hint += f" · {len(self.marked)} marked: m compares them"
+        # The keys the footer has no room for at 80 columns (all are in F1 and ctrl+p).
+        hint += "\nalso: x train further · b resume in background · l label · e export"
         self.query_one("#runs-hint", Static).update(hint)
 
     def selected(self) -> Run | None:

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui_gpt.charts import VIEWS, LossHistory, View, loss_chart
-from tui_gpt.core.events import Eval, Event, RunStarted
+from tui_gpt.core.events import Eval, Event, RunStarted, Step
 
 
 class LossChart(Static):
@@ -14,7 +14,7 @@ class LossChart(Static):
 
     def __init__(self, redraw_interval: float = 0.25, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.history = LossHistory()
+        self.history = LossHistory(per_step=True)  # the line moves with every step
         self.view: View = "loss"
         self._dirty = True
         self._drawn = (0, 0)
@@ -24,7 +24,7 @@ class LossChart(Static):
         self.set_interval(self._interval, self._redraw_if_needed)
 
     def add_event(self, event: Event) -> None:
-        if isinstance(event, Eval | RunStarted):
+        if isinstance(event, Eval | RunStarted | Step):
             self.history.add_event(event)
             self._dirty = True
 
