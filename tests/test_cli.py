@@ -65,6 +65,8 @@ def test_prepare_reports_a_split_too_short(tmp_path):
         (["train"], "DATA is required"),
         (["prepare", TEXT, "--train-ratio", "1.5"], "between 0 and 1"),
         (["generate", "--run", "nope", "--prompt", "x"], "no run 'nope'"),
+        (["generate", "--prompt", "x"], "give one of RUN, --run RUN or --checkpoint FILE"),
+        (["generate", "a", "--run", "b", "--prompt", "x"], "not more than one"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -126,6 +128,11 @@ def test_train_generate_runs_plot(tmp_path):
 
     int8 = run_cli(*gen, "--precision", "int8")
     assert int8.returncode == 0 and int8.stdout.startswith("Every effort"), int8.stderr
+    # RUN as the other verbs take it, and by its label.
+    assert run_cli("runs", "label", run_id, "my first", "--run-dir", runs).returncode == 0
+    by_label = run_cli("generate", "my first", "--prompt", "Every effort", "--max-new-tokens", "15",
+                       "--seed", "3", "--temperature", "1.0", "--run-dir", runs)  # fmt: skip
+    assert by_label.returncode == 0 and by_label.stdout == a.stdout, by_label.stderr
 
     plot = run_cli("plot", run_id, "--run-dir", runs, "--width", "70")
     assert plot.returncode == 0 and "train loss" in plot.stdout and "perplexity" in plot.stdout
@@ -411,3 +418,22 @@ def test_runs_state_must_be_a_state_and_tokenizer_out_asks_before_replacing(tmp_
     refused = run_cli(*args)
     assert refused.returncode == 2 and "--force" in refused.stderr and out.read_text() == "my notes"
     assert run_cli(*args, "--force").returncode == 0 and out.read_text() != "my notes"
+
+
+def test_the_runs_list_fits_the_terminal(tmp_path):
+    from tui_gpt.core.runs import create_run, set_label
+
+    long_name = "a-rather-long-dataset-name-for-a-list.txt"
+    runs = [create_run(tmp_path, long_name, "micro", {}) for _ in range(2)]
+    set_label(runs[0], "the baseline run")
+    wide = run_cli("runs", "--run-dir", str(tmp_path), env={**os.environ, "COLUMNS": "200"})
+    narrow = run_cli("runs", "--run-dir", str(tmp_path), env={**os.environ, "COLUMNS": "80"})
+    assert wide.returncode == narrow.returncode == 0, narrow.stderr
+    assert "CREATED" in wide.stdout and "CREATED" not in narrow.stdout
+    table = narrow.stdout.split("\n\n")[0].splitlines()
+    assert max(map(len, table)) <= 80 and "LABEL" in table[0] and "BITS/B" in table[0]
+    # Each id as its shortest unique prefix, which the other verbs take.
+    shown = [line.split()[0] for line in table[1:]]
+    assert len(set(shown)) == 2 and all(len(s) < len(runs[0].id) for s in shown)
+    for short in shown:
+        assert run_cli("runs", "show", short, "--run-dir", str(tmp_path)).returncode == 0

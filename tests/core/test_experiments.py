@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import NIGHT_KITCHEN, needs_gpt2
 from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
-from tui_gpt.core.events import Eval, Finished, RunStarted, Step
+from tui_gpt.core.events import Eval, Finished, Paused, Resumed, RunStarted, Step
 from tui_gpt.core.experiments import (
     comparison_rows,
     details,
@@ -70,6 +70,12 @@ def test_training_time_leaves_out_the_wait_before_a_resume():
         RunStarted(time=5000.0, step=0), Step(step=1, time=5004.0), Finished(step=1, time=5005.0),
     ]  # fmt: skip
     assert training_seconds(events) == [0, 10, 12, 12, 16, 17]
+    # Nor the time it sat paused (15 minutes here).
+    paused = [
+        RunStarted(time=100.0), Step(step=0, time=110.0), Paused(step=0, time=111.0),
+        Resumed(step=0, time=1011.0), Step(step=1, time=1015.0), Finished(step=1, time=1016.0),
+    ]  # fmt: skip
+    assert training_seconds(paused) == [0, 10, 11, 11, 15, 16]
 
 
 def test_labels_name_runs_and_filter_them(two_runs):

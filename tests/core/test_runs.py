@@ -73,6 +73,28 @@ def test_follower_returns_only_new_complete_lines(tmp_path):
     assert follower.poll() == []
 
 
+def test_a_catch_up_decodes_evenly_spaced_steps_and_every_other_event(tmp_path):
+    from tui_gpt.core.events import Step
+    from tui_gpt.core.runs import EventFollower
+
+    run = create_run(tmp_path, "data", "nano", {})
+    log = EventLog(run)  # the lines as a run writes them
+    for step in range(1000):
+        log(Step(step=step, loss=1.0))
+        if step % 100 == 0:
+            log(Eval(step=step))
+    log.close()
+    f = run.events_path
+    events = EventFollower(f).poll(most_steps=50)
+    steps = [e.step for e in events if isinstance(e, Step)]
+    assert len(steps) == 50 and steps[0] == 0 and steps[-1] == 999
+    gaps = {b - a for a, b in zip(steps, steps[1:], strict=False)}
+    assert max(gaps) - min(gaps) <= 2  # evenly spaced (to rounding)
+    assert [e.step for e in events if isinstance(e, Eval)] == list(range(0, 1000, 100))
+    # A small batch (a live run's next poll) keeps every step.
+    assert len(EventFollower(f).poll(most_steps=5000)) == 1010
+
+
 def test_event_lines_of_the_wrong_shape_are_skipped(tmp_path):
     from tui_gpt.core.runs import EventFollower
 

@@ -23,6 +23,7 @@ from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.screens.dataset import DatasetScreen
 from tui_gpt.ui.screens.runs import RunsScreen
 from tui_gpt.ui.screens.train import TrainScreen
+from tui_gpt.ui.widgets.loss_chart import CHART_STEPS
 from tui_gpt.ui.widgets.token_probs import TokenProbs
 
 
@@ -362,6 +363,9 @@ async def test_watch_catches_up_on_a_long_run(runs_root):
             lambda: "20,000/20,000 steps" in str(dashboard.query_one("#progress-label").render()),
         )
         assert len(dashboard.query_one("#chart").history.val) == 4000  # every evaluation
+        # The training line: evenly spaced steps of the whole run, the newest among them.
+        steps = dashboard.query_one("#chart").history.step_losses.steps
+        assert len(steps) == CHART_STEPS and steps[0] == 0 and steps[-1] == 19_999
         log = dashboard.query_one("#log", RichLog)
         assert "Step 019995" in str(log.lines[-2].text)  # the newest evaluations are shown
         assert dashboard.state == "stale"  # running, yet no process behind it
@@ -463,7 +467,7 @@ async def test_export_a_run_from_the_browser(runs_root, tmp_path):
 
     fake_run(runs_root, "20260101-000000-story-nano")
     app = TuiGptApp(runs_root)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("e")
@@ -481,6 +485,20 @@ async def test_export_a_run_from_the_browser(runs_root, tmp_path):
         await wait_for(pilot, lambda: (tmp_path / "hf" / "config.json").is_file())
         done = str(tmp_path / "hf")
         await wait_for(pilot, lambda: any(done in str(n.message) for n in app._notifications))
+        # Again to the same folder: asked, then the earlier export is replaced.
+        first = (tmp_path / "hf" / "config.json").stat().st_mtime_ns
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = done
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "exists. Replace it" in app.screen.question
+        await pilot.press("y")
+        await wait_for(pilot, lambda: (tmp_path / "hf" / "config.json").is_file()
+                       and (tmp_path / "hf" / "config.json").stat().st_mtime_ns != first)  # fmt: skip
+        # Notifications are plain text: an install hint keeps its brackets on screen.
+        app.notify("pip install 'tui-gpt[gguf]'")
+        await wait_for(pilot, lambda: "tui-gpt[gguf]" in screen_text(app))
 
 
 async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
@@ -589,7 +607,7 @@ async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
     from tests.conftest import run_cli
 
     first = run_cli("--run-dir", str(runs_root), "train", str(NIGHT_KITCHEN), "--preset", "nano",
-                    "--tokenizer", "byte", "--context-length", "32", "--epochs", "1",
+                    "--tokenizer", "byte", "--context-length", "32", "--epochs", "1", "--max-steps", "30",
                     "--eval-freq", "5", "--sample-tokens", "5")  # fmt: skip
     assert first.returncode == 0, first.stderr
     [run] = [Run(p) for p in runs_root.iterdir()]
@@ -603,6 +621,9 @@ async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
         dashboard = app.screen
         await wait_for(pilot, lambda: dashboard.state == "finished" and not app.training_active)
         assert len(dashboard.query_one("#chart").history.val) == evals > 1
+        # Every step's training loss, the first part's too, in order.
+        steps = dashboard.query_one("#chart").history.step_losses.steps
+        assert steps[0] == 0 and steps == sorted(steps) and len(steps) == len(set(steps)) >= 30
         assert dashboard.epoch_samples == 1  # the first part's sample
         log = "\n".join(line.text for line in dashboard.query_one("#log", RichLog).lines)
         assert "Ep 1 (Step 000000)" in log and log.index("started") < log.index("resumed")

@@ -24,9 +24,11 @@ def add_parser(sub) -> None:
         description="Continue --prompt with a trained model, streaming tokens to stdout. "
         "Temperature 0 is greedy; --seed makes sampling repeatable.",
     )
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", help="run id (or unique prefix, or folder): its best checkpoint")
-    source.add_argument("--checkpoint", help="a .safetensors checkpoint file")
+    p.add_argument("run_ref", nargs="?", metavar="RUN",
+                   help="run id, unique prefix, label or folder: its best checkpoint")  # fmt: skip
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--run", help="the same as RUN")
+    source.add_argument("--checkpoint", help="a .safetensors checkpoint file instead of a run")
     p.add_argument("--prompt", required=True, help="text to continue")
     add_settings(p.add_argument_group("sampling"), SamplingConfig)
     p.add_argument("--device", choices=DEVICES, default="auto")
@@ -53,10 +55,18 @@ def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.sampling import load_for_sampling
     from tui_gpt.core.tokenizer import StreamDecoder
 
+    given = [a for a in (args.run_ref, args.run, args.checkpoint) if a]
+    if len(given) != 1:
+        raise TuiGptError(
+            "give one of RUN, --run RUN or --checkpoint FILE"
+            if not given
+            else "give RUN, --run or --checkpoint, not more than one"
+        )
     resolve_threads()
     loaded = load_for_sampling(
-        args.run, args.checkpoint, runs_root(args), args.device, args.precision, args.vocab_dir
-    )
+        args.run_ref or args.run, args.checkpoint, runs_root(args), args.device, args.precision,
+        args.vocab_dir,
+    )  # fmt: skip
     tok, s = loaded.tokenizer, settings_from_args(args, SamplingConfig)
     ids = tok.encode(args.prompt)
     if not ids:

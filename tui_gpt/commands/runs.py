@@ -4,13 +4,16 @@ for one run's facts and settings; `runs label RUN TEXT` to name it."""
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
 import time
 from typing import get_args
 
 from tui_gpt.commands.common import add_run_dir, print_json, runs_root
 from tui_gpt.core.events import count
 from tui_gpt.core.experiments import short_count
-from tui_gpt.core.runs import State, find_run, list_runs, matching, set_label
+from tui_gpt.core.runs import RunSummary, State, find_run, list_runs, matching, set_label
 
 
 def add_parser(sub) -> None:
@@ -48,31 +51,77 @@ def run(args: argparse.Namespace) -> int:
     if not found:
         print(f"no runs in {root}" + (" match" if args.label or args.dataset or args.state else ""))
         return 0
-    rows = [
-        (
-            "ID",
-            "LABEL",
-            "CREATED",
-            "DATASET",
-            "PRESET",
-            "PARAMS",
-            "STEPS",
-            "BEST VAL",
-            "BITS/B",
-            "STATE",
-        )
-    ]
-    for r in found:
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) if r.created else "-"
-        best = f"{r.best_val_loss:.3f}" if r.best_val_loss is not None else "-"
-        bpb = f"{r.best_val_bpb:.3f}" if r.best_val_bpb is not None else "-"
-        rows.append((r.id, r.label or "-", created, r.dataset[:24], r.preset, short_count(r.params),
-                     str(r.steps), best, bpb, r.describe()))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    for line in runs_table(found, _terminal_columns()):
+        print(line)
     print(f"\n{count(len(found), 'run')} in {root}")
     return 0
+
+
+def _terminal_columns() -> int:
+    """The terminal's width; 0 (no limit) where the output goes to a pipe or a file, so
+    that a script's `grep` sees every column (scripts should read `--json`)."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return shutil.get_terminal_size((100, 24)).columns
+    return 0
+
+
+# Left out in this order, one at a time, until the table fits the terminal.
+_DROPPABLE = ("CREATED", "PARAMS", "PRESET", "BEST VAL")
+
+
+def runs_table(found: list[RunSummary], columns: int = 0) -> list[str]:
+    """`tui-gpt runs` as lines: ids cut to their shortest unique prefix (which every verb
+    takes), the label column only where a run has one, and at `columns` wide the state in
+    a word and the least needed columns dropped until the table fits."""
+    names = short_ids([r.id for r in found])
+    table: dict[str, list[str]] = {"ID": names}
+    if any(r.label for r in found):
+        table["LABEL"] = [r.label or "-" for r in found]
+    table["CREATED"] = [
+        time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) if r.created else "-"
+        for r in found
+    ]
+    table["DATASET"] = [r.dataset[:24] for r in found]
+    table["PRESET"] = [r.preset for r in found]
+    table["PARAMS"] = [short_count(r.params) for r in found]
+    table["STEPS"] = [f"{r.steps:,}" for r in found]
+    table["BEST VAL"] = [f"{r.best_val_loss:.3f}" if r.best_val_loss is not None else "-"
+                         for r in found]  # fmt: skip
+    table["BITS/B"] = [f"{r.best_val_bpb:.3f}" if r.best_val_bpb is not None else "-"
+                       for r in found]  # fmt: skip
+    table["STATE"] = [r.describe() for r in found]
+
+    def lines() -> list[str]:
+        heads = list(table)
+        widths = [max(len(h), *(len(v) for v in table[h])) for h in heads[:-1]]
+        out = []
+        for i in range(-1, len(found)):
+            cells = [h if i < 0 else table[h][i] for h in heads]
+            out.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False))
+                       + "  " + cells[-1])  # fmt: skip
+        return out
+
+    if columns:
+        too_wide = lambda: max(len(line) for line in lines()) > columns  # noqa: E731
+        if too_wide():
+            table["STATE"] = [r.brief() for r in found]
+        for head in _DROPPABLE:
+            if not too_wide():
+                break
+            table.pop(head)
+    return lines()
+
+
+def short_ids(ids: list[str], least: int = 15) -> list[str]:
+    """Each id cut to the shortest prefix of at least `least` characters that no other id
+    shares (the date and time a run began, where that is unique)."""
+    out = []
+    for run_id in ids:
+        cut = least
+        while cut < len(run_id) and any(o != run_id and o.startswith(run_id[:cut]) for o in ids):
+            cut += 1
+        out.append(run_id[:cut])
+    return out
 
 
 def run_show(args: argparse.Namespace) -> int:

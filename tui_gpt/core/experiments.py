@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import Eval, Event, RunStarted, Step, duration
+from tui_gpt.core.events import Eval, Event, Paused, Resumed, RunStarted, Step, duration
 from tui_gpt.core.records import Fields, RunRecord, SplitScore, read_json
 from tui_gpt.core.runs import Run, summarize
 
@@ -98,15 +98,21 @@ def flat_settings(run: Run, info: RunRecord) -> dict[str, Any]:
 
 
 def training_seconds(events: list[Event]) -> list[float]:
-    """Training wall time at each event: the spans from each start or resumption on, so the
-    hours a stopped run waited before `--resume` do not count."""
-    out, before, start, prev = [], 0.0, None, 0.0
+    """Training wall time at each event: the spans from each start or resumption on, less
+    the time spent paused, so the hours a stopped run waited before `--resume` and a paused
+    run's wait do not count."""
+    out, total, last, running = [], 0.0, None, False
     for e in events:
         if isinstance(e, RunStarted):
-            before += prev - start if start is not None else 0.0
-            start = e.time
-        out.append(before + (e.time - start if start is not None else 0.0))
-        prev = e.time
+            running = True
+        elif running and last is not None:
+            total += e.time - last
+        if isinstance(e, Paused):
+            running = False
+        elif isinstance(e, Resumed):
+            running = True
+        last = e.time
+        out.append(total)
     return out
 
 

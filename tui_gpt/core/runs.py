@@ -407,7 +407,7 @@ def list_runs(root: Path | None = None) -> list[RunSummary]:
 
 
 def find_run(ref: str, root: Path | None = None) -> Run:
-    """A run by folder path, id, or unique id prefix."""
+    """A run by folder path, id, unique id prefix, or label (`tui-gpt runs label`)."""
     candidate = Path(ref).expanduser()
     if (candidate / "run.json").is_file():
         return Run(candidate)
@@ -420,6 +420,8 @@ def find_run(ref: str, root: Path | None = None) -> Run:
         [p for p in root.iterdir() if p.name.startswith(ref) and (p / "run.json").is_file()]
         if root.is_dir() else []
     )  # fmt: skip
+    if not matches and root.is_dir():
+        matches = [p for p in root.iterdir() if _label_of(p) == ref]
     if len(matches) == 1:
         return Run(matches[0])
     if len(matches) > 1:
@@ -427,6 +429,16 @@ def find_run(ref: str, root: Path | None = None) -> Run:
             f"run {ref!r} is ambiguous: {', '.join(sorted(p.name for p in matches)[:5])}"
         )
     raise TuiGptError(f"no run {ref!r} in {root} (see `tui-gpt runs`)")
+
+
+def _label_of(path: Path) -> str:
+    """A run folder's label; empty where it has none or its record cannot be read."""
+    if not (path / "run.json").is_file():
+        return ""
+    try:
+        return Run(path).info().label
+    except TuiGptError:
+        return ""
 
 
 def weights_id(path: Path) -> str:
@@ -610,10 +622,12 @@ class EventFollower:
         self.path = Path(path)
         self.offset = 0
 
-    def poll(self, limit_bytes: int = 64 << 20, last_step_only: bool = False) -> list[Event]:
-        """New complete events. With `last_step_only`, of the step events in this batch only
-        the newest is decoded (the others are most of a long run's file and a dashboard
-        shows just the newest)."""
+    def poll(self, limit_bytes: int = 64 << 20, most_steps: int | None = None) -> list[Event]:
+        """New complete events. With `most_steps`, of the step events in this batch at
+        most that many are decoded, evenly spaced and the newest always among them: a long
+        run's file is mostly step lines, and a dashboard catching up on it needs only
+        enough of them to draw the training loss (followed live, a poll's batch is small
+        and every step is kept)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -625,13 +639,16 @@ class EventFollower:
             return []
         self.offset += end + 1
         lines = chunk[: end + 1].splitlines()
-        newest_step = -1
-        if last_step_only:
-            steps = (i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(_STEP_PREFIX))
-            newest_step = next(steps, -1)
+        keep: set[int] | None = None
+        if most_steps is not None:
+            steps = [i for i, line in enumerate(lines) if line.startswith(_STEP_PREFIX)]
+            if len(steps) > most_steps:
+                stride = len(steps) / max(most_steps - 1, 1)
+                keep = {steps[min(round(k * stride), len(steps) - 1)] for k in range(most_steps)}
+                keep.add(steps[-1])
         events = []
         for i, line in enumerate(lines):
-            if last_step_only and i != newest_step and line.startswith(_STEP_PREFIX):
+            if keep is not None and i not in keep and line.startswith(_STEP_PREFIX):
                 continue
             try:
                 event = event_from_dict(json.loads(line))

@@ -21,6 +21,7 @@ from typing import Any
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -49,6 +50,7 @@ from tui_gpt.ui.screens.dataset import DatasetScreen
 from tui_gpt.ui.screens.help import HelpScreen, help_text
 from tui_gpt.ui.screens.runs import RunsScreen
 from tui_gpt.ui.screens.train import TrainScreen
+from tui_gpt.ui.widgets.loss_chart import CHART_STEPS
 
 
 def _freeze_heap() -> None:
@@ -120,6 +122,19 @@ class TuiGptApp(App):
                     f"key: {binding.key}",
                     lambda action=binding.action: self.call_later(screen.run_action, action),
                 )
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification as plain text: the messages carry paths, settings and install
+        hints ("pip install 'tui-gpt[gguf]'") that console markup would eat."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def action_help(self) -> None:
         """Help for the screen in front: its keys, its settings, where runs live."""
@@ -254,7 +269,7 @@ class TuiGptApp(App):
             # A resumed run's dashboard shows the whole run: what its file holds so far,
             # read before the trainer adds to it.
             assert job.run is not None  # a single process always has its run folder
-            history = EventFollower(job.run.events_path).poll(last_step_only=True)
+            history = EventFollower(job.run.events_path).poll(most_steps=CHART_STEPS)
             self.post_message(TrainingReady(job, history))
             ready = True
 

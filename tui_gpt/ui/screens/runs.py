@@ -166,18 +166,31 @@ class RunsScreen(Screen):
             return
 
         def answer(text: str | None) -> None:
-            if text and text.strip():
-                self._export(run, Path(text.strip()).expanduser())
+            if not text or not text.strip():
+                return
+            out = Path(text.strip()).expanduser()
+            if out.exists() and not out.is_symlink():
+                # The app's answer to the CLI's --force: asked, and still only ever over an
+                # earlier export (core.export refuses anything else).
+                question = f"{out} exists. Replace it (only an earlier export is replaced)?"
+
+                def confirmed(yes: bool | None) -> None:
+                    if yes:
+                        self._export(run, out, True)
+
+                self.app.push_screen(ConfirmScreen(question), confirmed)
+            else:
+                self._export(run, out, False)
 
         place = default_out(run.path, "hf", "f32")
         question = f"Export {run.id} to (a folder: Hugging Face; a .gguf file: llama.cpp)"
         self.app.push_screen(PromptScreen(question, str(place), enter="export"), answer)
 
     @work(thread=True, exclusive=True, group="export")
-    def _export(self, run: Run, out: Path) -> None:
+    def _export(self, run: Run, out: Path, replace: bool) -> None:
         fmt: Format = "gguf" if out.suffix == ".gguf" else "hf"
         try:
-            done = export(run, fmt, out, "f16" if fmt == "gguf" else "f32")
+            done = export(run, fmt, out, "f16" if fmt == "gguf" else "f32", force=replace)
         except TuiGptError as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Not exported", severity="error")
             return

@@ -44,7 +44,7 @@ from tui_gpt.ui.host import host
 from tui_gpt.ui.messages import TrainingEnded, TrainingEvent
 from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.widgets.header import Header
-from tui_gpt.ui.widgets.loss_chart import LossChart
+from tui_gpt.ui.widgets.loss_chart import CHART_STEPS, LossChart
 
 
 def _as_text(line: str | Text) -> Text:
@@ -121,7 +121,7 @@ class TrainScreen(Screen):
 
     def _poll_file(self) -> None:
         assert self.follower is not None
-        self.handle_many(self.follower.poll(last_step_only=True))
+        self.handle_many(self.follower.poll(most_steps=CHART_STEPS))
         watching = self.state in ("running", "paused", "watching")
         if watching and self.run.status_of() in ACTIVE and liveness(self.run).state == "stale":
             self.state = "stale"

@@ -8,6 +8,10 @@ from textual.widgets import Static
 from tui_gpt.charts import VIEWS, LossHistory, View, loss_chart
 from tui_gpt.core.events import Eval, Event, RunStarted, Step
 
+# Step events a dashboard decodes when it catches up on a run's file: evenly spaced, enough
+# for the training line at any terminal width (decoding all of a long run's would stall it).
+CHART_STEPS = 2000
+
 
 class LossChart(Static):
     DEFAULT_CSS = "LossChart { height: 1fr; min-height: 8; }"
