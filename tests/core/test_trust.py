@@ -435,3 +435,27 @@ def test_tokenizer_train_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "cannot write" in result.stderr and "file size limit" in result.stderr
     assert os.listdir(out.parent) == []
+
+
+def test_threads_writing_one_file_at_once_all_succeed(tmp_path):
+    """Two of the app's workers may save the same file (a fitted tokenizer) together: they
+    share the temporary file's name, and neither may see the other's vanish under it."""
+    import threading
+
+    target = tmp_path / "shared.json"
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(200):
+                atomic_write_text(target, f"{n}-{i}" * 1000)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and target.read_text().endswith("-199")
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.json"]

@@ -4,7 +4,8 @@ A reader (or a crash) sees the old file or the new one, never half of either. Ev
 tui-gpt writes goes through `atomic_write`: its temporary file is named `.NAME.tmp-PID`
 (so a later process can tell a dead writer's leftovers and sweep them), is created new and
 never through a symbolic link (a planted link is replaced, not followed), and is removed
-on any failure, a full disk included.
+on any failure, a full disk included. Threads of one process share that name, so they write
+one path one at a time (two of the app's workers may save the same fitted tokenizer).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import errno
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +22,15 @@ from typing import BinaryIO
 from tui_gpt.core.errors import TuiGptError
 
 TMP_MARK = ".tmp-"  # .NAME.tmp-PID
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _path_lock(path: Path) -> threading.Lock:
+    """The lock this process's writers of `path` take (they share its temporary name)."""
+    with _locks_guard:
+        return _locks.setdefault(os.path.abspath(path), threading.Lock())
 
 
 def fsync_dir(folder: Path) -> None:
@@ -72,14 +83,15 @@ def _replace(path: Path, fill: Callable[[Path], None]) -> None:
     """`fill` the temporary file, flush it to the disk, rename it over `path`; on any
     failure (a full disk, a signal) the temporary file goes."""
     tmp = temporary_for(path)
-    try:
-        fill(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _path_lock(path):
+        try:
+            fill(tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     fsync_dir(path.parent)
 
 
