@@ -108,6 +108,21 @@ def default_init(model: GPT) -> None:
             module.reset_parameters()
 
 
+def default_init_zero_writers(model: GPT) -> None:
+    """PyTorch's defaults, but the matrices writing into the residual stream zero (each
+    block starts as the identity)."""
+    default_init(model)
+    for block in model.blocks:
+        nn.init.zeros_(block.attn.out_proj.weight)
+        nn.init.zeros_(block.ff.down.weight)
+
+
+def default_init_zero_head(model: GPT) -> None:
+    """PyTorch's defaults, but the head zero (the untrained model predicts uniformly)."""
+    default_init(model)
+    nn.init.zeros_(model.out_head.weight)
+
+
 def small_normal_init(model: GPT) -> None:
     """GPT-2's paper and nanoGPT's scheme: every matrix and the embedding N(0, 0.02), the
     matrices writing into the residual stream N(0, 0.02 / sqrt(2 x layers))."""
@@ -133,6 +148,8 @@ VARIANTS = {
     "llama, embedding N(0, 1/C)": ("llama", {}, small_embedding),
     "llama, PyTorch default init": ("llama", {}, default_init),
     "llama, N(0, 0.02) init": ("llama", {}, small_normal_init),
+    "llama, PyTorch default init, zero writers": ("llama", {}, default_init_zero_writers),
+    "llama, PyTorch default init, zero head": ("llama", {}, default_init_zero_head),
 }
 
 

@@ -63,3 +63,16 @@ def test_counts_have_thousands_separators_wherever_a_run_is_described():
     progress.update(start)
     progress.update(Step(step=1_233, epoch=2, loss=2.0, tok_per_s=12_345.0))
     assert "1,234/12,040 steps" in progress.line() and "12,345 tok/s" in progress.line()
+
+
+def test_the_eta_never_runs_past_a_time_budget():
+    from tui_gpt.core.events import Progress, RunStarted, Step
+
+    progress = Progress()
+    progress.update(RunStarted(total_steps=390, time=1000.0, ends_by=1180.0))  # 3 minutes
+    progress.update(Step(step=3, time=1040.0))  # 10 s a step: 386 more would be an hour
+    assert progress.eta() == 140.0 and "ETA 2:20" in progress.line()
+    unbounded = Progress()
+    unbounded.update(RunStarted(total_steps=390, time=1000.0))
+    unbounded.update(Step(step=3, time=1040.0))
+    assert unbounded.eta() == 3860.0

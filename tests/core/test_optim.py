@@ -8,7 +8,7 @@ from tests.conftest import NIGHT_KITCHEN
 from tests.core.test_trainer import Recorder, config
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import RECIPES, ModelChoice, TrainConfig, TrainSpec
-from tui_gpt.core.events import Eval, Finished, PlanChanged, Progress, Step
+from tui_gpt.core.events import Eval, Finished, PlanChanged, Progress, RunStarted, Step
 from tui_gpt.core.jobs import JobHooks, assemble
 from tui_gpt.core.model import GPT
 from tui_gpt.core.optim import Muon, Paired, hidden_matrix, lr_scale, orthogonalized
@@ -95,6 +95,9 @@ def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_root):
     # The run ends with an evaluation of its last weights, then a checkpoint.
     assert rec.events[-1].__class__ is Finished
     assert rec.of(Eval)[-1].step == steps[-1].step
+    # The start says when the budget runs out (what the progress line's ETA is capped by).
+    [started] = [e for e in job.run.typed_events() if isinstance(e, RunStarted)]
+    assert started.ends_by is not None and abs(started.ends_by - (time.time() - took + 5.0)) < 1.0
     # Ended by its epochs instead: the closing evaluation is said to be of the last epoch.
     short = Recorder()
     small = config(epochs=2, minutes=5.0, eval_freq=100, sample_tokens=0)

@@ -723,6 +723,16 @@ async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_ro
         await wait_for(pilot, lambda: app.screen.state == "finished" and not app.training_active)
         assert run.status().step == 2 * steps + 1
         assert json.loads((run.path / "settings.json").read_text())["train"]["epochs"] == 2
+        # The browser's Enter opens the run as it is now, not the first training's
+        # dashboard (still open below the browser, frozen when that training ended).
+        further = app.screen
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert dashboard in app.screen_stack
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        assert app.screen is not dashboard and app.screen in (further, *app.screen_stack)
+        await wait_for(pilot, lambda: app.screen.progress.done == 2 * steps + 2)
 
     # A new session opens with the last dataset and settings.
     again = TuiGptApp(runs_root)

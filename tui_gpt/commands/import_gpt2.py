@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         print_json({"run": new.id, "path": str(new.path), "params": params, "source": str(path)})
         return 0
     print(f"imported {path} as run {new.id} ({params:,} parameters)")
-    print(f'  generate  tui-gpt generate --run {new.id} --prompt "Every effort moves you"')
+    print(f'  generate  tui-gpt generate {new.id} --prompt "Every effort moves you"')
     print(f"  train     tui-gpt train DATA --init-from {new.id} --context-length 256")
     return 0
 

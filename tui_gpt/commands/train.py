@@ -294,7 +294,7 @@ def _train(args: argparse.Namespace, dist: Distributed) -> int:
     printer.say(f"{outcome}: run {job.run.id}")
     printer.say(f"  folder   {job.run.path}")
     printer.say(
-        f'  sample   tui-gpt generate --run {job.run.id} --prompt "{job.trainer.cfg.start_context or "Once upon a time"}"'
+        f'  sample   tui-gpt generate {job.run.id} --prompt "{job.trainer.cfg.start_context or "Once upon a time"}"'
     )
     if outcome == "stopped":
         printer.say(f"  continue tui-gpt train --resume {job.run.id}")

@@ -45,6 +45,7 @@ class RunStarted(Event):
     peak_source: str = ""  # "measured", "published for <GPU>", "given"
     memory_estimate: int = 0  # bytes a step needs at its peak (core/memory.py)
     arch: str = "gpt2"  # the model's block (core/model.py)
+    ends_by: float | None = None  # unix time a time budget (--minutes) runs out; None: none
 
 
 @dataclass(kw_only=True)
@@ -228,6 +229,7 @@ class Progress:
         self.total = 0
         self.first_step = 0
         self.first_time = 0.0
+        self.ends_by: float | None = None
         self.last: Step | None = None
 
     def update(self, event: Event) -> None:
@@ -235,6 +237,7 @@ class Progress:
             self.total, self.first_step, self.first_time = (
                 event.total_steps, event.step + 1, event.time
             )  # fmt: skip
+            self.ends_by = event.ends_by
         elif isinstance(event, PlanChanged):
             self.total = event.total_steps
         elif isinstance(event, Step):
@@ -245,11 +248,15 @@ class Progress:
         return self.last.step + 1 if self.last is not None else 0
 
     def eta(self) -> float:
-        """Seconds left at the pace since the run (or its resumption) started; NaN unknown."""
+        """Seconds left at the pace since the run (or its resumption) started, never past
+        the end of its time budget; NaN unknown."""
         ran = self.done - self.first_step
         if self.last is None or ran <= 0:
             return math.nan
-        return (self.last.time - self.first_time) / ran * (self.total - self.done)
+        left = (self.last.time - self.first_time) / ran * (self.total - self.done)
+        if self.ends_by is not None:  # the trainer ends the run by then whatever the pace
+            left = min(left, max(0.0, self.ends_by - self.last.time))
+        return left
 
     def line(self, eta: bool = True) -> str:
         e = self.last

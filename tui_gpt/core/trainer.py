@@ -260,6 +260,8 @@ class Trainer:
             run_id=self.run_id,
             params=self.model.num_params(),
             arch=self.model.cfg.arch,
+            ends_by=None if self._deadline is None
+            else time.time() + self._deadline - time.monotonic(),
             device=str(self.device),
             precision=self.precision,
             threads=self.threads,

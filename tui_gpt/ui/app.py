@@ -341,7 +341,17 @@ class TuiGptApp(App):
             gc.freeze()
 
     def open_dashboard(self, run: Run) -> None:
-        if self.return_to(lambda s: isinstance(s, TrainScreen) and s.run.path == run.path):
+        def current(screen: Screen) -> bool:
+            """An open dashboard of the run that is up to date: one that follows the run's
+            file, or the one of this window's latest training. A dashboard of an earlier
+            training here stopped listening when that training ended."""
+            return (
+                isinstance(screen, TrainScreen)
+                and screen.run.path == run.path
+                and (not screen.live or screen is self._dashboard)
+            )
+
+        if self.return_to(current):
             return
         if (
             self._dashboard is not None
