@@ -605,6 +605,7 @@ async def test_the_preset_line_estimates_memory_for_the_forms_settings(runs_root
 
 async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
     from tests.conftest import run_cli
+    from tui_gpt.ui.screens.prompt import PromptScreen
 
     first = run_cli("--run-dir", str(runs_root), "train", str(NIGHT_KITCHEN), "--preset", "nano",
                     "--tokenizer", "byte", "--context-length", "32", "--epochs", "1", "--max-steps", "30",
@@ -616,15 +617,22 @@ async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
-        await pilot.press("r")  # a finished run: resumed, it finishes at once
+        await pilot.press("r")  # finished: not resumed (a budget would start again); it says x
+        await wait_for(pilot, lambda: any("x trains it further" in n.message
+                                          for n in app._notifications))  # fmt: skip
+        assert isinstance(app.screen, RunsScreen) and not app.training_active
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = "5"
+        await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
         dashboard = app.screen
         await wait_for(pilot, lambda: dashboard.state == "finished" and not app.training_active)
-        assert len(dashboard.query_one("#chart").history.val) == evals > 1
+        assert len(dashboard.query_one("#chart").history.val) > evals > 1
+        assert dashboard.epoch_samples >= 1  # the first part's sample
         # Every step's training loss, the first part's too, in order.
         steps = dashboard.query_one("#chart").history.step_losses.steps
-        assert steps[0] == 0 and steps == sorted(steps) and len(steps) == len(set(steps)) >= 30
-        assert dashboard.epoch_samples == 1  # the first part's sample
+        assert steps[0] == 0 and steps == sorted(steps) and steps[-1] == 34 and len(set(steps)) == 35
         log = "\n".join(line.text for line in dashboard.query_one("#log", RichLog).lines)
         assert "Ep 1 (Step 000000)" in log and log.index("started") < log.index("resumed")
 

@@ -210,8 +210,11 @@ class RunsScreen(Screen):
 
     def action_resume(self) -> None:
         run = self.selected()
-        if run is not None:
-            host(self).resume_training(run)
+        if run is None:
+            return
+        if self._not_resumable(run):
+            return
+        host(self).resume_training(run)
 
     def action_extend(self) -> None:
         """Train the selected run further by a number of steps, or of epochs ("2e"), resumed
@@ -249,8 +252,19 @@ class RunsScreen(Screen):
 
     def action_resume_background(self) -> None:
         run = self.selected()
-        if run is not None:
-            host(self).resume_in_background(run)
+        if run is None:
+            return
+        if self._not_resumable(run):
+            return
+        host(self).resume_in_background(run)
+
+    def _not_resumable(self, run: Run) -> bool:
+        """A finished run is trained further (x), not resumed: resuming it would just start
+        its time budget (or nothing) again. Says so."""
+        if run.status_of() != "finished":
+            return False
+        self.notify(f"{run.id} finished; x trains it further", severity="warning")
+        return True
 
     def action_delete(self) -> None:
         run = self.selected()
