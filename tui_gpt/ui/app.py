@@ -417,8 +417,11 @@ class TuiGptApp(App):
             if yes:
                 self.stop_training_and_exit("quit from the app")
 
+        run = self.session.run_folder
+        control = self.session.controls(run) if run is not None else None
+        state = "paused" if control is not None and control.paused else "running"
         self.push_screen(
-            ConfirmScreen("Training is running. Stop it, save a checkpoint and quit?"), answer
+            ConfirmScreen(f"Training is {state}. Stop it, save a checkpoint and quit?"), answer
         )
 
     def stop_training_and_exit(self, reason: str, hangup: bool = False) -> None:
