@@ -24,7 +24,7 @@ from tui_gpt.ui.screens.dataset import DatasetScreen
 from tui_gpt.ui.screens.runs import RunsScreen
 from tui_gpt.ui.screens.train import TrainScreen
 from tui_gpt.ui.widgets.loss_chart import CHART_STEPS
-from tui_gpt.ui.widgets.token_probs import TokenProbs
+from tui_gpt.ui.widgets.token_probs import TokenProbs, shown
 
 
 def preview_text(app) -> str:
@@ -939,6 +939,8 @@ async def test_nothing_is_cut_at_80x24_and_the_dataset_list_is_usable(runs_root,
         bars = [len(re.findall("█", row)) for row in rows]
         room = probs.size.width - 6 - min(12, probs.size.width - 16) - 2
         assert bars[0] == room and all(bars), (rows, room)  # the top bar fills, none cut
+        # Every candidate can be seen: a space is shown, newlines and tabs escaped.
+        assert shown(" the\n\t") == "␣the\\n\\t" and all(shown(t).strip() for t, _ in probs.candidates)
 
 
 async def test_the_dataset_help_gives_the_defaults_of_the_recipe_chosen(runs_root, monkeypatch):

@@ -7,6 +7,12 @@ from rich.text import Text
 from textual.widgets import Static
 
 
+def shown(token: str) -> str:
+    """A token as it can be seen: escapes for newlines and tabs (as Python writes them), and
+    spaces as "␣" (a blank row would say nothing)."""
+    return repr(token)[1:-1].replace(" ", "␣")
+
+
 class TokenProbs(Static):
     DEFAULT_CSS = "TokenProbs { height: auto; }"
 
@@ -28,7 +34,7 @@ class TokenProbs(Static):
         top = max((p for _, p in candidates), default=0.0) or 1.0
         for text, p in candidates:
             bar = "█" * max(1 if p > 0 else 0, round(p / top * room))
-            table.add_row(f"{p:6.1%}", Text(repr(text)[1:-1][:token_width]), Text(bar, style="green"))
+            table.add_row(f"{p:6.1%}", Text(shown(text)[:token_width]), Text(bar, style="green"))
         grid = Table.grid()
         grid.add_row(Text(caption, style="bold"))
         grid.add_row(table)
