@@ -19,6 +19,7 @@ from tests.conftest import (
     needs_verdict,
     other_value,
     run_cli,
+    wait_until,
 )
 from tui_gpt.core.runs import list_runs
 
@@ -424,7 +425,10 @@ def test_the_runs_list_fits_the_terminal(tmp_path):
     from tui_gpt.core.runs import create_run, set_label
 
     long_name = "a-rather-long-dataset-name-for-a-list.txt"
-    runs = [create_run(tmp_path, long_name, "micro", {}) for _ in range(2)]
+    first = create_run(tmp_path, long_name, "micro", {})
+    # The next run a second later, as people start them (ids differ in their time).
+    wait_until(lambda: time.strftime("%Y%m%d-%H%M%S") not in first.id, 5, "the next second")
+    runs = [first, create_run(tmp_path, long_name, "micro", {})]
     set_label(runs[0], "the baseline run")
     wide = run_cli("runs", "--run-dir", str(tmp_path), env={**os.environ, "COLUMNS": "200"})
     narrow = run_cli("runs", "--run-dir", str(tmp_path), env={**os.environ, "COLUMNS": "80"})

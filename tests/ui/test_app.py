@@ -694,7 +694,7 @@ async def test_a_live_training_shows_in_the_header_with_a_key_back(runs_root):
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         sign = app.screen.query_one("#live-sign", Static)
-        await wait_for(pilot, lambda: sign.display and "● training step" in str(sign.render()))
+        await wait_for(pilot, lambda: sign.display and re.search(r"● training [\d,]+/[\d,]+ steps", str(sign.render())))
         assert "ctrl+d" in str(sign.render())
         await pilot.press("ctrl+d")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))

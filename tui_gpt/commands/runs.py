@@ -109,6 +109,8 @@ def runs_table(found: list[RunSummary], columns: int = 0) -> list[str]:
             if not too_wide():
                 break
             table.pop(head)
+        while too_wide() and max(map(len, table["DATASET"])) > 8:  # then the names, cut
+            table["DATASET"] = [d[: max(map(len, table["DATASET"])) - 1] for d in table["DATASET"]]
     return lines()
 
 
