@@ -26,9 +26,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("run_ref", nargs="?", metavar="RUN",
                    help="run id, unique prefix, label or folder: its best checkpoint")  # fmt: skip
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--run", help="the same as RUN")
-    source.add_argument("--checkpoint", help="a .safetensors checkpoint file instead of a run")
+    # One of RUN, --run and --checkpoint: checked in run(), one rule for all three.
+    p.add_argument("--run", help="the same as RUN")
+    p.add_argument("--checkpoint", help="a .safetensors checkpoint file instead of a run")
     p.add_argument("--prompt", required=True, help="text to continue")
     add_settings(p.add_argument_group("sampling"), SamplingConfig)
     p.add_argument("--device", choices=DEVICES, default="auto")

@@ -102,15 +102,19 @@ def runs_table(found: list[RunSummary], columns: int = 0) -> list[str]:
         return out
 
     if columns:
-        too_wide = lambda: max(len(line) for line in lines()) > columns  # noqa: E731
-        if too_wide():
+
+        def excess() -> int:
+            return max(len(line) for line in lines()) - columns
+
+        if excess() > 0:
             table["STATE"] = [r.brief() for r in found]
         for head in _DROPPABLE:
-            if not too_wide():
+            if excess() <= 0:
                 break
             table.pop(head)
-        while too_wide() and max(map(len, table["DATASET"])) > 8:  # then the names, cut
-            table["DATASET"] = [d[: max(map(len, table["DATASET"])) - 1] for d in table["DATASET"]]
+        if excess() > 0:  # then the dataset names, cut (to 8 characters at the least)
+            keep = max(8, max(map(len, table["DATASET"])) - excess())
+            table["DATASET"] = [d[:keep] for d in table["DATASET"]]
     return lines()
 
 

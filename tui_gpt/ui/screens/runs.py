@@ -210,9 +210,7 @@ class RunsScreen(Screen):
 
     def action_resume(self) -> None:
         run = self.selected()
-        if run is None:
-            return
-        if self._not_resumable(run):
+        if run is None or self._not_resumable(run):
             return
         host(self).resume_training(run)
 
@@ -252,9 +250,7 @@ class RunsScreen(Screen):
 
     def action_resume_background(self) -> None:
         run = self.selected()
-        if run is None:
-            return
-        if self._not_resumable(run):
+        if run is None or self._not_resumable(run):
             return
         host(self).resume_in_background(run)
 
