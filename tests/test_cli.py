@@ -21,7 +21,8 @@ from tests.conftest import (
     run_cli,
     wait_until,
 )
-from tui_gpt.core.runs import list_runs
+from tui_gpt.core.events import Eval
+from tui_gpt.core.runs import Run, list_runs
 
 # The project's own text in bytes: 11 batches of 8 x 64 per epoch, no vocabulary needed.
 TEXT = str(NIGHT_KITCHEN)
@@ -338,7 +339,8 @@ def test_compare_show_label_and_plot_files(tmp_path):
     out = tmp_path / "curves.csv"
     wrote = run_cli("plot", a, b, "--output", str(out), "--run-dir", runs)
     assert wrote.returncode == 0, wrote.stderr
-    assert len(out.read_text().splitlines()) == 1 + 2 * 2  # a header, two evaluations per run
+    # A header, and three evaluations per run: steps 0 and 2, and the last one (3).
+    assert len(out.read_text().splitlines()) == 1 + 2 * 3
     small = run_cli("plot", a, "--width", "10", "--height", "3", "--run-dir", runs)
     assert small.returncode == 2 and "at least 30 columns and 8 rows" in small.stderr
     bad = run_cli("plot", a, "--output", str(tmp_path / "x.gif"), "--run-dir", runs)
@@ -392,22 +394,68 @@ def test_resume_may_change_the_schedule_and_the_events_say_so(tmp_path):
     )
 
 
-def test_control_of_a_finished_run_advises_a_command_that_works(tmp_path):
+@pytest.mark.parametrize("end", [("--epochs", "1"), ("--max-steps", "3")])
+def test_control_of_a_finished_run_advises_a_command_that_works(tmp_path, end):
+    """Whatever ended the run (its epochs, its max steps), the command `control` advises
+    and the one `train` prints at its end each train it further, evaluated at the end."""
     runs = str(tmp_path / "runs")
-    assert (
-        run_cli(
-            "train", TEXT, *TINY, "--epochs", "1", "--sample-tokens", "0", "--run-dir", runs
-        ).returncode
-        == 0
-    )
+    trained = run_cli("train", TEXT, *TINY, *end, "--sample-tokens", "0", "--run-dir", runs)
+    assert trained.returncode == 0, trained.stderr
     [run] = list_runs(tmp_path / "runs")
+    printed = trained.stdout.split("further  tui-gpt ", 1)[1].splitlines()[0].split()
     result = run_cli("control", run.id, "pause", "--run-dir", runs)
     assert result.returncode == 2 and "it finished; train it further with: tui-gpt" in result.stderr
     advice = result.stderr.split("with: tui-gpt ", 1)[1].split(" (or")[0].split()
-    further = run_cli(*advice, "--run-dir", runs)
-    assert further.returncode == 0, further.stderr
-    [after] = list_runs(tmp_path / "runs")
-    assert after.status == "finished" and after.steps > run.steps
+    # A plain resume would train nothing: refused with the same advice, the run untouched.
+    info = (Path(run.path) / "run.json").read_bytes()
+    plain = run_cli("train", "--resume", run.id, "--run-dir", runs)
+    assert plain.returncode != 0 and "nothing to train" in plain.stderr
+    assert " ".join(advice) in plain.stderr and (Path(run.path) / "run.json").read_bytes() == info
+    steps = run.steps
+    for command in (advice, printed):
+        further = run_cli(*command, "--run-dir", runs)
+        assert further.returncode == 0, further.stderr
+        [after] = list_runs(tmp_path / "runs")
+        assert after.status == "finished" and after.steps > steps
+        evals = [e for e in Run(after.path).typed_events() if isinstance(e, Eval)]
+        assert evals[-1].step == after.steps - 1  # the weights it ended with, measured
+        steps = after.steps
+    # Which weights a sample comes from is said (on stderr: stdout is the text).
+    sample = run_cli("generate", run.id, "--prompt", "The", "--max-new-tokens", "3",
+                     "--run-dir", runs)  # fmt: skip
+    assert sample.returncode == 0 and f"sampling from best, step {steps - 1}, val loss" in sample.stderr
+
+
+def test_settings_that_do_not_apply_are_refused(tmp_path):
+    runs = str(tmp_path / "runs")
+    for flags, said in [
+        (["--kv-heads", "2"], "KV heads (--kv-heads) applies only with --arch llama, not gpt2"),
+        (["--qk-norm"], "QK-norm (--qk-norm) applies only with --arch llama"),
+        (["--init-from", "some-run", "--arch", "llama"], "--arch cannot be given with it"),
+        (["--further", "2e"], "--further trains a run further: give it with --resume RUN"),
+    ]:
+        result = run_cli("train", TEXT, *TINY, "--arch", "gpt2", *flags, "--run-dir", runs)
+        assert result.returncode != 0 and said in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not list_runs(tmp_path / "runs")
+
+
+def test_into_a_pipe_training_says_its_progress_every_half_minute():
+    import io
+
+    from tui_gpt.commands.common import TextProgress
+    from tui_gpt.commands.train import PROGRESS_EVERY, ConsolePrinter
+    from tui_gpt.core.events import RunStarted, Step
+
+    out = io.StringIO()
+    printer = ConsolePrinter(out, TextProgress("training", io.StringIO()))  # not a terminal
+    printer(RunStarted(run_id="r", total_steps=100, time=1000.0))
+    for step in range(60):
+        printer(Step(step=step, epoch=1, loss=3.0, tok_per_s=500.0, time=1000.0 + step))
+    lines = [line for line in out.getvalue().splitlines() if "steps ·" in line]
+    # Steps 30 and 60 seconds in: where it is, how fast, and how long it has left.
+    assert PROGRESS_EVERY == 30 and len(lines) == 1, out.getvalue()
+    assert "31/100 steps" in lines[0] and "500 tok/s" in lines[0] and "ETA 1:" in lines[0]
 
 
 def test_runs_state_must_be_a_state_and_tokenizer_out_asks_before_replacing(tmp_path):

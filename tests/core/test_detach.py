@@ -123,9 +123,7 @@ def test_control_sigterm_sigkill_and_resume(tmp_path):
         assert refused.returncode == 2 and "not training" in refused.stderr
 
         # --resume picks up the run whose process died.
-        final = run_cli(
-            "--run-dir", str(runs), "train", "--resume", run.id, "--max-steps", str(stopped_at + 8)
-        )
+        final = run_cli("--run-dir", str(runs), "train", "--resume", run.id, "--further", "8")
         assert final.returncode == 0, final.stderr
         assert "resuming run" in final.stdout
         assert runs_json(runs)[run.id]["state"] == "finished"

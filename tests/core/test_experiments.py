@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import NIGHT_KITCHEN, needs_gpt2
 from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
-from tui_gpt.core.events import Eval, Finished, Paused, Resumed, RunStarted, Step
+from tui_gpt.core.events import Eval, Finished, Notice, Paused, Resumed, RunStarted, Step, Stopped
 from tui_gpt.core.experiments import (
     comparison_rows,
     details,
@@ -76,6 +76,18 @@ def test_training_time_leaves_out_the_wait_before_a_resume():
         Resumed(step=0, time=1011.0), Step(step=1, time=1015.0), Finished(step=1, time=1016.0),
     ]  # fmt: skip
     assert training_seconds(paused) == [0, 10, 11, 11, 15, 16]
+
+
+def test_training_further_leaves_out_the_wait_after_the_finish():
+    """A finished run trained further: the hours between the finish and the new start, and
+    the "resumed with" notice written before the new start, are not training time."""
+    events = [
+        RunStarted(time=100.0), Step(step=0, time=110.0), Eval(step=0, time=112.0),
+        Finished(step=0, time=113.0), Notice(step=0, time=5000.0, message="resumed with ..."),
+        RunStarted(time=5001.0, step=0), Step(step=1, time=5005.0), Stopped(step=1, time=5006.0),
+        RunStarted(time=9000.0, step=1), Step(step=2, time=9002.0),
+    ]  # fmt: skip
+    assert training_seconds(events) == [0, 10, 12, 13, 13, 13, 17, 18, 18, 20]
 
 
 def test_labels_name_runs_and_filter_them(two_runs):

@@ -8,10 +8,19 @@ from tests.conftest import NIGHT_KITCHEN
 from tests.core.test_trainer import Recorder, config
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import RECIPES, ModelChoice, TrainConfig, TrainSpec
-from tui_gpt.core.events import Eval, Finished, PlanChanged, Progress, RunStarted, Step
+from tui_gpt.core.events import (
+    Eval,
+    Finished,
+    PlanChanged,
+    Progress,
+    RunStarted,
+    Step,
+    finished_line,
+)
 from tui_gpt.core.jobs import JobHooks, assemble
 from tui_gpt.core.model import GPT
 from tui_gpt.core.optim import Muon, Paired, hidden_matrix, lr_scale, orthogonalized
+from tui_gpt.core.runs import summarize
 from tui_gpt.core.trainer import TrainerControl
 
 LLAMA = ModelChoice("nano", 64, "byte", arch="llama")
@@ -95,6 +104,12 @@ def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_root):
     # The run ends with an evaluation of its last weights, then a checkpoint.
     assert rec.events[-1].__class__ is Finished
     assert rec.of(Eval)[-1].step == steps[-1].step
+    # It says that the budget ended it, and where the plan had it end.
+    finished = rec.events[-1]
+    assert finished.reason == "budget" and finished.planned_steps >= len(steps)
+    said = f"time budget (0.1 min) reached at step {len(steps):,} of {finished.planned_steps:,} planned"
+    assert finished_line(finished) == said
+    assert summarize(job.run).describe() == f"finished: {said}"
     # The start says when the budget runs out (what the progress line's ETA is capped by).
     [started] = [e for e in job.run.typed_events() if isinstance(e, RunStarted)]
     assert started.ends_by is not None and abs(started.ends_by - (time.time() - took + 5.0)) < 1.0
@@ -103,6 +118,7 @@ def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_root):
     small = config(epochs=2, minutes=5.0, eval_freq=100, sample_tokens=0)
     assert start(runs_root, small, [short]).run_training() == "finished"
     assert [e.epoch for e in short.of(Eval)] == [1, 2] and short.events[-1].epoch == 2
+    assert finished_line(short.events[-1]) == "2 epochs done (22 steps)"
     progress = Progress()
     for event in rec.events:
         progress.update(event)

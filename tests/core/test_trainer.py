@@ -6,9 +6,11 @@ import torch
 
 from tests.conftest import NIGHT_KITCHEN
 from tui_gpt.core.checkpoint import Checkpoint
-from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
-from tui_gpt.core.events import Eval, Event, Notice, Sample, Step
+from tui_gpt.core.config import RECIPES, ModelChoice, TrainConfig, TrainSpec
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.events import CheckpointSaved, Eval, Event, Notice, Sample, Step
 from tui_gpt.core.jobs import JobHooks, assemble
+from tui_gpt.core.sampling import load_for_sampling
 from tui_gpt.core.trainer import TrainerControl, TrainingDiverged
 
 
@@ -47,6 +49,69 @@ def start(runs_root, cfg, sinks=(), control=None):
     return assemble(spec, runs_root=runs_root, hooks=JobHooks(list(sinks), control))
 
 
+def test_every_end_is_evaluated_so_best_is_never_older_than_the_last_save(runs_root):
+    """Evaluating every 100 steps, a run stopped at step 7 has evaluated only step 0: its
+    stop evaluates the weights it saves, so `best` is those trained weights (not the
+    untrained step-0 ones) and every loader says which weights it loaded."""
+    control = TrainerControl()
+    rec = Recorder(stop_after_step=7, control=control)
+    job = start(runs_root, config(eval_freq=100, lr=3e-3), [rec], control)
+    assert job.run_training() == "stopped"
+    assert [e.step for e in rec.of(Eval)] == [0, 7]
+    best, latest = Checkpoint(job.run.best), Checkpoint(job.run.latest)
+    val = rec.of(Eval)[-1].val_loss
+    assert val < rec.of(Eval)[0].val_loss
+    assert best.train_state["steps_done"] == latest.train_state["steps_done"] == 8
+    assert best.describe() == f"best, step 7, val loss {val:.3f}"
+    assert latest.describe() == f"latest, step 7, val loss {val:.3f}"
+    assert load_for_sampling(job.run.id, runs_root=runs_root).weights == best.describe()
+
+
+def test_a_checkpoint_mid_run_is_evaluated_first(runs_root):
+    control = TrainerControl()
+    events: list[Event] = []
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, Step) and event.step == 3:
+            control.request_checkpoint()
+
+    job = start(runs_root, config(max_steps=6, eval_freq=100), [sink], control)
+    assert job.run_training() == "finished"
+    kinds = [(e.name, e.step) for e in events
+             if isinstance(e, Eval) or (isinstance(e, CheckpointSaved) and e.kind == "latest")]
+    assert kinds == [("eval", 0), ("checkpoint", 0), ("eval", 3), ("checkpoint", 3),
+                     ("eval", 5), ("checkpoint", 5)]  # fmt: skip
+
+
+def test_the_automatic_evaluation_cadence_scales_with_the_run():
+    auto = TrainConfig(eval_freq=None, eval_iter=5)
+    # About 20 evaluations a run; never more often than a tenth of the time allows (an
+    # evaluation of 2 x 5 forward batches costs about 3.3 steps: every 34 steps at most).
+    assert [auto.eval_interval(n) for n in (10, 52, 680, 2000, 10_000)] == [34, 34, 34, 100, 500]
+    assert TrainConfig(eval_freq=None, eval_iter=1).eval_interval(52) == 7
+    assert TrainConfig(eval_freq=5).eval_interval(10_000) == 5
+    fast = RECIPES["fast"].settings()[1]
+    assert fast.eval_freq is None
+
+
+def test_training_further_is_one_run_evaluated_at_its_end(runs_root):
+    job = start(runs_root, config(epochs=1, eval_freq=100))
+    assert job.run_training() == "finished"
+    run, done = job.run, 11
+    info = run.info_path.read_bytes()
+    with pytest.raises(TuiGptError, match=f"made the {done} steps its 1 epoch allow: nothing"):
+        assemble(resume=run.id, runs_root=runs_root)
+    assert run.info_path.read_bytes() == info  # refused before anything was written
+    rec = Recorder()
+    further = assemble(resume=run.id, runs_root=runs_root, further="5",
+                       hooks=JobHooks([rec]))  # fmt: skip
+    assert further.run_training() == "finished"
+    assert [e.step for e in rec.of(Step)] == list(range(done, done + 5))
+    assert [e.step for e in rec.of(Eval)] == [done + 4]
+    assert run.info().train_config().max_steps == done + 5
+
+
 def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):
     rec = Recorder()
     job = start(runs_root, config(epochs=3), [rec])
@@ -56,7 +121,8 @@ def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):
     assert [e.step for e in steps] == list(range(33))
     assert steps[-1].tokens_seen == 33 * 8 * 64
     evals = rec.of(Eval)
-    assert [e.step for e in evals] == [0, 5, 10, 15, 20, 25, 30]
+    # Every fifth step, and the last weights when the training ends.
+    assert [e.step for e in evals] == [0, 5, 10, 15, 20, 25, 30, 32]
     assert evals[-1].train_loss < evals[0].train_loss - 1.0
     samples = rec.of(Sample)
     assert len(samples) == 3 and all(s.text.startswith("Every effort moves you") for s in samples)

@@ -15,6 +15,7 @@ from tests.conftest import NIGHT_KITCHEN, VERDICT, needs_gpt2, needs_verdict, wa
 from tests.ui.conftest import fake_run, screen_text, wait_for
 from tui_gpt.core import control
 from tui_gpt.core.config import TrainSpec
+from tui_gpt.core.events import Eval
 from tui_gpt.core.runs import Run, liveness
 from tui_gpt.ui.app import TuiGptApp
 from tui_gpt.ui.messages import TrainingEvent
@@ -333,8 +334,10 @@ async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
             await pilot.press("p")
             await wait_for(pilot, lambda: run.status().status == "paused")
             await wait_for(pilot, lambda: dashboard.sub_title == "paused")
+            await wait_for(pilot, lambda: "p Resume" in screen_text(app))  # the key says so
             await pilot.press("p")
             await wait_for(pilot, lambda: dashboard.sub_title == "running")
+            await wait_for(pilot, lambda: "p Pause" in screen_text(app))
             await pilot.press("s")  # stopping asks first; "no" leaves it running
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             assert "Stop run" in app.screen.question
@@ -741,6 +744,16 @@ async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_ro
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
         assert app.screen is not dashboard and app.screen in (further, *app.screen_stack)
         await wait_for(pilot, lambda: app.screen.progress.done == 2 * steps + 2)
+        # The further training ended evaluated, and said how it ended.
+        evals = [e for e in run.typed_events() if isinstance(e, Eval)]
+        assert evals[-1].step == 2 * steps + 1
+        assert app.screen.sub_title.startswith("finished: max steps reached")
+        # Escape walks back past the first training's frozen dashboard, never onto it.
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        assert dashboard not in app.screen_stack
 
     # A new session opens with the last dataset and settings.
     again = TuiGptApp(runs_root)
@@ -845,7 +858,7 @@ async def test_kv_heads_that_do_not_divide_the_heads_are_a_form_problem(runs_roo
 
 
 def test_train_further_means_more_steps_or_more_epochs_from_where_the_run_is():
-    from tui_gpt.ui.screens.runs import more_training
+    from tui_gpt.core.config import further as more_training
 
     # A run stopped by --max-steps 300, 1,204 steps an epoch: 500 more steps is step 800.
     changes, plan = more_training("500", 300, 1204)
@@ -961,3 +974,69 @@ async def test_the_dataset_help_gives_the_defaults_of_the_recipe_chosen(runs_roo
         await pilot.press("f1")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert "(--tokenizer, default gpt2)" in app.screen.text
+
+
+async def test_the_dataset_screen_follows_every_setting_at_80x24(runs_root, tmp_path):
+    """The remembered dataset is in view however far down the list; settings that do not
+    apply to the architecture chosen are hidden; the plan follows every setting that
+    changes it, the time budget included."""
+    from tui_gpt.core.config import ModelChoice, TrainConfig
+    from tui_gpt.ui.screens.dataset import remember, remember_settings
+
+    for i in range(4):
+        text = tmp_path / f"story{i}.txt"
+        text.write_text("Once upon a time. " * 100)
+        remember(str(text))
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        last_label, last = app.screen._choices[-1]
+    remember_settings(TrainSpec(last, ModelChoice("nano", 64, "byte"), TrainConfig(epochs=2)))
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        screen = app.screen
+        listing = screen.query_one("#dataset-list", ListView)
+        assert listing.index == len(screen._choices) - 1 and screen.dataset == last
+        await wait_for(pilot, lambda: last_label in screen_text(app))  # in view
+        await wait_for(pilot, lambda: "ms/step measured" in str(screen.query_one("#plan").render()))
+
+        def row_shown(name: str) -> bool:
+            return screen.query_one(f"#{name}").parent.display
+
+        assert screen.query_one("#arch", Select).value == "gpt2"
+        assert not any(row_shown(n) for n in ("kv_heads", "qk_norm", "rope_theta"))
+        screen.query_one("#arch", Select).value = "llama"
+        await wait_for(pilot, lambda: row_shown("kv_heads") and row_shown("qk_norm"))
+        screen.query_one("#arch", Select).value = "gpt2"
+        await wait_for(pilot, lambda: not row_shown("kv_heads"))
+
+        def plan() -> str:
+            return str(screen.query_one("#plan").render())
+
+        await wait_for(pilot, lambda: "ms/step measured" in plan())
+        screen.query_one("#epochs", Input).value = "100"
+        await wait_for(pilot, lambda: "(100.00 epochs" in plan())
+        screen.query_one("#minutes", Input).value = "0.05"
+        await wait_for(pilot, lambda: plan().startswith("plan: 0.05 min budget: about"))
+        screen.query_one("#minutes", Input).value = ""
+        await wait_for(pilot, lambda: "(100.00 epochs" in plan())
+        await wait_for(pilot, lambda: last_label in screen_text(app))  # still in view
+
+
+async def test_keys_typed_before_a_dialog_field_has_the_focus_are_kept():
+    """The "train further" dialog: a burst of keys typed as it opens (before its field has
+    the focus) goes into the field, replacing the suggested value."""
+    from textual.app import App
+
+    from tui_gpt.ui.screens.prompt import PromptScreen
+
+    answers: list[str | None] = []
+    app = App()
+    async with app.run_test() as pilot:
+        app.push_screen(PromptScreen("How many more steps?", "52", enter="train"), answers.append)
+        await pilot.pause()
+        app.screen.set_focus(None)  # the moment before the field has the focus
+        await pilot.press("3", "0", "0", "enter")
+        await wait_for(pilot, lambda: answers)
+    assert answers == ["300"]

@@ -60,12 +60,8 @@ def _what_next(run_) -> str:
     """What a run that is not training can do next, as a command that works as given."""
     status = run_.status_of()
     if status == "finished":
-        try:
-            epochs = run_.info().train_config().epochs
-        except TuiGptError:
-            epochs = 1
         return (f"it finished; train it further with: tui-gpt train --resume {run_.id} "
-                f"--epochs {epochs * 2} (or --max-steps N)")  # fmt: skip
+                f"--further 1e (or a number of steps: --further 500)")  # fmt: skip
     if status == "imported":
         return f"it was imported; train from it with: tui-gpt train DATA --init-from {run_.id}"
     return f"it is {status}; continue it with: tui-gpt train --resume {run_.id}"

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.to_dict())
         return 0
     s = result.score
-    print(f"run {result.run_id} on {result.split} of {result.data}: {s.tokens:,} tokens, "
-          f"{s.bytes:,} bytes")  # fmt: skip
+    print(f"run {result.run_id} ({result.weights}) on {result.split} of {result.data}: "
+          f"{s.tokens:,} tokens, {s.bytes:,} bytes")  # fmt: skip
     print(f"  loss {s.loss:.4f}   perplexity {s.perplexity:,.2f}   bits/byte {s.bpb:.4f}")
     return 0

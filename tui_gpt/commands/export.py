@@ -14,8 +14,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "export",
         help="export a run to Hugging Face transformers (hf) or llama.cpp (gguf)",
-        description="Write a run's model with its tokenizer as a Hugging Face folder "
-        "(GPT2LMHeadModel + tokenizer) or a GGUF file (llama.cpp's gpt2 architecture).",
+        description="Write a run's model with its tokenizer as a Hugging Face folder (its "
+        "config.json names the class: LlamaForCausalLM for --arch llama, the default; "
+        "Qwen3ForCausalLM with --qk-norm; GPT2LMHeadModel for --arch gpt2; "
+        "AutoModelForCausalLM loads any) or a GGUF file (llama.cpp's llama, qwen3 or gpt2 "
+        "architecture).",
     )
     p.add_argument("run", metavar="RUN", help="run id, unique prefix, or folder")
     p.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="hf or gguf")

@@ -9,6 +9,7 @@ from tui_gpt.commands.common import (
     add_run_dir,
     add_settings,
     add_vocab_dir,
+    note,
     print_json,
     runs_root,
     settings_from_args,
@@ -25,10 +26,14 @@ def add_parser(sub) -> None:
         "Temperature 0 is greedy; --seed makes sampling repeatable.",
     )
     p.add_argument("run_ref", nargs="?", metavar="RUN",
-                   help="run id, unique prefix, label or folder: its best checkpoint")  # fmt: skip
+                   help="run id, unique prefix, label or folder")  # fmt: skip
     # One of RUN, --run and --checkpoint: checked in run(), one rule for all three.
     p.add_argument("--run", help="the same as RUN")
     p.add_argument("--checkpoint", help="a .safetensors checkpoint file instead of a run")
+    p.add_argument("--weights", choices=("best", "latest"), default="best",
+                   help="a run's weights: best (the lowest validation loss; latest until "
+                   "there is one) or latest; which, with its step and validation loss, is "
+                   "said on stderr")  # fmt: skip
     p.add_argument("--prompt", required=True, help="text to continue")
     add_settings(p.add_argument_group("sampling"), SamplingConfig)
     p.add_argument("--device", choices=DEVICES, default="auto")
@@ -62,10 +67,12 @@ def run(args: argparse.Namespace) -> int:
             if not given
             else "give RUN, --run or --checkpoint, not more than one"
         )
+    if args.checkpoint and args.weights != "best":
+        raise TuiGptError("--weights chooses a run's checkpoint; --checkpoint names one itself")
     resolve_threads()
     loaded = load_for_sampling(
         args.run_ref or args.run, args.checkpoint, runs_root(args), args.device, args.precision,
-        args.vocab_dir,
+        args.vocab_dir, args.weights,
     )  # fmt: skip
     tok, s = loaded.tokenizer, settings_from_args(args, SamplingConfig)
     ids = tok.encode(args.prompt)
@@ -94,10 +101,12 @@ def run(args: argparse.Namespace) -> int:
                 "text": tok.decode(new),
                 "tokens": new,
                 "source": loaded.source,
+                "weights": loaded.weights,
                 "seed": s.seed,
             }
         )
         return 0
+    note(f"sampling from {loaded.weights} ({loaded.source})")
     out = sys.stdout
     out.write(args.prompt)
     out.flush()

@@ -29,13 +29,21 @@ from tui_gpt.commands.common import (
     settings_from_args,
 )
 from tui_gpt.core import detach, settings
-from tui_gpt.core.config import DEFAULT_RECIPE, RECIPES, ModelChoice, TrainConfig, TrainSpec
+from tui_gpt.core.config import (
+    DEFAULT_RECIPE,
+    FURTHER_HELP,
+    RECIPES,
+    ModelChoice,
+    TrainConfig,
+    TrainSpec,
+)
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import (
     GLOSSARY,
     CheckpointSaved,
     Eval,
     Event,
+    Finished,
     Notice,
     Progress,
     RunStarted,
@@ -43,6 +51,7 @@ from tui_gpt.core.events import (
     Step,
     Stopped,
     eval_line,
+    finished_line,
     started_line,
 )
 
@@ -75,8 +84,13 @@ def add_parser(sub) -> None:
         "flags given as well override it",
     )
     p.add_argument("--resume", metavar="RUN", help="continue a run from its latest checkpoint")
+    p.add_argument("--further", metavar="N|Ne",
+                   help=f"with --resume: train the run further, {FURTHER_HELP}; its time budget "
+                   "no longer applies")  # fmt: skip
     p.add_argument(
-        "--init-from", metavar="RUN|PATH", help="start from a run's or a checkpoint's weights"
+        "--init-from", metavar="RUN|PATH",
+        help="start from a run's or a checkpoint's weights: their model and tokenizer "
+        f"(of the model settings only {', '.join(o for o in INIT_OPTIONS)} apply)",
     )
     add_recipe(p)
     default_model, default_train = RECIPES[DEFAULT_RECIPE].settings()
@@ -92,14 +106,20 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-class ConsolePrinter:
-    """Event sink for a terminal or a pipe: the reference's lines, plus a progress bar on a
-    terminal. Never raises: after a hang-up the training goes on without output."""
+# Into a pipe or a log, where no bar can be drawn, a progress line this often (seconds).
+PROGRESS_EVERY = 30.0
 
-    def __init__(self, stream=None) -> None:
+
+class ConsolePrinter:
+    """Event sink for a terminal or a pipe: the reference's lines, plus progress: a bar in
+    place on a terminal, a line every PROGRESS_EVERY seconds into a pipe or a log. Never
+    raises: after a hang-up the training goes on without output."""
+
+    def __init__(self, stream=None, bar: TextProgress | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.bar = TextProgress("training")
+        self.bar = bar or TextProgress("training")
         self.progress = Progress()
+        self._said_progress: float | None = None  # event time of the last progress line
 
     def say(self, text: str) -> None:
         self.bar.clear()
@@ -113,6 +133,7 @@ class ConsolePrinter:
         self.progress.update(event)
         if isinstance(event, RunStarted):
             self.say(started_line(event))
+            self._said_progress = event.time
         elif isinstance(event, Eval):
             self.say(eval_line(event))
         elif isinstance(event, Sample):
@@ -121,10 +142,16 @@ class ConsolePrinter:
             self.say(event.message)
         elif isinstance(event, Stopped):
             self.say(f"stopped: {event.reason}")
+        elif isinstance(event, Finished):
+            self.say(f"finished: {finished_line(event)}")
         elif isinstance(event, CheckpointSaved) and event.kind == "latest":
             self.bar.clear()
         elif isinstance(event, Step):
-            self.bar(self.progress.done, self.progress.total, self.progress.line())
+            if self.bar.enabled:
+                self.bar(self.progress.done, self.progress.total, self.progress.line())
+            elif event.time - (self._said_progress or event.time) >= PROGRESS_EVERY:
+                self._said_progress = event.time
+                self.say(self.progress.line())
 
 
 def _silence_output() -> None:
@@ -161,6 +188,11 @@ def install_stop_signals(
     return received
 
 
+# The model settings that still apply to a model taken from --init-from.
+INIT_SETTINGS = ("context_length", "dropout")
+INIT_OPTIONS = tuple("--" + name.replace("_", "-") for name in INIT_SETTINGS)
+
+
 def check_args(args: argparse.Namespace) -> None:
     if args.resume and (args.data or args.settings or args.init_from):
         raise_usage("--resume continues a run with its own data and settings; give no DATA, "
@@ -169,6 +201,13 @@ def check_args(args: argparse.Namespace) -> None:
         raise_usage("DATA is required (a text file or folder), or --settings FILE, or --resume RUN")
     if args.resume and given(args, ModelChoice):
         raise_usage("a run's model settings cannot change when resuming")
+    if args.further is not None and not args.resume:
+        raise_usage("--further trains a run further: give it with --resume RUN")
+    shaped = [s.option for s in settings.specs(ModelChoice)
+              if s.name in given(args, ModelChoice) and s.name not in INIT_SETTINGS]  # fmt: skip
+    if args.init_from and shaped:
+        raise_usage(f"--init-from takes the model and its tokenizer from {args.init_from}; "
+                    f"{', '.join(shaped)} cannot be given with it")  # fmt: skip
     if args.recipe and (args.resume or args.settings):
         raise_usage("--recipe starts a new run's settings; a resumed run or a settings file "
                     "has its own")  # fmt: skip
@@ -181,6 +220,8 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
         base = TrainSpec.load(args.settings)
     else:
         model, train = recipe_settings(args)
+        if args.init_from:  # the model is the one it starts from, not the recipe's
+            model = ModelChoice()
         base = TrainSpec(data=args.data, model=model, train=train)
     spec = TrainSpec(
         data=args.data or base.data,
@@ -204,7 +245,7 @@ def job_builder(args: argparse.Namespace, dist: Distributed | None = None) -> Bu
         if args.resume:
             return assemble(resume=args.resume, changes=given(args, TrainConfig),
                             runs_root=runs_root(args), hooks=hooks, dist=dist,
-                            started=args.started)  # fmt: skip
+                            started=args.started, further=args.further)  # fmt: skip
         return assemble(spec_from_args(args), runs_root=runs_root(args), hooks=hooks, dist=dist,
                         vocab_dir=args.vocab_dir, started=args.started)  # fmt: skip
 
@@ -298,5 +339,7 @@ def _train(args: argparse.Namespace, dist: Distributed) -> int:
     )
     if outcome == "stopped":
         printer.say(f"  continue tui-gpt train --resume {job.run.id}")
+    else:
+        printer.say(f"  further  tui-gpt train --resume {job.run.id} --further 1e")
     # Stopped by a signal: the status shells expect of it (130 for Ctrl+C, 143 for SIGTERM).
     return 128 + received[0] if received and outcome == "stopped" else 0

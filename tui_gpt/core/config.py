@@ -10,6 +10,7 @@ shape at context 256).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,10 @@ EXPORT_DTYPES = ("f32", "f16", "bf16", "q8_0")
 MAX_SEED = 2**63 - 1
 # More threads than any machine has cores: a typo, refused before the thread pool is made.
 MAX_THREADS = 1024
+# The automatic evaluation cadence (TrainConfig.eval_interval): a validation curve of about
+# this many points whatever the run's length, evaluations costing at most this share of it.
+EVALS_PER_RUN = 20
+EVAL_SHARE = 0.1
 # Sampling may also read int8 weights (core/quantize.py); training never does.
 SAMPLING_PRECISIONS = (*PRECISIONS, "int8")
 
@@ -99,6 +104,8 @@ def count_params(cfg: GPTConfig) -> int:
     return v * c + L * block + c + head
 
 
+LLAMA = ("arch", "llama")  # settings of the llama block alone (Spec.when)
+
 # One line per setting: type, default, help, form label, bounds (core/settings.py).
 # fmt: off
 @dataclass
@@ -110,9 +117,9 @@ class ModelChoice:
     tokenizer: str = setting("gpt2", "GPT-2's BPE, raw bytes, fit (a BPE fitted to the data and sized to it, kept for the next run), or a tokenizer FILE (tokenizer train)", label="Tokenizer", choices=TOKENIZERS, other="FILE")
     dropout: float | None = setting(None, "dropout rate of a new model", label="Dropout", ge=0, lt=1, blank="0.1")
     arch: str = setting("gpt2", "gpt2: the chapter's block; llama: rotary positions, RMSNorm, SwiGLU, no biases", label="Architecture", choices=ARCHS)
-    kv_heads: int | None = setting(None, "llama: key/value heads (grouped-query attention); must divide the heads", label="KV heads", ge=1, blank="all heads")
-    qk_norm: bool = setting(False, "llama: RMSNorm of each head's queries and keys (exports as Qwen3)", label="QK-norm")
-    rope_theta: float = setting(10000.0, "llama: base of the rotary position frequencies", label="Rotary base", gt=1)
+    kv_heads: int | None = setting(None, "llama: key/value heads (grouped-query attention); must divide the heads", label="KV heads", ge=1, blank="all heads", when=LLAMA)
+    qk_norm: bool = setting(False, "llama: RMSNorm of each head's queries and keys (exports as Qwen3)", label="QK-norm", when=LLAMA)
+    rope_theta: float = setting(10000.0, "llama: base of the rotary position frequencies", label="Rotary base", gt=1, when=LLAMA)
 
     def config(self, vocab_size: int, context_length: int | None = None) -> GPTConfig:
         """The shape of a new model of this choice (the preset's widths, this architecture,
@@ -149,7 +156,7 @@ class TrainConfig:
     decay_fraction: float = setting(0.2, "wsd: the share of the steps spent decaying", label="Decay share", gt=0, le=1, on_resume=True)
     min_lr: float = setting(0.0, "AdamW learning rate at the end of the decay (Muon's in proportion)", label="Min LR", ge=0, on_resume=True)
     grad_clip: float | None = setting(None, "clip the global gradient norm to this value", label="Gradient clip", gt=0, blank="off", on_resume=True)
-    eval_freq: int = setting(5, "evaluate every N steps", label="Eval every", ge=1, on_resume=True)
+    eval_freq: int | None = setting(5, "evaluate every N steps; auto: about 20 evaluations in a run, at most a tenth of its time", label="Eval every", ge=1, blank="auto", on_resume=True)
     eval_iter: int = setting(5, "batches per evaluation", label="Eval batches", ge=1, on_resume=True)
     seed: int = setting(123, "random seed (weights and data order)", label="Seed", ge=0, le=MAX_SEED)
     start_context: str = setting("Every effort moves you", "prompt of the per-epoch sample", label="Start context")
@@ -170,6 +177,16 @@ class TrainConfig:
         steps = batches_per_epoch * self.epochs
         return steps if self.max_steps is None else min(steps, self.max_steps)
 
+    def eval_interval(self, planned_steps: int) -> int:
+        """Steps between evaluations: `eval_freq`, or where it is auto (None) about
+        EVALS_PER_RUN in a run of `planned_steps`, never so often that evaluating takes more
+        than EVAL_SHARE of the time (an evaluation reads `eval_iter` training and as many
+        validation batches forward only, about a third of a step each)."""
+        if self.eval_freq is not None:
+            return self.eval_freq
+        cost = 2 * self.eval_iter / 3  # in steps
+        return max(1, math.ceil(planned_steps / EVALS_PER_RUN), math.ceil(cost / EVAL_SHARE))
+
     def tokens_per_step(self, context_length: int) -> int:
         """Tokens one update reads, per process."""
         return self.batch_size * self.grad_accum * context_length
@@ -182,6 +199,28 @@ class TrainConfig:
 
     def validate(self) -> None:
         settings.check(self)
+
+
+def further(text: str, steps_done: int, per_epoch: int) -> tuple[dict[str, Any], str]:
+    """Training a run further by "N" more steps or "Ne" more epochs after `steps_done`: the
+    resume settings that do it and the plan in words. A time budget the run had no longer
+    applies. What `train --resume RUN --further` and the runs browser's x both use. Raises
+    ValueError for text that is neither."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*(e|epochs?|s|steps?)?\s*", text.lower())
+    if match is None or int(match[1]) == 0 or per_epoch <= 0:
+        raise ValueError(text)
+    n = int(match[1])
+    more = n * per_epoch if match[2] and match[2].startswith("e") else n
+    target = steps_done + more
+    epochs = -(-target // per_epoch)
+    changes = {"max_steps": target, "epochs": epochs, "minutes": None}
+    plan = f"{more:,} more steps: to step {target:,}, {target / per_epoch:,.2f} epochs in all"
+    return changes, plan
+
+
+FURTHER_HELP = "N more steps, or Ne more epochs (500, 2e)"
 
 
 @dataclass
@@ -219,7 +258,7 @@ RECIPES: dict[str, Recipe] = {
                "context_length": 64},
         train={"minutes": 5.0, "epochs": 4, "batch_size": 16, "optimizer": "muon",
                "lr": 6e-3, "muon_lr": 0.02, "warmup_steps": 20, "schedule": "wsd",
-               "decay_fraction": 0.3, "weight_decay": 0.0, "eval_freq": 100, "eval_iter": 5},
+               "decay_fraction": 0.3, "weight_decay": 0.0, "eval_freq": None, "eval_iter": 5},
     ),
     "reference": Recipe("the chapter's: GPT-2's block and tokenizer, AdamW at 4e-4, 10 epochs"),
 }

@@ -148,8 +148,8 @@ def make_plan(
     at `step_s` per update. Evaluations add about a third of a step per batch they read;
     under a time budget (`seconds_left`, else all of `cfg.minutes`) the steps are those
     that fit."""
-    per_step = step_s * (1 + 2 * cfg.eval_iter / 3 / cfg.eval_freq)
     steps = bound = max(0, step_bound)
+    per_step = step_s * (1 + 2 * cfg.eval_iter / 3 / cfg.eval_interval(bound))
     if cfg.minutes is not None and steps:
         left = cfg.minutes * 60 if seconds_left is None else seconds_left
         steps = 0 if left <= 0 else min(steps, max(1, math.floor(left / per_step)))

@@ -88,6 +88,7 @@ class RunScore:
     data: str  # what they were scored on
     split: str  # "validation" (the run's own) or "all" (any text given)
     score: Score
+    weights: str = ""  # which they are: "best, step 51, val loss 4.321" (Checkpoint.describe)
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), **self.score.to_dict()}
@@ -108,10 +109,7 @@ def score_run(
     from tui_gpt.core.runs import run_tokenizer
 
     info = run.info()
-    order = [run.best, run.latest] if which == "best" else [run.latest]
-    path = next((p for p in order if p.is_file()), None)
-    if path is None:
-        raise TuiGptError(f"run {run.id} has no {which} checkpoint to score")
+    path = run.weights(which)
     ckpt = Checkpoint(path)
     ckpt.verify()
     tokenizer = run_tokenizer(run)
@@ -143,4 +141,4 @@ def score_run(
                 path.stem, done - 1 if isinstance(done, int) else -1, weights,
                 result.loss, result.bpb, result.tokens, time.time(),
             ))  # fmt: skip
-    return RunScore(run.id, str(path), str(name), split, result)
+    return RunScore(run.id, str(path), str(name), split, result, ckpt.describe())

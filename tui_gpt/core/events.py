@@ -112,6 +112,13 @@ class Stopped(Event):
 @dataclass(kw_only=True)
 class Finished(Event):
     name: ClassVar[str] = "finished"
+    reason: str = ""  # what ended it: one of FINISH_REASONS ("" in runs from before)
+    planned_steps: int = 0  # the steps this training was planned for when it started
+    minutes: float | None = None  # its time budget, if any
+
+
+# What can end a training that runs to its end, as finished_line() says it.
+FINISH_REASONS = ("epochs", "max_steps", "budget")
 
 
 @dataclass(kw_only=True)
@@ -196,6 +203,20 @@ def eval_line(e: Eval) -> str:
         f"Ep {e.epoch} (Step {e.step:06d}): "
         f"Train loss {e.train_loss:.3f}, Val loss {e.val_loss:.3f}"
     )
+
+
+def finished_line(e: Finished) -> str:
+    """Why a training ended, in words: "time budget (5 min) reached at step 60 of 176
+    planned", "4 epochs done (51 steps)", "max steps reached (40)"."""
+    done = e.step + 1
+    if e.reason == "budget":
+        budget = f" ({e.minutes:g} min)" if e.minutes else ""
+        return f"time budget{budget} reached at step {done:,} of {e.planned_steps:,} planned"
+    if e.reason == "max_steps":
+        return f"max steps reached ({done:,})"
+    if e.reason == "epochs":
+        return f"{count(e.epoch, 'epoch')} done ({count(done, 'step')})"
+    return f"finished at step {done:,}"
 
 
 def started_line(e: RunStarted) -> str:

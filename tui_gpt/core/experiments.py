@@ -11,7 +11,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import Eval, Event, Paused, Resumed, RunStarted, Step, duration
+from tui_gpt.core.events import (
+    Error,
+    Eval,
+    Event,
+    Finished,
+    Paused,
+    Resumed,
+    RunStarted,
+    Step,
+    Stopped,
+    duration,
+)
 from tui_gpt.core.records import Fields, RunRecord, SplitScore, read_json
 from tui_gpt.core.runs import Run, summarize
 
@@ -98,16 +109,17 @@ def flat_settings(run: Run, info: RunRecord) -> dict[str, Any]:
 
 
 def training_seconds(events: list[Event]) -> list[float]:
-    """Training wall time at each event: the spans from each start or resumption on, less
-    the time spent paused, so the hours a stopped run waited before `--resume` and a paused
-    run's wait do not count."""
+    """Training wall time at each event: the spans from each start or resumption to the end
+    of that training, less the time spent paused, so the hours a stopped or finished run
+    waited before `--resume` or training further (and what that resumption said before it
+    started) and a paused run's wait do not count."""
     out, total, last, running = [], 0.0, None, False
     for e in events:
         if isinstance(e, RunStarted):
             running = True
         elif running and last is not None:
             total += e.time - last
-        if isinstance(e, Paused):
+        if isinstance(e, Paused | Stopped | Finished | Error):
             running = False
         elif isinstance(e, Resumed):
             running = True

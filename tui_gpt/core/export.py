@@ -56,10 +56,7 @@ def default_out(run_path: Path, fmt: str, dtype: str) -> Path:
 
 def load(run: Run, which: str = "best") -> tuple[GPT, Tokenizer, Path]:
     """The model of a run's `best` (else `latest`) or `latest` checkpoint, in fp32, eval."""
-    order = [run.best, run.latest] if which == "best" else [run.latest]
-    path = next((p for p in order if p.is_file()), None)
-    if path is None:
-        raise TuiGptError(f"run {run.id} has no {which} checkpoint to export")
+    path = run.weights(which)
     ckpt = Checkpoint(path)
     ckpt.verify()  # a damaged file is refused here as everywhere, never exported as NaNs
     model = ckpt.build_model("cpu").float().eval()

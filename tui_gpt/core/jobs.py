@@ -22,7 +22,14 @@ from tui_gpt import paths
 from tui_gpt.core import memory, settings
 from tui_gpt.core.bpe import tokenizer_for
 from tui_gpt.core.checkpoint import Checkpoint
-from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec, count_params
+from tui_gpt.core.config import (
+    FURTHER_HELP,
+    ModelChoice,
+    TrainConfig,
+    TrainSpec,
+    count_params,
+    further,
+)
 from tui_gpt.core.control import ControlChannel, ensure_not_live
 from tui_gpt.core.data import PreparedData, inspect_source, make_loaders, prepare
 from tui_gpt.core.device import (
@@ -35,7 +42,7 @@ from tui_gpt.core.device import (
 from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.estimate import GLOBAL_RNG
-from tui_gpt.core.events import Notice
+from tui_gpt.core.events import Notice, count
 from tui_gpt.core.fsutil import atomic_copy, atomic_write_text, sweep_temporaries
 from tui_gpt.core.model import GPT, GPTConfig
 from tui_gpt.core.records import DamagedFile, read_record
@@ -48,6 +55,7 @@ from tui_gpt.core.runs import (
     find_run,
     run_tokenizer,
 )
+from tui_gpt.core.sampling import checkpoint_tokenizer
 from tui_gpt.core.tokenizer import BPETokenizer
 from tui_gpt.core.trainer import RunOutput, Sink, Trainer, TrainerControl, restore
 
@@ -112,9 +120,11 @@ def assemble(
     dist: Distributed = SINGLE,
     vocab_dir: str | None = None,
     started: float | None = None,
+    further: str | None = None,
 ) -> TrainingJob:
     """The job for `spec` (a new run), or for the run `resume` names, continued with the
-    training settings in `changes` (epochs, max steps, device...: those marked `on_resume`).
+    training settings in `changes` (epochs, max steps, device...: those marked `on_resume`),
+    or trained `further` ("500" more steps, "2e" more epochs: config.further).
 
     The run's lock is taken before anything is written to it and held until the training
     ends: one writer per run. A resumed run must keep its world size under torchrun (each
@@ -123,7 +133,9 @@ def assemble(
     (time.monotonic()): when the user asked for it, where a `minutes` budget counts from."""
     locks: list[RunLock] = []
     try:
-        job = _assemble(spec, resume, changes, runs_root, hooks, dist, vocab_dir, locks, started)
+        job = _assemble(
+            spec, resume, changes, runs_root, hooks, dist, vocab_dir, locks, started, further
+        )
     except BaseException:
         for lock in locks:
             lock.release()
@@ -142,15 +154,15 @@ def _assemble(
     vocab_dir: str | None,
     locks: list[RunLock],
     started: float | None,
+    further_text: str | None = None,
 ) -> TrainingJob:
     hooks = hooks or JobHooks()
     root = runs_root or paths.runs_dir()
     run: Run | None = None
     ckpt: Checkpoint | None = None
-    resumed_with: list[str] = []  # settings changed on this resume, as "--lr 0.0004 -> 0.001"
     if resume is not None:
         run, spec, ckpt, mcfg, seq_len, vocab_dir = _resumable(
-            resume, root, changes or {}, dist, locks, resumed_with
+            resume, root, changes or {}, dist, locks
         )
     elif spec is None:
         raise ValueError("assemble() needs a spec or a run to resume")
@@ -160,15 +172,16 @@ def _assemble(
     source = inspect_source(spec.data, cfg.text_field)  # a bad path is the first thing to say
     if source.skipped and hooks.notice is not None:
         hooks.notice(source.skipped_line())
-    tokenizer = (
-        run_tokenizer(run, vocab_dir)
-        if run
-        else tokenizer_for(
+    if run is not None:
+        tokenizer = run_tokenizer(run, vocab_dir)
+    elif spec.init_from:  # the model's own tokenizer: its weights were trained with it
+        ckpt = _open_init(spec.init_from, root)
+        tokenizer = checkpoint_tokenizer(ckpt, vocab_dir)
+    else:
+        tokenizer = tokenizer_for(
             spec.model.tokenizer, source, cfg.train_ratio, vocab_dir, hooks.progress, hooks.notice
         )
-    )
-    if ckpt is None:
-        ckpt = _open_init(spec.init_from, root) if spec.init_from else None
+    if run is None:
         mcfg, seq_len = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
     if run is not None and source.sha256 != run.info().dataset.sha256:
         raise TuiGptError(
@@ -189,6 +202,9 @@ def _assemble(
     loaders = make_loaders(
         data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world, cfg.grad_accum
     )
+    resumed_with: list[str] = []  # settings changed on this resume, as "--lr 0.0004 -> 0.001"
+    if run is not None and ckpt is not None:
+        cfg = _continued(run, ckpt, cfg, len(loaders.train), further_text, dist, resumed_with)
 
     with GLOBAL_RNG:  # no step-time measurement in another thread meanwhile
         torch.manual_seed(cfg.seed)  # as the reference: the seed fixes the initial weights too
@@ -244,9 +260,8 @@ def out_of_memory(exc: BaseException) -> TuiGptError | None:
 
 
 def _resumable(
-    ref: str, root: Path, changes: dict[str, Any], dist: Distributed, locks: list[RunLock],
-    resumed_with: list[str],
-) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:  # fmt: skip
+    ref: str, root: Path, changes: dict[str, Any], dist: Distributed, locks: list[RunLock]
+) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:
     fixed = [s for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
     if fixed:
         raise TuiGptError(
@@ -279,29 +294,56 @@ def _resumable(
     # resume with the run as it was.
     run.status()
     mcfg = info.model_config()
-    before = info.train_config()
-    cfg = replace(before, **changes)
+    cfg = replace(info.train_config(), **changes)
     cfg.validate()
-    changed = [
-        f"{spec.option} {spec.show(getattr(before, spec.name)) or 'off'} -> "
-        f"{spec.show(getattr(cfg, spec.name)) or 'off'}"
-        for spec in settings.specs(TrainConfig)
-        if getattr(before, spec.name) != getattr(cfg, spec.name)
-    ]
-    resumed_with.extend(changed)
-    saved = read_record(run.path / SETTINGS_FILE, _settings_object)
+    read_record(run.path / SETTINGS_FILE, _settings_object)
     sweep_temporaries(run.checkpoints)
     # The model's own shape (a preset, or the init_from model's) decides; the preset name is
     # only a label here.
     model = ModelChoice(tokenizer=info.tokenizer, context_length=info.seq_len)
     spec = TrainSpec(data=info.data_path, model=model, train=cfg)
+    return run, spec, ckpt, mcfg, info.seq_len or mcfg.context_length, info.vocab_dir
+
+
+def _continued(
+    run: Run, ckpt: Checkpoint, cfg: TrainConfig, per_epoch: int, further_text: str | None,
+    dist: Distributed, resumed_with: list[str],
+) -> TrainConfig:  # fmt: skip
+    """The settings a resumed run trains on: `cfg`, trained `further` if asked. A resume
+    that would train nothing is refused with the command that trains more; otherwise what
+    changed is kept in the run's files (a later --resume continues with it) and said in
+    `resumed_with`."""
+    state = ckpt.train_state or {}
+    done = state.get("steps_done", 0) if isinstance(state.get("steps_done"), int) else 0
+    if further_text is not None:
+        try:
+            cfg = replace(cfg, **further(further_text, done, per_epoch)[0])
+        except ValueError:
+            raise TuiGptError(f"--further {further_text}: {FURTHER_HELP}") from None
+    if cfg.step_bound(per_epoch) <= done:
+        bound = (f"its max steps ({cfg.max_steps:,})"
+                 if cfg.max_steps is not None and cfg.max_steps <= per_epoch * cfg.epochs
+                 else f"its {count(cfg.epochs, 'epoch')}")  # fmt: skip
+        raise TuiGptError(
+            f"run {run.id} has made the {done:,} steps {bound} allow: nothing to train; "
+            f"train it further with: tui-gpt train --resume {run.id} --further 1e"
+        )
+    info = run.info()
+    before = info.train_config()
+    resumed_with.extend(
+        f"{spec.option} {spec.show(getattr(before, spec.name)) or 'off'} -> "
+        f"{spec.show(getattr(cfg, spec.name)) or 'off'}"
+        for spec in settings.specs(TrainConfig)
+        if getattr(before, spec.name) != getattr(cfg, spec.name)
+    )
     if dist.is_main:  # a later --resume continues with these epochs / max steps
+        saved = read_record(run.path / SETTINGS_FILE, _settings_object)
         atomic_write_text(run.info_path, info.to_json(train=cfg.to_dict()))
         if saved is not None:
             atomic_write_text(
                 run.path / SETTINGS_FILE, json.dumps({**saved, "train": cfg.to_dict()}, indent=2)
             )
-    return run, spec, ckpt, mcfg, info.seq_len or mcfg.context_length, info.vocab_dir
+    return cfg
 
 
 def _settings_object(obj: Any, where: str) -> dict[str, Any]:

@@ -236,6 +236,7 @@ class StatusRecord:
     pid: int | None = None
     updated: float | None = None
     error: str = ""
+    ended: str = ""  # why a finished training ended, in words
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -251,6 +252,7 @@ class StatusRecord:
             pid=f.opt_integer("pid", 0),
             updated=f.number("updated"),
             error=f.text("error"),
+            ended=f.text("ended"),
             raw=dict(f.obj),
         )
 

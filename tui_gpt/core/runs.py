@@ -32,7 +32,7 @@ from typing import Any, Literal, cast
 
 from tui_gpt import __version__, paths
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import Eval, Event, event_from_dict
+from tui_gpt.core.events import Eval, Event, Finished, event_from_dict, finished_line
 from tui_gpt.core.fsutil import append_fd, atomic_write_text, disk_reason, pid_alive
 from tui_gpt.core.records import (
     DamagedFile,
@@ -148,12 +148,17 @@ class Run:
     def typed_events(self) -> list[Event]:
         return [e for e in map(event_from_dict, read_events(self.events_path)) if e is not None]
 
-    def weights(self) -> Path:
-        """The checkpoint to sample from: best if there is one, else latest."""
-        for p in (self.best, self.latest):
+    def weights(self, which: str = "best") -> Path:
+        """The checkpoint the generator, `generate`, `eval`, `export` and `--init-from` use:
+        `best` (the lowest validation loss of every evaluated checkpoint; the trainer
+        evaluates each `latest` it saves and the weights every training ends with), else
+        `latest` until there is a best; or `latest` itself. One rule for every consumer."""
+        order = [self.best, self.latest] if which == "best" else [self.latest]
+        for p in order:
             if p.is_file():
                 return p
-        raise TuiGptError(f"run {self.id} has no checkpoint yet")
+        raise TuiGptError(f"run {self.id} has no {'' if which == 'best' else which + ' '}"
+                          "checkpoint yet")  # fmt: skip
 
 
 TOKENIZER_FILE = "tokenizer.json"  # a run's own copy of a trained tokenizer
@@ -308,6 +313,7 @@ class EventLog:
                 tokens_seen=event.tokens_seen,
                 best_val_loss=self._best,
                 best_val_bpb=self._best_bpb,
+                ended=finished_line(event) if isinstance(event, Finished) else "",
             )
 
     def close(self) -> None:
@@ -334,6 +340,7 @@ class RunSummary:
     pid: int | None = None
     heartbeat_age: float | None = None
     problem: str | None = None
+    ended: str = ""  # why a finished run ended (events.finished_line)
 
     @property
     def state(self) -> State:
@@ -356,6 +363,8 @@ class RunSummary:
             return "stale: its process is gone"
         if state == "damaged":
             return f"damaged: {self.problem}"
+        if state == "finished" and self.ended:
+            return f"finished: {self.ended}"
         return state
 
     def brief(self) -> str:
@@ -390,7 +399,7 @@ def summarize(run: Run) -> RunSummary:
         return summary
     summary.steps = status.step + 1
     summary.best_val_loss, summary.best_val_bpb = status.best_val_loss, status.best_val_bpb
-    summary.status = status.status
+    summary.status, summary.ended = status.status, status.ended
     life = liveness(run)
     summary.process, summary.pid, summary.heartbeat_age = life.state, life.pid, life.age
     return summary

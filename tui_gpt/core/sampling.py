@@ -26,6 +26,20 @@ class LoadedModel:
     source: str
     device: torch.device
     precision: str
+    weights: str = ""  # which weights: "best, step 51, val loss 4.321" (Checkpoint.describe)
+
+
+def checkpoint_tokenizer(ckpt: Checkpoint, vocab_dir: str | None = None) -> Tokenizer:
+    """The tokenizer a checkpoint's weights were trained with: the run's own copy of a
+    trained one beside its checkpoints/ folder, else GPT-2's or bytes as its header says."""
+    own = ckpt.path.parent.parent / TOKENIZER_FILE
+    name = ckpt.json("tokenizer") or ("byte" if ckpt.model_config.vocab_size == 257 else "gpt2")
+    trained = isinstance(name, str) and name.startswith("bpe-")
+    tokenizer = BPETokenizer(own) if own.is_file() else None
+    if trained and (tokenizer is None or tokenizer.name != name):
+        raise TuiGptError(f"{ckpt.path}: trained with the tokenizer {name}, which is not "
+                          f"beside it in {own}")  # fmt: skip
+    return tokenizer or get_tokenizer(name, vocab_dir)
 
 
 def load_for_sampling(
@@ -35,20 +49,19 @@ def load_for_sampling(
     device: str = "auto",
     precision: str = "auto",
     vocab_dir: str | None = None,
+    which: str = "best",
 ) -> LoadedModel:
-    """Open a run's best (else latest) weights, or a checkpoint file, in eval mode.
+    """Open a run's `which` weights (Run.weights), or a checkpoint file, in eval mode.
 
     With bf16 precision the weights themselves are cast to bf16: decoding is bound by
     reading the weights, so half the bytes is nearly twice the tokens per second.
     """
     if checkpoint_path:
         ckpt = Checkpoint(checkpoint_path)
-        own = ckpt.path.parent.parent / TOKENIZER_FILE  # a run's checkpoints/ beside its copy
-        name = ckpt.json("tokenizer") or ("byte" if ckpt.model_config.vocab_size == 257 else "gpt2")
-        tokenizer = BPETokenizer(own) if own.is_file() else get_tokenizer(name, vocab_dir)
+        tokenizer = checkpoint_tokenizer(ckpt, vocab_dir)
     else:
         run = find_run(run_ref or "", runs_root)
-        ckpt = Checkpoint(run.weights())
+        ckpt = Checkpoint(run.weights(which))
         tokenizer = run_tokenizer(run, vocab_dir)
     ckpt.verify()
     if tokenizer.vocab_size > ckpt.model_config.vocab_size:
@@ -63,4 +76,4 @@ def load_for_sampling(
         model = model.to(torch.bfloat16)
     elif prec == "int8":
         model = quantize_int8(model)
-    return LoadedModel(model, tokenizer, str(ckpt.path), dev, prec)
+    return LoadedModel(model, tokenizer, str(ckpt.path), dev, prec, ckpt.describe())

@@ -50,6 +50,12 @@ class Spec:
     blank: str = ""  # what an empty optional field means, shown in the form
     on_resume: bool = False  # may change when a run is resumed
     fixed: str = "it would change the data order"  # why it may not, where it may not
+    # (setting, value): applies only while that other setting has that value (a llama-only
+    # setting: ("arch", "llama")); elsewhere it must keep its default, and forms hide it.
+    when: tuple[str, str] | None = None
+
+    def applies(self, obj: Any) -> bool:
+        return self.when is None or getattr(obj, self.when[0], None) == self.when[1]
 
     @property
     def option(self) -> str:
@@ -154,11 +160,17 @@ def specs(cls: type) -> list[Spec]:
 
 
 def check(obj: Any) -> None:
-    """Raise `TuiGptError` naming the first setting of `obj` out of its bounds."""
+    """Raise `TuiGptError` naming the first setting of `obj` out of its bounds, or set
+    where it does not apply."""
     for spec in specs(type(obj)):
         problem = spec.problem(getattr(obj, spec.name))
         if problem:
             raise TuiGptError(f"{spec.label} ({spec.option}): {problem}")
+        if not spec.applies(obj) and getattr(obj, spec.name) != spec.default:
+            assert spec.when is not None
+            other = "--" + spec.when[0].replace("_", "-")
+            raise TuiGptError(f"{spec.label} ({spec.option}) applies only with {other} "
+                              f"{spec.when[1]}, not {getattr(obj, spec.when[0])}")  # fmt: skip
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:

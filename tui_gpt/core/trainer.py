@@ -1,9 +1,13 @@
 """The training loop: the reference chapter's semantics, made stoppable, resumable and quiet.
 
 For each epoch, for each training batch: zero the gradients, loss, backward, AdamW step;
-`tokens_seen += batch.numel()`. Every `eval_freq` steps, the training and validation losses
-over `eval_iter` batches each, in eval mode and without gradients. After each epoch, a
-greedy sample from the start context.
+`tokens_seen += batch.numel()`. Every `eval_freq` steps (auto: an interval that scales with
+the planned run), the training and validation losses over `eval_iter` batches each, in eval
+mode and without gradients. After each epoch, a greedy sample from the start context.
+
+However a training ends (its epochs, max steps or time budget, a stop, a signal) its last
+weights are evaluated before they are saved, and so is every `latest` checkpoint of a
+single process: `best` is then the best of every checkpoint, never an older one by default.
 
 The trainer prints nothing and knows no UI: it emits events (core/events.py) to its sinks.
 Another thread steers it through a `TrainerControl` (pause, resume, stop, checkpoint now),
@@ -180,6 +184,9 @@ class Trainer:
         self._closing = 0.0  # seconds the closing evaluation and save are expected to take
         self._announced = self.total_steps
         self._sampled_at: int | None = None  # steps_done at the last sample
+        self._eval_every = config.eval_interval(self.total_steps)  # set again by the plan
+        self._evaluated_at: int | None = None  # steps_done at the last evaluation
+        self._last_val: float | None = None  # its validation loss
         self._last_save = time.monotonic()
         self._saved_latest = False
         self._evaluated = False  # in this process: the first save follows the first evaluation
@@ -218,7 +225,15 @@ class Trainer:
 
     def _checkpoint_if_asked(self) -> None:
         if self.control.take_checkpoint_request():
-            self.save_latest()
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Save `latest` mid-run, evaluated first so that `best` weighs it too. Under
+        torchrun a save can be asked of rank 0 alone, so there it is saved as it is (every
+        rank evaluates together only at the end)."""
+        if not self.dist.enabled:
+            self._close_evaluation()
+        self.save_latest()
 
     def _should_stop_agreed(self) -> bool:
         """The same across ranks: a stop on any rank stops all; a pause (asked of rank 0)
@@ -255,6 +270,10 @@ class Trainer:
             self.device, self.precision, self.cfg.peak_tflops
         )
         plan = self._plan()
+        self._eval_every = self.cfg.eval_interval(self.total_steps)
+        planned = self.total_steps
+        # The weights this training starts from were evaluated when they were saved.
+        self._evaluated_at = s.steps_done
         self.emit(
             RunStarted,
             run_id=self.run_id,
@@ -283,7 +302,6 @@ class Trainer:
         self.model.train()
         self._compile_if_asked()
         tok_per_s = 0.0
-        evaluated = False
         while s.epoch < self.cfg.epochs and not self._done():
             for x, y in self.train_loader.iter_epoch(s.epoch, s.batch):
                 if self._should_stop():
@@ -304,11 +322,10 @@ class Trainer:
                 per_device = tok_per_s / self.dist.world
                 use = flops.mfu(self._flops_per_token, per_device, self.peak_flops)
                 self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s, mfu=use)
-                evaluated = s.step % self.cfg.eval_freq == 0
-                if evaluated and not self._timed(self._evaluate):
+                if s.step % self._eval_every == 0 and not self._timed(self._evaluate):
                     return self._stop()
                 if self.control.take_checkpoint_request() or self._save_due():
-                    self._timed(self.save_latest)
+                    self._timed(self._checkpoint)
                 self._fit_budget()
                 if self._done():
                     break
@@ -319,11 +336,19 @@ class Trainer:
                 s.batch = 0
             elif self._done():
                 self._timed(lambda: self._sample(at_end=True))  # a last look, mid-epoch
-        if self._deadline is not None and not evaluated and not self._evaluate():
-            return self._stop()  # a budgeted run ends measured at its last weights
+        self._timed(self._close_evaluation)
         self.save_latest()
-        self.emit(Finished)
+        self.emit(Finished, reason=self._end_reason(), planned_steps=planned,
+                  minutes=self.cfg.minutes)  # fmt: skip
         return "finished"
+
+    def _end_reason(self) -> str:
+        """What ended a training that ran to its end (events.FINISH_REASONS)."""
+        if self._deadline is not None and self.total_steps < self._step_bound:
+            return "budget"
+        max_steps = self.cfg.max_steps
+        return "max_steps" if max_steps is not None and self._done() and (
+            self.state.steps_done >= max_steps) else "epochs"  # fmt: skip
 
     def _plan(self) -> estimate.Plan | None:
         """Steps, epochs, tokens and time, from a measured (or remembered) step. Under a
@@ -450,14 +475,22 @@ class Trainer:
         self.emit(Error, message=message)
         raise TrainingDiverged(message)
 
-    def _evaluate(self) -> bool:
-        """Emit an Eval event; False if a stop arrived in the middle."""
+    def _close_evaluation(self) -> None:
+        """Evaluate the weights as they are unless this step already was: the end of a
+        training, however it ends, and a checkpoint. Not interrupted by a stop (it is part
+        of stopping), a few batches long."""
+        if self._evaluated_at != self.state.steps_done:
+            self._evaluate(interruptible=False)
+
+    def _evaluate(self, interruptible: bool = True) -> bool:
+        """Emit an Eval event; False if a stop arrived in the middle (`interruptible`)."""
         if self._byte_lengths is None:
             self._byte_lengths = token_byte_lengths(self.tokenizer)
         self.model.eval()
+        stop = self._should_stop if interruptible else (lambda: False)
         try:
             with autocast(self.device, self.precision):
-                n, stop, lengths = self.cfg.eval_iter, self._should_stop, self._byte_lengths
+                n, lengths = self.cfg.eval_iter, self._byte_lengths
                 train_batches = self.train_loader.iter_epoch(self.state.epoch)
                 train, train_bpb = evaluate(
                     self.model, train_batches, self.device, n, stop, lengths
@@ -465,11 +498,12 @@ class Trainer:
                 val, val_bpb = evaluate(self.model, self.val_loader, self.device, n, stop, lengths)
         finally:
             self.model.train()
-        stopping = self.control.stopping
-        if self.dist.enabled:  # every rank returns here, or none: the mean below waits for all
-            (stopping,) = self.dist.agree(stopping)
-        if stopping:
-            return False
+        if interruptible:
+            stopping = self.control.stopping
+            if self.dist.enabled:  # every rank returns here, or none: the mean below waits
+                (stopping,) = self.dist.agree(stopping)
+            if stopping:
+                return False
         train, val, train_bpb, val_bpb = self.dist.mean(train, val, train_bpb, val_bpb)
         if not (math.isfinite(train) and math.isfinite(val)):
             self._diverged(
@@ -477,6 +511,7 @@ class Trainer:
             )
         self.emit(Eval, train_loss=train, val_loss=val, train_bpb=train_bpb, val_bpb=val_bpb)
         self._evaluated = True
+        self._evaluated_at, self._last_val = self.state.steps_done, val
         best = self.state.best_val_loss
         if math.isfinite(val) and (best is None or val < best):
             self.state.best_val_loss = val
@@ -507,15 +542,16 @@ class Trainer:
 
     def _sample(self, at_end: bool) -> None:
         """A sample after each epoch, as the reference; but epochs of a few steps (a small
-        text) get one per `eval_freq` steps at most, and the last step always one."""
+        text) get one per evaluation interval at most, and the last step always one."""
         since = self._sampled_at
-        if not at_end and since is not None and self.state.steps_done - since < self.cfg.eval_freq:
+        if not at_end and since is not None and self.state.steps_done - since < self._eval_every:
             return
         self._sampled_at = self.state.steps_done
         if self.cfg.sample_tokens > 0 and self.dist.is_main:
             self.emit(Sample, text=self.sample_text())
 
     def _stop(self) -> str:
+        self._close_evaluation()
         self.save_latest()
         self.emit(Stopped, reason=self.control.stop_reason or "stopped")
         return "stopped"
@@ -545,7 +581,8 @@ class Trainer:
                 self.model,
                 self.optimizer if with_optimizer else None,
                 train_state=asdict(self.state),
-                extra={"train_config": self.cfg.to_dict(), "tokenizer": self.tokenizer.name},
+                extra={"train_config": self.cfg.to_dict(), "tokenizer": self.tokenizer.name,
+                       **self._weights_score()},  # fmt: skip
             )
         except TuiGptError:
             # Deleted while it was saving (a folder being removed loses its files first).
@@ -553,6 +590,13 @@ class Trainer:
                 raise deleted from None
             raise
         self.emit(CheckpointSaved, kind=kind, path=str(path))
+
+    def _weights_score(self) -> dict[str, float]:
+        """The validation loss of the weights being saved, where they were evaluated: said
+        wherever a checkpoint is loaded (core/sampling.py)."""
+        if self._evaluated_at == self.state.steps_done and self._last_val is not None:
+            return {"val_loss": self._last_val}
+        return {}
 
     def save_latest(self) -> None:
         """Weights, optimizer, RNG and position: everything `--resume` needs."""

@@ -21,18 +21,17 @@ from typing import Any
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.notifications import SeverityLevel
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tui_gpt import paths
 from tui_gpt.core import detach
-from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Event
 from tui_gpt.core.jobs import TrainingJob, assemble
-from tui_gpt.core.runs import EventFollower, Run, short_name
+from tui_gpt.core.runs import EventFollower, Run, liveness, short_name
 from tui_gpt.core.sampling import load_for_sampling
 from tui_gpt.core.session import Build, TrainingSession
 from tui_gpt.core.trainer import TrainerControl
@@ -83,6 +82,7 @@ class TuiGptApp(App):
         self.watch_run = watch
         self.session = TrainingSession()  # the training of this window, if any
         self._dashboard: TrainScreen | None = None  # the live dashboard of the latest one
+        self._preparing: Notification | None = None  # said while a training is assembled
         # Over SSH every redraw crosses the network: draw the chart less often, no animation.
         self.redraw_interval = 1.0 if over_ssh() else 0.25
         if over_ssh():
@@ -101,21 +101,33 @@ class TuiGptApp(App):
 
     # ------------------------------------------------------------------ commands
 
+    # Textual's own palette entries that this app keeps; the rest (maximize, screenshot)
+    # are for developers, and its quit is replaced by this app's, which asks first.
+    KEPT_SYSTEM_COMMANDS = ("Theme", "Keys")
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every key binding of the current screen is also a palette command."""
         seen = set()
         for command in super().get_system_commands(screen):
-            seen.add(command.title)
-            yield command
+            if command.title in self.KEPT_SYSTEM_COMMANDS:
+                seen.add(command.title)
+                yield command
         yield SystemCommand("Runs", "Browse, open, resume or delete runs", self.action_show_runs)
+        if self.training_active:
+            yield SystemCommand(
+                "Dashboard", "Back to the training running in this window",
+                self.action_show_dashboard,
+            )  # fmt: skip
         yield SystemCommand(
-            "Dashboard", "Back to the training running in this window", self.action_show_dashboard
+            "Quit", "Quit tui-gpt (a training in this window is saved first)", self.action_quit
         )
         seen |= {"Runs", "Dashboard", "Quit"}
         for binding in screen.BINDINGS:
             # The footer's word is short; the palette and the help say it in full.
             title = isinstance(binding, Binding) and (binding.tooltip or binding.description)
-            if isinstance(binding, Binding) and title and title not in seen:
+            if not isinstance(binding, Binding) or binding.action in ("quit", "app.quit"):
+                continue
+            if title and title not in seen and screen.check_action(binding.action, ()):
                 seen.add(title)
                 yield SystemCommand(
                     title,
@@ -240,7 +252,12 @@ class TuiGptApp(App):
 
     def resume_training(self, run: Run, changes: dict[str, Any] | None = None) -> None:
         """Train a run on in this window; `changes` to its resumable settings (more epochs
-        or steps extend a finished run)."""
+        or steps extend a finished run). A run training elsewhere is said at once."""
+        life = liveness(run)
+        if life.state == "live":
+            self.notify(f"Cannot start: run {run.id} is training (pid {life.pid})",
+                        severity="warning")  # fmt: skip
+            return
         self._launch(
             lambda hooks: assemble(
                 resume=str(run.path), changes=changes, runs_root=self.runs_root, hooks=hooks
@@ -256,7 +273,10 @@ class TuiGptApp(App):
         except TuiGptError:
             self.notify("A training is already running in this window", severity="warning")
             return
-        self.notify("Preparing the dataset and the model ...")
+        # Taken down when the dashboard comes up (on_training_ready), not left over it.
+        self._preparing = Notification("Preparing the dataset and the model ...", "",
+                                       "information", self.NOTIFICATION_TIMEOUT, markup=False)  # fmt: skip
+        self.post_message(Notify(self._preparing))
         self._train(build)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
@@ -302,6 +322,10 @@ class TuiGptApp(App):
 
     def on_training_ready(self, message: TrainingReady) -> None:
         _freeze_heap()  # the model, data and trainer are built: long-lived from now on
+        if self._preparing is not None:
+            with contextlib.suppress(KeyError):  # it timed out already
+                self._unnotify(self._preparing)
+            self._preparing = None
         run = message.job.run
         assert run is not None
         self._dashboard = TrainScreen(
@@ -362,6 +386,16 @@ class TuiGptApp(App):
             return
         self.push_screen(TrainScreen(run, live=False, redraw_interval=self.redraw_interval))
 
+    def superseded(self, screen: Screen) -> bool:
+        latest = self._dashboard
+        return (
+            isinstance(screen, TrainScreen)
+            and screen.live
+            and latest is not None
+            and screen is not latest
+            and screen.run.path == latest.run.path
+        )
+
     # ------------------------------------------------------------------ generator
 
     def open_chat(self, run: Run, which: str = "best") -> None:
@@ -372,21 +406,17 @@ class TuiGptApp(App):
 
     @work(thread=True, exclusive=True, group="load-model", exit_on_error=False)
     def _open_chat(self, run: Run, which: str) -> None:
-        order = [run.best, run.latest] if which == "best" else [run.latest, run.best]
-        path = next((p for p in order if p.is_file()), None)
         try:
-            if path is None:
-                raise TuiGptError(f"run {run.id} has no checkpoint yet")
+            path = run.weights(which)
             loaded = load_for_sampling(
                 checkpoint_path=str(path), runs_root=self.runs_root, device="cpu"
             )
-            done = (Checkpoint(path).train_state or {}).get("steps_done")
         except TuiGptError as exc:
             self.post_message(Say(str(exc), severity="error"))
             return
-        # Which weights first: at 80 columns a long run id's end is what the header cuts.
-        step = f", step {done - 1}" if isinstance(done, int) else ""
-        title = f"{path.stem}{step} · {short_name(run)}"
+        # Which weights first (step, validation loss): at 80 columns a long run id's end is
+        # what the header cuts.
+        title = f"{loaded.weights} · {short_name(run)}"
         self.post_message(ModelLoaded(loaded, title, run, path.stem))
 
     def on_model_loaded(self, message: ModelLoaded) -> None:

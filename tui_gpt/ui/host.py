@@ -33,6 +33,11 @@ class Host(Protocol):
 
     def open_chat(self, run: Run, which: str = "best") -> None: ...
 
+    def superseded(self, screen: Screen) -> bool:
+        """Whether `screen` is the dashboard of an earlier training of a run that has
+        trained here again since: its state is history, never to be shown again."""
+        ...
+
     def local_control(self, run: Run) -> TrainerControl | None:
         """The control of the training of `run` in this window, if it trains here now."""
         ...

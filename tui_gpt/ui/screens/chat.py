@@ -196,7 +196,8 @@ class ChatScreen(Screen):
         conversation.mount(Bubble(Text(prompt, style="bold"), classes="user"))
         ids, cut = self.context_ids(prompt)
         if cut:
-            what = "the prompt's first" if self.mode == "fresh" or not self.transcript else "the"
+            what = ("the prompt's first" if self.mode == "fresh" or not self.transcript
+                    else "the conversation's earliest")  # fmt: skip
             conversation.mount(
                 Bubble(
                     Text(

@@ -133,12 +133,22 @@ class DatasetList(ListView):
     def action_first(self) -> None:
         if len(self):
             self.index = 0
-            self.scroll_home(animate=False)
+            self.call_after_refresh(self.keep_in_view)
 
     def action_last(self) -> None:
         if len(self):
             self.index = len(self) - 1
-            self.scroll_end(animate=False)
+            self.call_after_refresh(self.keep_in_view)
+
+    def keep_in_view(self) -> None:
+        """Scroll the highlighted entry into view, as the list is laid out now."""
+        if self.highlighted_child is not None:
+            self.scroll_to_widget(self.highlighted_child, animate=False, immediate=True)
+
+    def on_resize(self) -> None:
+        # The list's height settles only after the preview beside it has its text (and
+        # changes with the form's rows): the chosen entry stays in view through it.
+        self.call_after_refresh(self.keep_in_view)
 
 
 def trained_tokenizers() -> list[tuple[str, str]]:
@@ -163,6 +173,10 @@ class DatasetScreen(Screen):
         self._choices = dataset_choices()
         self._problem: str | None = "choose a dataset"
         self._request = 0  # the preview shown answers the newest request only
+        self._plan_request = 0  # and the plan shown, the newest of the settings on screen
+        # (vocabulary, context, batches per epoch) of the preview shown: what a plan needs
+        # besides the settings, so a setting that changes only the plan re-plans at once.
+        self._plan_basis: tuple[int, int, int] | None = None
         self._list_index: int | None = None  # the list entry last chosen
         self._form_error = False  # the preview shows a settings field's problem
         self._recipe = default_recipe()  # the recipe list's choice
@@ -326,6 +340,7 @@ class DatasetScreen(Screen):
     @on(Switch.Changed, "#form Switch")
     def _switch_changed(self, event: Switch.Changed) -> None:
         self._update_preset_info()
+        self._replan()
 
     @on(Input.Changed, "#form Input")
     def _input_changed(self, event: Input.Changed) -> None:
@@ -342,6 +357,28 @@ class DatasetScreen(Screen):
             "context_length", "stride", "batch_size", "train_ratio", "grad_accum"
         ):
             self.refresh_preview()
+        else:  # epochs, minutes, max steps, evaluation...: the same data, another plan
+            self._replan()
+
+    def _replan(self) -> None:
+        """The plan line again for the settings on screen, from the preview's facts."""
+        basis = self._plan_basis
+        if basis is None or self._form_error or not self.is_mounted:
+            return  # a preview is on its way, and a plan with it
+        try:
+            model, cfg = self.read_settings()
+        except TuiGptError:
+            return
+        self._plan_request += 1
+        self.query_one("#plan", Static).update("plan: ...")
+        self._plan_worker(model, cfg, *basis, self._plan_request)
+
+    @work(thread=True, exclusive=True, group="plan")
+    def _plan_worker(
+        self, model: ModelChoice, cfg: TrainConfig, vocab: int, seq: int, batches: int,
+        request: int,
+    ) -> None:  # fmt: skip
+        self._estimate(model, cfg, vocab, seq, batches, request)
 
     def _update_preset_info(self, vocab: int | None = None) -> None:
         """Parameters of the chosen preset with the chosen tokenizer's vocabulary (a trained
@@ -389,6 +426,8 @@ class DatasetScreen(Screen):
         # The newest request wins: an older scan still running is given up, and whatever it
         # finds is not shown. Until this one is done, nothing starts on an unchecked path.
         self._request += 1
+        self._plan_request += 1
+        self._plan_basis = None
         self._problem = f"still reading {Path(self.dataset).name}"
         self.query_one("#preview", Static).update(f"reading {Path(self.dataset).name} ...")
         # The plan on screen is always the plan of the settings on screen: an older one goes.
@@ -401,10 +440,12 @@ class DatasetScreen(Screen):
             self._show_problem(str(exc), self._request)
             return
         self._form_error = False
-        self._preview(self.dataset, model, cfg, self._request)
+        self._preview(self.dataset, model, cfg, self._request, self._plan_request)
 
     @work(thread=True, exclusive=True, group="preview")
-    def _preview(self, path: str, model: ModelChoice, cfg: TrainConfig, request: int) -> None:
+    def _preview(
+        self, path: str, model: ModelChoice, cfg: TrainConfig, request: int, plan_request: int
+    ) -> None:
         worker = get_current_worker()
         try:
             source = inspect_source(path, cfg.text_field, stop=lambda: worker.is_cancelled)
@@ -444,7 +485,13 @@ class DatasetScreen(Screen):
         self.app.call_from_thread(self._show_preview, "\n".join(lines), problem, request)
         self.app.call_from_thread(self._update_preset_info, tokenizer.vocab_size)
         if not problem:
-            self._estimate(model, cfg, tokenizer.vocab_size, seq, facts.train_batches, request)
+            basis = (tokenizer.vocab_size, seq, facts.train_batches)
+            self.app.call_from_thread(self._keep_basis, basis, request)
+            self._estimate(model, cfg, *basis, plan_request)
+
+    def _keep_basis(self, basis: tuple[int, int, int], request: int) -> None:
+        if request == self._request:
+            self._plan_basis = basis
 
     def _estimate(
         self, model: ModelChoice, cfg: TrainConfig, vocab: int, seq: int, batches: int,
@@ -469,7 +516,7 @@ class DatasetScreen(Screen):
         self.app.call_from_thread(self._show_plan, line, request)
 
     def _show_plan(self, line: str, request: int) -> None:
-        if request == self._request:
+        if request == self._plan_request:
             with contextlib.suppress(NoMatches):
                 self.query_one("#plan", Static).update(escape(line))
 

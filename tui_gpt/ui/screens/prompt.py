@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -20,8 +21,32 @@ class PromptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.question, id="question")
-            yield Input(self.value, id="answer")
+            # Selected once, in on_mount: a select on every focus could swallow what was
+            # typed before the field had the focus.
+            yield Input(self.value, id="answer", select_on_focus=False)
             yield Label(f"[b]Enter[/b] {self.enter}    [b]Esc[/b] cancel", id="keys")
+
+    def on_mount(self) -> None:
+        box = self.query_one(Input)
+        if not self._typed:
+            box.focus()
+            box.select_all()  # typing replaces the suggested value
+
+    _typed = False
+
+    def on_key(self, event: events.Key) -> None:
+        """Keys typed in one burst as the dialog opens, before the field has the focus,
+        go into it (in order) instead of being lost; the first replaces the suggestion."""
+        box = self.query_one(Input)
+        if self.focused is box or not event.is_printable or not event.character:
+            return
+        if not self._typed:
+            box.value = ""
+        self._typed = True
+        box.insert_text_at_cursor(event.character)
+        box.focus()
+        event.stop()
+        event.prevent_default()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)

@@ -3,10 +3,8 @@ run's facts at the side; mark runs to compare them; refreshes itself."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
-from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -15,6 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from tui_gpt.core.config import further
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import RunStarted, count
 from tui_gpt.core.experiments import describe, details
@@ -237,7 +236,7 @@ class RunsScreen(Screen):
             if not text or not text.strip():
                 return
             try:
-                changes, plan = more_training(text, done, per_epoch)
+                changes, plan = further(text, done, per_epoch)
             except ValueError:
                 self.notify("A number of steps (500) or of epochs (2e)", severity="error")
                 return
@@ -283,18 +282,3 @@ class RunsScreen(Screen):
                 self.action_reload()
 
         self.app.push_screen(ConfirmScreen(f"Delete run {run.id} and its checkpoints?"), answer)
-
-
-def more_training(text: str, steps_done: int, per_epoch: int) -> tuple[dict[str, Any], str]:
-    """The resume settings for "N" more steps or "Ne" more epochs after `steps_done`, and
-    the plan in words. A time budget the run had no longer applies. Raises ValueError."""
-    match = re.fullmatch(r"\s*(\d+)\s*(e|epochs?|s|steps?)?\s*", text.lower())
-    if match is None or int(match[1]) == 0:
-        raise ValueError(text)
-    n = int(match[1])
-    more = n * per_epoch if match[2] and match[2].startswith("e") else n
-    target = steps_done + more
-    epochs = -(-target // per_epoch)
-    changes = {"max_steps": target, "epochs": epochs, "minutes": None}
-    plan = f"{more:,} more steps: to step {target:,}, {target / per_epoch:,.2f} epochs in all"
-    return changes, plan

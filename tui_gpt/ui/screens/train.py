@@ -36,6 +36,7 @@ from tui_gpt.core.events import (
     Step,
     Stopped,
     eval_line,
+    finished_line,
     run_extras,
 )
 from tui_gpt.core.runs import ACTIVE, EventFollower, Run, liveness
@@ -58,7 +59,9 @@ SAMPLE_LINES = 2000
 
 class TrainScreen(Screen):
     BINDINGS = [
-        Binding("p", "pause", "Pause", tooltip="Pause/resume"),
+        # One key, two meanings: the footer names the one that applies (check_action).
+        Binding("p", "pause", "Pause", tooltip="Pause after the current step"),
+        Binding("p", "resume", "Resume", tooltip="Resume the paused training"),
         Binding("s", "stop", "Stop", tooltip="Stop & save (asks first)"),
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("g", "generator", "Chat", tooltip="Generate: open the generator"),
@@ -80,6 +83,7 @@ class TrainScreen(Screen):
         self.live = live  # True: this process trains; False: follow the run folder
         self.follower = None if live else EventFollower(run.events_path)
         self.state = "starting" if live else "watching"
+        self.ended = ""  # how a stopped or finished training ended, in words
         self.progress = Progress()
         self._shown_step: Step | None = None
         self.epoch_samples = 0
@@ -100,6 +104,12 @@ class TrainScreen(Screen):
             yield RichLog(id="log", wrap=True, max_lines=LOG_LINES, min_width=20)
             yield RichLog(id="samples", wrap=True, max_lines=SAMPLE_LINES, min_width=20)
         yield Footer(show_command_palette=False)  # f1 Help says ctrl+p
+
+    def on_screen_resume(self) -> None:
+        # Escape walked back to the dashboard of an earlier training of this run, frozen
+        # where that training ended: the run has trained here since, so go on past it.
+        if host(self).superseded(self):
+            self.app.pop_screen()
 
     def on_mount(self) -> None:
         self.title = f"run {self.run.id}"
@@ -133,14 +143,14 @@ class TrainScreen(Screen):
 
     @on(TrainingEnded)
     def _on_training_ended(self, message: TrainingEnded) -> None:
-        self.state = message.outcome
-        self.sub_title = message.outcome
+        if message.outcome != self.state:  # the events said how it ended, with the reason
+            self.state, self.sub_title = message.outcome, message.outcome
         self.refresh_bindings()
         if message.error:
             self.query_one("#log", RichLog).write(Text(f"error: {message.error}", style="bold red"))
             self.notify(message.error, title="Training failed", severity="error", timeout=10)
         else:
-            self.notify(f"Training {message.outcome}. Checkpoint saved.", title=self.run.id)
+            self.notify(f"Training {self.sub_title}. Checkpoint saved.", title=self.run.id)
 
     def handle_many(self, events: list[Event]) -> None:
         """The one way events reach the dashboard, from this process's trainer or from a
@@ -177,15 +187,17 @@ class TrainScreen(Screen):
                 log_lines.append(Text(event.name, style="yellow"))
             elif isinstance(event, Stopped | Finished):
                 self.state = event.name
-                reason = event.reason if isinstance(event, Stopped) else ""
-                log_lines.append(
-                    Text(f"{event.name}: {reason}" if reason else event.name, style="bold")
+                self.ended = (
+                    event.reason if isinstance(event, Stopped) else finished_line(event)
                 )
+                log_lines.append(Text(f"{event.name}: {self.ended}", style="bold"))
             elif isinstance(event, Error):
                 self.state = "failed"
                 log_lines.append(Text(f"error: {event.message}", style="bold red"))
-        if self.state in ("paused", "running", "stopped", "finished", "failed"):
+        if self.state in ("paused", "running", "failed"):
             self.sub_title = self.state
+        elif self.state in ("stopped", "finished"):
+            self.sub_title = f"{self.state}: {self.ended}" if self.ended else self.state
         self.refresh_bindings()
         # One write per batch: rendering is per call, so thousands of lines in one call
         # cost far less than thousands of calls.
@@ -203,7 +215,12 @@ class TrainScreen(Screen):
             self._progress_timer.pause()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Pause, stop and checkpoint are not offered once the run has ended."""
+        """Pause, stop and checkpoint are not offered once the run has ended; p offers
+        Pause while it runs and Resume while it is paused."""
+        if action == "resume":
+            return self.state == "paused"
+        if action == "pause" and self.state == "paused":
+            return False
         return not (action in ("pause", "stop", "checkpoint") and self.state in ENDED)
 
     def on_resize(self, _event: events.Resize) -> None:
@@ -267,11 +284,16 @@ class TrainScreen(Screen):
         control = self._control()
         if control is None:
             return
-        if control.paused:
+        if control.paused:  # asked already; the Paused event has not come yet
             control.resume()
         else:
             control.pause()
             self.notify("Pausing after the current step")
+
+    def action_resume(self) -> None:
+        control = self._control()
+        if control is not None:
+            control.resume()
 
     def action_stop(self) -> None:
         """Stop after the current step and save; asked first (one key ends a long run)."""

@@ -83,10 +83,31 @@ class SettingsForm(Vertical):
             raise TuiGptError(f"{spec.label}: {exc}") from None
 
     def read(self, cls: type[T]) -> T:
-        """The settings of `cls` as the form holds them, checked."""
+        """The settings of `cls` as the form holds them, checked; a hidden setting (one
+        that does not apply, Spec.when) at its default."""
         obj = cls(**{spec.name: self.value(spec) for spec in settings.specs(cls)})
+        hidden = {s.name: s.default for s in settings.specs(cls) if not s.applies(obj)}
+        if hidden:
+            obj = cls(**{**obj.__dict__, **hidden})
         settings.check(obj)
         return obj
+
+    def on_mount(self) -> None:
+        self.show_applicable()
+
+    def on_select_changed(self, _event: Select.Changed) -> None:
+        self.show_applicable()
+
+    def show_applicable(self) -> None:
+        """Show only the rows of settings that apply to the other settings' values."""
+        for spec in self.specs():
+            if spec.when is None:
+                continue
+            chooser = self.query(f"#{spec.when[0]}")
+            shown = not chooser or getattr(chooser.first(), "value", None) == spec.when[1]
+            row = self.query_one(f"#{spec.name}").parent
+            if isinstance(row, Widget):
+                row.display = shown
 
     def show(self, obj: Any) -> None:
         """Fill the fields of `obj`'s settings from it."""
