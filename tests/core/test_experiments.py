@@ -40,7 +40,7 @@ def test_only_the_differing_setting_is_listed(two_runs):
     a, b = (details(r) for r in two_runs)
     assert differing([a, b]) == {"lr": [1e-3, 3e-3]}
     assert a.steps == 6 and a.tokens_seen == 6 * 8 * 32 and a.tokenizer == "byte"
-    assert [p.step for p in a.curve] == [0, 2, 4]
+    assert [p.step for p in a.curve] == [0, 2, 4, 5]  # and the weights it ended with
     assert a.best_val_loss == min(p.val_loss for p in a.curve)
     assert a.tok_per_s and a.tok_per_s > 0 and a.wall_seconds > 0
 
@@ -48,7 +48,7 @@ def test_only_the_differing_setting_is_listed(two_runs):
 def test_csv_rows_are_the_eval_events(two_runs, tmp_path):
     runs = [details(r) for r in two_runs]
     out = tmp_path / "curves.csv"
-    assert write_csv(runs, out) == 6
+    assert write_csv(runs, out) == 8
     rows = list(csv.DictReader(out.open()))
     expected = [(r.id, e["step"], e["tokens_seen"], e["train_loss"], e["val_loss"])
                 for r in two_runs for e in r.events() if e["event"] == "eval"]  # fmt: skip

@@ -327,7 +327,7 @@ def test_damaged_optimizer_groups_and_rng_are_one_error_each(runs_root):
         text = json.dumps(header).encode()
         run.latest.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size :])
         with pytest.raises(TuiGptError, match=r"damaged param_groups|optimizer state does not fit"):
-            assemble(resume=run.id, runs_root=runs_root)
+            assemble(resume=run.id, runs_root=runs_root, further="2")  # it had finished
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder whatever its permissions")

@@ -106,8 +106,10 @@ def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_root):
     assert rec.of(Eval)[-1].step == steps[-1].step
     # It says that the budget ended it, and where the plan had it end.
     finished = rec.events[-1]
-    assert finished.reason == "budget" and finished.planned_steps >= len(steps)
-    said = f"time budget (0.1 min) reached at step {len(steps):,} of {finished.planned_steps:,} planned"
+    assert finished.reason == "budget" and finished.planned_steps > 0
+    said = f"time budget (0.1 min) reached at step {len(steps):,}"
+    if finished.planned_steps > len(steps):  # slower than the plan measured
+        said += f" of {finished.planned_steps:,} planned"
     assert finished_line(finished) == said
     assert summarize(job.run).describe() == f"finished: {said}"
     # The start says when the budget runs out (what the progress line's ETA is capped by).

@@ -153,7 +153,7 @@ async def test_train_to_the_end_then_generate(runs_root):
         first.mode, first.transcript = "fresh", "so far"
         await pilot.press("f6")
         await wait_for(pilot, lambda: first.weights == "latest")
-        assert app.screen is first and first.chat_title.startswith("latest, step 22 · ")
+        assert app.screen is first and re.match(r"latest, step 22, val [\d.]+ · ", first.chat_title)
         assert first.settings().temperature == 0.3 and first.settings().max_new_tokens == 7
         assert (first.mode, first.transcript) == ("fresh", "so far")
         first.mode, first.transcript = "continue", ""
@@ -942,7 +942,7 @@ async def test_nothing_is_cut_at_80x24_and_the_dataset_list_is_usable(runs_root,
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
         chat = app.screen
         header = screen_text(app).splitlines()[0]
-        assert re.search(r"generator — best, step \d+ · the-night-kitchen-nano ", header), header
+        assert re.search(r"generator — best, step \d+, val [\d.]+ · the-night-kitchen-nano ", header), header
         chat.query_one("#prompt", Input).value = "Once"
         await pilot.press("enter")
         probs = chat.query_one(TokenProbs)

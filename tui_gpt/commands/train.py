@@ -143,7 +143,7 @@ class ConsolePrinter:
         elif isinstance(event, Stopped):
             self.say(f"stopped: {event.reason}")
         elif isinstance(event, Finished):
-            self.say(f"finished: {finished_line(event)}")
+            self.say(f"finished: {finished_line(event) or 'done'}")
         elif isinstance(event, CheckpointSaved) and event.kind == "latest":
             self.bar.clear()
         elif isinstance(event, Step):

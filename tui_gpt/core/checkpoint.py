@@ -158,10 +158,10 @@ class Checkpoint:
     def train_state(self) -> dict[str, Any] | None:
         return self.json("train_state")
 
-    def describe(self) -> str:
+    def describe(self, short: bool = False) -> str:
         """Which weights these are, said wherever they are loaded: "best, step 51, val loss
         4.321", "latest, step 77, not evaluated" (runs from before every checkpoint was
-        evaluated), "best" (imported weights: no training here)."""
+        evaluated), "best" (imported weights: no training here). `short`: "val 4.321"."""
         state = self.train_state if isinstance(self.train_state, dict) else {}
         parts = [self.path.stem]
         done = state.get("steps_done")
@@ -171,7 +171,7 @@ class Checkpoint:
         if val is None and self.path.stem == "best":  # saved when it was the best so far
             val = state.get("best_val_loss")
         if isinstance(val, int | float) and not isinstance(val, bool):
-            parts.append(f"val loss {val:.3f}")
+            parts.append(f"val {val:.3f}" if short else f"val loss {val:.3f}")
         elif state:
             parts.append("not evaluated")
         return ", ".join(parts)

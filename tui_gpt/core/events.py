@@ -207,16 +207,18 @@ def eval_line(e: Eval) -> str:
 
 def finished_line(e: Finished) -> str:
     """Why a training ended, in words: "time budget (5 min) reached at step 60 of 176
-    planned", "4 epochs done (51 steps)", "max steps reached (40)"."""
+    planned", "4 epochs done (51 steps)", "max steps reached (40)"; "" where the run is
+    from before its events said."""
     done = e.step + 1
     if e.reason == "budget":
         budget = f" ({e.minutes:g} min)" if e.minutes else ""
-        return f"time budget{budget} reached at step {done:,} of {e.planned_steps:,} planned"
+        planned = f" of {e.planned_steps:,} planned" if e.planned_steps > done else ""
+        return f"time budget{budget} reached at step {done:,}{planned}"
     if e.reason == "max_steps":
         return f"max steps reached ({done:,})"
     if e.reason == "epochs":
         return f"{count(e.epoch, 'epoch')} done ({count(done, 'step')})"
-    return f"finished at step {done:,}"
+    return ""
 
 
 def started_line(e: RunStarted) -> str:

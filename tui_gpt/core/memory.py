@@ -128,6 +128,10 @@ def estimate(cfg: GPTConfig, s: Shape) -> Estimate:
     logits = bt * cfg.vocab_rows * a * 2  # the logits and their gradient
     if not s.cpu:
         logits += bt * cfg.vocab_size * 4 * 2  # F.cross_entropy's fp32 copy, log-probs
+    elif s.precision == "bf16":
+        # CPU autocast runs the loss in fp32: its log-probs (the copy's lifetime is shorter
+        # there: measured peaks sit between one fp32 tensor more and two).
+        logits += bt * cfg.vocab_size * 4
     if s.accumulating:
         # A gradient computed while one is held is added to it: the largest ones (the
         # embedding's and the head's, V x C) exist twice for a moment, with a bf16 copy.

@@ -157,8 +157,8 @@ class Run:
         for p in order:
             if p.is_file():
                 return p
-        raise TuiGptError(f"run {self.id} has no {'' if which == 'best' else which + ' '}"
-                          "checkpoint yet")  # fmt: skip
+        nor = " (nor a latest)" if which == "best" else ""
+        raise TuiGptError(f"run {self.id} has no {which} checkpoint{nor} yet")
 
 
 TOKENIZER_FILE = "tokenizer.json"  # a run's own copy of a trained tokenizer

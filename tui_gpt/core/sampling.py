@@ -27,6 +27,7 @@ class LoadedModel:
     device: torch.device
     precision: str
     weights: str = ""  # which weights: "best, step 51, val loss 4.321" (Checkpoint.describe)
+    weights_short: str = ""  # the same for a title: "best, step 51, val 4.321"
 
 
 def checkpoint_tokenizer(ckpt: Checkpoint, vocab_dir: str | None = None) -> Tokenizer:
@@ -76,4 +77,5 @@ def load_for_sampling(
         model = model.to(torch.bfloat16)
     elif prec == "int8":
         model = quantize_int8(model)
-    return LoadedModel(model, tokenizer, str(ckpt.path), dev, prec, ckpt.describe())
+    return LoadedModel(model, tokenizer, str(ckpt.path), dev, prec, ckpt.describe(),
+                       ckpt.describe(short=True))  # fmt: skip

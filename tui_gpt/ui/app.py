@@ -416,7 +416,7 @@ class TuiGptApp(App):
             return
         # Which weights first (step, validation loss): at 80 columns a long run id's end is
         # what the header cuts.
-        title = f"{loaded.weights} · {short_name(run)}"
+        title = f"{loaded.weights_short} · {short_name(run)}"
         self.post_message(ModelLoaded(loaded, title, run, path.stem))
 
     def on_model_loaded(self, message: ModelLoaded) -> None:

@@ -190,7 +190,8 @@ class TrainScreen(Screen):
                 self.ended = (
                     event.reason if isinstance(event, Stopped) else finished_line(event)
                 )
-                log_lines.append(Text(f"{event.name}: {self.ended}", style="bold"))
+                said = f"{event.name}: {self.ended}" if self.ended else event.name
+                log_lines.append(Text(said, style="bold"))
             elif isinstance(event, Error):
                 self.state = "failed"
                 log_lines.append(Text(f"error: {event.message}", style="bold red"))
