@@ -263,7 +263,7 @@ def test_one_writer_per_run(runs_root):
         ctl.stop("test over")
         worker.join(60)
     assert locked_by(run) is None and liveness(run).state == "ended"
-    third = run_cli("train", "--resume", run.id, "--max-steps", "12", "--run-dir", str(runs_root))
+    third = run_cli("train", "--resume", run.id, "--further", "2", "--run-dir", str(runs_root))
     assert third.returncode == 0, third.stderr
 
 

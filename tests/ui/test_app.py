@@ -1027,6 +1027,7 @@ async def test_the_dataset_screen_follows_every_setting_at_80x24(runs_root, tmp_
 async def test_keys_typed_before_a_dialog_field_has_the_focus_are_kept():
     """The "train further" dialog: a burst of keys typed as it opens (before its field has
     the focus) goes into the field, replacing the suggested value."""
+    from textual import events
     from textual.app import App
 
     from tui_gpt.ui.screens.prompt import PromptScreen
@@ -1039,4 +1040,11 @@ async def test_keys_typed_before_a_dialog_field_has_the_focus_are_kept():
         app.screen.set_focus(None)  # the moment before the field has the focus
         await pilot.press("3", "0", "0", "enter")
         await wait_for(pilot, lambda: answers)
-    assert answers == ["300"]
+        # Keys (Enter too) that reach the dialog before its field even exists: kept, and
+        # answered once it does.
+        early = PromptScreen("How many more steps?", "52", enter="train")
+        for key, character in (("2", "2"), ("e", "e"), ("enter", "\r")):
+            early.on_key(events.Key(key, character))
+        app.push_screen(early, answers.append)
+        await wait_for(pilot, lambda: len(answers) == 2)
+    assert answers == ["300", "2e"]

@@ -200,9 +200,10 @@ class Trainer:
 
     def emit(self, event_type: type[Event], **fields) -> Event:
         s = self.state
-        # Counted from 1; after the last epoch ends, events (a closing evaluation, Finished)
-        # still belong to it.
-        epoch = min(s.epoch, max(self.cfg.epochs - 1, 0)) + 1
+        # Counted from 1; at an epoch's end, before a step of the next, events (a closing
+        # evaluation, Finished, a stop) still belong to the epoch that ended.
+        current = s.epoch - 1 if s.batch == 0 and s.epoch > 0 else s.epoch
+        epoch = min(current, max(self.cfg.epochs - 1, 0)) + 1
         event = event_type(step=s.step, epoch=epoch, tokens_seen=s.tokens_seen, **fields)
         for sink in self.sinks:
             sink(event)

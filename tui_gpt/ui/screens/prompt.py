@@ -28,25 +28,46 @@ class PromptScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         box = self.query_one(Input)
-        if not self._typed:
-            box.focus()
+        box.focus()
+        if self._early:  # typed before the field existed: it replaces the suggestion
+            box.value, self._typed = self._early, True
+            box.cursor_position = len(box.value)
+            if self._submit_early:
+                self.call_after_refresh(self._answer, box.value)
+        elif not self._typed:
             box.select_all()  # typing replaces the suggested value
 
     _typed = False
+    _early = ""
+    _submit_early = False
 
     def on_key(self, event: events.Key) -> None:
         """Keys typed in one burst as the dialog opens, before the field has the focus,
         go into it (in order) instead of being lost; the first replaces the suggestion."""
-        box = self.query_one(Input)
-        if self.focused is box or not event.is_printable or not event.character:
+        box = next(iter(self.query(Input)), None)
+        if box is None and event.key == "enter" and self._early:  # answered already
+            self._submit_early = True
+            event.stop()
+            return
+        if (
+            (box is not None and self.focused is box)
+            or not event.is_printable
+            or not event.character
+        ):
+            return
+        event.stop()
+        event.prevent_default()
+        if box is None:  # not composed yet: kept until it is (on_mount)
+            self._early += event.character
             return
         if not self._typed:
             box.value = ""
         self._typed = True
         box.insert_text_at_cursor(event.character)
         box.focus()
-        event.stop()
-        event.prevent_default()
+
+    def _answer(self, value: str) -> None:
+        self.dismiss(value)  # not awaited: called from the screen's own message loop
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)

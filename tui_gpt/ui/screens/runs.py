@@ -15,10 +15,10 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui_gpt.core.config import further
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import RunStarted, count
+from tui_gpt.core.events import count
 from tui_gpt.core.experiments import describe, details
 from tui_gpt.core.export import Format, default_out, export
-from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, set_label
+from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, read_events, set_label
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.compare import CompareScreen
 from tui_gpt.ui.screens.confirm import ConfirmScreen
@@ -219,18 +219,19 @@ class RunsScreen(Screen):
         run = self.selected()
         if run is None:
             return
+        # Quick reads only (status.json and the first start in the event log), so the
+        # dialog is up before the keys typed after x in one burst arrive.
         try:
-            facts = details(run)
             run.info().train_config()
+            done = run.status().step + 1
         except TuiGptError as exc:
             self.notify(f"Cannot read this run's settings: {exc}", severity="error")
             return
-        started = [e for e in run.typed_events() if isinstance(e, RunStarted)]
-        per_epoch = started[-1].train_batches if started else 0
-        if per_epoch <= 0:
+        first = next((e for e in read_events(run.events_path) if e.get("event") == "run_started"), {})
+        per_epoch = first.get("train_batches", 0)
+        if not isinstance(per_epoch, int) or per_epoch <= 0:
             self.notify("This run never started training; resume it instead", severity="warning")
             return
-        done = facts.steps
 
         def answer(text: str | None) -> None:
             if not text or not text.strip():
