@@ -47,6 +47,10 @@ def test_the_dashboard_chart_moves_with_every_step_between_evaluations():
         history.add_event(Step(step=step, tokens_seen=64 * (step + 1), loss=5.0 - step / 20))
     drawn = loss_chart(history, 60, 16, color=False)
     assert drawn != empty and "train loss" in drawn
+    # The legend is a line of its own above the plot, never drawn over the curves.
+    first, *plot = drawn.splitlines()
+    assert "train loss" in first and "val loss" in first
+    assert not any("loss" in line for line in plot if "│" in line or "┤" in line)
     # The lowest y tick is near the last steps' loss (3.05), which no evaluation saw.
     ticks = [float(m) for m in re.findall(r"^\s*(\d+(?:\.\d+)?)\s*┤", drawn, re.M)]
     assert ticks and min(ticks) <= 3.5

@@ -137,34 +137,62 @@ def loss_chart(
     """The chart as a string (ANSI colours when `color`): loss against epochs with tokens
     seen on top, perplexity against tokens seen, or bits per byte against tokens seen."""
     history = thinned(history, 4 * max(width, 20))  # braille: 2 dots a column, with margin
-    plt.clear_figure()
-    plt.plot_size(max(width, MIN_WIDTH), max(height, MIN_HEIGHT))
-    plt.theme("pro" if color else "clear")
+    chart = _Chart(width, height, color)
     per_step = history.step_losses.averaged(2 * max(width, 20))
     if not history.steps and not (view == "loss" and per_step.steps):
-        plt.title("no evaluation yet")
-        return _finish(color)
+        return chart.finish("no evaluation yet")
     if view == "perplexity":
         ppl = [math.exp(min(v, 700)) for v in history.val]
         tppl = [math.exp(min(v, 700)) for v in history.train]
-        plt.plot(history.tokens, tppl, label="train perplexity", marker="braille")
-        plt.plot(history.tokens, ppl, label="val perplexity", marker="braille")
+        chart.line(history.tokens, tppl, "train perplexity", TRAIN_COLOR)
+        chart.line(history.tokens, ppl, "val perplexity", VAL_COLOR)
         plt.xlabel("tokens seen")
-        plt.title("perplexity")
         plt.yscale("log")
-    elif view == "bpb":
-        plt.plot(
-            history.tokens, _finite(history.train_bpb), label="train bits/byte", marker="braille"
-        )
-        plt.plot(history.tokens, _finite(history.val_bpb), label="val bits/byte", marker="braille")
+        return chart.finish("perplexity")
+    if view == "bpb":
+        chart.line(history.tokens, _finite(history.train_bpb), "train bits/byte", TRAIN_COLOR)
+        chart.line(history.tokens, _finite(history.val_bpb), "val bits/byte", VAL_COLOR)
         plt.xlabel("tokens seen")
-        plt.title("bits per byte" if history.has_bpb else "bits per byte: not recorded by this run")
-    else:
-        _loss_view(history, per_step)
-    return _finish(color)
+        return chart.finish(
+            "bits per byte" if history.has_bpb else "bits per byte: not recorded by this run"
+        )
+    _loss_view(history, per_step, chart)
+    return chart.finish("loss")
 
 
-def _loss_view(history: LossHistory, per_step: StepLosses) -> None:
+TRAIN_COLOR, VAL_COLOR = "cyan", "orange"
+# The series of a comparison, in turn (plotext's names; a terminal's 16 colours).
+PALETTE = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
+
+
+class _Chart:
+    """One plotext figure, its title and legend on a line of their own above the plot:
+    plotext's legend sits inside the plot's top-left corner, where falling loss curves start."""
+
+    def __init__(self, width: int, height: int, color: bool) -> None:
+        self.color = color
+        self.keys: list[tuple[str, str]] = []  # (label, colour) per series, in order
+        # Rows inside the frame: less the legend line, the frame, both axes' ticks and labels.
+        self.plot_rows = max(height, MIN_HEIGHT) - 1 - 6
+        plt.clear_figure()
+        plt.plot_size(max(width, MIN_WIDTH), max(height, MIN_HEIGHT) - 1)
+        plt.theme("pro" if color else "clear")
+
+    def line(self, xs: list, ys: list[float], label: str, color: str, **kw: str) -> None:
+        plt.plot(xs, ys, marker="braille", color=color, **kw)
+        if label:
+            self.keys.append((label, color))
+
+    def finish(self, title: str) -> str:
+        keys = "  ".join(
+            (plt.colorize("━━", c) if self.color else "--") + " " + label for label, c in self.keys
+        )
+        head = f"{title}    {keys}" if keys else title
+        text = plt.build()
+        return head + "\n" + (text if self.color else plt.uncolorize(text))
+
+
+def _loss_view(history: LossHistory, per_step: StepLosses, chart: _Chart) -> None:
     """Loss against epochs (steps where epochs are unknown), tokens seen on the top axis.
     The training line is every step's loss (averaged over runs of steps) where the history
     has it, so it moves between evaluations; else the evaluations' training loss."""
@@ -178,19 +206,18 @@ def _loss_view(history: LossHistory, per_step: StepLosses) -> None:
             history.tokens,
         )
     val_x, val = history.epochs_or_steps(), _finite(history.val)
-    plt.plot(train_x, train, label="train loss", marker="braille", color="cyan")
+    chart.line(train_x, train, "train loss", TRAIN_COLOR)
     if val_x:
-        plt.plot(val_x, val, label="val loss", marker="braille", color="orange")
+        chart.line(val_x, val, "val loss", VAL_COLOR)
     # Tokens seen on the top axis: the training points on the upper x-axis too (so both axes
     # span the same range), ticks labelled with the tokens seen at them.
-    plt.plot(train_x, train, marker="braille", color="cyan", xside="upper")
+    chart.line(train_x, train, "", TRAIN_COLOR, xside="upper")
     picks = sorted({round(i * (len(train_x) - 1) / 3) for i in range(4)})
     plt.xticks([train_x[i] for i in picks], [_short(train_tokens[i]) for i in picks],
                xside="upper")  # fmt: skip
     plt.xlabel("epochs" if history.batches_per_epoch else "steps", xside="lower")
     plt.xlabel("tokens seen", xside="upper")
-    plt.title("loss")
-    _even_y_ticks([*train, *val])
+    _even_y_ticks([*train, *val], chart)
 
 
 def nice_ticks(values: list[float], count: int = 5, whole: bool = False) -> list[float]:
@@ -215,8 +242,16 @@ def _tick_text(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) and abs(value) >= 1000 else f"{value:g}"
 
 
-def _even_y_ticks(values: list[float]) -> None:
-    ticks = nice_ticks(values)
+def _even_y_ticks(values: list[float], chart: _Chart) -> None:
+    # Ticks 1.5 rows apart or more: two on one row would leave plotext to pick either label
+    # (it does, differently from one process to the next).
+    finite = [v for v in values if math.isfinite(v)]
+    span = max(finite) - min(finite) if finite else 0.0
+    for count in (5, 4, 3, 2):
+        ticks = nice_ticks(values, count)
+        gap = ticks[1] - ticks[0] if len(ticks) > 1 else span
+        if span <= 0 or gap / span * (chart.plot_rows - 1) >= 1.5:
+            break
     if len(ticks) > 1:
         plt.yticks(ticks, [_tick_text(t) for t in ticks])
 
@@ -228,11 +263,6 @@ def _short(n: int) -> str:
     return str(n)
 
 
-def _finish(color: bool) -> str:
-    text = plt.build()
-    return text if color else plt.uncolorize(text)
-
-
 def compare_chart(
     runs: list[RunDetails], axis: XAxis, width: int, height: int, train: bool = False,
     color: bool = True,
@@ -241,33 +271,30 @@ def compare_chart(
     x axis tokens seen, steps or training time; the legend names runs by their short label.
     Runs with different tokenizers are drawn in bits per byte (a loss per token would not
     compare)."""
-    plt.clear_figure()
-    plt.plot_size(max(width, MIN_WIDTH), max(height, MIN_HEIGHT))
-    plt.theme("pro" if color else "clear")
+    chart = _Chart(width, height, color)
     metric = metric_for(runs)
-    drawn, all_x, all_y = False, list[float](), list[float]()
+    all_x, all_y = list[float](), list[float]()
+    colors = iter(PALETTE * (1 + 2 * len(runs) // len(PALETTE)))
     for r, name in zip(runs, short_names(runs), strict=True):
         if not r.curve:
             continue
         xs = [p.x(axis) for p in r.curve]
         val = _finite(values(r, metric))
-        plt.plot(xs, val, label=f"{name} val", marker="braille")
+        chart.line(xs, val, f"{name} val", next(colors))
         all_x, all_y = all_x + xs, all_y + val
         if train:
             tr = _finite(values(r, metric, "train"))
-            plt.plot(xs, tr, label=f"{name} train", marker="braille")
+            chart.line(xs, tr, f"{name} train", next(colors))
             all_y += tr
-        drawn = True
     what = "bits per byte" if metric == "bpb" else "loss"
     splits = "training and validation" if train else "validation"
-    plt.title(f"{splits} {what}" if drawn else "no evaluation yet")
     plt.xlabel(X_LABELS[axis])
-    _even_y_ticks(all_y)
+    _even_y_ticks(all_y, chart)
     if axis != "time":  # steps and tokens are whole numbers
         ticks = nice_ticks(all_x, whole=True)
         if len(ticks) > 1:
             plt.xticks(ticks, [_short(int(t)) for t in ticks])
-    return _finish(color)
+    return chart.finish(f"{splits} {what}" if chart.keys else "no evaluation yet")
 
 
 def save_figure(runs: list[RunDetails], path: str, axis: XAxis) -> None:

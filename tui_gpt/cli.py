@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from tui_gpt import __version__
+from tui_gpt import __version__, paths
 from tui_gpt.commands import (
     bench,
     compare,
@@ -26,6 +26,7 @@ from tui_gpt.commands import (
     train,
     watch,
 )
+from tui_gpt.commands.common import open_app
 from tui_gpt.core import allocator
 from tui_gpt.core.errors import TuiGptError
 
@@ -85,15 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
     try:
         if args.command is None:
-            if not (sys.stdin.isatty() and sys.stdout.isatty()):
-                raise TuiGptError(
-                    "the app needs a terminal (stdin and stdout are not one here); "
-                    "run it in one, or use a command: tui-gpt --help"
-                )
-            from tui_gpt import paths
-            from tui_gpt.ui.app import run_app
-
-            return run_app(paths.runs_dir(args.run_dir))
+            return open_app(paths.runs_dir(args.run_dir))
         return int(args.func(args) or 0)
     except TuiGptError as exc:
         print(f"tui-gpt: error: {exc}", file=sys.stderr)

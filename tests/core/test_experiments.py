@@ -125,3 +125,6 @@ def test_settings_are_shown_as_flags_with_what_unset_means():
                                 "compile": False, "lr": 4e-4, "dataset": "abc"}))  # fmt: skip
     assert shown == {"--dropout": "0.1", "--stride": "context length", "--grad-clip": "off",
                      "--compile": "no", "--lr": "0.0004", "dataset": "abc"}  # fmt: skip
+    # A llama-only setting is shown for a llama run, and left out for a gpt2 one.
+    assert "--kv-heads" in dict(setting_lines({"arch": "llama", "kv_heads": None}))
+    assert "--kv-heads" not in dict(setting_lines({"arch": "gpt2", "kv_heads": None}))

@@ -15,7 +15,7 @@ from tests.conftest import NIGHT_KITCHEN, VERDICT, needs_gpt2, needs_verdict, wa
 from tests.ui.conftest import fake_run, screen_text, wait_for
 from tui_gpt.core import control
 from tui_gpt.core.config import TrainSpec
-from tui_gpt.core.events import Eval
+from tui_gpt.core.events import Eval, Stopped
 from tui_gpt.core.runs import Run, liveness
 from tui_gpt.ui.app import TuiGptApp
 from tui_gpt.ui.messages import TrainingEvent
@@ -372,6 +372,11 @@ async def test_watch_catches_up_on_a_long_run(runs_root):
         log = dashboard.query_one("#log", RichLog)
         assert "Step 019995" in str(log.lines[-2].text)  # the newest evaluations are shown
         assert dashboard.state == "stale"  # running, yet no process behind it
+        # A run that is not running has no time left to show.
+        await wait_for(pilot, lambda: "ETA" not in str(dashboard.query_one("#progress-label").render()))
+        dashboard.handle_many([Stopped(step=19_999, reason="stopped by you")])
+        label = str(dashboard.query_one("#progress-label").render())
+        assert "20,000/20,000 steps" in label and "ETA" not in label
 
 
 async def test_every_setting_is_settable_from_the_forms(runs_root):
@@ -440,6 +445,24 @@ async def test_runs_browser_details_labels_and_comparison(runs_root):
         assert compare.axis == "steps" and "steps" in str(
             compare.query_one("#compare-chart").render()
         )
+
+
+async def test_the_runs_browser_at_120x40_cuts_neither_table_nor_details(runs_root):
+    """Too narrow for both side by side, the details go under the table: every column of
+    the table is whole and the details' lines are not wrapped."""
+    fake_run(runs_root, "20260101-000000-a-long-dataset-name-nano", created=1_790_000_000)
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        browser = app.screen
+        details = browser.query_one("#run-details", Static)
+        await wait_for(pilot, lambda: "a-long-dataset-name" in str(details.render()))
+        table = browser.query_one(DataTable)
+        await wait_for(pilot, lambda: table.region.width > 0)
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        # The details' first line, whole on one row.
+        assert "run        20260101-000000-a-long-dataset-name-nano" in screen_text(app)
 
 
 async def test_train_a_tokenizer_on_the_chosen_data_and_use_it(runs_root):
@@ -1022,6 +1045,18 @@ async def test_the_dataset_screen_follows_every_setting_at_80x24(runs_root, tmp_
         screen.query_one("#minutes", Input).value = ""
         await wait_for(pilot, lambda: "(100.00 epochs" in plan())
         await wait_for(pilot, lambda: last_label in screen_text(app))  # still in view
+        # Editing the lowest fields keeps the plan in view above them.
+        screen.query_one("#seed", Input).focus()
+        await wait_for(pilot, lambda: "Seed" in screen_text(app))
+        assert "plan: " in screen_text(app) and "recipe: " in screen_text(app)
+        # A choice list opens below its field with room to spare, not over the footer.
+        screen.query_one("#arch", Select).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.query_one("#arch", Select).expanded)
+        menu = screen.query_one("#arch SelectOverlay")
+        await wait_for(pilot, lambda: menu.region.height > 0)
+        assert menu.region.bottom <= app.size.height - 1  # the footer's row stays clear
+        await pilot.press("escape")
 
 
 async def test_keys_typed_before_a_dialog_field_has_the_focus_are_kept():

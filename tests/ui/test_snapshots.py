@@ -66,7 +66,10 @@ def test_dashboard_screen(snap_compare, fixed_runs):
         await wait_for(
             pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.epoch_samples == 4
         )
-        await pilot.pause(0.3)  # one chart redraw interval, so the chart is drawn
+        chart = app.screen.query_one("#chart")
+        size = chart.content_size
+        # Drawn from every event, at the chart's final size (it redraws a few times a second).
+        await wait_for(pilot, lambda: not chart._dirty and chart._drawn == (size.width, size.height))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 

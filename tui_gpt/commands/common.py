@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tui_gpt import paths
+from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.runs import Run
 from tui_gpt.core.settings import Spec, specs
 
 T = TypeVar("T")
@@ -182,3 +184,23 @@ class TextProgress:
             self.stream.flush()
         except (OSError, ValueError):  # the terminal went away (SIGHUP): keep training
             self.enabled = False
+
+
+def open_app(root: Path, watch: Run | None = None) -> int:
+    """The app in this terminal (`tui-gpt`, `tui-gpt watch RUN`), its exit status back."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise TuiGptError(
+            "the app needs a terminal (stdin and stdout are not one here); "
+            "run it in one, or use a command: tui-gpt --help"
+        )
+    # A sign of life while PyTorch and Textual load (seconds on a busy machine); the app's
+    # first frame covers it, and it is wiped from the terminal on the way out.
+    sys.stdout.write("tui-gpt: starting ...")
+    sys.stdout.flush()
+    try:
+        from tui_gpt.ui.app import run_app
+
+        return run_app(root, watch=watch)
+    finally:
+        sys.stdout.write("\r\033[K")
+        sys.stdout.flush()

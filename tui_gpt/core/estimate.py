@@ -22,6 +22,7 @@ from tui_gpt import paths
 from tui_gpt.core import allocator
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.device import Runtime, autocast
+from tui_gpt.core.events import count
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.loss import batch_loss
 from tui_gpt.core.model import GPT, GPTConfig
@@ -124,7 +125,7 @@ class Plan:
     def line(self) -> str:
         pace = f"{self.step_seconds * 1000:,.0f} ms/step measured"
         work = (
-            f"{self.steps:,} steps ({self.epochs:,.2f} epochs, "
+            f"{count(self.steps, 'step')} ({self.epochs:,.2f} epochs, "
             f"{self.steps * self.tokens_per_step:,} tokens)"
         )
         if self.minutes is not None and self.budget_binds:

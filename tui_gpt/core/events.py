@@ -282,12 +282,13 @@ class Progress:
         return left
 
     def line(self, eta: bool = True) -> str:
+        """The newest step in a line; `eta=False` for a run that has ended (nothing left)."""
         e = self.last
         if e is None:
             return ""
         return (
             f"epoch {e.epoch} · {self.done:,}/{self.total:,} steps · loss {e.loss:.3f} · "
-            f"{e.tok_per_s:,.0f} tok/s · "
-            + (f"MFU {e.mfu:.0%} · " if e.mfu is not None else "")
-            + f"ETA {duration(self.eta() if eta else math.nan)}"
+            f"{e.tok_per_s:,.0f} tok/s"
+            + (f" · MFU {e.mfu:.0%}" if e.mfu is not None else "")
+            + (f" · ETA {duration(self.eta())}" if eta else "")
         )

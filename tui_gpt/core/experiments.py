@@ -306,7 +306,8 @@ def describe(d: RunDetails) -> list[str]:
 
 def setting_lines(flat: dict[str, Any]) -> list[tuple[str, str]]:
     """Settings as a user types them: the flag, and the value as the form shows it (an
-    unset one as what it means: "preset's", "off", "all")."""
+    unset one as what it means: "preset's", "off", "all"); those that did not shape the run
+    (a llama-only setting of a gpt2 run) are left out."""
     from tui_gpt.core.config import ModelChoice, TrainConfig
     from tui_gpt.core.settings import specs
 
@@ -316,7 +317,7 @@ def setting_lines(flat: dict[str, Any]) -> list[tuple[str, str]]:
         spec = known.get(name)
         if spec is None:  # the dataset's hash, a setting of a newer tui-gpt
             out.append((name, str(value)))
-        else:
+        elif spec.applies(flat):
             out.append((spec.option, spec.show(value) or spec.blank or "-"))
     return out
 

@@ -55,7 +55,11 @@ class Spec:
     when: tuple[str, str] | None = None
 
     def applies(self, obj: Any) -> bool:
-        return self.when is None or getattr(obj, self.when[0], None) == self.when[1]
+        """Whether the setting shapes `obj`: a config, or a run's settings as a flat dict."""
+        if self.when is None:
+            return True
+        name, value = self.when
+        return (obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)) == value
 
     @property
     def option(self) -> str:

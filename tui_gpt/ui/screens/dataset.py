@@ -196,7 +196,8 @@ class DatasetScreen(Screen):
                 )
                 yield Static("", id="preview")
                 yield ProgressBar(total=100, show_eta=False, id="tokenizer-progress")
-            with Pane(id="settings"):
+            # The recipe and the plan stay in view above the fields, which scroll.
+            with Vertical(id="settings"):
                 yield Label("Settings", classes="title")
                 yield Select(
                     [(f"recipe: {name}", name) for name in RECIPES],
@@ -206,14 +207,15 @@ class DatasetScreen(Screen):
                 )  # fmt: skip
                 yield Static("", id="preset-info")
                 yield Static("", id="plan")
-                yield SettingsForm(
-                    ModelChoice,
-                    TrainConfig,
-                    more_choices={"tokenizer": trained_tokenizers},
-                    id="form",
-                )
-                yield Button("Start training  (ctrl+t)", id="start", variant="primary")
-                yield Button("In background  (ctrl+b)", id="start-background")
+                with Pane(id="fields"):
+                    yield SettingsForm(
+                        ModelChoice,
+                        TrainConfig,
+                        more_choices={"tokenizer": trained_tokenizers},
+                        id="form",
+                    )
+                    yield Button("Start training  (ctrl+t)", id="start", variant="primary")
+                    yield Button("In background  (ctrl+b)", id="start-background")
         yield Footer(show_command_palette=False)  # f1 Help says ctrl+p
 
     def on_mount(self) -> None:

@@ -85,7 +85,7 @@ class TrainScreen(Screen):
         self.state = "starting" if live else "watching"
         self.ended = ""  # how a stopped or finished training ended, in words
         self.progress = Progress()
-        self._shown_step: Step | None = None
+        self._shown: tuple[Step, bool] | None = None  # the step and state last drawn
         self.epoch_samples = 0
         self.best_bpb = math.inf
         self._redraw = redraw_interval
@@ -256,12 +256,12 @@ class TrainScreen(Screen):
         """Progress bar and line from the newest step; at most a few times a second while
         training, so redrawing never competes with the trainer for the CPU."""
         step = self.progress.last
-        if step is None or step is self._shown_step:
+        running = self.state in ("running", "paused")
+        if step is None or (step, running) == self._shown:
             return
-        self._shown_step = step
+        self._shown = (step, running)  # a run that ends after its last step loses its ETA
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=max(1, self.progress.total), progress=self.progress.done)
-        running = self.state in ("running", "paused")
         self.query_one("#progress-label", Label).update(self.progress.line(eta=running))
 
     # ------------------------------------------------------------------ actions

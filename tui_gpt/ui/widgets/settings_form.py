@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
@@ -42,6 +43,11 @@ class SettingsForm(Vertical):
     def specs(self) -> Iterator[Spec]:
         for cls in self.classes_shown:
             yield from settings.specs(cls)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # The field being edited sits mid-column, so a choice list's menu opens below it with
+        # room to spare instead of over the footer at the screen's last line.
+        self.screen.scroll_to_center(event.widget, animate=False)
 
     def compose(self) -> ComposeResult:
         for spec in self.specs():
