@@ -3,9 +3,12 @@ never asserted here."""
 
 import json
 
+import pytest
+
 from tests.conftest import NIGHT_KITCHEN, VERDICT, needs_gpt2, needs_verdict, run_cli
 
 
+@pytest.mark.slow
 def test_bench_train_generate_and_data_report_their_fields():
     train = run_cli(
         "bench", "train", "--preset", "nano", "--context-length", "32", "--steps", "1", "--json"

@@ -96,6 +96,7 @@ def test_every_verb_has_help():
         assert result.returncode == 0 and "usage: tui-gpt" in result.stdout
 
 
+@pytest.mark.slow
 def test_train_generate_runs_plot(tmp_path):
     runs = str(tmp_path / "runs")
     result = run_cli("train", TEXT, *TINY, "--epochs", "2", "--run-dir", runs)
@@ -140,6 +141,7 @@ def test_train_generate_runs_plot(tmp_path):
     assert plot.returncode == 0 and "train loss" in plot.stdout and "perplexity" in plot.stdout
 
 
+@pytest.mark.slow
 def test_compile_opt_in_says_what_it_did_and_trains_alike(tmp_path):
     """--compile with the real torch.compile: either it compiles (a notice with the time)
     and the losses match eager within float tolerance, or it says why not and trains eager."""
@@ -207,6 +209,7 @@ def _wait_for_steps(runs: Path, n: int, timeout: float = 120) -> Path:
     raise AssertionError("training did not start")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signals_save_a_checkpoint_and_stop(tmp_path, sig):
     runs = tmp_path / "runs"
@@ -294,6 +297,7 @@ def test_every_setting_travels_from_flags_and_through_a_background_spec(tmp_path
     assert spec_from_args(args) == spec == TrainSpec.load(path)
 
 
+@pytest.mark.slow
 def test_settings_file_flags_override_and_bad_files_are_one_line(tmp_path):
     from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
 
@@ -318,6 +322,7 @@ def test_resume_refuses_settings_that_would_change_the_run(tmp_path):
     assert result.returncode == 2 and "--batch-size cannot change when resuming" in result.stderr
 
 
+@pytest.mark.slow
 def test_compare_show_label_and_plot_files(tmp_path):
     runs = str(tmp_path / "runs")
     for lr in ("1e-3", "3e-3"):
@@ -368,6 +373,7 @@ def test_help_says_what_data_and_export_types_are():
     assert "gguf: f16 (default), f32 or q8_0" in text
 
 
+@pytest.mark.slow
 def test_resume_may_change_the_schedule_and_the_events_say_so(tmp_path):
     runs = str(tmp_path / "runs")
     first = run_cli(
@@ -394,6 +400,7 @@ def test_resume_may_change_the_schedule_and_the_events_say_so(tmp_path):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("end", [("--epochs", "1"), ("--max-steps", "3")])
 def test_control_of_a_finished_run_advises_a_command_that_works(tmp_path, end):
     """Whatever ended the run (its epochs, its max steps), the command `control` advises
@@ -426,6 +433,7 @@ def test_control_of_a_finished_run_advises_a_command_that_works(tmp_path, end):
     assert sample.returncode == 0 and f"sampling from best, step {steps - 1}, val loss" in sample.stderr
 
 
+@pytest.mark.slow
 def test_settings_that_do_not_apply_are_refused(tmp_path):
     runs = str(tmp_path / "runs")
     for flags, said in [
@@ -489,3 +497,17 @@ def test_the_runs_list_fits_the_terminal(tmp_path):
     assert len(set(shown)) == 2 and all(len(s) < len(runs[0].id) for s in shown)
     for short in shown:
         assert run_cli("runs", "show", short, "--run-dir", str(tmp_path)).returncode == 0
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["runs"], ["runs", "--json"]])
+def test_help_and_the_runs_list_never_load_torch(args, runs_root):
+    """PyTorch takes a second or more to import: `--help` and listing runs answer without
+    it (its imports stay inside the functions that train, sample or measure)."""
+    code = (
+        "import sys\nfrom tui_gpt import cli\n"
+        f"try:\n    cli.main({args!r})\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write('torch loaded' if 'torch' in sys.modules else 'no torch')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)  # fmt: skip
+    assert result.stderr.endswith("no torch"), result.stderr[-500:]

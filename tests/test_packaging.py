@@ -43,6 +43,7 @@ def test_the_wheel_holds_every_module_the_stylesheet_and_the_samples(wheel):
     assert len(samples) >= 5 and samples <= names
 
 
+@pytest.mark.slow
 def test_an_installed_copy_finds_its_samples_away_from_the_repository(wheel, tmp_path):
     target = tmp_path / "site"
     install = subprocess.run(

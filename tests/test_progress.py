@@ -25,6 +25,7 @@ def test_the_bar_fits_any_width_and_drops_whole_fields(columns):
         assert "130/290 steps" in line and "ETA 0:46" in line
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_the_bar_redraws_in_place_in_an_80_column_terminal(tmp_path):
     sock = str(tmp_path / "tmux.sock")

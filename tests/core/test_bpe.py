@@ -61,6 +61,7 @@ def test_wide_vocabularies_get_a_wide_cache_dtype():
     assert token_dtype(65_536) == np.uint16 and token_dtype(65_537) == np.uint32
 
 
+@pytest.mark.slow
 def test_train_stop_resume_generate_with_a_trained_tokenizer(tmp_path):
     made = run_cli("tokenizer", "train", str(SAMPLES), "--vocab-size", "500",
                    "--out", str(tmp_path / "tok.json"), "--json")  # fmt: skip

@@ -103,6 +103,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_kill_during_save_leaves_the_previous_checkpoint_usable(tmp_path):
     path = tmp_path / "latest.safetensors"
     model = GPT(model_config("micro", 50257, 128))

@@ -55,6 +55,7 @@ def test_liveness_from_the_heartbeat(tmp_path):
     assert liveness(run).state == "ended"
 
 
+@pytest.mark.slow
 def test_pause_checkpoint_resume_stop_through_the_run_folder(runs_root):
     ctl = TrainerControl()
     job = start(runs_root, config(epochs=200), control=ctl)

@@ -32,6 +32,7 @@ def runs_json(run_dir) -> dict:
     return {r["id"]: r for r in json.loads(result.stdout)}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_a_detached_run_survives_its_terminal_going_away(tmp_path):
     runs = tmp_path / "runs"
@@ -82,6 +83,7 @@ def test_bad_input_with_detach_is_one_line_and_leaves_nothing(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_control_sigterm_sigkill_and_resume(tmp_path):
     runs = tmp_path / "runs"
     run = detach(

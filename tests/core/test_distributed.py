@@ -71,6 +71,7 @@ def torchrun(*args: str, nproc: int = 2):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
     first = torchrun("--run-dir", str(two), *TRAIN, "--batch-size", "2", "--max-steps", "3")
@@ -96,6 +97,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert other.returncode == 2 and "same number" in other.stderr
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_under_torchrun_matches_the_larger_batch(tmp_path):
     """With the modern block and Muon (GPT-2's and AdamW are the test above): DDP is the
     same for both; every rank makes the same Muon update from the averaged gradient."""

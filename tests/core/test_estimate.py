@@ -34,3 +34,23 @@ def test_the_plan_counts_evaluations_and_fits_a_budget():
     # The epochs end the run before the budget does: the plan says so, not "budget".
     small = make_plan(budget, 0.1, 2, 256, 8).line()
     assert small.startswith("plan: 8 steps (4.00 epochs") and small.endswith("(within the 1 min budget)")
+
+
+def test_a_training_keeps_its_real_pace_for_the_next_plan(tmp_path):
+    """A measurement taken on a busy machine must not stand for good: the steps a training
+    really took replace it for the next plan of the same setup."""
+    from tests.conftest import NIGHT_KITCHEN
+    from tui_gpt.core import estimate
+    from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+    from tui_gpt.core.jobs import assemble
+
+    cfg = TrainConfig(max_steps=8, batch_size=2, eval_freq=100, eval_iter=1, sample_tokens=0,
+                      precision="fp32")  # fmt: skip
+    job = assemble(TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg),
+                   runs_root=tmp_path / "runs")  # fmt: skip
+    trainer = job.trainer
+    args = (trainer.model.cfg, trainer.cfg, trainer._context, trainer.runtime)
+    estimate.remember_step_seconds(*args, 1000.0)  # as if measured while the CPU was busy
+    assert estimate.cached_step_seconds(*args) == 1000.0
+    assert job.run_training() == "finished"
+    assert estimate.cached_step_seconds(*args) < 10.0

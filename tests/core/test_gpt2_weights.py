@@ -103,6 +103,7 @@ def test_bad_files_are_clear_errors(hf_model, tmp_path):
         load_gpt2_safetensors(tmp_path / "nope.safetensors")
 
 
+@pytest.mark.slow
 @needs_gpt2
 def test_import_generate_and_continue_pretraining(hf_model, tmp_path):
     _, folder = hf_model

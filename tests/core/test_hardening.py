@@ -223,6 +223,7 @@ def test_a_closed_pipe_is_a_quiet_exit(tmp_path):
     assert b"Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_kill_before_the_first_periodic_save_loses_little(tmp_path):
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
@@ -243,6 +244,7 @@ def test_a_kill_before_the_first_periodic_save_loses_little(tmp_path):
     assert again.returncode == 0, again.stderr  # the first evaluation's save was there
 
 
+@pytest.mark.slow
 def test_one_writer_per_run(runs_root):
     """While a run trains, a second trainer is refused naming the first one's pid; the lock
     goes with the trainer, so liveness reads it even without a heartbeat."""
@@ -267,6 +269,7 @@ def test_one_writer_per_run(runs_root):
     assert third.returncode == 0, third.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="address-space limits are a Linux test")
 def test_out_of_memory_is_one_line_with_what_to_change(tmp_path):
     import resource
@@ -307,6 +310,7 @@ except TuiGptError as exc:
 """
 
 
+@pytest.mark.slow
 def test_a_save_on_a_full_disk_is_one_line_and_keeps_the_previous(tmp_path):
     target = tmp_path / "latest.safetensors"
     result = subprocess.run([sys.executable, "-c", _SAVE_ON_A_FULL_DISK, str(target)],

@@ -61,6 +61,7 @@ def test_train_refuses_before_starting_with_one_line_and_leaves_nothing(tmp_path
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "shape",
     [
@@ -91,6 +92,7 @@ def test_memory_reuse_is_counted_and_can_be_switched_off(monkeypatch):
     assert allocator.keep_freed_memory() is False
 
 
+@pytest.mark.slow
 def test_a_process_started_by_a_big_one_reports_its_own_peak():
     """getrusage's ru_maxrss survives exec: a bench started by a test runner of 600 MiB
     would say it peaked at 600 MiB. The peak is the process's own."""

@@ -80,6 +80,7 @@ def test_kv_cache_matches_full_forward():
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
 
 
+@pytest.mark.slow
 @needs_verdict
 @needs_gpt2
 def test_untrained_124m_scores_near_ln_vocab_on_the_verdict(tmp_path):

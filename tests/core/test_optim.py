@@ -89,6 +89,7 @@ def test_a_muon_run_resumes_exactly_with_its_state_and_schedule(runs_root):
     assert straight.of(Eval)[-1].val_loss < straight.of(Eval)[0].val_loss - 0.5
 
 
+@pytest.mark.slow
 def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_root):
     rec = Recorder()
     began = time.monotonic()
@@ -160,6 +161,7 @@ def test_muon_steps_as_torch_muon_does_within_bf16_rounding():
     assert singular.min() > 0.5 and singular.max() < 1.5  # flattened, as the method promises
 
 
+@pytest.mark.slow
 def test_the_fast_recipe_is_what_train_starts_from_and_reference_is_the_chapter(tmp_path, monkeypatch):
     from tests.conftest import run_cli
 

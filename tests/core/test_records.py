@@ -68,6 +68,7 @@ def _big(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_a_list_for_the_dataset_is_one_damaged_state_everywhere(runs_root):
     run, good = stopped_run(runs_root), stopped_run(runs_root)
     edit(run.info_path, lambda o: o.update(dataset=["a.txt"]))
@@ -85,6 +86,7 @@ def test_a_list_for_the_dataset_is_one_damaged_state_everywhere(runs_root):
         assert "dataset should be a JSON object" in one_line(run_cli(*args, *root)), args
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("file", "change", "message"),
     [

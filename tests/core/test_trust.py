@@ -80,6 +80,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_a_kill_during_a_save_leaves_only_our_own_temporary_and_it_is_swept(tmp_path):
     folder = tmp_path / "checkpoints"
     target = folder / "latest.safetensors"
@@ -167,6 +168,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["hf", "gguf"])
 def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(runs_root, tmp_path, fmt):
     if fmt == "gguf":
@@ -370,6 +372,7 @@ sys.exit(cli.main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 def test_a_failed_save_marks_the_run_failed_and_prepare_says_why(runs_root, tmp_path):
     args = ["train", str(NIGHT_KITCHEN), "--preset", "nano", "--tokenizer", "byte",
             "--max-steps", "3", "--precision", "fp32", "--run-dir", str(runs_root)]  # fmt: skip

@@ -51,6 +51,7 @@ async def choose_tiny_settings(app, pilot, epochs: str) -> None:
     )
 
 
+@pytest.mark.slow
 async def test_typing_at_once_makes_a_path_and_a_recipe_fills_the_form(runs_root, monkeypatch):
     monkeypatch.delenv("TUI_GPT_RECIPE")  # a first start: the default recipe's settings
     app = TuiGptApp(runs_root)
@@ -77,6 +78,7 @@ async def test_typing_at_once_makes_a_path_and_a_recipe_fills_the_form(runs_root
         assert re.match(r"plan: [\d,]+ steps \(10\.00 epochs, [\d,]+ tokens\), about ", plan)
 
 
+@pytest.mark.slow
 @needs_verdict
 @needs_gpt2
 async def test_dataset_preview_shows_facts_and_problems(runs_root, tmp_path):
@@ -115,6 +117,7 @@ async def test_dataset_preview_shows_facts_and_problems(runs_root, tmp_path):
         assert not runs_root.exists() or not any(runs_root.iterdir())
 
 
+@pytest.mark.slow
 async def test_train_to_the_end_then_generate(runs_root):
     app = TuiGptApp(runs_root)
     posted = []
@@ -196,6 +199,7 @@ async def start_a_long_training(app, pilot) -> Run:
     return app.screen.run
 
 
+@pytest.mark.slow
 async def test_quit_during_training_saves_a_checkpoint(runs_root):
     app = TuiGptApp(runs_root)
     async with app.run_test(size=(100, 34)) as pilot:
@@ -213,6 +217,7 @@ async def test_quit_during_training_saves_a_checkpoint(runs_root):
     assert json.loads(run.events_path.read_text().splitlines()[-1])["event"] == "stopped"
 
 
+@pytest.mark.slow
 async def test_going_to_an_open_screen_returns_to_it(runs_root):
     fake_run(runs_root, "20260101-000000-story-nano")
     app = TuiGptApp(runs_root)
@@ -231,6 +236,7 @@ async def test_going_to_an_open_screen_returns_to_it(runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
 
 
+@pytest.mark.slow
 async def test_runs_browser_opens_chats_and_deletes(runs_root):
     fake_run(runs_root, "20260101-000000-story-nano")
     keep = fake_run(runs_root, "20260102-000000-story-nano", created=1_790_100_000)
@@ -316,6 +322,7 @@ async def test_picker_chooses_a_file_from_the_keyboard(runs_root, tmp_path, monk
         )
 
 
+@pytest.mark.slow
 async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
     """ctrl+b trains in a process of its own; the dashboard follows its run folder and
     pauses, resumes and stops it through the control channel; quitting leaves it alone."""
@@ -354,6 +361,7 @@ async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
             os.kill(liveness(run).pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 async def test_watch_catches_up_on_a_long_run(runs_root):
     path = fake_run(runs_root, "20260101-000000-long-nano", steps=20_000, status="running")
     app = TuiGptApp(runs_root, watch=Run(path))
@@ -412,6 +420,7 @@ async def test_every_setting_is_settable_from_the_forms(runs_root):
         assert vars(sampling.read(SamplingConfig)) == wanted
 
 
+@pytest.mark.slow
 async def test_runs_browser_details_labels_and_comparison(runs_root):
     from tui_gpt.ui.screens.compare import CompareScreen
 
@@ -488,6 +497,7 @@ async def test_train_a_tokenizer_on_the_chosen_data_and_use_it(runs_root):
         assert model.tokenizer == tokenizer.value
 
 
+@pytest.mark.slow
 async def test_export_a_run_from_the_browser(runs_root, tmp_path):
     from tui_gpt.ui.screens.prompt import PromptScreen
 
@@ -522,11 +532,14 @@ async def test_export_a_run_from_the_browser(runs_root, tmp_path):
         await pilot.press("y")
         await wait_for(pilot, lambda: (tmp_path / "hf" / "config.json").is_file()
                        and (tmp_path / "hf" / "config.json").stat().st_mtime_ns != first)  # fmt: skip
-        # Notifications are plain text: an install hint keeps its brackets on screen.
+        # Notifications are plain text: an install hint keeps its brackets on screen (alone
+        # there: under load the earlier toasts could still fill the corner).
+        app.clear_notifications()
         app.notify("pip install 'tui-gpt[gguf]'")
         await wait_for(pilot, lambda: "tui-gpt[gguf]" in screen_text(app))
 
 
+@pytest.mark.slow
 async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
     """Type a big folder, then a file before the folder's scan ends: the file's facts are
     shown (the folder's scan is given up and its late answer never shown); Enter checks again."""
@@ -629,6 +642,7 @@ async def test_the_preset_line_estimates_memory_for_the_forms_settings(runs_root
         assert info.render().spans  # shown in red
 
 
+@pytest.mark.slow
 async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
     from tests.conftest import run_cli
     from tui_gpt.ui.screens.prompt import PromptScreen
@@ -663,6 +677,7 @@ async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
         assert "Ep 1 (Step 000000)" in log and log.index("started") < log.index("resumed")
 
 
+@pytest.mark.slow
 async def test_the_generator_continues_the_conversation_within_its_context(runs_root):
     from textual import events
 
@@ -712,6 +727,7 @@ async def test_the_generator_continues_the_conversation_within_its_context(runs_
         await wait_for(pilot, lambda: str(info.render()).startswith("fresh (f7)"))
 
 
+@pytest.mark.slow
 async def test_a_live_training_shows_in_the_header_with_a_key_back(runs_root):
     app = TuiGptApp(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -732,6 +748,7 @@ async def test_a_live_training_shows_in_the_header_with_a_key_back(runs_root):
         assert run.status().status == "stopped"
 
 
+@pytest.mark.slow
 async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_root):
     from tui_gpt.ui.screens.prompt import PromptScreen
 
@@ -849,6 +866,7 @@ async def test_the_step_log_wraps_again_after_a_resize(runs_root):
         assert all(len(line.text) <= log.size.width for line in log.lines)
 
 
+@pytest.mark.slow
 async def test_a_fixed_field_clears_its_problem_and_quitting_remembers_the_form(runs_root):
     app = TuiGptApp(runs_root)
     async with app.run_test(size=(100, 34)) as pilot:
@@ -923,6 +941,7 @@ async def test_the_runs_list_at_80x24_shows_a_live_runs_steps_best_and_dataset(r
         assert "running" in row and " 20 " in row and "3.600" in row and "story.txt" in row, row
 
 
+@pytest.mark.slow
 async def test_nothing_is_cut_at_80x24_and_the_dataset_list_is_usable(runs_root, tmp_path):
     from tests.core.test_trainer import config, start
     from tui_gpt.core.config import ModelChoice
@@ -999,6 +1018,7 @@ async def test_the_dataset_help_gives_the_defaults_of_the_recipe_chosen(runs_roo
         assert "(--tokenizer, default gpt2)" in app.screen.text
 
 
+@pytest.mark.slow
 async def test_the_dataset_screen_follows_every_setting_at_80x24(runs_root, tmp_path):
     """The remembered dataset is in view however far down the list; settings that do not
     apply to the architecture chosen are hidden; the plan follows every setting that
@@ -1083,3 +1103,36 @@ async def test_keys_typed_before_a_dialog_field_has_the_focus_are_kept():
         app.push_screen(early, answers.append)
         await wait_for(pilot, lambda: len(answers) == 2)
     assert answers == ["300", "2e"]
+
+
+async def test_a_burst_typed_in_the_runs_browser_goes_into_the_dialog_it_opens(runs_root):
+    """A terminal delivers "x2e" or "lwide<Enter>" typed fast as one burst, all before the
+    dialog that x or l opens is up: the keys after it are the dialog's (not the runs list's
+    own e, Export, or Enter, Open), and an Enter in the burst answers it."""
+    from textual import events
+
+    from tui_gpt.ui.screens.prompt import PromptScreen
+
+    fake_run(runs_root, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_root)
+
+    def burst(keys: list[tuple[str, str]]) -> None:  # as the terminal driver posts them
+        for key, character in keys:
+            app.post_message(events.Key(key, character))
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        browser = app.screen
+        await wait_for(pilot, lambda: browser.summaries)
+        burst([("x", "x"), ("2", "2"), ("e", "e")])
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen)
+                       and app.screen.query(Input) and app.screen.query_one(Input).value == "2e")  # fmt: skip
+        assert "further" in app.screen.question  # x's dialog, not e's
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is browser)
+        burst([("l", "l"), *[(c, c) for c in "wide"], ("enter", "\r")])
+        await wait_for(pilot, lambda: any(s.label == "wide" for s in browser.summaries))
+        assert app.screen is browser  # answered, and the run was not opened
+        await pilot.press("enter")  # Enter alone still opens the run
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))

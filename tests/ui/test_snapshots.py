@@ -178,7 +178,11 @@ def test_picker_screen(snap_compare, fixed_runs, monkeypatch):
         # Byte tokens: the screen behind reads the same with or without GPT-2's vocabulary.
         app.screen.query_one("#tokenizer", Select).value = "byte"
         await wait_for(
-            pilot, lambda: "(byte)" in str(app.screen.query_one("#preview").render())
+            pilot,
+            lambda: (
+                "(byte)" in str(app.screen.query_one("#preview").render())
+                and "ms/step" in str(app.screen.query_one("#plan").render())
+            ),
         )
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: isinstance(app.screen, PathPicker))

@@ -46,6 +46,7 @@ class Tmux:
         raise AssertionError(f"{text!r} never appeared; screen was:\n{self.screen()}")
 
 
+@pytest.mark.slow
 def test_quit_while_training_in_a_real_terminal(tmp_path):
     runs = tmp_path / "runs"
     exit_file = tmp_path / "exit-code"
@@ -90,6 +91,7 @@ def test_quit_while_training_in_a_real_terminal(tmp_path):
     assert (run / "checkpoints" / "latest.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_terminal_hangup_stops_saves_and_exits(tmp_path):
     """The SSH session drops: tmux dies, the app gets SIGHUP while training."""
     runs = tmp_path / "runs"

@@ -92,6 +92,16 @@ def step_seconds(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runt
                 times.append(time.perf_counter() - start)
         del model, optimizer
     seconds = min(times)
+    remember_step_seconds(shape, cfg, context, runtime, seconds)
+    return seconds
+
+
+def remember_step_seconds(
+    shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runtime, seconds: float
+) -> None:
+    """Keep a step time for the next plan of this setup on this machine: the measurement's,
+    then the real steps' of each training (a measurement taken on a busy machine, or cold,
+    would otherwise stand for good)."""
     with contextlib.suppress(OSError, DamagedFile):  # a read-only cache: measured each time
         path = _cache_file()
         known_all = read_json(path) if path.is_file() else {}
@@ -100,7 +110,6 @@ def step_seconds(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runt
         known_all[_key(shape, cfg, context, runtime)] = seconds
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(known_all))
-    return seconds
 
 
 @dataclass

@@ -17,6 +17,7 @@ checked between steps and between evaluation batches.
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -195,6 +196,7 @@ class Trainer:
         # the compiling one, and whether the speed estimate restarts after it.
         self._eager = self.train_module
         self._compiling = self._rate_reset = False
+        self._first_step, self._step_times = 0, list[float]()  # this session's update times
 
     # ------------------------------------------------------------------ events
 
@@ -262,8 +264,21 @@ class Trainer:
     def run(self) -> str:
         """Train until the epochs or `max_steps` are done ("finished") or a stop is asked
         for ("stopped"); either way `latest` is saved. Raises `TrainingDiverged`."""
+        self._first_step, self._step_times = self.state.steps_done, []
         with allocator.reusing_memory():
-            return self._run()
+            try:
+                return self._run()
+            finally:
+                self._remember_pace()
+
+    def _remember_pace(self) -> None:
+        """The median of this training's update steps, for the next plan of the same setup
+        (one process only: the plan's measurement is of one process)."""
+        if len(self._step_times) >= 5 and not self.dist.enabled:
+            estimate.remember_step_seconds(
+                self.model.cfg, self.cfg, self._context, self.runtime,
+                statistics.median(self._step_times),
+            )  # fmt: skip
 
     def _run(self) -> str:
         s = self.state
@@ -310,6 +325,8 @@ class Trainer:
                 t0 = time.perf_counter()
                 loss = self.update(x, y)
                 dt = time.perf_counter() - t0
+                if not self._rate_reset and s.steps_done > self._first_step:
+                    self._step_times.append(dt)  # not the first (warm-up, compile) step
                 s.batch += 1
                 s.steps_done += 1
                 # Under torchrun every rank trained on a batch like this one.

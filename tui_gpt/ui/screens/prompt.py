@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,13 +12,40 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 
+@dataclass
+class TypedAhead:
+    """Keys typed in one burst with the key that opens a dialog: they reach the screen
+    underneath before the dialog is up, and it keeps them for the dialog."""
+
+    text: str = ""
+    submitted: bool = False  # Enter came too
+
+    def take(self, event: events.Key) -> bool:
+        """Keep the key if it belongs to the answer; True when kept."""
+        if self.submitted:
+            return False
+        if event.key == "enter":
+            self.submitted = True
+        elif event.is_printable and event.character:
+            self.text += event.character
+        else:
+            return False
+        return True
+
+
 class PromptScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, question: str, value: str = "", enter: str = "save") -> None:
-        """`enter`: what Enter does, said under the field (save, train, export...)."""
+    def __init__(
+        self, question: str, value: str = "", enter: str = "save", typed: TypedAhead | None = None
+    ) -> None:
+        """`enter`: what Enter does, said under the field (save, train, export...); `typed`:
+        what was typed for it before it opened (it replaces `value`; Enter in it answers)."""
         super().__init__()
         self.question, self.value, self.enter = question, value, enter
+        self.typed = typed
+        if typed is not None:
+            self._early, self._submit_early = typed.text, typed.submitted
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -32,10 +61,10 @@ class PromptScreen(ModalScreen[str | None]):
         if self._early:  # typed before the field existed: it replaces the suggestion
             box.value, self._typed = self._early, True
             box.cursor_position = len(box.value)
-            if self._submit_early:
-                self.call_after_refresh(self._answer, box.value)
         elif not self._typed:
             box.select_all()  # typing replaces the suggested value
+        if self._submit_early or (self.typed is not None and self.typed.submitted):
+            self.call_after_refresh(self._answer, box.value)
 
     _typed = False
     _early = ""
@@ -65,6 +94,15 @@ class PromptScreen(ModalScreen[str | None]):
         self._typed = True
         box.insert_text_at_cursor(event.character)
         box.focus()
+
+    def answer_now(self) -> None:
+        """An Enter typed for this dialog that reached the screen underneath: answer with
+        what the field holds, or will hold once it is up."""
+        box = next(iter(self.query(Input)), None)
+        if box is None or not box.is_mounted:
+            self._submit_early = True
+        else:
+            self._answer(box.value)
 
     def _answer(self, value: str) -> None:
         self.dismiss(value)  # not awaited: called from the screen's own message loop

@@ -4,9 +4,10 @@ run's facts at the side; mark runs to compare them; refreshes itself."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -22,7 +23,7 @@ from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, read_event
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.compare import CompareScreen
 from tui_gpt.ui.screens.confirm import ConfirmScreen
-from tui_gpt.ui.screens.prompt import PromptScreen
+from tui_gpt.ui.screens.prompt import PromptScreen, TypedAhead
 from tui_gpt.ui.widgets.header import Header
 
 REFRESH_SECONDS = 3.0
@@ -32,9 +33,14 @@ REFRESH_SECONDS = 3.0
 NARROW = 140  # columns
 
 
+class RunsTable(DataTable):
+    # The table's own Enter (it reports the row, which the screen opens), named in the footer.
+    BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Open the dashboard")]
+
+
 class RunsScreen(Screen):
     BINDINGS = [
-        Binding("enter", "open", "Open", tooltip="Open the dashboard", priority=True),
+        Binding("enter", "open", "Open", tooltip="Open the dashboard"),
         Binding("space", "mark", "Mark", key_display="␣"),
         Binding("m", "compare", "Compare", tooltip="Compare marked"),
         Binding("c", "chat", "Chat", tooltip="Generate: open the generator"),
@@ -48,16 +54,58 @@ class RunsScreen(Screen):
         Binding("escape", "app.pop_screen", "Back", show=False),
     ]
 
+    # Actions that ask for a line of text: keys typed right after theirs go into the answer.
+    ASKING = ("extend", "label", "export")
+
     def __init__(self, root: Path) -> None:
         super().__init__()
         self.root = root
         self.summaries: list[RunSummary] = []
         self.marked: set[str] = set()  # run paths
+        self._ahead: TypedAhead | None = None  # keys typed before an asking dialog is up
+        self._asked: TypedAhead | None = None  # those of the dialog up now
+
+    def on_key(self, event: events.Key) -> None:
+        # A burst such as "x2e<Enter>" arrives whole before x's dialog is up: the keys after
+        # x are kept for it (not taken as the runs list's own keys: e would export).
+        if self._ahead is not None and self._ahead.take(event):
+            event.stop()
+            event.prevent_default()
+            return
+        if event.key == "enter" and self._asked is not None and not self._asked.submitted:
+            # Up by now, but this Enter was typed for it.
+            self._asked.submitted = True
+            event.stop()
+            event.prevent_default()
+            dialog = self.app.screen
+            if isinstance(dialog, PromptScreen) and dialog.typed is self._asked:
+                dialog.answer_now()  # else it answers as it opens
+            return
+        asks = {b.key for b in self.BINDINGS if isinstance(b, Binding) and b.action in self.ASKING}
+        if event.key in asks:
+            self._ahead = TypedAhead()
+
+    def _typed_ahead(self) -> TypedAhead | None:
+        """What was typed after an asking action's key; every asking action takes it first,
+        so that none is left to swallow later keys whether or not a dialog opens."""
+        typed, self._ahead = self._ahead, None
+        return typed
+
+    def _ask(self, dialog: PromptScreen, answer: Callable[[str | None], None]) -> None:
+        """Open an asking action's dialog; until it is answered, an Enter that reaches the
+        table (typed in the same burst) is the dialog's."""
+        self._asked = dialog.typed
+
+        def answered(text: str | None) -> None:
+            self._asked = None
+            answer(text)
+
+        self.app.push_screen(dialog, answered)
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="runs-body"):
-            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="run-details-pane"):
                 yield Static("", id="run-details")
         yield Static("", id="runs-hint")
@@ -140,6 +188,7 @@ class RunsScreen(Screen):
         self.app.push_screen(CompareScreen(marked))
 
     def action_label(self) -> None:
+        typed = self._typed_ahead()
         run = self.selected()
         if run is None:
             return
@@ -154,11 +203,12 @@ class RunsScreen(Screen):
             self.action_reload()
 
         current = next((s.label for s in self.summaries if s.path == str(run.path)), "")
-        self.app.push_screen(PromptScreen(f"Label for {run.id}", current), answer)
+        self._ask(PromptScreen(f"Label for {run.id}", current, typed=typed), answer)
 
     def action_export(self) -> None:
         """Export the selected run: a folder for Hugging Face, a .gguf file for llama.cpp;
         the place asked for says which."""
+        typed = self._typed_ahead()
         run = self.selected()
         if run is None:
             return
@@ -182,7 +232,7 @@ class RunsScreen(Screen):
 
         place = default_out(run.path, "hf", "f32")
         question = f"Export {run.id} to (a folder: Hugging Face; a .gguf file: llama.cpp)"
-        self.app.push_screen(PromptScreen(question, str(place), enter="export"), answer)
+        self._ask(PromptScreen(question, str(place), "export", typed), answer)
 
     @work(thread=True, exclusive=True, group="export")
     def _export(self, run: Run, out: Path, replace: bool) -> None:
@@ -215,6 +265,7 @@ class RunsScreen(Screen):
     def action_extend(self) -> None:
         """Train the selected run further by a number of steps, or of epochs ("2e"), resumed
         in this window; what that means is said before it starts."""
+        typed = self._typed_ahead()
         run = self.selected()
         if run is None:
             return
@@ -245,7 +296,7 @@ class RunsScreen(Screen):
 
         title = (f"Train {run.id} further: more steps, or epochs with e (500, 2e). It has made "
                  f"{done:,} steps, {done / per_epoch:,.2f} epochs of {per_epoch:,} steps")  # fmt: skip
-        self.app.push_screen(PromptScreen(title, str(max(done, 1)), enter="train"), answer)
+        self._ask(PromptScreen(title, str(max(done, 1)), "train", typed), answer)
 
     def action_resume_background(self) -> None:
         run = self.selected()
