@@ -27,7 +27,6 @@ from tui_gpt.commands import (
     watch,
 )
 from tui_gpt.commands.common import open_app
-from tui_gpt.core import allocator
 from tui_gpt.core.errors import TuiGptError
 
 VERBS = (
@@ -75,9 +74,6 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Before any other thread allocates: one malloc arena, so that memory reuse during a
-    # training works in the app's worker thread as in the main one (core/allocator.py).
-    allocator.single_arena()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # `train --detach` starts the same command again in the background

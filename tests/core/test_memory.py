@@ -105,3 +105,14 @@ def test_a_process_started_by_a_big_one_reports_its_own_peak():
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert len(held) and float(child.stdout) < 500, child.stdout
+
+
+def test_headless_commands_keep_glibcs_arenas(monkeypatch, runs_root):
+    """One malloc arena is for the app's training thread only: a headless training runs in
+    its main thread, and under bf16 autocast one arena halved a small model's steps."""
+    from tests.conftest import run_cli
+
+    calls = []
+    monkeypatch.setattr(allocator, "single_arena", lambda: calls.append(1) or True)
+    assert run_cli("runs").returncode == 0
+    assert calls == []
