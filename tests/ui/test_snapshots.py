@@ -182,6 +182,7 @@ def test_picker_screen(snap_compare, fixed_runs, monkeypatch):
             lambda: (
                 "(byte)" in str(app.screen.query_one("#preview").render())
                 and "ms/step" in str(app.screen.query_one("#plan").render())
+                and "257-token" in str(app.screen.query_one("#preset-info").render())
             ),
         )
         await pilot.press("ctrl+o")
