@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from tui_gpt.core.config import ModelChoice, TrainConfig
@@ -54,3 +55,33 @@ def test_a_training_keeps_its_real_pace_for_the_next_plan(tmp_path):
     assert estimate.cached_step_seconds(*args) == 1000.0
     assert job.run_training() == "finished"
     assert estimate.cached_step_seconds(*args) < 10.0
+
+
+@pytest.mark.parametrize("faster", ["fp32", "bf16"])
+def test_auto_precision_is_the_faster_step_where_the_cpu_has_a_choice(tmp_path, monkeypatch, faster):
+    """On a CPU with bf16 units, which precision trains faster depends on the model's size:
+    `auto` takes the one whose measured (here: remembered) step is shorter, and the plan
+    says so."""
+    import json
+
+    from tests.conftest import NIGHT_KITCHEN
+    from tui_gpt.core import device, estimate
+    from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+    from tui_gpt.core.jobs import assemble
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    cfg = TrainConfig(max_steps=2, batch_size=2, eval_freq=100, eval_iter=1, sample_tokens=0,
+                      precision="auto")  # fmt: skip
+    job = assemble(TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg),
+                   runs_root=tmp_path / "runs")  # fmt: skip
+    trainer = job.trainer
+    for runtime in estimate.candidates(trainer.cfg, trainer.runtime):
+        seconds = 0.001 if runtime.precision == faster else 1.0
+        estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context, runtime, seconds)
+    assert job.run_training() == "finished"
+    events = [json.loads(line) for line in job.run.events_path.read_text().splitlines()]
+    started = next(e for e in events if e["event"] == "run_started")
+    assert started["precision"] == faster
+    slower = "bf16" if faster == "fp32" else "fp32"
+    plan = next(e["message"] for e in events if e["event"] == "notice" and e["message"].startswith("plan:"))
+    assert f"auto: {faster} 1 ms a step, {slower} 1,000" in plan

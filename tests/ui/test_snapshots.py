@@ -33,7 +33,7 @@ def fixed_runs(monkeypatch):
     monkeypatch.setenv("TUI_GPT_MEMORY_MIB", "16384")
     monkeypatch.setattr("tui_gpt.core.device.cpu_has_bf16", lambda: True)
     # The plan line's step time: measured on a real machine, fixed here.
-    monkeypatch.setattr("tui_gpt.ui.screens.dataset.cached_step_seconds", lambda *a: 0.25)
+    monkeypatch.setattr("tui_gpt.core.estimate.cached_step_seconds", lambda *a: 0.25)
     shutil.rmtree(FIXED_ROOT, ignore_errors=True)
     fake_run(FIXED_ROOT, "20260301-120000-story-nano", created=1_772_366_400)
     yield FIXED_ROOT
@@ -182,7 +182,7 @@ def test_picker_screen(snap_compare, fixed_runs, monkeypatch):
             lambda: (
                 "(byte)" in str(app.screen.query_one("#preview").render())
                 and "ms/step" in str(app.screen.query_one("#plan").render())
-                and "257-token" in str(app.screen.query_one("#preset-info").render())
+                and "(257-token" in str(app.screen.query_one("#preset-info").render())
             ),
         )
         await pilot.press("ctrl+o")

@@ -14,12 +14,12 @@ import math
 import platform
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
 from tui_gpt import paths
-from tui_gpt.core import allocator
+from tui_gpt.core import allocator, device
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.device import Runtime, autocast
 from tui_gpt.core.events import count
@@ -112,6 +112,39 @@ def remember_step_seconds(
         atomic_write_text(path, json.dumps(known_all))
 
 
+def candidates(cfg: TrainConfig, runtime: Runtime) -> list[Runtime]:
+    """The runtimes `--precision auto` chooses between by measuring a step: fp32 and bf16
+    on a CPU with bf16 units, where which is faster depends on the model's size (README,
+    Speed); elsewhere only the one `auto` resolved to."""
+    if cfg.precision == "auto" and runtime.device.type == "cpu" and device.cpu_has_bf16():
+        return [replace(runtime, precision=p) for p in ("bf16", "fp32")]
+    return [runtime]
+
+
+def fastest(
+    shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runtime, measure: bool = True
+) -> tuple[Runtime, float | None, str]:
+    """The candidate runtime with the shortest step, its seconds per step and a note of the
+    choice ("" where there was none). Without `measure`, only remembered steps count: the
+    seconds are None where one is missing."""
+    times = []
+    for r in candidates(cfg, runtime):
+        seconds = cached_step_seconds(shape, cfg, context, r)
+        if seconds is None:
+            if not measure:
+                return runtime, None, ""
+            seconds = step_seconds(shape, cfg, context, r)
+        times.append((seconds, r))
+    (best, chosen), *others = sorted(times, key=lambda t: t[0])
+    # "auto: fp32 37 ms a step, bf16 45": the bare steps measured, evaluations left out
+    note = "".join(
+        f"auto: {chosen.precision} {best * 1000:,.0f} ms a step, "
+        f"{r.precision} {seconds * 1000:,.0f}"
+        for seconds, r in others
+    )
+    return chosen, best, note
+
+
 @dataclass
 class Plan:
     """What a training will do, said before it starts."""
@@ -122,6 +155,7 @@ class Plan:
     step_seconds: float
     minutes: float | None = None  # the time budget, if any
     budget_binds: bool = False  # the budget, not the epochs or max steps, ends the run
+    note: str = ""  # what `auto` chose, where it measured a choice
 
     @property
     def epochs(self) -> float:
@@ -137,10 +171,11 @@ class Plan:
             f"{count(self.steps, 'step')} ({self.epochs:,.2f} epochs, "
             f"{self.steps * self.tokens_per_step:,} tokens)"
         )
+        note = f" ({self.note})" if self.note else ""
         if self.minutes is not None and self.budget_binds:
-            return f"plan: {self.minutes:g} min budget: about {work} at {pace}"
+            return f"plan: {self.minutes:g} min budget: about {work} at {pace}{note}"
         within = f" (within the {self.minutes:g} min budget)" if self.minutes is not None else ""
-        return f"plan: {work}, about {duration_text(self.seconds)} at {pace}{within}"
+        return f"plan: {work}, about {duration_text(self.seconds)} at {pace}{note}{within}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,6 +188,7 @@ def make_plan(
     tokens_per_step: int,
     step_bound: int,
     seconds_left: float | None = None,
+    note: str = "",
 ) -> Plan:
     """The plan of a training of at most `step_bound` more steps (its epochs and max steps)
     at `step_s` per update. Evaluations add about a third of a step per batch they read;
@@ -163,7 +199,9 @@ def make_plan(
     if cfg.minutes is not None and steps:
         left = cfg.minutes * 60 if seconds_left is None else seconds_left
         steps = 0 if left <= 0 else min(steps, max(1, math.floor(left / per_step)))
-    return Plan(steps, steps_per_epoch, tokens_per_step, per_step, cfg.minutes, steps < bound)
+    return Plan(
+        steps, steps_per_epoch, tokens_per_step, per_step, cfg.minutes, steps < bound, note
+    )
 
 
 def duration_text(seconds: float) -> str:

@@ -282,10 +282,10 @@ class Trainer:
 
     def _run(self) -> str:
         s = self.state
+        plan = self._plan()  # first: under `--precision auto` it may choose the precision
         self.peak_flops, peak_source = flops.device_peak(
             self.device, self.precision, self.cfg.peak_tflops
         )
-        plan = self._plan()
         self._eval_every = self.cfg.eval_interval(self.total_steps)
         planned = self.total_steps
         # The weights this training starts from were evaluated when they were saved.
@@ -375,7 +375,15 @@ class Trainer:
         steps alone then sets a budget's steps."""
         s, cfg = self.state, self.cfg
         try:
-            step_s = estimate.step_seconds(self.model.cfg, cfg, self._context, self.runtime)
+            if self.dist.enabled:  # every rank keeps the precision `auto` resolved to
+                step_s = estimate.step_seconds(self.model.cfg, cfg, self._context, self.runtime)
+                note = ""
+            else:
+                runtime, measured, note = estimate.fastest(
+                    self.model.cfg, cfg, self._context, self.runtime
+                )
+                assert measured is not None  # measured where not remembered
+                self.runtime, self.precision, step_s = runtime, runtime.precision, measured
         except (RuntimeError, torch.OutOfMemoryError):
             return None
         plan = estimate.make_plan(
@@ -385,6 +393,7 @@ class Trainer:
             cfg.tokens_per_step(self._context) * self.dist.world,
             self._step_bound - s.steps_done,
             None if self._deadline is None else self._deadline - time.monotonic(),
+            note,
         )
         if self._deadline is not None:
             total = s.steps_done + plan.steps

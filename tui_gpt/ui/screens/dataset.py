@@ -51,7 +51,7 @@ from tui_gpt.core.config import (
 )
 from tui_gpt.core.data import inspect_source, plan, prepare
 from tui_gpt.core.errors import Cancelled, TuiGptError
-from tui_gpt.core.estimate import cached_step_seconds, make_plan, step_seconds
+from tui_gpt.core.estimate import fastest, make_plan
 from tui_gpt.core.events import count
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.jobs import runtime_for
@@ -485,11 +485,17 @@ class DatasetScreen(Screen):
         if len(source.skipped) > 5:
             lines.append(f"[yellow]... and {len(source.skipped) - 5} more skipped[/yellow]")
         self.app.call_from_thread(self._show_preview, "\n".join(lines), problem, request)
-        self.app.call_from_thread(self._update_preset_info, tokenizer.vocab_size)
+        self.app.call_from_thread(self._show_vocab, tokenizer.vocab_size, request)
         if not problem:
             basis = (tokenizer.vocab_size, seq, facts.train_batches)
             self.app.call_from_thread(self._keep_basis, basis, request)
             self._estimate(model, cfg, *basis, plan_request)
+
+    def _show_vocab(self, vocab: int, request: int) -> None:
+        # An older preview's tokenizer (the one before a change) must not overwrite the
+        # preset line of the newer one.
+        if request == self._request:
+            self._update_preset_info(vocab)
 
     def _keep_basis(self, basis: tuple[int, int, int], request: int) -> None:
         if request == self._request:
@@ -506,12 +512,13 @@ class DatasetScreen(Screen):
             mcfg = model.config(vocab, seq)
             # Never measured beside a training of this window: it would slow it down, and
             # the measurement's own random numbers must not touch the trainer's.
-            known = cached_step_seconds(mcfg, cfg, seq, runtime)
-            if known is None and host(self).training_active:
+            measure = not host(self).training_active
+            runtime, step_s, note = fastest(mcfg, cfg, seq, runtime, measure)
+            if step_s is None:
                 line = "plan: measured once the training in this window ends"
             else:
-                step_s = known or step_seconds(mcfg, cfg, seq, runtime)
-                plan = make_plan(cfg, step_s, batches, cfg.tokens_per_step(seq), cfg.step_bound(batches))
+                plan = make_plan(cfg, step_s, batches, cfg.tokens_per_step(seq),
+                                 cfg.step_bound(batches), note=note)  # fmt: skip
                 line = plan.line()
         except (TuiGptError, RuntimeError) as exc:
             line = f"plan: unknown ({exc})"
