@@ -137,11 +137,8 @@ def fastest(
         times.append((seconds, r))
     (best, chosen), *others = sorted(times, key=lambda t: t[0])
     # "auto: fp32 37 ms a step, bf16 45": the bare steps measured, evaluations left out
-    note = "".join(
-        f"auto: {chosen.precision} {best * 1000:,.0f} ms a step, "
-        f"{r.precision} {seconds * 1000:,.0f}"
-        for seconds, r in others
-    )
+    rest = ", ".join(f"{r.precision} {seconds * 1000:,.0f}" for seconds, r in others)
+    note = f"auto: {chosen.precision} {best * 1000:,.0f} ms a step, {rest}" if others else ""
     return chosen, best, note
 
 

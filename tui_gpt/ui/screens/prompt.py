@@ -44,8 +44,8 @@ class PromptScreen(ModalScreen[str | None]):
         super().__init__()
         self.question, self.value, self.enter = question, value, enter
         self.typed = typed
-        if typed is not None:
-            self._early, self._submit_early = typed.text, typed.submitted
+        if typed is not None:  # its Enter, if it came, is read as the field appears
+            self._early = typed.text
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
