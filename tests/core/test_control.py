@@ -13,7 +13,7 @@ from tests.core.test_trainer import config, start
 from tui_gpt.core import control
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.jobs import assemble
-from tui_gpt.core.runs import create_run, liveness, process_path
+from tui_gpt.core.runs import RunLock, create_run, liveness, process_path
 from tui_gpt.core.trainer import TrainerControl
 
 
@@ -43,8 +43,13 @@ def test_liveness_from_the_heartbeat(tmp_path):
         record = {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": now}
         process_path(run).write_text(json.dumps({**record, **fields}))
 
-    beat()
+    beat()  # a fresh heartbeat with a live pid, but no lock held: proves nothing here
+    assert liveness(run).state == "stale"
+    lock = RunLock(run).acquire()
     assert liveness(run).state == "live"
+    lock.release()
+    beat(pid=1, heartbeat=now + 3600)  # pid 1 exists, the heartbeat is in the future: no lock
+    assert liveness(run).state == "stale"
     beat(heartbeat=now - 3600)  # the process stopped beating an hour ago
     assert liveness(run).state == "stale"
     beat(pid=2**22 + 12345)  # no such process on this host

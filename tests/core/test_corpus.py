@@ -66,7 +66,7 @@ def test_text_field_picks_the_field_and_keys_the_fingerprint(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("a.jsonl", b'{"text": "ok"}\n{broken\n', "line 2 is not valid JSON"),
+        ("a.jsonl", b'{"text": "ok"}\n{broken\n', r"line 2: damaged \(not JSON"),
         ("a.jsonl", b'{"text": "ok"}\n{"body": "x"}\n', 'line 2 has no "text" field'),
         ("a.jsonl", b'{"text": 5}\n', 'line 1: "text" is not a string'),
         ("a.jsonl.gz", b"not gzip at all", "damaged or not a .gz archive"),

@@ -10,10 +10,11 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.core.test_trainer import config, start
-from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.experiments import details
 from tui_gpt.core.jobs import assemble
-from tui_gpt.core.records import DamagedFile, RunRecord, StatusRecord, read_json
+from tui_gpt.core.reading import read_json
+from tui_gpt.core.records import RunRecord, StatusRecord
 from tui_gpt.core.runs import find_run, list_runs
 
 

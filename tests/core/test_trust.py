@@ -462,3 +462,258 @@ def test_threads_writing_one_file_at_once_all_succeed(tmp_path):
         t.join()
     assert errors == [] and target.read_text().endswith("-199")
     assert [p.name for p in tmp_path.iterdir()] == ["shared.json"]
+
+
+# ------------------------------------------- third pass: every file read safely (issue #32)
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _cli_ok_or_one_line(*args: str, names: str) -> subprocess.CompletedProcess:
+    result = run_cli(*args, timeout=60)
+    assert "Traceback" not in result.stderr, result.stderr
+    if result.returncode:
+        assert len(result.stderr.splitlines()) == 1 and names in result.stderr, result.stderr
+    return result
+
+
+@pytest.mark.parametrize("name", ["status.json", "run.json", "process.json", "settings.json",
+                                  "scores.json", "events.jsonl"])  # fmt: skip
+def test_1_json_nested_too_deeply_is_damage_not_a_traceback(runs_root, name):
+    run = finished_run(runs_root)
+    target = run.path / name
+    if name == "events.jsonl":
+        target.write_text(target.read_text() + DEEP + "\n")
+    else:
+        target.write_text(DEEP)
+    root = ["--run-dir", str(runs_root)]
+    for verb in (["runs"], ["runs", "show", run.id], ["plot", run.id],
+                 ["generate", run.id, "--prompt", "a", "--max-new-tokens", "2"]):  # fmt: skip
+        _cli_ok_or_one_line(*verb, *root, names=name)
+    if name in ("status.json", "run.json", "settings.json"):
+        result = run_cli("train", "--resume", run.id, "--further", "1", *root)
+        assert result.returncode == 2 and f"{name}: damaged (JSON nested too deeply)" in result.stderr
+
+
+def test_1_a_jsonl_line_nested_too_deeply_is_one_line(tmp_path):
+    data = tmp_path / "deep.jsonl"
+    data.write_text('{"text": "hello"}\n' + DEEP + "\n")
+    result = run_cli("prepare", str(data), "--tokenizer", "byte")
+    assert result.returncode == 2 and "line 2: damaged (JSON nested too deeply)" in result.stderr
+
+
+@pytest.mark.parametrize(("name", "how"), [("lock", "fifo"), ("lock", "loop"),
+                                           ("events.jsonl", "fifo"), ("events.jsonl", "zero")])  # fmt: skip
+def test_2_special_files_in_a_run_folder_neither_hang_nor_trace(runs_root, name, how):
+    run = finished_run(runs_root)
+    target = run.path / name
+    target.unlink()
+    if how == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to("/dev/zero" if how == "zero" else target.name)
+    root = ["--run-dir", str(runs_root)]
+    for verb in (["runs"], ["runs", "show", run.id], ["plot", run.id]):
+        _cli_ok_or_one_line(*verb, *root, names=name)
+    result = run_cli("train", "--resume", run.id, "--further", "1", *root, timeout=60)
+    assert result.returncode == 2 and name in result.stderr and "Traceback" not in result.stderr
+
+
+def test_3_an_absurd_budget_or_cached_step_time_is_no_overflow(runs_root, monkeypatch):
+    from tui_gpt.core import estimate
+    from tui_gpt.core.config import TrainConfig
+
+    result = run_cli("train", str(NIGHT_KITCHEN), "--minutes", "1e308", "--run-dir", str(runs_root))
+    assert result.returncode == 2 and "--minutes: must be greater than 0 and at most" in result.stderr
+    plan = estimate.make_plan(TrainConfig(minutes=1e6), 1e-320, 10, 64, 40)
+    assert plan.steps == 40  # a step time of nothing: every step fits, none overflows
+    monkeypatch.setattr(estimate, "read_json", lambda _path: {"k": 1e-320})
+    monkeypatch.setattr(estimate, "_key", lambda *_: "k")
+    assert estimate.cached_step_seconds(None, None, 0, None) is None  # measured again
+
+
+_UNDER_A_FILE_LIMIT = """
+import resource, signal, sys
+from tui_gpt import cli
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+def test_4_a_full_disk_leaves_reading_verbs_working_and_a_label_one_line(runs_root):
+    run = finished_run(runs_root)
+    root = ["--run-dir", str(runs_root)]
+
+    def limited(size: int, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", _UNDER_A_FILE_LIMIT, str(size), *args],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+
+    generated = limited(0, "generate", run.id, "--prompt", "a", "--max-new-tokens", "2", *root)
+    assert generated.returncode == 0, generated.stderr
+    scored = limited(0, "eval", run.id, *root)  # its score cannot be kept: scored all the same
+    assert "bits/byte" in scored.stdout and "Traceback" not in scored.stderr, scored.stderr
+    labelled = limited(1, "runs", "label", run.id, "x" * 3000, *root)
+    assert labelled.returncode == 1 and "Traceback" not in labelled.stderr
+    assert "run.json: the file size limit was reached" in labelled.stderr, labelled.stderr
+
+
+def test_5_a_link_in_a_run_folder_never_lends_another_runs_file(runs_root, tmp_path):
+    run, other = finished_run(runs_root), finished_run(runs_root, seed=7)
+    root = ["--run-dir", str(runs_root)]
+    run.events_path.unlink()
+    run.events_path.symlink_to(other.events_path)
+    result = run_cli("plot", run.id, "--output", str(tmp_path / "p.csv"), *root)
+    assert result.returncode == 2 and "events.jsonl: is a symbolic link" in result.stderr
+    assert not (tmp_path / "p.csv").exists()
+    run.best.unlink()
+    run.best.symlink_to(other.best)
+    for verb in (["generate", run.id, "--prompt", "a"], ["eval", run.id],
+                 ["export", run.id, "--format", "hf", "--out", str(tmp_path / "hf")]):  # fmt: skip
+        result = run_cli(*verb, *root)
+        assert result.returncode == 2 and "best.safetensors: is a symbolic link" in result.stderr
+
+
+def test_6_init_from_records_the_model_it_trains(runs_root):
+    import json as json_
+
+    from tui_gpt.core.runs import Run
+
+    source = finished_run(runs_root)  # gpt2 nano, byte tokens
+    result = run_cli("train", str(NIGHT_KITCHEN), "--init-from", source.id, "--max-steps", "1",
+                     "--recipe", "fast", "--run-dir", str(runs_root), timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    new = Run(list_runs(runs_root)[0].path)  # the newest
+    model = json_.loads((new.path / "settings.json").read_text())["model"]
+    assert (model["preset"], model["arch"], model["tokenizer"]) == ("nano", "gpt2", "byte")
+    shown = run_cli("runs", "show", new.id, "--run-dir", str(runs_root)).stdout
+    assert "nano" in shown and "llama" not in shown
+
+
+def test_7_weights_are_refused_with_another_tokenizer_of_the_same_size(runs_root, tmp_path):
+    import json as json_
+
+    from tui_gpt.core.bpe import train_tokenizer
+    from tui_gpt.core.corpus import inspect_source
+
+    run = _bpe_run(runs_root)
+    size = json_.loads(run.info_path.read_text())["model"]["vocab_size"]
+    other = train_tokenizer(inspect_source(ROOT / "sample_texts" / "poems_for_small_hours.txt"),
+                            size, tmp_path / "other.json")  # fmt: skip
+    assert other.vocab_size == size and other.name != run.info().tokenizer
+    # The run's tokenizer and its record both say "other": only the weights remember.
+    (run.path / "tokenizer.json").write_bytes(other.path.read_bytes())
+    info = json_.loads(run.info_path.read_text())
+    run.info_path.write_text(json_.dumps({**info, "tokenizer": other.name}))
+    root = ["--run-dir", str(runs_root)]
+    for args in (["generate", run.id, "--prompt", "the"], ["eval", run.id],
+                 ["train", str(NIGHT_KITCHEN), "--init-from", run.id, "--max-steps", "1"],
+                 ["train", "--resume", run.id, "--further", "1"]):  # fmt: skip
+        result = run_cli(*args, *root)
+        assert result.returncode == 2, (args, result.stderr)
+        assert f"not {other.name}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_8_a_settings_file_names_its_data_wherever_it_is_read(runs_root, tmp_path):
+    import json as json_
+
+    from tui_gpt.core.config import TrainSpec
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "story.txt").write_text(NIGHT_KITCHEN.read_text())
+    decoy = tmp_path / "elsewhere"
+    decoy.mkdir()
+    (decoy / "story.txt").write_text("a different file " * 500)
+    settings = work / "settings.json"
+    settings.write_text(json_.dumps({"data": "story.txt", "model": {"tokenizer": "byte"}}))
+    cwd = os.getcwd()
+    os.chdir(decoy)
+    try:
+        assert TrainSpec.load(settings).data == str(work / "story.txt")
+        run = finished_run(runs_root)
+        stored = json_.loads((run.path / "settings.json").read_text())["data"]
+        assert os.path.isabs(stored) and TrainSpec.load(run.path / "settings.json").data == stored
+    finally:
+        os.chdir(cwd)
+
+
+def test_9_a_tokenizer_swapped_into_the_fit_cache_is_fitted_again(tmp_path):
+    from tui_gpt.core import bpe
+    from tui_gpt.core.corpus import inspect_source
+
+    notices: list[str] = []
+    night = inspect_source(NIGHT_KITCHEN)
+    poems = inspect_source(ROOT / "sample_texts" / "poems_for_small_hours.txt")
+    mine, theirs = bpe.fitted(night, 0.9), bpe.fitted(poems, 0.9)
+    assert mine.vocab_size == theirs.vocab_size and mine.name != theirs.name
+    mine.path.write_bytes(theirs.path.read_bytes())  # another text's file under this name
+    again = bpe.fitted(night, 0.9, notice=notices.append)
+    assert again.name == mine.name and "was not fitted to this text" in notices[0]
+    assert bpe.fitted(night, 0.9, notice=notices.append).name == mine.name and len(notices) == 1
+
+
+def test_10_a_tokenizer_that_cannot_encode_the_text_is_a_problem(runs_root, tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {c: i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")} | {"<|endoftext|>": 26}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.add_special_tokens(["<|endoftext|>"])
+    path = tmp_path / "letters.json"
+    tok.save(str(path))
+    prepared = run_cli("prepare", str(NIGHT_KITCHEN), "--tokenizer", str(path), "--json")
+    assert prepared.returncode == 2, prepared.stderr
+    problems = json.loads(prepared.stdout)["problems"]
+    assert any("cannot encode" in p and "bytes of the text" in p for p in problems), problems
+    trained = run_cli("train", str(NIGHT_KITCHEN), "--tokenizer", str(path), "--max-steps", "1",
+                      "--run-dir", str(runs_root))  # fmt: skip
+    assert trained.returncode == 2 and "cannot encode" in trained.stderr, trained.stderr
+
+
+def test_11_a_score_is_kept_under_the_identity_of_the_weights_read(runs_root):
+    from tui_gpt.core.runs import weights_id
+
+    run = finished_run(runs_root)
+    ckpt = Checkpoint(run.best)
+    opened = ckpt.identity
+    data = run.best.read_bytes()
+    atomic_write_text(run.best, "")  # a save replaces the file after it was opened...
+    run.best.write_bytes(data)
+    assert weights_id(run.best) != opened  # ...so the score of what was read is not current
+    assert ckpt.identity == opened
+
+
+@pytest.mark.slow
+def test_12_a_stop_the_trainer_never_took_is_withdrawn_and_said(runs_root):
+    run = finished_run(runs_root)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from tui_gpt.core.runs import Run, RunLock; "
+        "RunLock(Run(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(600)"
+    ), str(run.path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        stop = subprocess.Popen([sys.executable, "-m", "tui_gpt", "control", run.id, "stop",
+                                 "--run-dir", str(runs_root)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        wait_until(lambda: control.pending(run), 60, "the stop request")
+        holder.kill()
+        out, err = stop.communicate(timeout=60)
+    finally:
+        holder.kill()
+    assert stop.returncode == 1 and "not applied: the trainer ended first" in out, (out, err)
+    assert control.pending(run) == []
+
+
+def test_13_a_pid_and_a_heartbeat_are_not_a_live_trainer(runs_root):
+    import time as time_
+
+    run = finished_run(runs_root)
+    run.set_status("running")
+    (run.path / "process.json").write_text(json.dumps(
+        {"pid": 1, "host": os.uname().nodename, "started": 1, "heartbeat": time_.time() + 3600}
+    ))  # fmt: skip
+    shown = run_cli("runs", "--run-dir", str(runs_root)).stdout
+    assert "live" not in shown
+    control.ensure_not_live(run)  # a resume is not refused

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input, Label, ListView, RichLog, Select, Static
@@ -16,7 +17,7 @@ from tests.ui.conftest import fake_run, screen_text, wait_for
 from tui_gpt.core import control
 from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.events import Eval, Stopped
-from tui_gpt.core.runs import Run, liveness
+from tui_gpt.core.runs import Run, RunLock, liveness
 from tui_gpt.ui.app import TuiGptApp
 from tui_gpt.ui.messages import TrainingEvent
 from tui_gpt.ui.screens.chat import ChatScreen
@@ -926,7 +927,8 @@ def test_help_explains_mfu_bits_per_byte_and_perplexity(runs_root):
 async def test_the_runs_list_at_80x24_shows_a_live_runs_steps_best_and_dataset(runs_root):
     path = fake_run(runs_root, "20260101-000000-story-nano", status="running")
     status = json.loads((path / "status.json").read_text())
-    (path / "status.json").write_text(json.dumps({**status, "pid": os.getpid()}))  # alive
+    (path / "status.json").write_text(json.dumps({**status, "pid": os.getpid()}))
+    lock = RunLock(Run(path)).acquire()  # alive: a trainer holds its lock
     app = TuiGptApp(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("ctrl+r")
@@ -939,6 +941,7 @@ async def test_the_runs_list_at_80x24_shows_a_live_runs_steps_best_and_dataset(r
             assert column in header, header
         row = next(line for line in text.splitlines() if "20260101-000000" in line)
         assert "running" in row and " 20 " in row and "3.600" in row and "story.txt" in row, row
+    lock.release()
 
 
 @pytest.mark.slow
@@ -1136,3 +1139,54 @@ async def test_a_burst_typed_in_the_runs_browser_goes_into_the_dialog_it_opens(r
         assert app.screen is browser  # answered, and the run was not opened
         await pilot.press("enter")  # Enter alone still opens the run
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+
+
+def _plant_hostile_runs(runs_root) -> dict[str, str]:
+    """Runs whose files were replaced by what a hostile or careless hand leaves: each run's
+    id and the file it names."""
+    deep = "[" * 100_000 + "]" * 100_000
+    planted = {}
+    for n, (name, how) in enumerate([
+        ("status.json", "deep"), ("run.json", "deep"), ("run.json", "fifo"), ("lock", "fifo"),
+        ("events.jsonl", "fifo"), ("events.jsonl", "zero"), ("settings.json", "deep"),
+        ("process.json", "fifo"), ("scores.json", "deep"), ("lock", "loop"),
+    ]):  # fmt: skip
+        run_id = f"20260101-0000{n:02d}-hostile-{n}"
+        path = fake_run(runs_root, run_id, created=1_790_000_000 + n)
+        target = path / name
+        target.unlink(missing_ok=True)
+        if how == "deep":
+            target.write_text(deep)
+        elif how == "fifo":
+            os.mkfifo(target)
+        elif how == "zero":
+            target.symlink_to("/dev/zero")
+        else:
+            target.symlink_to(target.name)
+        planted[run_id] = name
+    return planted
+
+
+async def test_damaged_and_special_files_in_other_runs_never_take_the_app_down(runs_root):
+    """The runs browser lists, details and opens runs whose files are nested too deeply,
+    FIFOs, links to /dev/zero or link loops: each is shown as damaged, the app stays up."""
+    planted = _plant_hostile_runs(runs_root)
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.summaries)
+        screen = app.screen
+        assert {Path(s.path).name for s in screen.summaries} == set(planted)
+        for _ in planted:  # each row's details are read in a worker as it is highlighted
+            await pilot.press("down")
+            await pilot.pause(0.1)
+        await pilot.press("r")  # a reload reads every run again
+        await pilot.pause(0.2)
+        fifo_events = next(r for r, name in planted.items() if name == "events.jsonl")
+        row = [Path(s.path).name for s in screen.summaries].index(fifo_events)
+        screen.query_one(DataTable).move_cursor(row=row)
+        await wait_for(pilot, lambda: "Cannot read this run" in screen_text(app)
+                       or "not a plain file" in screen_text(app))  # fmt: skip
+        await pilot.press("enter")  # its dashboard follows a file that is no file
+        await wait_for(pilot, lambda: "cannot follow this run" in str(app.screen.sub_title))
+        assert app.is_running

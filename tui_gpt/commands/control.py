@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         print(f"{args.command}: {outcome} (run {run_.id}, pid {life.pid})")
-    return 0 if outcome != "timed out" else 1
+    return 1 if outcome == "timed out" or outcome.startswith(NOT_APPLIED) else 0
 
 
 def _what_next(run_) -> str:
@@ -76,11 +76,15 @@ def _mtime(path) -> float:
 
 def _wait(run_, request, command: str, timeout: float, saved_before: float) -> str:
     """Until the run shows the request done: paused / running / stopped, or a new latest
-    checkpoint on disk."""
+    checkpoint on disk. A trainer that ends before taking the request never applies it:
+    the request is withdrawn (a later resume must not act on it) and said so."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         alive = control.liveness(run_).state == "live"
         status = run_.status_of()
+        if not alive and request.exists():
+            request.unlink(missing_ok=True)
+            return f"{NOT_APPLIED}: the trainer ended first (status {status})"
         if command == "stop":
             if not alive:
                 return str(status)
@@ -93,3 +97,6 @@ def _wait(run_, request, command: str, timeout: float, saved_before: float) -> s
             return str(status)
         time.sleep(0.1)
     return "timed out"
+
+
+NOT_APPLIED = "not applied"

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{path}: a vocabulary of {model.cfg.vocab_size} is not GPT-2's, and there is "
                 "no tokenizer.json beside it"
             )
-        own = BPETokenizer(beside)
+        own = BPETokenizer(beside, follow_links=True)  # beside a path the user typed
         if own.vocab_size != model.cfg.vocab_size:
             raise TuiGptError(
                 f"{beside}: {own.vocab_size} tokens, the model {model.cfg.vocab_size}"
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 def _config_beside(path: Path) -> dict | None:
     """The config.json beside a model.safetensors, if there is a readable one."""
     from tui_gpt.core.errors import TuiGptError
-    from tui_gpt.core.records import read_json
+    from tui_gpt.core.reading import read_json
 
     try:
         config = read_json(path.parent / "config.json", follow_links=True)

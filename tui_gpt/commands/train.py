@@ -224,7 +224,9 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
             model = ModelChoice()
         base = TrainSpec(data=args.data, model=model, train=train)
     spec = TrainSpec(
-        data=args.data or base.data,
+        # The folder this command runs in decides a relative DATA, once: a background run
+        # or a settings file read elsewhere names the same file.
+        data=str(Path(args.data).expanduser().absolute()) if args.data else base.data,
         model=settings_from_args(args, ModelChoice, base.model),
         train=settings_from_args(args, TrainConfig, base.train),
         init_from=args.init_from or base.init_from,

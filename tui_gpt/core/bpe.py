@@ -5,6 +5,7 @@ give the same file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from tui_gpt.core.corpus import TextSource, iter_text
 from tui_gpt.core.data import iter_pieces
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write_text, disk_reason
+from tui_gpt.core.reading import read_json
+from tui_gpt.core.records import Fields
 from tui_gpt.core.tokenizer import EOT_TEXT, FIT, BPETokenizer, Tokenizer, get_tokenizer
 
 MIN_VOCAB, MAX_VOCAB = 257, 1 << 20  # every byte and end-of-text; far above any real use
@@ -54,15 +57,30 @@ def fitted(
     second run on the same data reuses it."""
     size = fit_vocab_size(source.chars)
     path = tokenizers_dir() / "fitted" / f"{source.sha256[:24]}-r{train_ratio:g}-{size}.json"
-    if path.is_file():
+    # Beside it, what it was fitted to and the name (hash) of the file that came out: a
+    # file swapped in (another text's, under this text's name) is never used for this one.
+    record = path.with_suffix(".source")
+    again = ""
+    if path.exists():
         try:
-            return BPETokenizer(path)
-        except TuiGptError:
-            pass  # damaged: fitted again below, over it
+            tokenizer = BPETokenizer(path)
+            fitted_to = Fields(read_json(record), str(record))
+            if (fitted_to.text("text_sha256"), fitted_to.text("tokenizer")) == (
+                source.sha256, tokenizer.name
+            ):
+                return tokenizer
+            again = f"the cached tokenizer {path} was not fitted to this text; "
+        except (TuiGptError, FileNotFoundError) as exc:
+            again = f"the cached tokenizer {path} cannot be used ({exc}); "
     limit = min(int(source.chars * train_ratio), FIT_MAX_CHARS)
     if notice is not None:
-        notice(f"fitting a {size:,}-token tokenizer to {source.name} (once: later runs reuse it)")
-    return train_tokenizer(source, size, path, progress, limit)
+        notice(f"{again}fitting a {size:,}-token tokenizer to {source.name}"
+               + ("" if again else " (once: later runs reuse it)"))  # fmt: skip
+    tokenizer = train_tokenizer(source, size, path, progress, limit)
+    facts = {"text_sha256": source.sha256, "tokenizer": tokenizer.name}
+    with contextlib.suppress(OSError):  # without it the next run fits again: slower, not wrong
+        atomic_write_text(record, json.dumps(facts))
+    return tokenizer
 
 
 def tokenizer_for(

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError, safe_open
 
-from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.fsutil import atomic_write, disk_reason, sweep_temporaries
+from tui_gpt.core.errors import DamagedFile, TuiGptError
+from tui_gpt.core.fsutil import atomic_write, disk_reason, file_identity, sweep_temporaries
 from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.reading import open_plain, parse_json
 from tui_gpt.core.tensorfile import raw_bytes, write_safetensors
 
 
@@ -110,25 +112,43 @@ def parse_model_config(raw: Any, where: str | Path) -> GPTConfig:
 
 
 def _model_config(meta: dict[str, str], path: Path) -> GPTConfig:
-    try:
-        raw = json.loads(meta["model_config"])
-    except (KeyError, ValueError) as exc:
-        raise TuiGptError(f"{path}: damaged model configuration ({exc})") from None
-    return parse_model_config(raw, path)
+    if "model_config" not in meta:
+        raise TuiGptError(f"{path}: damaged model configuration (none in the header)")
+    return parse_model_config(parse_json(meta["model_config"], f"{path}: model_config"), path)
+
+
+def _opened_path(fd: int, path: Path) -> str:
+    """A name for the file open at `fd` that a library can open again (the same file, even
+    if `path` was replaced since): /proc/self/fd/N on Linux, /dev/fd/N elsewhere."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        if os.path.isdir(folder):
+            return f"{folder}/{fd}"
+    return str(path)
 
 
 class Checkpoint:
     """An opened checkpoint file; tensors are read lazily from the memory-mapped file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, follow_links: bool = False) -> None:
+        """Open `path`: a plain file, not through a symbolic link unless `follow_links` (a
+        path the user typed; a run folder's checkpoints are never links)."""
         self.path = Path(path)
-        if not self.path.is_file():
-            raise TuiGptError(f"{self.path}: no such checkpoint")
         try:
-            self._file = safe_open(str(self.path), framework="pt", device="cpu")
+            fd = open_plain(self.path, follow_links)
+        except FileNotFoundError:
+            raise TuiGptError(f"{self.path}: no such checkpoint") from None
+        try:
+            st = os.fstat(fd)
+            # The identity of the bytes actually read (a score is stored under it): taken
+            # from the open file, so a save that replaces the path meanwhile cannot lend
+            # its identity to these weights.
+            self.identity = file_identity(st)
+            self._file = safe_open(_opened_path(fd, self.path), framework="pt", device="cpu")
             meta = self._file.metadata() or {}
         except (SafetensorError, OSError, ValueError) as exc:
             raise TuiGptError(f"{self.path}: not a readable checkpoint ({exc})") from None
+        finally:
+            os.close(fd)
         if meta.get("format") != FORMAT:
             raise TuiGptError(
                 f"{self.path}: not a tui-gpt checkpoint (format {meta.get('format')!r})"
@@ -149,10 +169,23 @@ class Checkpoint:
                 raise TuiGptError(f"{self.path}: damaged ({key[6:]} holds NaN or infinite values)")
 
     def json(self, key: str, default: Any = None) -> Any:
+        if key not in self.meta:
+            return default
         try:
-            return json.loads(self.meta[key]) if key in self.meta else default
-        except ValueError:
-            raise TuiGptError(f"{self.path}: damaged {key} in the header") from None
+            return parse_json(self.meta[key], key)
+        except DamagedFile as exc:
+            raise DamagedFile(f"{self.path}: damaged {key} in the header ({exc})") from None
+
+    def check_tokenizer(self, name: str) -> None:
+        """These weights were trained with the tokenizer called `name` (bpe-<hash of its
+        file>, gpt2, byte), as far as the header says: other token ids would decode, score
+        and train as garbage without a word."""
+        trained = self.json("tokenizer")
+        if isinstance(trained, str) and trained != name:
+            raise TuiGptError(
+                f"{self.path}: trained with the tokenizer {trained}, not {name}; its weights "
+                "need the tokenizer they were trained with"
+            )
 
     @property
     def train_state(self) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ shape at context 256).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ EXPORT_DTYPES = ("f32", "f16", "bf16", "q8_0")
 MAX_SEED = 2**63 - 1
 # More threads than any machine has cores: a typo, refused before the thread pool is made.
 MAX_THREADS = 1024
+MAX_MINUTES = 1e6  # about two years: a time budget beyond it is a typing slip
 # The automatic evaluation cadence (TrainConfig.eval_interval): a validation curve of about
 # this many points whatever the run's length, evaluations costing at most this share of it.
 EVALS_PER_RUN = 20
@@ -121,6 +122,26 @@ class ModelChoice:
     qk_norm: bool = setting(False, "llama: RMSNorm of each head's queries and keys (exports as Qwen3)", label="QK-norm", when=LLAMA)
     rope_theta: float = setting(10000.0, "llama: base of the rotary position frequencies", label="Rotary base", gt=1, when=LLAMA)
 
+    @classmethod
+    def describing(
+        cls, cfg: GPTConfig, tokenizer: str, context_length: int | None, dropout: float | None
+    ) -> ModelChoice:
+        """The choice that says what a model taken as it is (`--init-from`) is: its
+        architecture and tokenizer, and the preset of its widths (the nearest, for weights
+        of a shape no preset has; run.json keeps the exact shape)."""
+        preset = min(_PRESETS, key=lambda name: (
+            abs(_PRESETS[name][0] - cfg.emb_dim), abs(_PRESETS[name][1] - cfg.n_layers)
+        ))  # fmt: skip
+        choice = cls(
+            preset=preset, context_length=context_length, tokenizer=tokenizer,
+            dropout=cfg.drop_rate if dropout is None else dropout, arch=cfg.arch,
+        )  # fmt: skip
+        if cfg.arch != "gpt2":
+            choice.kv_heads, choice.qk_norm, choice.rope_theta = (
+                cfg.n_kv_heads, cfg.qk_norm, cfg.rope_theta
+            )
+        return choice
+
     def config(self, vocab_size: int, context_length: int | None = None) -> GPTConfig:
         """The shape of a new model of this choice (the preset's widths, this architecture,
         this dropout)."""
@@ -146,7 +167,7 @@ class TrainConfig:
     text_field: str = setting("text", "the field (JSONL) or column (Parquet) holding the text", label="Text field")
     stride: int | None = setting(None, "step between windows", label="Stride", ge=1, blank="context length")
     train_ratio: float = setting(0.9, "share of characters for training", label="Train ratio", gt=0, lt=1)
-    minutes: float | None = setting(None, "time budget: the steps are set from the measured step time so that the schedule ends when it is up (start-up and data preparation included)", label="Minutes", gt=0, blank="no limit", on_resume=True)
+    minutes: float | None = setting(None, "time budget: the steps are set from the measured step time so that the schedule ends when it is up (start-up and data preparation included)", label="Minutes", gt=0, le=MAX_MINUTES, blank="no limit", on_resume=True)
     optimizer: str = setting("adamw", "adamw: AdamW for every weight; muon: Muon for the blocks' weight matrices, AdamW for the rest", label="Optimizer", choices=OPTIMIZERS, fixed="its saved state belongs to the optimizer the run began with")
     lr: float = setting(4e-4, "AdamW learning rate (peak)", label="Learning rate", gt=0, on_resume=True)
     muon_lr: float = setting(0.02, "Muon learning rate (peak), with --optimizer muon", label="Muon LR", gt=0, on_resume=True)
@@ -161,7 +182,7 @@ class TrainConfig:
     seed: int = setting(123, "random seed (weights and data order)", label="Seed", ge=0, le=MAX_SEED)
     start_context: str = setting("Every effort moves you", "prompt of the per-epoch sample", label="Start context")
     sample_tokens: int = setting(50, "tokens in the per-epoch sample", label="Sample tokens", ge=0, on_resume=True)
-    checkpoint_minutes: float = setting(10.0, "save latest at least this often", label="Save every (min)", gt=0, on_resume=True)
+    checkpoint_minutes: float = setting(10.0, "save latest at least this often", label="Save every (min)", gt=0, le=MAX_MINUTES, on_resume=True)
     device: str = setting("auto", "auto picks CUDA, then MPS, then CPU", label="Device", choices=DEVICES, on_resume=True)
     precision: str = setting("auto", "auto: on a CPU with bf16 units the faster of fp32 and bf16, timed on this model; bf16 on a GPU that has it; fp32 elsewhere", label="Precision", choices=PRECISIONS, on_resume=True)
     threads: int | None = setting(None, "CPU threads", label="Threads", ge=1, le=MAX_THREADS, blank="all allowed", on_resume=True)
@@ -302,9 +323,14 @@ class TrainSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainSpec:
-        from tui_gpt.core.records import read_json
+        from tui_gpt.core.reading import read_json
 
+        path = Path(path).expanduser()
         try:
-            return cls.from_dict(read_json(Path(path).expanduser(), follow_links=True))
+            spec = cls.from_dict(read_json(path, follow_links=True))
         except FileNotFoundError:
             raise TuiGptError(f"{path}: no such settings file") from None
+        # A relative data path is the file's, as in any configuration file: not whatever
+        # sits at that path in the folder the command happens to run in.
+        data = Path(spec.data).expanduser()
+        return replace(spec, data=str(data if data.is_absolute() else path.parent / data))

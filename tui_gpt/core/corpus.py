@@ -13,7 +13,6 @@ import codecs
 import gzip
 import hashlib
 import io
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import IO, Any, cast
 
 from tui_gpt.core.errors import Cancelled, TuiGptError
 from tui_gpt.core.events import count
+from tui_gpt.core.reading import open_text, parse_json
 from tui_gpt.core.tokenizer import EOT_TEXT
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -112,8 +112,8 @@ def find_files(path: str | os.PathLike, stop: Callable[[], bool] | None = None) 
 
 def _open(path: Path) -> IO[bytes]:
     """The file's bytes, decompressed."""
-    try:
-        raw = open(path, "rb")
+    try:  # a plain file only: a FIFO or device named as data would hang or never end
+        raw = open_text(path, follow_links=True)
     except OSError as exc:
         raise TuiGptError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if path.suffix == ".gz":
@@ -217,10 +217,7 @@ def _jsonl_texts(path: Path, field: str, digest: Any) -> Iterator[str]:
             digest.update(line)
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise TuiGptError(f"{path}: line {number} is not valid JSON ({exc})") from None
+            record = parse_json(line, f"{path}: line {number}")
             if not isinstance(record, dict) or field not in record:
                 raise TuiGptError(
                     f'{path}: line {number} has no "{field}" field (choose one with --text-field)'

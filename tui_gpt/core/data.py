@@ -30,7 +30,7 @@ from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import disk_reason, pid_alive
 from tui_gpt.core.tokenizer import Tokenizer
 
-CACHE_FORMAT = 2  # 2: the source's and the arrays' hashes in meta.json
+CACHE_FORMAT = 3  # 2: the source's and the arrays' hashes in meta.json; 3: lost bytes
 _READ_BLOCK = 1 << 22  # characters read per block (4 Mi)
 _PIECE = 1 << 16  # characters per tokenizer work item (64 Ki)
 
@@ -89,6 +89,8 @@ class PreparedData:
     tokens: int  # tokens of the whole joined text
     train_ids: np.ndarray
     val_ids: np.ndarray
+    lost_bytes: int = 0  # bytes of the text the tokenizer could not encode (LostText)
+    lost_chars: str = ""
 
     @property
     def fingerprint(self) -> dict:
@@ -146,6 +148,8 @@ def prepare(
         tokens=meta["tokens"],
         train_ids=_open_ids(folder / "train.bin", dtype),
         val_ids=_open_ids(folder / "val.bin", dtype),
+        lost_bytes=int(meta.get("lost_bytes", 0)),
+        lost_chars=str(meta.get("lost_chars", "")),
     )
 
 
@@ -187,7 +191,9 @@ def _cache_problem(
         for name, size in zip(("train.bin", "val.bin"), sizes, strict=True):
             if size and int(np.max(_open_ids(folder / name, dtype))) >= tokenizer.vocab_size:
                 return f"{name} holds ids outside the vocabulary"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if not isinstance(meta.get("lost_bytes"), int) or not isinstance(meta.get("lost_chars"), str):
+            return "no count of the bytes its tokenizer could not encode"
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 
@@ -206,6 +212,34 @@ def _open_ids(path: Path, dtype: np.dtype) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r")
 
 
+class LostText:
+    """What a tokenizer drops of the text it encodes: the bytes its tokens stand for fall
+    short of the text's. A tokenizer file without every byte in its alphabet silently skips
+    what it cannot encode (spaces, capitals, accents...), and a model trained on that learns
+    another text."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.lengths = np.array(
+            [len(tokenizer.token_bytes(i)) for i in range(tokenizer.vocab_size)], dtype=np.int64
+        )
+        self.bytes = 0
+        self.chars = ""  # a few of the characters it drops, for the message
+
+    def count(self, text: str, ids: list[int]) -> None:
+        covered = int(self.lengths[np.asarray(ids, dtype=np.int64)].sum()) if ids else 0
+        short = len(text.encode("utf-8", "surrogatepass")) - covered
+        if short <= 0:
+            return
+        self.bytes += short
+        if len(self.chars) < 8:
+            for c in sorted(set(text)):
+                if c not in self.chars and self.tokenizer.decode(self.tokenizer.encode(c)) != c:
+                    self.chars += c
+                    if len(self.chars) >= 8:
+                        break
+
+
 def _build_cache(
     source: TextSource,
     tokenizer: Tokenizer,
@@ -217,6 +251,7 @@ def _build_cache(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".building-{os.getpid()}-", dir=folder.parent))
     dtype = token_dtype(tokenizer.vocab_size)
+    lost = LostText(tokenizer)
     try:
         total = 0
         with open(tmp / "train.bin", "wb") as train, open(tmp / "val.bin", "wb") as val:
@@ -227,6 +262,7 @@ def _build_cache(
                 nonlocal pos, total
                 for text, ids in zip(batch, tokenizer.encode_batch(batch, threads), strict=True):
                     total += len(ids)
+                    lost.count(text, ids)
                     end = pos + len(text)
                     if end <= split:
                         train.write(np.asarray(ids, dtype=dtype).tobytes())
@@ -259,6 +295,8 @@ def _build_cache(
             "tokens": total,
             "split_char": split,
             **counts,
+            "lost_bytes": lost.bytes,
+            "lost_chars": lost.chars,
         }
         meta |= {"source_sha256": source.sha256, "tokenizer": tokenizer.name,
                  **{f"{n}_sha256": _file_hash(tmp / f"{n}.bin") for n in ("train", "val")}}  # fmt: skip
@@ -430,6 +468,13 @@ def plan(
             "Use more text, a smaller context length, batch size"
             + (", gradient accumulation" if grad_accum > 1 else "")
             + " or stride"
+        )
+    if data.lost_bytes:
+        problems.append(
+            f"the tokenizer {data.tokenizer} cannot encode {data.lost_bytes:,} bytes of the "
+            f"text (such as {data.lost_chars!r}); a model trained on it would never see them. "
+            "Use a tokenizer with every byte in its alphabet: fit, gpt2, byte, or one made "
+            "by tui-gpt tokenizer train"
         )
     if len(val) == 0:
         problems.append(

@@ -11,3 +11,9 @@ class TuiGptError(Exception):
 
 class Cancelled(TuiGptError):
     """The caller no longer wants the answer (a newer request replaced it)."""
+
+
+class DamagedFile(TuiGptError):
+    """A file that exists but cannot be what tui-gpt wrote (or what a user would hand it):
+    a folder, a FIFO, a device, a link inside a run folder, too large, too deeply nested,
+    not JSON. One line naming it."""

@@ -22,12 +22,13 @@ from tui_gpt import paths
 from tui_gpt.core import allocator, device
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.device import Runtime, autocast
+from tui_gpt.core.errors import DamagedFile
 from tui_gpt.core.events import count
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.loss import batch_loss
 from tui_gpt.core.model import GPT, GPTConfig
 from tui_gpt.core.optim import make_optimizer
-from tui_gpt.core.records import DamagedFile, read_json
+from tui_gpt.core.reading import read_json
 
 TIMED_STEPS = 2  # after one untimed step that warms caches and allocations up
 # Held while a measurement uses torch's global random generator (and puts it back): a
@@ -59,7 +60,12 @@ def cached_step_seconds(
         value = read_json(_cache_file()).get(_key(shape, cfg, context, runtime))
     except (OSError, DamagedFile, AttributeError):
         return None
-    return float(value) if isinstance(value, int | float) and value > 0 else None
+    plausible = isinstance(value, int | float) and MIN_STEP_SECONDS <= value <= MAX_STEP_SECONDS
+    return float(value) if plausible else None  # a damaged entry is measured again
+
+
+# Bounds of a believable step time; outside them a cached value is damage, not a measurement.
+MIN_STEP_SECONDS, MAX_STEP_SECONDS = 1e-6, 1e6
 
 
 def step_seconds(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runtime) -> float:
@@ -195,7 +201,8 @@ def make_plan(
     per_step = step_s * (1 + 2 * cfg.eval_iter / 3 / cfg.eval_interval(bound))
     if cfg.minutes is not None and steps:
         left = cfg.minutes * 60 if seconds_left is None else seconds_left
-        steps = 0 if left <= 0 else min(steps, max(1, math.floor(left / per_step)))
+        fit = left / per_step if per_step > 0 else math.inf
+        steps = 0 if left <= 0 else min(steps, max(1, math.floor(min(fit, steps))))
     return Plan(
         steps, steps_per_epoch, tokens_per_step, per_step, cfg.minutes, steps < bound, note
     )

@@ -24,7 +24,7 @@ from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.loss import perplexity, token_byte_lengths
 from tui_gpt.core.model import GPT
 from tui_gpt.core.records import SplitScore
-from tui_gpt.core.runs import Run, weights_id
+from tui_gpt.core.runs import Run
 
 
 @dataclass(frozen=True)
@@ -103,16 +103,13 @@ def score_run(
 ) -> RunScore:
     """A run's weights (`best`, else `latest`; or `latest`) on all of its own validation
     split, or on all of the text `data` (any corpus tui-gpt reads)."""
-    from tui_gpt.core.checkpoint import Checkpoint
     from tui_gpt.core.corpus import inspect_source
     from tui_gpt.core.data import prepare
-    from tui_gpt.core.runs import run_tokenizer
+    from tui_gpt.core.sampling import open_weights
 
     info = run.info()
-    path = run.weights(which)
-    ckpt = Checkpoint(path)
-    ckpt.verify()
-    tokenizer = run_tokenizer(run)
+    ckpt, tokenizer = open_weights(run, which)
+    path = ckpt.path
     cfg = info.train_config()
     if data is None:
         if not info.data_path:
@@ -131,7 +128,7 @@ def score_run(
         prepared = prepare(source, tokenizer, 0.5)
         ids = np.concatenate([prepared.train_ids, prepared.val_ids])
         split, name = "all", data
-    weights = weights_id(path)  # before scoring: a save meanwhile makes this score stale
+    weights = ckpt.identity  # of the file opened: a save meanwhile makes this score stale
     model = ckpt.build_model(device).float()
     result = score(model, ids, token_byte_lengths(tokenizer), info.seq_len, progress=progress)
     if data is None:  # the run's own split: kept for the runs browser, `runs show`, compare

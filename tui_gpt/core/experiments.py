@@ -23,7 +23,8 @@ from tui_gpt.core.events import (
     Stopped,
     duration,
 )
-from tui_gpt.core.records import Fields, RunRecord, SplitScore, read_json
+from tui_gpt.core.reading import read_json
+from tui_gpt.core.records import Fields, RunRecord, SplitScore
 from tui_gpt.core.runs import Run, summarize
 
 XAxis = Literal["tokens", "steps", "time"]

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from tui_gpt.core import llama_weights
-from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write_path, disk_reason, fsync_dir, temporary_for
 from tui_gpt.core.gpt2_weights import name_pairs
 from tui_gpt.core.model import GPT
-from tui_gpt.core.runs import Run, run_tokenizer
+from tui_gpt.core.runs import Run
+from tui_gpt.core.sampling import open_weights
 from tui_gpt.core.tensorfile import write_safetensors
 from tui_gpt.core.tokenizer import EOT_TEXT, BPETokenizer, GPT2Tokenizer, Tokenizer, byte_alphabet
 
@@ -56,11 +56,9 @@ def default_out(run_path: Path, fmt: str, dtype: str) -> Path:
 
 def load(run: Run, which: str = "best") -> tuple[GPT, Tokenizer, Path]:
     """The model of a run's `best` (else `latest`) or `latest` checkpoint, in fp32, eval."""
-    path = run.weights(which)
-    ckpt = Checkpoint(path)
-    ckpt.verify()  # a damaged file is refused here as everywhere, never exported as NaNs
+    ckpt, tokenizer = open_weights(run, which)  # verified: never exported as NaNs
     model = ckpt.build_model("cpu").float().eval()
-    return model, run_tokenizer(run), path
+    return model, tokenizer, ckpt.path
 
 
 def _gpt2_tensors(model: GPT) -> dict[str, torch.Tensor]:

@@ -89,6 +89,11 @@ def _replace(path: Path, fill: Callable[[Path], None]) -> None:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.filename is None and exc.errno is not None:  # a failed write: name the file
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
+            raise
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -145,6 +150,13 @@ def append_fd(path: Path, flags: int = os.O_RDWR) -> int:
     """A descriptor appending to `path` (created if missing), never through a symbolic
     link (ELOOP instead)."""
     return os.open(path, flags | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+
+
+def file_identity(st: os.stat_result) -> str:
+    """A file's identity for what is recorded about its contents (a checkpoint's score):
+    its size and modification time. tui-gpt never rewrites a file in place, every save is a
+    new file, so new contents mean a new identity."""
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -40,12 +41,12 @@ from tui_gpt.core.device import (
     resolve_threads,
 )
 from tui_gpt.core.distributed import SINGLE, Distributed
-from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.estimate import GLOBAL_RNG
 from tui_gpt.core.events import Notice, count
 from tui_gpt.core.fsutil import atomic_copy, atomic_write_text, sweep_temporaries
 from tui_gpt.core.model import GPT, GPTConfig
-from tui_gpt.core.records import DamagedFile, read_record
+from tui_gpt.core.records import read_record
 from tui_gpt.core.runs import (
     TOKENIZER_FILE,
     EventLog,
@@ -53,10 +54,11 @@ from tui_gpt.core.runs import (
     RunLock,
     create_run,
     find_run,
+    read_events,
     run_tokenizer,
 )
-from tui_gpt.core.sampling import checkpoint_tokenizer
-from tui_gpt.core.tokenizer import BPETokenizer
+from tui_gpt.core.sampling import checkpoint_tokenizer, open_weights
+from tui_gpt.core.tokenizer import BPETokenizer, Tokenizer
 from tui_gpt.core.trainer import RunOutput, Sink, Trainer, TrainerControl, restore
 
 SETTINGS_FILE = "settings.json"
@@ -174,9 +176,10 @@ def _assemble(
         hooks.notice(source.skipped_line())
     if run is not None:
         tokenizer = run_tokenizer(run, vocab_dir)
+        assert ckpt is not None
+        ckpt.check_tokenizer(tokenizer.name)
     elif spec.init_from:  # the model's own tokenizer: its weights were trained with it
-        ckpt = _open_init(spec.init_from, root)
-        tokenizer = checkpoint_tokenizer(ckpt, vocab_dir)
+        ckpt, tokenizer = _open_init(spec.init_from, root, vocab_dir)
     else:
         tokenizer = tokenizer_for(
             spec.model.tokenizer, source, cfg.train_ratio, vocab_dir, hooks.progress, hooks.notice
@@ -221,9 +224,18 @@ def _assemble(
         run = create_run(root, data.source.name, spec.model.preset if not spec.init_from else "init",
                          _record(spec, data, mcfg, seq_len, vocab_dir, ckpt, dist))  # fmt: skip
         locks.append(RunLock(run).acquire())
-        atomic_write_text(run.path / SETTINGS_FILE, json.dumps(spec.to_dict(), indent=2))
         if isinstance(tokenizer, BPETokenizer):  # the run keeps its own copy
             atomic_copy(tokenizer.path, run.path / TOKENIZER_FILE)
+        if ckpt is not None:  # settings.json says what trains: the model it starts from
+            copy = run.path / TOKENIZER_FILE if isinstance(tokenizer, BPETokenizer) else None
+            model_choice = ModelChoice.describing(
+                mcfg, str(copy or tokenizer.name), spec.model.context_length, spec.model.dropout
+            )
+            spec = replace(spec, model=model_choice)
+        # An absolute data path: `--settings RUN/settings.json` from another folder trains
+        # on the same file, never on whatever sits at a relative path there.
+        spec = replace(spec, data=str(Path(spec.data).expanduser().resolve()))
+        atomic_write_text(run.path / SETTINGS_FILE, json.dumps(spec.to_dict(), indent=2))
     own = run if dist.is_main else None
     control = hooks.control or TrainerControl()
 
@@ -293,6 +305,9 @@ def _resumable(
     # Every run file is read and checked before any is written: a damaged one stops the
     # resume with the run as it was.
     run.status()
+    next(read_events(run.events_path), None)  # a link or a FIFO in its place is refused
+    if os.path.lexists(run.best):  # saved over as the run improves: it must be a checkpoint
+        Checkpoint(run.best)
     mcfg = info.model_config()
     cfg = replace(info.train_config(), **changes)
     cfg.validate()
@@ -402,9 +417,11 @@ def runtime_for(cfg: TrainConfig, dist: Distributed = SINGLE) -> Runtime:
     return Runtime(device, resolve_precision(cfg.precision, device), resolve_threads(threads))
 
 
-def _open_init(ref: str, runs_root: Path) -> Checkpoint:
-    ckpt = (
-        Checkpoint(ref) if Path(ref).is_file() else Checkpoint(find_run(ref, runs_root).weights())
-    )
-    ckpt.verify()
-    return ckpt
+def _open_init(ref: str, runs_root: Path, vocab_dir: str | None) -> tuple[Checkpoint, Tokenizer]:
+    """The weights `--init-from` names (a checkpoint file, or a run's best) with the
+    tokenizer they were trained with."""
+    if Path(ref).is_file():
+        ckpt = Checkpoint(ref, follow_links=True)  # a path the user typed
+        ckpt.verify()
+        return ckpt, checkpoint_tokenizer(ckpt, vocab_dir)
+    return open_weights(find_run(ref, runs_root), "best", vocab_dir)

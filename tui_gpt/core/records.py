@@ -9,60 +9,17 @@ file written by a newer tui-gpt survives an older one's label or resume.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args
 
-from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.errors import DamagedFile, TuiGptError
+from tui_gpt.core.reading import read_json
 
 T = TypeVar("T")
-
-# Far larger than any file tui-gpt writes; a bound, so that `/dev/zero` or a planted huge
-# file is refused instead of read into memory.
-MAX_JSON_BYTES = 16 << 20
-
-
-class DamagedFile(TuiGptError):
-    """A JSON file that exists but cannot be what tui-gpt wrote: one line naming it."""
-
-
-def read_json(path: Path, limit: int = MAX_JSON_BYTES, follow_links: bool = False) -> Any:
-    """The JSON value of a regular file of at most `limit` bytes. Missing: FileNotFoundError;
-    anything else wrong (a folder, a device, too large, not JSON): DamagedFile. A symbolic
-    link is refused unless `follow_links` (a file the user names, not one in a run folder)."""
-    path = Path(path)
-    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a symbolic link, refused by O_NOFOLLOW
-            raise DamagedFile(
-                f"{path}: is a symbolic link; tui-gpt reads only plain files"
-            ) from None
-        raise DamagedFile(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DamagedFile(f"{path}: not a plain file")
-        data = os.read(fd, limit + 1)
-    except OSError as exc:
-        raise DamagedFile(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise DamagedFile(f"{path}: larger than {limit >> 20} MiB; not a tui-gpt file")
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise DamagedFile(f"{path}: damaged (not JSON: {exc})") from None
-
 
 class Fields:
     """Typed reads of one JSON object's fields; a wrong type is a DamagedFile naming the

@@ -24,6 +24,7 @@ import platform
 import re
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -31,11 +32,11 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from tui_gpt import __version__, paths
-from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.events import Eval, Event, Finished, event_from_dict, finished_line
-from tui_gpt.core.fsutil import append_fd, atomic_write_text, disk_reason, pid_alive
+from tui_gpt.core.fsutil import append_fd, atomic_write_text, disk_reason, file_identity
+from tui_gpt.core.reading import open_plain, open_text
 from tui_gpt.core.records import (
-    DamagedFile,
     ProcessRecord,
     RunRecord,
     SplitScore,
@@ -170,7 +171,7 @@ def run_tokenizer(run: Run, vocab_dir: str | None = None) -> Tokenizer:
     that is not the one the run was trained with (its name carries the file's hash) is an
     error: decoding or training with it would silently use other token ids."""
     info = run.info()
-    if (run.path / TOKENIZER_FILE).is_file():
+    if os.path.lexists(run.path / TOKENIZER_FILE):  # whatever is there: read, or named
         tok: Tokenizer = BPETokenizer(run.path / TOKENIZER_FILE)
     else:
         tok = get_tokenizer(info.tokenizer, vocab_dir or info.vocab_dir)
@@ -228,23 +229,39 @@ def _torch_version() -> str:
 
 
 def read_events(path: Path, offset: int = 0) -> Iterator[dict[str, Any]]:
-    """Events of an events.jsonl from byte `offset`, skipping malformed lines and a last
-    line still being written."""
+    """Events of an events.jsonl from byte `offset`, skipping malformed lines (too long,
+    not JSON, nested too deeply) and a last line still being written. Missing: none; a
+    link, FIFO or device in its place: DamagedFile."""
     try:
-        f = open(path, "rb")
-    except OSError:
+        f = open_text(path)
+    except FileNotFoundError:
         return
     with f:
         f.seek(offset)
-        for line in f:
+        while line := f.readline(MAX_EVENT_BYTES):
             if not line.endswith(b"\n"):
-                return
-            try:
-                obj = json.loads(line)
-            except ValueError:
+                if len(line) < MAX_EVENT_BYTES:
+                    return  # still being written
+                f.readline()  # the rest of an overlong line: skipped with it
                 continue
-            if isinstance(obj, dict):
+            obj = _event_object(line)
+            if obj is not None:
                 yield obj
+
+
+# Far longer than any event tui-gpt writes (a sample of a few hundred tokens).
+MAX_EVENT_BYTES = 1 << 20
+
+
+def _event_object(line: bytes) -> dict[str, Any] | None:
+    """One line of events.jsonl as a JSON object, or None where it is not one."""
+    if len(line) > MAX_EVENT_BYTES:
+        return None
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 _STATUS_AFTER: dict[str, Status] = {
@@ -267,14 +284,19 @@ class EventLog:
         # told, and stops it cleanly.
         self.on_write_error = on_write_error
         try:
-            self._file = os.fdopen(append_fd(run.events_path), "a+", encoding="utf-8")
+            fd = append_fd(run.events_path, os.O_RDWR | os.O_NONBLOCK)
         except OSError as exc:
             reason = "a symbolic link" if exc.errno == errno.ELOOP else disk_reason(exc)
             raise TuiGptError(f"cannot write {run.events_path}: {reason}") from None
-        if self._file.tell() > 0:  # a torn last line (a kill mid-write): start a new one
-            self._file.seek(self._file.tell() - 1)
-            if self._file.read(1) != "\n":
-                self._file.write("\n")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO would block its reader, or us
+            os.close(fd)
+            raise TuiGptError(f"cannot write {run.events_path}: not a plain file")
+        size = os.fstat(fd).st_size
+        # A torn last line (a kill mid-write, maybe mid-character): start a new one.
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+        if torn:
+            self._file.write("\n")
         status = run.status()  # checked before anything was written (jobs._resumable)
         self._best = status.best_val_loss
         self._best_bpb = status.best_val_bpb
@@ -411,22 +433,22 @@ def list_runs(root: Path | None = None) -> list[RunSummary]:
     root = root or paths.runs_dir()
     if not root.is_dir():
         return []
-    found = [summarize(Run(p)) for p in root.iterdir() if p.is_dir() and (p / "run.json").exists()]
+    found = [summarize(Run(p)) for p in root.iterdir() if p.is_dir() and _looks_like_run(p)]
     return sorted(found, key=lambda s: (s.created or 0, s.id), reverse=True)
 
 
 def find_run(ref: str, root: Path | None = None) -> Run:
     """A run by folder path, id, unique id prefix, or label (`tui-gpt runs label`)."""
     candidate = Path(ref).expanduser()
-    if (candidate / "run.json").is_file():
+    if _looks_like_run(candidate):
         return Run(candidate)
     root = root or paths.runs_dir()
     if not ref or any(c in ref for c in "/\\*?[]") or ref in (".", ".."):
         raise TuiGptError(f"no run {ref!r} (a run id, a unique prefix of one, or a run folder)")
-    if (root / ref / "run.json").is_file():
+    if _looks_like_run(root / ref):
         return Run(root / ref)
     matches = (
-        [p for p in root.iterdir() if p.name.startswith(ref) and (p / "run.json").is_file()]
+        [p for p in root.iterdir() if p.name.startswith(ref) and _looks_like_run(p)]
         if root.is_dir() else []
     )  # fmt: skip
     if not matches and root.is_dir():
@@ -440,9 +462,15 @@ def find_run(ref: str, root: Path | None = None) -> Run:
     raise TuiGptError(f"no run {ref!r} in {root} (see `tui-gpt runs`)")
 
 
+def _looks_like_run(folder: Path) -> bool:
+    """A run folder holds a run.json; whether it can be read is for its readers to say (a
+    damaged one is listed, and named, as damaged rather than passed over as no run)."""
+    return os.path.lexists(folder / "run.json")
+
+
 def _label_of(path: Path) -> str:
     """A run folder's label; empty where it has none or its record cannot be read."""
-    if not (path / "run.json").is_file():
+    if not _looks_like_run(path):
         return ""
     try:
         return Run(path).info().label
@@ -451,13 +479,13 @@ def _label_of(path: Path) -> str:
 
 
 def weights_id(path: Path) -> str:
-    """A checkpoint file's identity for a recorded score: its size and modification time
-    (every save writes a new file). Empty when there is none."""
+    """The identity (fsutil.file_identity) of the checkpoint file at `path` now; empty when
+    there is none, or a link in its place."""
     try:
-        st = path.stat()
+        st = path.lstat()
     except OSError:
         return ""
-    return f"{st.st_size}:{st.st_mtime_ns}"
+    return file_identity(st) if stat.S_ISREG(st.st_mode) else ""
 
 
 def short_name(run: Run) -> str:
@@ -545,7 +573,16 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        fd = os.open(self.run.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        path = self.run.path / LOCK_FILE
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            what = "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be opened ({exc.strerror})"
+            raise TuiGptError(f"{path} {what}; remove it to train this run") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise TuiGptError(f"{path} is not a plain file; remove it to train this run")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -568,9 +605,9 @@ class RunLock:
 
 def _lock_holder(run: Run) -> tuple[int, float] | None:
     """(pid, since when) of the process holding a run's lock on this machine, or None."""
-    try:
-        fd = os.open(run.path / LOCK_FILE, os.O_RDONLY)
-    except OSError:
+    try:  # a FIFO or link in its place is no lock a trainer holds (RunLock refuses them)
+        fd = open_plain(run.path / LOCK_FILE)
+    except (OSError, DamagedFile):
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -592,9 +629,10 @@ def locked_by(run: Run) -> int | None:
 
 
 def liveness(run: Run, now: float | None = None) -> Liveness:
-    """live: its lock is held, or a heartbeat within STALE_AFTER_SECONDS (and, on this host,
-    the pid exists); stale: the process stopped beating without ending the run; ended: it
-    ended cleanly."""
+    """live: its lock is held (on this machine the lock alone tells: a pid in a file may be
+    anyone's), or, for a process on another machine, a heartbeat within
+    STALE_AFTER_SECONDS; stale: the process stopped without ending the run; ended: it ended
+    cleanly."""
     proc = read_process(run)
     lock = _lock_holder(run)
     ended = proc.ended if proc is not None else None
@@ -605,20 +643,18 @@ def liveness(run: Run, now: float | None = None) -> Liveness:
     if proc is None:
         if process_path(run).exists():
             return Liveness("unknown")  # a damaged process.json tells nothing
-        # Runs from before heartbeats: only the pid in status.json can tell.
         try:
             status = run.status()
         except DamagedFile:
             return Liveness("unknown")
-        if status.status in ACTIVE:
-            return Liveness("live" if pid_alive(status.pid) else "stale", status.pid)
+        if status.status in ACTIVE:  # said it was training, holds no lock: gone
+            return Liveness("stale", status.pid)
         return Liveness("unknown", status.pid)
     pid, host = proc.pid, proc.host
     age = (now or time.time()) - proc.heartbeat
     if proc.ended:
         return Liveness("ended", pid, host, age)
-    same_host = host == socket.gethostname()
-    if age > STALE_AFTER_SECONDS or (same_host and not pid_alive(pid)):
+    if host == socket.gethostname() or age > STALE_AFTER_SECONDS or age < -STALE_AFTER_SECONDS:
         return Liveness("stale", pid, host, age)
     return Liveness("live", pid, host, age)
 
@@ -638,11 +674,13 @@ class EventFollower:
         enough of them to draw the training loss (followed live, a poll's batch is small
         and every step is kept)."""
         try:
-            with open(self.path, "rb") as f:
+            with open_text(self.path) as f:
                 f.seek(self.offset)
                 chunk = f.read(limit_bytes)
-        except OSError:
+        except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise DamagedFile(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
         end = chunk.rfind(b"\n")
         if end < 0:
             return []
@@ -659,10 +697,8 @@ class EventFollower:
         for i, line in enumerate(lines):
             if keep is not None and i not in keep and line.startswith(_STEP_PREFIX):
                 continue
-            try:
-                event = event_from_dict(json.loads(line))
-            except ValueError:
-                continue
+            obj = _event_object(line)
+            event = event_from_dict(obj) if obj is not None else None
             if event is not None:
                 events.append(event)
         return events

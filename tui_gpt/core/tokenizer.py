@@ -21,6 +21,7 @@ from typing import Protocol
 
 from tui_gpt import paths
 from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.reading import read_plain
 
 EOT_TEXT = "<|endoftext|>"
 FIT = "fit"  # a BPE fitted to the run's own data when it starts (core/bpe.py)
@@ -113,22 +114,28 @@ def byte_alphabet() -> dict[str, int]:
     return chars
 
 
+# Far larger than the file of the largest vocabulary tui-gpt fits (a few MiB).
+MAX_TOKENIZER_BYTES = 64 << 20
+
+
 class BPETokenizer:
     """A byte-level BPE trained on the user's data (`tui-gpt tokenizer train`), kept as a
     Hugging Face `tokenizers` JSON file. Its name carries a hash of the file, so caches
     and runs tell two vocabularies apart."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, follow_links: bool = False) -> None:
+        """Read the file at `path`: a plain file, not through a symbolic link unless
+        `follow_links` (a path the user typed; a run folder's copy is never a link)."""
         from tokenizers import Tokenizer as HFTokenizer
 
         self.path = Path(path).expanduser()
         try:
-            data = self.path.read_bytes()
+            data = read_plain(self.path, MAX_TOKENIZER_BYTES, follow_links)
             self._tok = HFTokenizer.from_str(data.decode("utf-8"))
-        except OSError as exc:
-            raise TuiGptError(
-                f"{self.path}: cannot read the tokenizer ({exc.strerror or exc})"
-            ) from None
+        except FileNotFoundError:
+            raise TuiGptError(f"{self.path}: no such tokenizer file") from None
+        except TuiGptError:
+            raise
         except Exception as exc:  # tokenizers' own parse errors
             raise TuiGptError(f"{self.path}: not a tokenizer file ({str(exc)[:120]})") from None
         eot = self._tok.token_to_id(EOT_TEXT)
@@ -229,7 +236,7 @@ def get_tokenizer(name: str = "gpt2", vocab_dir: str | os.PathLike | None = None
         vocab_dir = vocab_dir or os.environ.get("TUI_GPT_VOCAB_DIR")
         return GPT2Tokenizer(_gpt2_encoding(str(vocab_dir) if vocab_dir else None))
     if Path(name).expanduser().is_file():
-        return BPETokenizer(name)
+        return BPETokenizer(name, follow_links=True)  # a path the user typed
     if name == FIT:
         raise TuiGptError("the fit tokenizer is fitted to a run's data when the run starts")
     raise TuiGptError(

@@ -55,7 +55,7 @@ from tui_gpt.core.estimate import fastest, make_plan
 from tui_gpt.core.events import count
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.jobs import runtime_for
-from tui_gpt.core.records import read_json
+from tui_gpt.core.reading import read_json
 from tui_gpt.core.tokenizer import TOKENIZERS, BPETokenizer
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.picker import PathPicker

@@ -170,8 +170,14 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="details")
     def _show_details(self, run: Run) -> None:
-        text = "\n".join(describe(details(run)))
-        self.app.call_from_thread(self.query_one("#run-details", Static).update, text)
+        try:
+            text = "\n".join(describe(details(run)))
+        except TuiGptError as exc:  # a damaged run is shown as one, never takes the app down
+            text = f"Cannot read this run: {exc}"
+        self.app.call_from_thread(self._set_details, text)
+
+    def _set_details(self, text: str) -> None:
+        self.query_one("#run-details", Static).update(text)
 
     def action_mark(self) -> None:
         run = self.selected()

@@ -20,6 +20,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
 from tui_gpt.core.control import RemoteControl
+from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import (
     GLOSSARY,
     CheckpointSaved,
@@ -130,8 +131,14 @@ class TrainScreen(Screen):
     # ------------------------------------------------------------------ events in
 
     def _poll_file(self) -> None:
-        assert self.follower is not None
-        self.handle_many(self.follower.poll(most_steps=CHART_STEPS))
+        if self.follower is None:
+            return
+        try:
+            self.handle_many(self.follower.poll(most_steps=CHART_STEPS))
+        except TuiGptError as exc:  # its events.jsonl replaced by a link, a FIFO...
+            self.follower = None
+            self.sub_title = f"cannot follow this run: {exc}"
+            return
         watching = self.state in ("running", "paused", "watching")
         if watching and self.run.status_of() in ACTIVE and liveness(self.run).state == "stale":
             self.state = "stale"
