@@ -85,3 +85,34 @@ def test_auto_precision_is_the_faster_step_where_the_cpu_has_a_choice(tmp_path, 
     slower = "bf16" if faster == "fp32" else "fp32"
     plan = next(e["message"] for e in events if e["event"] == "notice" and e["message"].startswith("plan:"))
     assert f"auto: {faster} 1 ms a step, {slower} 1,000" in plan
+
+
+def test_a_resumed_run_keeps_the_precision_auto_chose_when_it_began(tmp_path, monkeypatch):
+    """Resumed, `auto` is not measured again: the run trains on in the precision it began
+    with (a busy moment must not switch a run's numerics halfway), and still says auto."""
+    import json
+
+    from tests.conftest import NIGHT_KITCHEN
+    from tui_gpt.core import device, estimate
+    from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+    from tui_gpt.core.jobs import assemble
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    cfg = TrainConfig(max_steps=2, batch_size=2, eval_freq=100, eval_iter=1, sample_tokens=0,
+                      precision="auto")  # fmt: skip
+    job = assemble(TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg),
+                   runs_root=tmp_path / "runs")  # fmt: skip
+    trainer = job.trainer
+    for runtime in estimate.candidates(trainer.cfg, trainer.runtime):  # bf16 the faster now
+        seconds = 0.001 if runtime.precision == "bf16" else 1.0
+        estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context, runtime, seconds)
+    assert job.run_training() == "finished"
+    for runtime in estimate.candidates(trainer.cfg, trainer.runtime):  # fp32 the faster later
+        seconds = 0.001 if runtime.precision == "fp32" else 1.0
+        estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context, runtime, seconds)
+    resumed = assemble(resume=job.run.id, runs_root=tmp_path / "runs", further="1")
+    assert resumed.trainer.runtime.precision == "bf16"
+    assert resumed.run_training() == "finished"
+    events = [json.loads(line) for line in job.run.events_path.read_text().splitlines()]
+    assert [e["precision"] for e in events if e["event"] == "run_started"] == ["bf16", "bf16"]
+    assert json.loads(job.run.info_path.read_text())["train"]["precision"] == "auto"

@@ -190,7 +190,11 @@ def _assemble(
         raise TuiGptError(
             f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
         )
-    runtime = runtime_for(cfg, dist)
+    # A resumed run keeps the precision `auto` chose when it began (the faster one then):
+    # measured again, a busy moment could switch a run's numerics halfway.
+    pinned = _began_with_precision(run) if run is not None and cfg.precision == "auto" and (
+        "precision" not in (changes or {})) else None  # fmt: skip
+    runtime = runtime_for(replace(cfg, precision=pinned) if pinned else cfg, dist)
     # Before tokenizing or allocating anything: will it fit? (Ranks on one machine share it.)
     room = memory.available(runtime.device.type)
     if room is not None and runtime.device.type == "cpu":
@@ -249,6 +253,8 @@ def _assemble(
     output = RunOutput(
         own.checkpoints if own else None, [log, *hooks.sinks] if log else [], own.id if own else ""
     )
+    if pinned:  # recorded as "auto" (above), trained as it began
+        cfg = replace(cfg, precision=pinned)
     trainer = Trainer(model, loaders, tokenizer, cfg, runtime, output, control, dist, started)
     if resume is not None and ckpt is not None:
         restore(trainer, ckpt)
@@ -257,6 +263,16 @@ def _assemble(
         if dist.enabled:  # the checkpoint holds rank 0's generator: give each rank its own
             torch.manual_seed(cfg.seed + dist.rank + dist.world * trainer.state.steps_done)
     return TrainingJob(own, trainer, data, log)
+
+
+def _began_with_precision(run: Run) -> str | None:
+    """The precision the run's latest training began with (its last run_started event),
+    or None where none is recorded."""
+    chosen = None
+    for event in run.events():
+        if event.get("event") == "run_started" and event.get("precision") in ("fp32", "bf16"):
+            chosen = event["precision"]
+    return chosen
 
 
 def out_of_memory(exc: BaseException) -> TuiGptError | None:
