@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         where = f"cannot write {exc.filename}" if exc.filename else "cannot write a file"
         print(f"tui-gpt: error: {where}: {disk_reason(exc)}", file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         print("tui-gpt: interrupted", file=sys.stderr)
         return 130

@@ -555,7 +555,7 @@ def test_4_a_full_disk_leaves_reading_verbs_working_and_a_label_one_line(runs_ro
     scored = limited(0, "eval", run.id, *root)  # its score cannot be kept: scored all the same
     assert "bits/byte" in scored.stdout and "Traceback" not in scored.stderr, scored.stderr
     labelled = limited(1, "runs", "label", run.id, "x" * 3000, *root)
-    assert labelled.returncode == 1 and "Traceback" not in labelled.stderr
+    assert labelled.returncode == 2 and "Traceback" not in labelled.stderr
     assert "run.json: the file size limit was reached" in labelled.stderr, labelled.stderr
 
 
