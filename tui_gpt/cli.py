@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 
-from tui_gpt import __version__, paths
+from tui_gpt import __version__, environment, paths
 from tui_gpt.commands import (
     bench,
     compare,
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             return open_app(paths.runs_dir(args.run_dir))
         return int(args.func(args) or 0)
-    except TuiGptError as exc:
+    except (TuiGptError, environment.BadVariable) as exc:
         print(f"tui-gpt: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

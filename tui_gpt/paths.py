@@ -12,18 +12,20 @@ from pathlib import Path
 
 import platformdirs
 
+from tui_gpt import environment
+
 APP_NAME = "tui-gpt"
 
 
 def data_dir() -> Path:
     """Root for runs and recent-dataset history (`TUI_GPT_DATA_DIR` overrides)."""
-    env = os.environ.get("TUI_GPT_DATA_DIR")
+    env = environment.text("TUI_GPT_DATA_DIR")
     return Path(env) if env else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def cache_dir() -> Path:
     """Root for token caches and the GPT-2 vocabulary (`TUI_GPT_CACHE_DIR` overrides)."""
-    env = os.environ.get("TUI_GPT_CACHE_DIR")
+    env = environment.text("TUI_GPT_CACHE_DIR")
     return Path(env) if env else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
@@ -40,5 +42,5 @@ def runs_dir(override: str | os.PathLike | None = None) -> Path:
     data dir's `runs`."""
     if override:
         return Path(override).expanduser()
-    env = os.environ.get("TUI_GPT_RUN_DIR")
+    env = environment.text("TUI_GPT_RUN_DIR")
     return Path(env) if env else data_dir() / "runs"

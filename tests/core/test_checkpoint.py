@@ -12,7 +12,8 @@ from tui_gpt.core import checkpoint
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import model_config
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.model import GPT
+from tui_gpt.core.shape import GPTConfig
 
 
 def tiny(**kw):

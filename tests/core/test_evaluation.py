@@ -15,7 +15,8 @@ from tests.core.test_trainer import config, start
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.evaluation import score
 from tui_gpt.core.loss import token_byte_lengths
-from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.model import GPT
+from tui_gpt.core.shape import GPTConfig
 from tui_gpt.core.tokenizer import ByteTokenizer
 
 

@@ -16,8 +16,9 @@ from tui_gpt.core.corpus import inspect_source
 from tui_gpt.core.export import export, load
 from tui_gpt.core.generate import generate
 from tui_gpt.core.jobs import assemble
-from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.model import GPT
 from tui_gpt.core.runs import create_run, find_run
+from tui_gpt.core.shape import GPTConfig
 
 transformers = pytest.importorskip("transformers")
 TEXTS = ["The kitchen at night, the kettle singing.", "emoji 🙂 and 漢字 <|endoftext|> done", ""]
@@ -311,7 +312,8 @@ def test_llama_cpp_rotary_on_the_permuted_rows_equals_ours():
     half-split rotary in the same reordering; the same order on queries and keys leaves
     every attention score as it was."""
     from tui_gpt.core.llama_weights import _interleave
-    from tui_gpt.core.model import GPTConfig, Rotary
+    from tui_gpt.core.model import Rotary
+    from tui_gpt.core.shape import GPTConfig
 
     heads, d, pos, base = 3, 8, 5, 10000.0
     cfg = GPTConfig(arch="llama", emb_dim=heads * d, n_heads=heads, context_length=16)

@@ -7,7 +7,8 @@ from tests.conftest import VERDICT, needs_gpt2, needs_verdict
 from tui_gpt.core.config import PRESETS, count_params, model_config
 from tui_gpt.core.data import make_loaders, prepare
 from tui_gpt.core.loss import loader_loss, perplexity
-from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.model import GPT
+from tui_gpt.core.shape import GPTConfig
 from tui_gpt.core.tokenizer import get_tokenizer
 
 

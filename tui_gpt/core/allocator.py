@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import os
 import sys
 import threading
 from collections.abc import Iterator
+
+from tui_gpt import environment
 
 # mallopt(3) parameters and glibc's defaults for them.
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
@@ -31,7 +32,7 @@ _holders = 0  # trainings in this process that asked for reuse
 
 
 def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux") or os.environ.get("TUI_GPT_MALLOC") == "default":
+    if not sys.platform.startswith("linux") or environment.text("TUI_GPT_MALLOC") == "default":
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -21,8 +21,9 @@ from safetensors import SafetensorError, safe_open
 
 from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.fsutil import atomic_write, disk_reason, file_identity, sweep_temporaries
-from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.model import GPT
 from tui_gpt.core.reading import open_plain, parse_json
+from tui_gpt.core.shape import GPTConfig, parse_model_config
 from tui_gpt.core.tensorfile import raw_bytes, write_safetensors
 
 
@@ -89,26 +90,6 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(f"{key}:{tuple(t.shape)}:{t.dtype};".encode())
         digest.update(raw_bytes(t))
     return digest.hexdigest()
-
-
-# Far above any model tui-gpt trains, far below what would exhaust memory by itself.
-_BOUNDS = {"vocab_size": 1 << 22, "context_length": 1 << 20, "emb_dim": 1 << 15, "n_layers": 1024}
-
-
-def parse_model_config(raw: Any, where: str | Path) -> GPTConfig:
-    """A GPTConfig from its JSON form (a checkpoint's header, run.json), every size in
-    bounds; anything else is one error naming `where`."""
-    try:
-        cfg = GPTConfig(**raw)
-    except (TypeError, ValueError, ZeroDivisionError) as exc:
-        raise TuiGptError(f"{where}: damaged model configuration ({exc})") from None
-    for name, top in _BOUNDS.items():
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
-            raise TuiGptError(f"{where}: damaged model configuration ({name} = {value!r})")
-    if not isinstance(cfg.n_heads, int) or not 1 <= cfg.n_heads <= cfg.emb_dim:
-        raise TuiGptError(f"{where}: damaged model configuration (n_heads = {cfg.n_heads!r})")
-    return cfg
 
 
 def _model_config(meta: dict[str, str], path: Path) -> GPTConfig:

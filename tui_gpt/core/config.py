@@ -13,18 +13,17 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tui_gpt import environment
 from tui_gpt.core import settings
 from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.reading import read_json
 from tui_gpt.core.settings import setting
+from tui_gpt.core.shape import ARCHS, GPTConfig
 from tui_gpt.core.tokenizer import TOKENIZERS
 
-if TYPE_CHECKING:  # the model module imports torch: `tui-gpt --help` should not wait for it
-    from tui_gpt.core.model import GPTConfig
-
 DEVICES = ("auto", "cpu", "cuda", "mps")
-ARCHS = ("gpt2", "llama")  # the blocks core/model.py builds; here, so `--help` need not import torch
 PRECISIONS = ("auto", "fp32", "bf16")
 OPTIMIZERS = ("adamw", "muon")  # core/optim.py
 SCHEDULES = ("constant", "cosine", "wsd")  # the learning rate after warmup (core/optim.py)
@@ -69,8 +68,6 @@ def model_config(
     **overrides,
 ) -> GPTConfig:
     """The GPTConfig of a preset, with the vocabulary of the tokenizer in use."""
-    from tui_gpt.core.model import GPTConfig
-
     if preset not in _PRESETS:
         raise TuiGptError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     emb, layers, heads, ctx, _ = _PRESETS[preset]
@@ -288,9 +285,7 @@ DEFAULT_RECIPE = "fast"
 
 def default_recipe() -> str:
     """The recipe a new run starts from unless one is named: `TUI_GPT_RECIPE`, else fast."""
-    import os
-
-    name = os.environ.get("TUI_GPT_RECIPE") or DEFAULT_RECIPE
+    name = environment.text("TUI_GPT_RECIPE") or DEFAULT_RECIPE
     if name not in RECIPES:
         raise TuiGptError(f"TUI_GPT_RECIPE={name}: no such recipe; choose one of: {', '.join(RECIPES)}")
     return name
@@ -323,8 +318,6 @@ class TrainSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainSpec:
-        from tui_gpt.core.reading import read_json
-
         path = Path(path).expanduser()
         try:
             spec = cls.from_dict(read_json(path, follow_links=True))

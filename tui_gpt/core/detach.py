@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tui_gpt import environment
 from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import append_fd, atomic_write_text
@@ -89,7 +90,7 @@ def launch_spec(spec: TrainSpec, runs_root: Path, vocab_dir: str | None = None) 
 
 
 def is_detached_child() -> bool:
-    return READY_FD_ENV in os.environ
+    return environment.text(READY_FD_ENV) is not None
 
 
 def _tell_launcher(message: dict) -> None:

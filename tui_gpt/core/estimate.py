@@ -26,9 +26,10 @@ from tui_gpt.core.errors import DamagedFile
 from tui_gpt.core.events import count
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.loss import batch_loss
-from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.model import GPT
 from tui_gpt.core.optim import make_optimizer
 from tui_gpt.core.reading import read_json
+from tui_gpt.core.shape import GPTConfig
 
 TIMED_STEPS = 2  # after one untimed step that warms caches and allocations up
 # Held while a measurement uses torch's global random generator (and puts it back): a

@@ -22,7 +22,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.model import GPT
+from tui_gpt.core.shape import GPTConfig
 
 # size name: (Hugging Face repository, emb_dim, n_layers, n_heads)
 SIZES = {

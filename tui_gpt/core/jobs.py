@@ -45,7 +45,7 @@ from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.estimate import GLOBAL_RNG
 from tui_gpt.core.events import Notice, count
 from tui_gpt.core.fsutil import atomic_copy, atomic_write_text, sweep_temporaries
-from tui_gpt.core.model import GPT, GPTConfig
+from tui_gpt.core.model import GPT
 from tui_gpt.core.records import read_record
 from tui_gpt.core.runs import (
     TOKENIZER_FILE,
@@ -58,6 +58,7 @@ from tui_gpt.core.runs import (
     run_tokenizer,
 )
 from tui_gpt.core.sampling import checkpoint_tokenizer, open_weights
+from tui_gpt.core.shape import GPTConfig
 from tui_gpt.core.tokenizer import BPETokenizer, Tokenizer
 from tui_gpt.core.trainer import RunOutput, Sink, Trainer, TrainerControl, restore
 

@@ -16,19 +16,19 @@ one line that says what would fit instead of an allocation failure minutes later
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui_gpt import environment
 from tui_gpt.core.config import count_params
 from tui_gpt.core.events import size
 
 if TYPE_CHECKING:  # these import torch; the estimate does not need it
     from tui_gpt.core.config import TrainConfig
     from tui_gpt.core.device import Runtime
-    from tui_gpt.core.model import GPTConfig
+    from tui_gpt.core.shape import GPTConfig
 
 MIB = 2**20
 
@@ -179,8 +179,9 @@ def available(device_type: str) -> int | None:
         return int(free)
     if device_type == "mps":
         return None  # shared with the system; MPS reports no budget to check against
-    if os.environ.get("TUI_GPT_MEMORY_MIB"):  # tests and users may state a smaller budget
-        return int(float(os.environ["TUI_GPT_MEMORY_MIB"]) * MIB)
+    stated = environment.number("TUI_GPT_MEMORY_MIB")  # a smaller budget (a shared server)
+    if stated is not None:
+        return int(stated * MIB)
     return available_ram()
 
 

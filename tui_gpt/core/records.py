@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args
 
+from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.reading import read_json
+from tui_gpt.core.shape import GPTConfig, parse_model_config
 
 T = TypeVar("T")
 
@@ -152,19 +154,15 @@ class RunRecord:
             raw=dict(f.obj),
         )
 
-    def train_config(self) -> Any:
+    def train_config(self) -> TrainConfig:
         """The run's TrainConfig; bad values are a DamagedFile."""
-        from tui_gpt.core.config import TrainConfig
-
         try:
             return TrainConfig.from_dict(self.train)
         except TuiGptError as exc:
             raise DamagedFile(f"{self.where}: damaged train settings ({exc})") from None
 
-    def model_config(self) -> Any:
+    def model_config(self) -> GPTConfig:
         """The run's GPTConfig, bounds checked as a checkpoint's is."""
-        from tui_gpt.core.checkpoint import parse_model_config
-
         if self.model is None:
             raise DamagedFile(f"{self.where}: damaged (no model)")
         return parse_model_config(self.model, self.where)

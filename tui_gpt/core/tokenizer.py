@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from tui_gpt import paths
+from tui_gpt import environment, paths
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.reading import read_plain
 
@@ -233,7 +233,7 @@ def get_tokenizer(name: str = "gpt2", vocab_dir: str | os.PathLike | None = None
     if name == "byte":
         return ByteTokenizer()
     if name == "gpt2":
-        vocab_dir = vocab_dir or os.environ.get("TUI_GPT_VOCAB_DIR")
+        vocab_dir = vocab_dir or environment.text("TUI_GPT_VOCAB_DIR")
         return GPT2Tokenizer(_gpt2_encoding(str(vocab_dir) if vocab_dir else None))
     if Path(name).expanduser().is_file():
         return BPETokenizer(name, follow_links=True)  # a path the user typed

@@ -178,7 +178,10 @@ class ChatScreen(Screen):
         ]
         mode = "greedy picks the first" if s.temperature == 0 else f"temperature {s.temperature:g}"
         caption = f"next token ({mode}, top-k {s.top_k or 'off'}, top-p {s.top_p or 'off'})"
-        self.app.call_from_thread(self.query_one(TokenProbs).show, candidates, caption)
+        self.app.call_from_thread(self._show_probs, candidates, caption)
+
+    def _show_probs(self, candidates: list[tuple[str, float]], caption: str) -> None:
+        self.query_one(TokenProbs).show(candidates, caption)
 
     # ------------------------------------------------------------------ generation
 

@@ -578,14 +578,13 @@ class DatasetScreen(Screen):
 
     @work(thread=True, exclusive=True, group="tokenizer")
     def _train_tokenizer(self, dataset: str, size: int, text_field: str) -> None:
-        bar = self.query_one("#tokenizer-progress", ProgressBar)
-        self.app.call_from_thread(bar.add_class, "busy")
+        self.app.call_from_thread(self._tokenizer_progress, 0.0)
         shown = [0.0]
 
         def progress(done: int, total: int) -> None:
             if done == total or time.monotonic() - shown[0] > 0.1:
                 shown[0] = time.monotonic()
-                self.app.call_from_thread(bar.update, progress=100 * done / max(1, total))
+                self.app.call_from_thread(self._tokenizer_progress, 100 * done / max(1, total))
 
         try:
             source = inspect_source(dataset, text_field)
@@ -594,8 +593,15 @@ class DatasetScreen(Screen):
             self.app.call_from_thread(self.notify, str(exc), title="No tokenizer", severity="error")
             return
         finally:
-            self.app.call_from_thread(bar.remove_class, "busy")
+            self.app.call_from_thread(self._tokenizer_progress, None)
         self.app.call_from_thread(self._tokenizer_trained, tok)
+
+    def _tokenizer_progress(self, percent: float | None) -> None:
+        """The tokenizer bar: shown at `percent`, or hidden (None) when fitting ends."""
+        bar = self.query_one("#tokenizer-progress", ProgressBar)
+        bar.set_class(percent is not None, "busy")
+        if percent is not None:
+            bar.update(progress=percent)
 
     def _tokenizer_trained(self, tok: BPETokenizer) -> None:
         self.query_one("#form", SettingsForm).choose("tokenizer", str(tok.path))
