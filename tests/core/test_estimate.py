@@ -57,6 +57,29 @@ def test_a_training_keeps_its_real_pace_for_the_next_plan(tmp_path):
     assert estimate.cached_step_seconds(*args) < 10.0
 
 
+def _auto_job(tmp_path, monkeypatch):
+    """A 2-step nano job under `--precision auto` on a CPU said to have bf16 units."""
+    from tests.conftest import NIGHT_KITCHEN
+    from tui_gpt.core import device
+    from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
+    from tui_gpt.core.jobs import assemble
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    cfg = TrainConfig(max_steps=2, batch_size=2, eval_freq=100, eval_iter=1, sample_tokens=0,
+                      precision="auto")  # fmt: skip
+    return assemble(TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg),
+                    runs_root=tmp_path / "runs")  # fmt: skip
+
+
+def _remember_faster(trainer, faster: str) -> None:
+    """Step times remembered for each precision `auto` weighs: `faster` the shorter."""
+    from tui_gpt.core import estimate
+
+    for runtime in estimate.candidates(trainer.cfg, trainer.runtime):
+        seconds = 0.001 if runtime.precision == faster else 1.0
+        estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context, runtime, seconds)
+
+
 @pytest.mark.parametrize("faster", ["fp32", "bf16"])
 def test_auto_precision_is_the_faster_step_where_the_cpu_has_a_choice(tmp_path, monkeypatch, faster):
     """On a CPU with bf16 units, which precision trains faster depends on the model's size:
@@ -64,20 +87,8 @@ def test_auto_precision_is_the_faster_step_where_the_cpu_has_a_choice(tmp_path, 
     says so."""
     import json
 
-    from tests.conftest import NIGHT_KITCHEN
-    from tui_gpt.core import device, estimate
-    from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
-    from tui_gpt.core.jobs import assemble
-
-    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
-    cfg = TrainConfig(max_steps=2, batch_size=2, eval_freq=100, eval_iter=1, sample_tokens=0,
-                      precision="auto")  # fmt: skip
-    job = assemble(TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg),
-                   runs_root=tmp_path / "runs")  # fmt: skip
-    trainer = job.trainer
-    for runtime in estimate.candidates(trainer.cfg, trainer.runtime):
-        seconds = 0.001 if runtime.precision == faster else 1.0
-        estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context, runtime, seconds)
+    job = _auto_job(tmp_path, monkeypatch)
+    _remember_faster(job.trainer, faster)
     assert job.run_training() == "finished"
     events = [json.loads(line) for line in job.run.events_path.read_text().splitlines()]
     started = next(e for e in events if e["event"] == "run_started")
@@ -92,24 +103,12 @@ def test_a_resumed_run_keeps_the_precision_auto_chose_when_it_began(tmp_path, mo
     with (a busy moment must not switch a run's numerics halfway), and still says auto."""
     import json
 
-    from tests.conftest import NIGHT_KITCHEN
-    from tui_gpt.core import device, estimate
-    from tui_gpt.core.config import ModelChoice, TrainConfig, TrainSpec
     from tui_gpt.core.jobs import assemble
 
-    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
-    cfg = TrainConfig(max_steps=2, batch_size=2, eval_freq=100, eval_iter=1, sample_tokens=0,
-                      precision="auto")  # fmt: skip
-    job = assemble(TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg),
-                   runs_root=tmp_path / "runs")  # fmt: skip
-    trainer = job.trainer
-    for runtime in estimate.candidates(trainer.cfg, trainer.runtime):  # bf16 the faster now
-        seconds = 0.001 if runtime.precision == "bf16" else 1.0
-        estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context, runtime, seconds)
+    job = _auto_job(tmp_path, monkeypatch)
+    _remember_faster(job.trainer, "bf16")  # bf16 the faster when it began
     assert job.run_training() == "finished"
-    for runtime in estimate.candidates(trainer.cfg, trainer.runtime):  # fp32 the faster later
-        seconds = 0.001 if runtime.precision == "fp32" else 1.0
-        estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context, runtime, seconds)
+    _remember_faster(job.trainer, "fp32")  # fp32 the faster later
     resumed = assemble(resume=job.run.id, runs_root=tmp_path / "runs", further="1")
     assert resumed.trainer.runtime.precision == "bf16"
     assert resumed.run_training() == "finished"
