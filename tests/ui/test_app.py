@@ -1190,3 +1190,26 @@ async def test_damaged_and_special_files_in_other_runs_never_take_the_app_down(r
         await pilot.press("enter")  # its dashboard follows a file that is no file
         await wait_for(pilot, lambda: "cannot follow this run" in str(app.screen.sub_title))
         assert app.is_running
+
+
+async def test_a_tokenizer_fitted_from_the_dataset_screen_is_chosen_with_its_bar_done(runs_root):
+    """ctrl+n fits a BPE to the chosen text in a worker; the bar shows while it works (the
+    worker touches no widget itself) and the new file becomes the form's tokenizer."""
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        screen = app.screen
+        path = screen.query_one("#path", Input)
+        path.value = str(NIGHT_KITCHEN)
+        path.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.dataset == str(NIGHT_KITCHEN))
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.screen is not screen)  # the size is asked for
+        field = app.screen.query_one(Input)
+        field.value = "300"
+        await pilot.press("enter")
+        bar = screen.query_one("#tokenizer-progress")
+        await wait_for(pilot, lambda: str(screen.query_one("#tokenizer", Select).value).endswith(".json"))
+        assert not bar.has_class("busy") and bar.progress == 100
+        assert Path(str(screen.query_one("#tokenizer", Select).value)).is_file()
