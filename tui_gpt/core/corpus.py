@@ -21,7 +21,7 @@ from typing import IO, Any, cast
 
 from tui_gpt.core.errors import Cancelled, TuiGptError
 from tui_gpt.core.events import count
-from tui_gpt.core.reading import open_text, parse_json
+from tui_gpt.core.reading import open_plain_file, parse_json
 from tui_gpt.core.tokenizer import EOT_TEXT
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -113,7 +113,7 @@ def find_files(path: str | os.PathLike, stop: Callable[[], bool] | None = None) 
 def _open(path: Path) -> IO[bytes]:
     """The file's bytes, decompressed."""
     try:  # a plain file only: a FIFO or device named as data would hang or never end
-        raw = open_text(path, follow_links=True)
+        raw = open_plain_file(path, follow_links=True)
     except OSError as exc:
         raise TuiGptError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if path.suffix == ".gz":

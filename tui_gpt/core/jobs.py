@@ -25,6 +25,7 @@ from tui_gpt.core.bpe import tokenizer_for
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import (
     FURTHER_HELP,
+    PRECISIONS,
     ModelChoice,
     TrainConfig,
     TrainSpec,
@@ -271,7 +272,8 @@ def _began_with_precision(run: Run) -> str | None:
     or None where none is recorded."""
     chosen = None
     for event in run.events():
-        if event.get("event") == "run_started" and event.get("precision") in ("fp32", "bf16"):
+        explicit = event.get("precision") in PRECISIONS and event.get("precision") != "auto"
+        if event.get("event") == "run_started" and explicit:
             chosen = event["precision"]
     return chosen
 

@@ -55,8 +55,8 @@ def open_plain(path: str | os.PathLike, follow_links: bool = False) -> int:
     return fd
 
 
-def open_text(path: str | os.PathLike, follow_links: bool = False) -> IO[bytes]:
-    """`open_plain` as a buffered binary file object."""
+def open_plain_file(path: str | os.PathLike, follow_links: bool = False) -> IO[bytes]:
+    """`open_plain` as a buffered binary file object (read-only)."""
     return os.fdopen(open_plain(path, follow_links), "rb")
 
 

@@ -35,7 +35,7 @@ from tui_gpt import __version__, paths
 from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.events import Eval, Event, Finished, event_from_dict, finished_line
 from tui_gpt.core.fsutil import append_fd, atomic_write_text, disk_reason, file_identity
-from tui_gpt.core.reading import open_plain, open_text
+from tui_gpt.core.reading import open_plain, open_plain_file
 from tui_gpt.core.records import (
     ProcessRecord,
     RunRecord,
@@ -233,7 +233,7 @@ def read_events(path: Path, offset: int = 0) -> Iterator[dict[str, Any]]:
     not JSON, nested too deeply) and a last line still being written. Missing: none; a
     link, FIFO or device in its place: DamagedFile."""
     try:
-        f = open_text(path)
+        f = open_plain_file(path)
     except FileNotFoundError:
         return
     with f:
@@ -674,7 +674,7 @@ class EventFollower:
         enough of them to draw the training loss (followed live, a poll's batch is small
         and every step is kept)."""
         try:
-            with open_text(self.path) as f:
+            with open_plain_file(self.path) as f:
                 f.seek(self.offset)
                 chunk = f.read(limit_bytes)
         except FileNotFoundError:
