@@ -50,7 +50,7 @@ def test_tui_gpts_environment_variables_are_read_in_one_place_and_documented():
 def test_a_meaningless_variable_is_one_line(tmp_path):
     from tests.conftest import NIGHT_KITCHEN, run_cli
 
-    result = run_cli("train", str(NIGHT_KITCHEN), "--run-dir", str(tmp_path),
+    result = run_cli("train", str(NIGHT_KITCHEN), "--tokenizer", "byte", "--run-dir", str(tmp_path),
                      env={"TUI_GPT_THREADS": "many"}, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "TUI_GPT_THREADS='many' is not a number" in result.stderr
