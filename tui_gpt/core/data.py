@@ -28,6 +28,7 @@ from tui_gpt.core.corpus import TextSource, inspect_source, iter_text
 from tui_gpt.core.device import cpu_count
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import disk_reason, pid_alive
+from tui_gpt.core.loss import token_byte_lengths
 from tui_gpt.core.tokenizer import Tokenizer
 
 CACHE_FORMAT = 3  # 2: the source's and the arrays' hashes in meta.json; 3: lost bytes
@@ -220,9 +221,7 @@ class LostText:
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
-        self.lengths = np.array(
-            [len(tokenizer.token_bytes(i)) for i in range(tokenizer.vocab_size)], dtype=np.int64
-        )
+        self.lengths = token_byte_lengths(tokenizer).numpy()  # (V,) bytes each id stands for
         self.bytes = 0
         self.chars = ""  # a few of the characters it drops, for the message
 

@@ -288,10 +288,11 @@ class EventLog:
         except OSError as exc:
             reason = "a symbolic link" if exc.errno == errno.ELOOP else disk_reason(exc)
             raise TuiGptError(f"cannot write {run.events_path}: {reason}") from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO would block its reader, or us
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block its reader, or us
             os.close(fd)
             raise TuiGptError(f"cannot write {run.events_path}: not a plain file")
-        size = os.fstat(fd).st_size
+        size = st.st_size
         # A torn last line (a kill mid-write, maybe mid-character): start a new one.
         torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
         self._file = os.fdopen(fd, "a", encoding="utf-8")
