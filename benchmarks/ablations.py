@@ -110,7 +110,7 @@ def zero_head(model: GPT) -> None:
 def former_init(model: GPT) -> None:
     """The modern block's initialisation until session 8: embedding N(0, 1), the readers
     (query/key/value, gate/up) uniform with std 1/sqrt(fan-in), writers and head zero.
-    The session-7 rows of README's tables were measured with it."""
+    The ablation rows of docs/recipes.md's tables were measured with it."""
     nn.init.normal_(model.tok_emb.weight, std=1.0)
     for block in model.blocks:
         for reader in (block.attn.qkv, block.ff.gate_up):

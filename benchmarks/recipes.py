@@ -1,7 +1,7 @@
 """Recipes side by side at equal wall time: each variant trained through the real CLI with
 the same `--minutes` budget (the whole command's wall time, start-up included), its last
 weights scored by `tui-gpt eval` on every token of its validation split, in bits per byte.
-This is how the default recipe's settings were chosen (README, Recipes).
+This is how the default recipe's settings were chosen (docs/recipes.md).
 
 Each variant is the default recipe plus some flags; one per line in a file, or the built-in
 list below. Variants run one after the other, never at once (they would share the cores).

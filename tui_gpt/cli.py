@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except (TuiGptError, environment.BadVariable) as exc:
         print(f"tui-gpt: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except BrokenPipeError:  # `tui-gpt runs | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1
+    except OSError as exc:  # (after BrokenPipeError, one of its kinds)
         if disk_reason(exc) == (exc.strerror or ""):  # not a full disk or a size limit: a bug
             raise
         where = f"cannot write {exc.filename}" if exc.filename else "cannot write a file"
@@ -110,6 +113,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tui-gpt: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `tui-gpt runs | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
-        return 1

@@ -221,6 +221,13 @@ def test_a_closed_pipe_is_a_quiet_exit(tmp_path):
     proc.stdout.close()  # `| head -c 10`
     _, err = proc.communicate(timeout=60)
     assert b"Traceback" not in err
+    # Closed before the first line is written (the interpreter takes a second to start):
+    # every write fails, whatever the machine's timing.
+    proc = subprocess.Popen([sys.executable, "-m", "tui_gpt", "runs", "--run-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err and err == b"" and proc.returncode == 1
 
 
 @pytest.mark.slow

@@ -197,7 +197,7 @@ def test_rotary_scores_depend_on_distance_only():
 
 
 def test_llama_keeps_pytorchs_default_initialisation():
-    """As gpt2 (measured better than zero writers and head: README): no matrix starts at
+    """As gpt2 (measured better than zero writers and head: docs/recipes.md): no matrix starts at
     zero, every Linear has the default spread, and an untrained model scores near ln(V)."""
     torch.manual_seed(0)
     model = GPT(llama(emb_dim=128)).eval()

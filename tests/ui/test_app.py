@@ -1022,6 +1022,33 @@ async def test_the_dataset_help_gives_the_defaults_of_the_recipe_chosen(runs_roo
 
 
 @pytest.mark.slow
+async def test_the_default_recipe_plan_says_what_the_budget_buys(runs_root, monkeypatch):
+    """Under the default recipe the plan names the shape, epochs and dropout sized to the
+    budget; without a budget, blank epochs are a problem said at once."""
+    monkeypatch.delenv("TUI_GPT_RECIPE")  # the default recipe: fast
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        screen = app.screen
+        assert screen.query_one("#preset", Select).value == "auto"
+        assert screen.query_one("#epochs", Input).value == ""
+        path = screen.query_one("#path", Input)
+        path.value = str(NIGHT_KITCHEN)
+        path.focus()
+        await pilot.press("enter")
+
+        def plan() -> str:
+            return str(screen.query_one("#plan").render())
+
+        await wait_for(pilot, lambda: "ms/step measured" in plan())
+        assert re.match(r"sized: nano \(2 x 64, [\d.]+M\), context 64 \(a small text: the "
+                        r"smallest shape\), 16 epochs at most, dropout 0.3\nplan: ", plan())  # fmt: skip
+        screen.query_one("#minutes", Input).value = ""
+        await wait_for(pilot, lambda: "--epochs: give a number, or a --minutes budget"
+                       in preview_text(app))  # fmt: skip
+
+
+@pytest.mark.slow
 async def test_the_dataset_screen_follows_every_setting_at_80x24(runs_root, tmp_path):
     """The remembered dataset is in view however far down the list; settings that do not
     apply to the architecture chosen are hidden; the plan follows every setting that

@@ -39,8 +39,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.bpe import tokenizer_for
-    from tui_gpt.core.config import model_config
     from tui_gpt.core.data import inspect_source, plan, prepare  # numpy and torch: load late
+    from tui_gpt.core.sizing import window
 
     base_model, base_train = recipe_settings(args)
     model = settings_from_args(args, ModelChoice, base_model)
@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     bar = TextProgress("tokenizing")
     tokenizer = tokenizer_for(model.tokenizer, source, cfg.train_ratio, args.vocab_dir,
                               lambda d, t: bar(d, t), note)  # fmt: skip
-    # The window a `train` with the same flags would use: the preset's unless given.
-    ctx = model.context_length or model_config(model.preset, tokenizer.vocab_size).context_length
+    # The window a `train` with the same flags would use (under `auto`, its shortest).
+    ctx = window(model, tokenizer.vocab_size)
     data = prepare(source, tokenizer, cfg.train_ratio, progress=lambda d, t: bar(d, t), notice=note)
     bar.clear()
     facts = plan(data, ctx, cfg.batch_size, cfg.stride, cfg.grad_accum)

@@ -50,8 +50,9 @@ from tui_gpt.core.events import (
     Sample,
     Step,
     Stopped,
+    end_line,
     eval_line,
-    finished_line,
+    sample_text,
     started_line,
 )
 
@@ -137,13 +138,11 @@ class ConsolePrinter:
         elif isinstance(event, Eval):
             self.say(eval_line(event))
         elif isinstance(event, Sample):
-            self.say(event.text.replace("\n", " "))
+            self.say(sample_text(event))
         elif isinstance(event, Notice):
             self.say(event.message)
-        elif isinstance(event, Stopped):
-            self.say(f"stopped: {event.reason}")
-        elif isinstance(event, Finished):
-            self.say(f"finished: {finished_line(event) or 'done'}")
+        elif isinstance(event, Stopped | Finished):
+            self.say(end_line(event))
         elif isinstance(event, CheckpointSaved) and event.kind == "latest":
             self.bar.clear()
         elif isinstance(event, Step):

@@ -49,7 +49,7 @@ def single_arena() -> bool:
     directly whatever the settings. Only works before a second thread first allocates: the
     app asks for it as it opens (headless commands train in their main thread). It costs
     steps under bf16 autocast, whose kernels' threads allocate as they run and then wait on
-    the one arena's lock (README, Speed: half speed at micro on a CPU with bf16 units), so
+    the one arena's lock (docs/performance.md, Speed: half speed at micro on a CPU with bf16 units), so
     the app does without it where `auto` picks bf16. True where applied."""
     libc = _libc()
     return bool(libc and libc.mallopt(_M_ARENA_MAX, 1))

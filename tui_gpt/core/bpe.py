@@ -38,7 +38,7 @@ def fit_vocab_size(chars: int) -> int:
     """The vocabulary a tokenizer fitted to a text of `chars` characters gets: a power of two
     near 4 x sqrt(chars), from 512 to 16,384 (512 for 20 KB, 4,096 for 1 MB, 16,384 from
     about 10 MB). On a megabyte, 4,096 learned most per minute of 1,024 to 16,384 in the
-    measurements behind the default recipe (README, Recipes)."""
+    measurements behind the default recipe (docs/recipes.md)."""
     target = 4 * chars**0.5
     size = 512
     while size < 16384 and size * 1.5 < target:

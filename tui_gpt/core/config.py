@@ -47,6 +47,7 @@ SAMPLING_PRECISIONS = (*PRECISIONS, "int8")
 _PRESETS: dict[str, tuple[int, int, int, int, str]] = {
     "nano": (64, 2, 2, 64, "a few minutes of CPU: smoke tests and demos"),
     "micro": (128, 4, 4, 128, "quick CPU runs on small texts"),
+    "milli": (256, 4, 4, 128, "a CPU's quarter of an hour"),
     "mini": (384, 6, 6, 256, "a laptop's evening"),
     "gpt2-small": (768, 12, 12, 1024, "GPT-2 124M"),
     "gpt2-medium": (1024, 24, 16, 1024, "GPT-2 355M"),
@@ -55,9 +56,21 @@ _PRESETS: dict[str, tuple[int, int, int, int, str]] = {
 }
 PRESETS = tuple(_PRESETS)
 DEFAULT_PRESET = "micro"
+# `--preset auto`: the shape a time budget buys on this machine for this text, chosen when
+# the run starts (core/sizing.py); the run records the preset and context it chose.
+AUTO = "auto"
+PRESET_CHOICES = (AUTO, *PRESETS)
+# Epochs left blank are the passes the time budget fits (core/sizing.py): at least this
+# many, without dropout; more, up to MAX_EPOCHS, with REPEAT_DROPOUT where none is given
+# (more passes over a small text over-fit even so: docs/recipes.md).
+PLAIN_EPOCHS = 4
+MAX_EPOCHS = 16
+REPEAT_DROPOUT = 0.3
 
 
 def preset_description(name: str) -> str:
+    if name == AUTO:
+        return "sized to the time budget, this machine and the text"
     return _PRESETS[name][4]
 
 
@@ -110,10 +123,10 @@ LLAMA = ("arch", "llama")  # settings of the llama block alone (Spec.when)
 class ModelChoice:
     """Which model to build and how it reads text."""
 
-    preset: str = setting(DEFAULT_PRESET, "model shape", label="Preset", choices=PRESETS)
+    preset: str = setting(DEFAULT_PRESET, "model shape; auto: the shape the --minutes budget buys on this machine for this text", label="Preset", choices=PRESET_CHOICES)
     context_length: int | None = setting(None, "tokens per training window", label="Context length", ge=1, blank="preset's")
     tokenizer: str = setting("gpt2", "GPT-2's BPE, raw bytes, fit (a BPE fitted to the data and sized to it, kept for the next run), or a tokenizer FILE (tokenizer train)", label="Tokenizer", choices=TOKENIZERS, other="FILE")
-    dropout: float | None = setting(None, "dropout rate of a new model", label="Dropout", ge=0, lt=1, blank="0.1")
+    dropout: float | None = setting(None, f"dropout rate of a new model; blank: 0.1, or with epochs sized to the budget 0 ({REPEAT_DROPOUT:g} beyond {PLAIN_EPOCHS} epochs)", label="Dropout", ge=0, lt=1, blank="0.1")
     arch: str = setting("gpt2", "gpt2: the chapter's block; llama: rotary positions, RMSNorm, SwiGLU, no biases", label="Architecture", choices=ARCHS)
     kv_heads: int | None = setting(None, "llama: key/value heads (grouped-query attention); must divide the heads", label="KV heads", ge=1, blank="all heads", when=LLAMA)
     qk_norm: bool = setting(False, "llama: RMSNorm of each head's queries and keys (exports as Qwen3)", label="QK-norm", when=LLAMA)
@@ -157,7 +170,7 @@ class TrainConfig:
     """Everything about a training run except the model's shape. `on_resume`: may change
     when a run is resumed; `fixed`: why another cannot (the data order, by default)."""
 
-    epochs: int = setting(10, "passes over the training split", label="Epochs", ge=1, on_resume=True)
+    epochs: int | None = setting(10, f"passes over the training split; blank: as many as the --minutes budget fits, {PLAIN_EPOCHS} to {MAX_EPOCHS}, with dropout {REPEAT_DROPOUT:g} beyond {PLAIN_EPOCHS} where none is given", label="Epochs", ge=1, blank="sized to the budget", on_resume=True)
     max_steps: int | None = setting(None, "stop after this many updates", label="Max steps", ge=1, blank="all", on_resume=True)
     batch_size: int = setting(2, "windows per batch (per micro-batch with gradient accumulation)", label="Batch size", ge=1)
     grad_accum: int = setting(1, "micro-batches per update: the batch of an update is this x batch size", label="Grad accumulation", ge=1)
@@ -190,9 +203,16 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def passes(self) -> int:
+        """The epochs, which blank are sized before a run starts (core/sizing.py)."""
+        if self.epochs is None:
+            raise TuiGptError("the epochs of this training are not sized yet")
+        return self.epochs
+
     def step_bound(self, batches_per_epoch: int) -> int:
         """The updates the epochs and max steps allow (a time budget may stop sooner)."""
-        steps = batches_per_epoch * self.epochs
+        steps = batches_per_epoch * self.passes
         return steps if self.max_steps is None else min(steps, self.max_steps)
 
     def eval_interval(self, planned_steps: int) -> int:
@@ -217,6 +237,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         settings.check(self)
+        if self.epochs is None and self.minutes is None:
+            raise TuiGptError("--epochs: give a number, or a --minutes budget to size them to")
 
 
 def further(text: str, steps_done: int, per_epoch: int) -> tuple[dict[str, Any], str]:
@@ -267,14 +289,13 @@ class Recipe:
         return ModelChoice(**self.model), TrainConfig(**self.train)
 
 
-# `fast` was chosen by measured quality per minute on a CPU (benchmarks/recipes.py, README);
+# `fast` was chosen by measured quality per minute on a CPU (benchmarks/recipes.py, docs/recipes.md);
 # `reference` is the chapter's run, which the dataclasses' own defaults are.
 RECIPES: dict[str, Recipe] = {
     "fast": Recipe(
         "a modern block and optimizer, a tokenizer fitted to the data, 5 minutes",
-        model={"preset": "micro", "arch": "llama", "tokenizer": "fit", "dropout": 0.0,
-               "context_length": 64},
-        train={"minutes": 5.0, "epochs": 4, "batch_size": 16, "optimizer": "muon",
+        model={"preset": AUTO, "arch": "llama", "tokenizer": "fit"},
+        train={"minutes": 5.0, "epochs": None, "batch_size": 16, "optimizer": "muon",
                "lr": 6e-3, "muon_lr": 0.02, "warmup_steps": 20, "schedule": "wsd",
                "decay_fraction": 0.3, "weight_decay": 0.0, "eval_freq": None, "eval_iter": 5},
     ),

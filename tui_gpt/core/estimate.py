@@ -121,7 +121,7 @@ def remember_step_seconds(
 
 def candidates(cfg: TrainConfig, runtime: Runtime) -> list[Runtime]:
     """The runtimes `--precision auto` chooses between by measuring a step: fp32 and bf16
-    on a CPU with bf16 units, where which is faster depends on the model's size (README,
+    on a CPU with bf16 units, where which is faster depends on the model's size (docs/performance.md,
     Speed); elsewhere only the one `auto` resolved to."""
     if cfg.precision == "auto" and runtime.device.type == "cpu" and device.cpu_has_bf16():
         return [replace(runtime, precision=p) for p in ("bf16", "fp32")]

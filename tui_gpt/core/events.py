@@ -221,6 +221,19 @@ def finished_line(e: Finished) -> str:
     return ""
 
 
+def end_line(e: Stopped | Finished) -> str:
+    """How a training ended, for the CLI and the dashboard alike: "stopped: why",
+    "finished: 4 epochs done (51 steps)" ("finished" alone for a run from before its events
+    said why)."""
+    why = e.reason if isinstance(e, Stopped) else finished_line(e)
+    return f"{e.name}: {why}" if why else e.name
+
+
+def sample_text(e: Sample) -> str:
+    """A sample as one paragraph (a log line), wherever it is shown."""
+    return e.text.replace("\n", " ")
+
+
 def started_line(e: RunStarted) -> str:
     return (
         f"{'resuming' if e.resumed else 'training'} run {e.run_id}: {e.params:,} parameters "

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from tui_gpt.core import memory, settings
 from tui_gpt.core.bpe import tokenizer_for
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import (
+    AUTO,
     FURTHER_HELP,
     PRECISIONS,
     ModelChoice,
@@ -60,6 +62,7 @@ from tui_gpt.core.runs import (
 )
 from tui_gpt.core.sampling import checkpoint_tokenizer, open_weights
 from tui_gpt.core.shape import GPTConfig
+from tui_gpt.core.sizing import PLAIN_EPOCHS, size
 from tui_gpt.core.tokenizer import BPETokenizer, Tokenizer
 from tui_gpt.core.trainer import RunOutput, Sink, Trainer, TrainerControl, restore
 
@@ -186,8 +189,6 @@ def _assemble(
         tokenizer = tokenizer_for(
             spec.model.tokenizer, source, cfg.train_ratio, vocab_dir, hooks.progress, hooks.notice
         )
-    if run is None:
-        mcfg, seq_len = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
     if run is not None and source.sha256 != run.info().dataset.sha256:
         raise TuiGptError(
             f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
@@ -197,17 +198,35 @@ def _assemble(
     pinned = _began_with_precision(run) if run is not None and cfg.precision == "auto" and (
         "precision" not in (changes or {})) else None  # fmt: skip
     runtime = runtime_for(replace(cfg, precision=pinned) if pinned else cfg, dist)
-    # Before tokenizing or allocating anything: will it fit? (Ranks on one machine share it.)
     room = memory.available(runtime.device.type)
     if room is not None and runtime.device.type == "cpu":
-        room //= dist.local_world
+        room //= dist.local_world  # ranks on one machine share it
+
+    def tokenized() -> PreparedData:
+        with dist.main_first():  # one tokenization into the shared cache, not one per rank
+            return prepare(
+                source, tokenizer, cfg.train_ratio, progress=hooks.progress, notice=hooks.notice
+            )
+
+    data: PreparedData | None = None
+    sized = ""
+    if run is None and not spec.init_from and (spec.model.preset == AUTO or cfg.epochs is None):
+        data = tokenized()  # what the budget buys depends on the text's length
+        sizing = size(spec.model, cfg, tokenizer.vocab_size, data, runtime,
+                      _seconds_left(cfg, started), room=room, alone=not dist.enabled)  # fmt: skip
+        spec, sized = replace(spec, model=sizing.choice, train=sizing.train), sizing.line()
+        cfg = spec.train
+    elif run is None and cfg.epochs is None:  # another model's weights: their shape is given
+        cfg = replace(cfg, epochs=PLAIN_EPOCHS)
+        spec = replace(spec, train=cfg)
+    if run is None:
+        mcfg, seq_len = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
+    # Before tokenizing or allocating anything: will it fit?
     problem = memory.check(mcfg, memory.shape(cfg, seq_len, runtime, mcfg), room)
     if problem:
         raise TuiGptError(problem)
-    with dist.main_first():  # one tokenization into the shared cache, not one per rank
-        data = prepare(
-            source, tokenizer, cfg.train_ratio, progress=hooks.progress, notice=hooks.notice
-        )
+    if data is None:
+        data = tokenized()
     loaders = make_loaders(
         data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world, cfg.grad_accum
     )
@@ -258,6 +277,8 @@ def _assemble(
     if pinned:  # recorded as "auto" (above), trained as it began
         cfg = replace(cfg, precision=pinned)
     trainer = Trainer(model, loaders, tokenizer, cfg, runtime, output, control, dist, started)
+    if sized:  # in the run's events, so its history says what `auto` chose and why
+        trainer.emit(Notice, message=sized)
     if resume is not None and ckpt is not None:
         restore(trainer, ckpt)
         if resumed_with:  # in the run's events, so its history says what changed and when
@@ -265,6 +286,13 @@ def _assemble(
         if dist.enabled:  # the checkpoint holds rank 0's generator: give each rank its own
             torch.manual_seed(cfg.seed + dist.rank + dist.world * trainer.state.steps_done)
     return TrainingJob(own, trainer, data, log)
+
+
+def _seconds_left(cfg: TrainConfig, started: float | None) -> float | None:
+    """What is left of a time budget that counts from `started` (time.monotonic())."""
+    if cfg.minutes is None:
+        return None
+    return cfg.minutes * 60 - (0.0 if started is None else time.monotonic() - started)
 
 
 def _began_with_precision(run: Run) -> str | None:
@@ -356,8 +384,8 @@ def _continued(
             raise TuiGptError(f"--further {further_text}: {FURTHER_HELP}") from None
     if cfg.step_bound(per_epoch) <= done:
         bound = (f"its max steps ({cfg.max_steps:,})"
-                 if cfg.max_steps is not None and cfg.max_steps <= per_epoch * cfg.epochs
-                 else f"its {count(cfg.epochs, 'epoch')}")  # fmt: skip
+                 if cfg.max_steps is not None and cfg.max_steps <= per_epoch * cfg.passes
+                 else f"its {count(cfg.passes, 'epoch')}")  # fmt: skip
         raise TuiGptError(
             f"run {run.id} has made the {done:,} steps {bound} allow: nothing to train; "
             f"train it further with: tui-gpt train --resume {run.id} --further 1e"

@@ -230,7 +230,7 @@ class GPT(nn.Module):
         # Initialisation: PyTorch's defaults for both blocks (embedding N(0, 1); every
         # Linear, head included, uniform with std 1/sqrt(3 x fan-in); norm weights one).
         # gpt2 keeps them because the reference model does. For llama they were measured
-        # against the schemes small-model trainers use (benchmarks/ablations.py, README:
+        # against the schemes small-model trainers use (benchmarks/ablations.py, docs/recipes.md:
         # "Its parts, one at a time"): zero-initialised residual writers (attention output,
         # MLP down: each block starts as the identity) and a zero head (an exact ln(V) at
         # step 0) cost 0.10 and 0.14 bits/byte trained with AdamW at micro, the former scheme

@@ -205,7 +205,7 @@ class Trainer:
         # Counted from 1; at an epoch's end, before a step of the next, events (a closing
         # evaluation, Finished, a stop) still belong to the epoch that ended.
         current = s.epoch - 1 if s.batch == 0 and s.epoch > 0 else s.epoch
-        epoch = min(current, max(self.cfg.epochs - 1, 0)) + 1
+        epoch = min(current, max(self.cfg.passes - 1, 0)) + 1
         event = event_type(step=s.step, epoch=epoch, tokens_seen=s.tokens_seen, **fields)
         for sink in self.sinks:
             sink(event)
@@ -318,7 +318,7 @@ class Trainer:
         self.model.train()
         self._compile_if_asked()
         tok_per_s = 0.0
-        while s.epoch < self.cfg.epochs and not self._done():
+        while s.epoch < self.cfg.passes and not self._done():
             for x, y in self.train_loader.iter_epoch(s.epoch, s.batch):
                 if self._should_stop():
                     return self._stop()

@@ -40,22 +40,23 @@ from tui_gpt.core.bpe import (
     train_tokenizer,
 )
 from tui_gpt.core.config import (
+    AUTO,
     RECIPES,
     ModelChoice,
     TrainConfig,
     TrainSpec,
     count_params,
     default_recipe,
-    model_config,
     preset_description,
 )
-from tui_gpt.core.data import inspect_source, plan, prepare
+from tui_gpt.core.data import PreparedData, inspect_source, plan, prepare
 from tui_gpt.core.errors import Cancelled, TuiGptError
 from tui_gpt.core.estimate import fastest, make_plan
 from tui_gpt.core.events import count
 from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.jobs import runtime_for
 from tui_gpt.core.reading import read_json
+from tui_gpt.core.sizing import size, window
 from tui_gpt.core.tokenizer import TOKENIZERS, BPETokenizer
 from tui_gpt.ui.host import host
 from tui_gpt.ui.screens.picker import PathPicker
@@ -174,9 +175,9 @@ class DatasetScreen(Screen):
         self._problem: str | None = "choose a dataset"
         self._request = 0  # the preview shown answers the newest request only
         self._plan_request = 0  # and the plan shown, the newest of the settings on screen
-        # (vocabulary, context, batches per epoch) of the preview shown: what a plan needs
-        # besides the settings, so a setting that changes only the plan re-plans at once.
-        self._plan_basis: tuple[int, int, int] | None = None
+        # (vocabulary, tokenized text) of the preview shown: what a plan needs besides the
+        # settings, so a setting that changes only the plan re-plans at once.
+        self._plan_basis: tuple[int, PreparedData] | None = None
         self._list_index: int | None = None  # the list entry last chosen
         self._form_error = False  # the preview shows a settings field's problem
         self._recipe = default_recipe()  # the recipe list's choice
@@ -377,10 +378,9 @@ class DatasetScreen(Screen):
 
     @work(thread=True, exclusive=True, group="plan")
     def _plan_worker(
-        self, model: ModelChoice, cfg: TrainConfig, vocab: int, seq: int, batches: int,
-        request: int,
-    ) -> None:  # fmt: skip
-        self._estimate(model, cfg, vocab, seq, batches, request)
+        self, model: ModelChoice, cfg: TrainConfig, vocab: int, data: PreparedData, request: int
+    ) -> None:
+        self._estimate(model, cfg, vocab, data, request)
 
     def _update_preset_info(self, vocab: int | None = None) -> None:
         """Parameters of the chosen preset with the chosen tokenizer's vocabulary (a trained
@@ -395,6 +395,9 @@ class DatasetScreen(Screen):
             vocab = {"byte": 257, "gpt2": 50257}.get(str(form.query_one("#tokenizer", Select).value))
         if vocab is None:
             return  # a trained tokenizer: the preview says, once it has read the file
+        if form.read(ModelChoice).preset == AUTO:
+            lines.first(Static).update(f"auto: {preset_description(AUTO)} (the plan)")
+            return
         try:
             model, cfg = self.read_settings()
             runtime = runtime_for(cfg)
@@ -417,8 +420,11 @@ class DatasetScreen(Screen):
         model's shape when fields that are each fine do not fit together (KV heads)."""
         form = self.query_one("#form", SettingsForm)
         model = form.read(ModelChoice)
-        model.config(257)  # the vocabulary does not change what fits together
-        return model, form.read(TrainConfig)
+        if model.preset != AUTO:  # (auto tries only the shapes that fit together)
+            model.config(257)  # the vocabulary does not change what fits together
+        cfg = form.read(TrainConfig)
+        cfg.validate()  # settings that are each fine but not together (epochs to size)
+        return model, cfg
 
     # ------------------------------------------------------------------ preview
 
@@ -453,10 +459,7 @@ class DatasetScreen(Screen):
             source = inspect_source(path, cfg.text_field, stop=lambda: worker.is_cancelled)
             tokenizer = tokenizer_for(model.tokenizer, source, cfg.train_ratio)
             data = prepare(source, tokenizer, cfg.train_ratio)
-            seq = (
-                model.context_length
-                or model_config(model.preset, tokenizer.vocab_size).context_length
-            )
+            seq = window(model, tokenizer.vocab_size)
             facts = plan(data, seq, cfg.batch_size, cfg.stride, cfg.grad_accum)
         except Cancelled:
             return
@@ -487,7 +490,7 @@ class DatasetScreen(Screen):
         self.app.call_from_thread(self._show_preview, "\n".join(lines), problem, request)
         self.app.call_from_thread(self._show_vocab, tokenizer.vocab_size, request)
         if not problem:
-            basis = (tokenizer.vocab_size, seq, facts.train_batches)
+            basis = (tokenizer.vocab_size, data)
             self.app.call_from_thread(self._keep_basis, basis, request)
             self._estimate(model, cfg, *basis, plan_request)
 
@@ -497,29 +500,35 @@ class DatasetScreen(Screen):
         if request == self._request:
             self._update_preset_info(vocab)
 
-    def _keep_basis(self, basis: tuple[int, int, int], request: int) -> None:
+    def _keep_basis(self, basis: tuple[int, PreparedData], request: int) -> None:
         if request == self._request:
             self._plan_basis = basis
 
     def _estimate(
-        self, model: ModelChoice, cfg: TrainConfig, vocab: int, seq: int, batches: int,
-        request: int,
-    ) -> None:  # fmt: skip
+        self, model: ModelChoice, cfg: TrainConfig, vocab: int, data: PreparedData, request: int
+    ) -> None:
         """The plan of the settings on screen (a measured step; a second or two the first
-        time for a small model, then remembered), in the preview's worker."""
+        time for a small model, then remembered), in the preview's worker; under `--preset
+        auto` the shape the budget buys first (a run sizes again when it starts: its
+        budget counts from then)."""
         try:
             runtime = runtime_for(cfg)
-            mcfg = model.config(vocab, seq)
             # Never measured beside a training of this window: it would slow it down, and
             # the measurement's own random numbers must not touch the trainer's.
             measure = not host(self).training_active
+            seconds = None if cfg.minutes is None else cfg.minutes * 60
+            sizing = size(model, cfg, vocab, data, runtime, seconds, measure)
+            cfg = sizing.train
+            seq = window(sizing.choice, vocab)
+            batches = plan(data, seq, cfg.batch_size, cfg.stride, cfg.grad_accum).train_batches
+            mcfg = sizing.choice.config(vocab, seq)
             runtime, step_s, note = fastest(mcfg, cfg, seq, runtime, measure)
             if step_s is None:
                 line = "plan: measured once the training in this window ends"
             else:
-                plan = make_plan(cfg, step_s, batches, cfg.tokens_per_step(seq),
-                                 cfg.step_bound(batches), note=note)  # fmt: skip
-                line = plan.line()
+                plan_ = make_plan(cfg, step_s, batches, cfg.tokens_per_step(seq),
+                                  cfg.step_bound(batches), note=note)  # fmt: skip
+                line = "\n".join(filter(None, (sizing.line(), plan_.line())))
         except (TuiGptError, RuntimeError) as exc:
             line = f"plan: unknown ({exc})"
         self.app.call_from_thread(self._show_plan, line, request)

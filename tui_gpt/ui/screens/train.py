@@ -36,9 +36,11 @@ from tui_gpt.core.events import (
     Sample,
     Step,
     Stopped,
+    end_line,
     eval_line,
     finished_line,
     run_extras,
+    sample_text,
 )
 from tui_gpt.core.runs import ACTIVE, EventFollower, Run, liveness
 from tui_gpt.core.trainer import TrainerControl
@@ -180,7 +182,7 @@ class TrainScreen(Screen):
                 sample_lines.append(
                     Text(f"epoch {event.epoch} · step {event.step}", style="bold cyan")
                 )
-                sample_lines.append(event.text.replace("\n", " "))  # one paragraph, as the CLI
+                sample_lines.append(sample_text(event))  # one paragraph, as the CLI
             elif isinstance(event, RunStarted):
                 self._started(event)
                 verb = "resumed" if event.resumed else "started"
@@ -197,8 +199,7 @@ class TrainScreen(Screen):
                 self.ended = (
                     event.reason if isinstance(event, Stopped) else finished_line(event)
                 )
-                said = f"{event.name}: {self.ended}" if self.ended else event.name
-                log_lines.append(Text(said, style="bold"))
+                log_lines.append(Text(end_line(event), style="bold"))
             elif isinstance(event, Error):
                 self.state = "failed"
                 log_lines.append(Text(f"error: {event.message}", style="bold red"))
