@@ -173,10 +173,13 @@ def test_the_fast_recipe_is_what_train_starts_from_and_reference_is_the_chapter(
     assert "fitting a 512-token tokenizer" in fast.stderr
     assert "plan: 0.1 min budget: about" in fast.stdout or "(within the 0.1 min budget)" in fast.stdout
     saved = json.loads(next((tmp_path / "runs").glob("*/settings.json")).read_text())
-    given = {"preset": "nano", "context_length": 32, "minutes": 0.1}  # the flags above
+    given = {"preset": "nano", "minutes": 0.1}  # the flags above
     recipe = {**RECIPES["fast"].model, **RECIPES["fast"].train}
     chosen = {k: saved["model"].get(k, saved["train"].get(k)) for k in recipe}
-    assert chosen == {**recipe, **given}
+    # Blank in the recipe, the epochs are sized to the budget and recorded as a number.
+    assert recipe["epochs"] is None and isinstance(saved["train"]["epochs"], int)
+    assert chosen == {**recipe, **given, "epochs": saved["train"]["epochs"]}
+    assert saved["model"]["context_length"] == 32
     reference = run_cli("--run-dir", runs, "train", str(NIGHT_KITCHEN), "--recipe", "reference",
                         "--tokenizer", "byte", "--max-steps", "1", "--preset", "nano")  # fmt: skip
     assert reference.returncode == 0, reference.stderr

@@ -187,7 +187,7 @@ def test_blank_epochs_are_plain_unless_a_small_text_leaves_time_for_more_passes(
     given = size(replace(micro, dropout=0.05), cfg, 257, data, CPU, seconds_left=150)
     assert given.choice.dropout == 0.05 and given.sized == ("epochs",)
     assert size(micro, replace(cfg, epochs=3), 257, data, CPU, 150).train.epochs == 3
-    with pytest.raises(TuiGptError, match="--epochs: give a number, or a --minutes budget"):
+    with pytest.raises(TuiGptError, match=r"Epochs \(--epochs\): give a number, or a time budget"):
         replace(cfg, minutes=None).validate()
 
 

@@ -1044,7 +1044,7 @@ async def test_the_default_recipe_plan_says_what_the_budget_buys(runs_root, monk
         assert re.match(r"sized: nano \(2 x 64, [\d.]+M\), context 64 \(a small text: the "
                         r"smallest shape\), 16 epochs at most, dropout 0.3\nplan: ", plan())  # fmt: skip
         screen.query_one("#minutes", Input).value = ""
-        await wait_for(pilot, lambda: "--epochs: give a number, or a --minutes budget"
+        await wait_for(pilot, lambda: "Epochs (--epochs): give a number, or a time budget"
                        in preview_text(app))  # fmt: skip
 
 

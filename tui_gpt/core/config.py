@@ -238,7 +238,7 @@ class TrainConfig:
     def validate(self) -> None:
         settings.check(self)
         if self.epochs is None and self.minutes is None:
-            raise TuiGptError("--epochs: give a number, or a --minutes budget to size them to")
+            raise TuiGptError("Epochs (--epochs): give a number, or a time budget (--minutes) to size them to")
 
 
 def further(text: str, steps_done: int, per_epoch: int) -> tuple[dict[str, Any], str]:
