@@ -24,13 +24,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from time_to_quality import tui  # noqa: E402  (the same `tui-gpt` runner)
+
 SHARED = Path(os.environ.get("TUI_GPT_SHARED", ROOT.parent / "shared"))
 
 # name: the flags that pin a shape, its epochs and its dropout
@@ -61,14 +63,6 @@ def torch_sources(out: Path) -> Path:
     return out
 
 
-def tui(env: dict, runs: Path, *args: str) -> str:
-    cmd = [sys.executable, "-m", "tui_gpt", "--run-dir", str(runs), *args]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-    if out.returncode:
-        raise SystemExit(f"tui-gpt {' '.join(args[:3])}: {out.stderr.strip()[-2000:]}")
-    return out.stdout
-
-
 def one_run(data: Path, work: Path, seconds: float, flags: str) -> dict:
     env = {**os.environ, "TUI_GPT_DATA_DIR": str(work / "data"),
            "TUI_GPT_CACHE_DIR": str(work / "cache")}  # fmt: skip
@@ -76,11 +70,11 @@ def one_run(data: Path, work: Path, seconds: float, flags: str) -> dict:
     runs = work / "runs"
     shutil.rmtree(runs, ignore_errors=True)
     started = time.perf_counter()
-    out = tui(env, runs, "train", str(data), "--minutes", f"{seconds / 60:.4f}",
+    out = tui(runs, env, "train", str(data), "--minutes", f"{seconds / 60:.4f}",
               "--sample-tokens", "0", *flags.split())  # fmt: skip
     wall = time.perf_counter() - started
     [run] = list(runs.iterdir())
-    scored = json.loads(tui(env, runs, "eval", run.name, "--checkpoint", "latest", "--json"))
+    scored = json.loads(tui(runs, env, "eval", run.name, "--checkpoint", "latest", "--json"))
     saved = json.loads((run / "settings.json").read_text())
     steps = sum(1 for line in (run / "events.jsonl").open() if '"event": "step"' in line)
     sized = next((line for line in out.splitlines() if line.startswith("sized: ")), "")
@@ -110,7 +104,7 @@ def main() -> None:
             work = root / name
             env = {**os.environ, "TUI_GPT_DATA_DIR": str(work / "data"),
                    "TUI_GPT_CACHE_DIR": str(work / "cache")}  # fmt: skip
-            tui(env, work / "runs", "prepare", str(data))  # the tokenizer and the tokens, once
+            tui(work / "runs", env, "prepare", str(data))  # the tokenizer and the tokens, once
             for fraction in (float(f) for f in args.fractions.split(",")):
                 seconds = args.seconds * fraction
                 row = {"default": one_run(data, work, seconds, "")}
