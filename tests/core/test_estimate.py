@@ -72,19 +72,21 @@ def _auto_job(tmp_path, monkeypatch):
 
 
 def _remember_faster(trainer, faster: str) -> None:
-    """Step times remembered for each precision `auto` weighs: `faster` the shorter."""
+    """Step times remembered for each runtime `auto` weighs: the one labelled `faster` the
+    shortest."""
     from tui_gpt.core import estimate
 
     for runtime in estimate.candidates(trainer.cfg, trainer.runtime):
-        seconds = 0.001 if runtime.precision == faster else 1.0
+        seconds = 0.001 if runtime.label == faster else 1.0
         estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context, runtime, seconds)
 
 
-@pytest.mark.parametrize("faster", ["fp32", "bf16"])
+@pytest.mark.parametrize("faster", ["fp32", "bf16", "bf16 (fp32 attention)"])
 def test_auto_precision_is_the_faster_step_where_the_cpu_has_a_choice(tmp_path, monkeypatch, faster):
-    """On a CPU with bf16 units, which precision trains faster depends on the model's size:
-    `auto` takes the one whose measured (here: remembered) step is shorter, and the plan
-    says so."""
+    """On a CPU with bf16 units, which precision trains faster, and whether attention is
+    faster in fp32 under bf16, depend on the model's size and the CPU: `auto` takes the
+    runtime whose measured (here: remembered) step is shortest, trains in it, and the plan
+    says so with the others' times."""
     import json
 
     job = _auto_job(tmp_path, monkeypatch)
@@ -92,10 +94,11 @@ def test_auto_precision_is_the_faster_step_where_the_cpu_has_a_choice(tmp_path, 
     assert job.run_training() == "finished"
     events = [json.loads(line) for line in job.run.events_path.read_text().splitlines()]
     started = next(e for e in events if e["event"] == "run_started")
-    assert started["precision"] == faster
-    slower = "bf16" if faster == "fp32" else "fp32"
+    assert started["precision"] == faster.split()[0]
+    assert job.trainer.model.fp32_attention is (faster == "bf16 (fp32 attention)")
+    slower = [r for r in ("bf16 (fp32 attention)", "bf16", "fp32") if r != faster]
     plan = next(e["message"] for e in events if e["event"] == "notice" and e["message"].startswith("plan:"))
-    assert f"auto: {faster} 1 ms a step, {slower} 1,000" in plan
+    assert f"auto: {faster} 1 ms a step; {slower[0]} 1,000; {slower[1]} 1,000" in plan
 
 
 def test_a_resumed_run_keeps_the_precision_auto_chose_when_it_began(tmp_path, monkeypatch):

@@ -151,6 +151,54 @@ def test_written_out_attention_is_sdpas_causal_attention():
     torch.testing.assert_close(attn._attention_with_dropout(q, k, v, 0.0), expected)
 
 
+@pytest.mark.parametrize("arch,drop", [("gpt2", 0.0), ("llama", 0.0), ("gpt2", 0.2)])
+def test_fp32_attention_under_bf16_autocast_computes_attention_in_fp32(arch, drop, monkeypatch):
+    """`fp32_attention` takes attention (fused, or written out for dropout) out of bf16
+    autocast: the attention kernels see fp32 inputs, the rest of the model stays bf16, and
+    the loss and gradients are bf16 autocast's own, within bf16's rounding. Outside
+    autocast it changes nothing."""
+    from tui_gpt.core.config import model_config
+
+    torch.manual_seed(0)
+    model = GPT(model_config("nano", 300, 32, arch=arch, drop_rate=drop)).train()
+    idx = torch.randint(0, 300, (2, 32))
+    seen: list[torch.dtype] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    matmul_dtypes: list[torch.dtype] = []
+
+    def spy(q, *args, **kwargs):
+        seen.append(q.dtype)
+        return sdpa(q, *args, **kwargs)
+
+    def loss_and_grads(fp32: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.fp32_attention = fp32
+        model.zero_grad()
+        torch.manual_seed(1)  # the same dropout masks
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(idx)
+        matmul_dtypes.append(logits.dtype)
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), idx.flatten())
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    plain, plain_grads = loss_and_grads(False)
+    exact, exact_grads = loss_and_grads(True)
+    assert matmul_dtypes == [torch.bfloat16, torch.bfloat16]  # the head stays bf16
+    if not drop:
+        layers = model.cfg.n_layers
+        assert seen == [torch.bfloat16] * layers + [torch.float32] * layers
+    assert model.fp32_attention is True
+    torch.testing.assert_close(exact, plain, atol=2e-2, rtol=0)
+    for a, b in zip(exact_grads, plain_grads, strict=True):
+        assert (a - b).norm() <= 0.05 * b.norm() + 1e-6
+    model.fp32_attention = False
+    with torch.no_grad():
+        outside = model.eval()(idx)
+        model.fp32_attention = True
+        torch.testing.assert_close(model(idx), outside, atol=0, rtol=0)
+
+
 # ----------------------------------------------------------------------------- llama
 
 

@@ -52,7 +52,7 @@ def test_old_run_settings_with_cosine_decay_read_as_the_cosine_schedule():
 
 def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
     model = GPT(LLAMA.config(256))
-    opt = Paired(model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.05), fused=True)
+    opt = Paired(model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.05), fused=True, bf16=False)
     named = dict(model.named_parameters())
     muon = {id(p) for p in opt.muon.param_groups[0]["params"]}
     assert {n for n, p in named.items() if id(p) in muon} == {
@@ -156,9 +156,32 @@ def test_muon_steps_as_torch_muon_does_within_bf16_rounding():
         b.step()
     assert (ours.detach() - start).abs().max() > 0.02  # a real move...
     assert torch.allclose(ours.detach(), theirs.detach(), atol=2e-3)  # ...to the same place
-    update = orthogonalized(torch.randn(64, 16))
-    singular = torch.linalg.svdvals(update)
-    assert singular.min() > 0.5 and singular.max() < 1.5  # flattened, as the method promises
+    for bf16 in (False, True):
+        update = orthogonalized(torch.randn(64, 16), bf16)
+        assert update.dtype == torch.float32
+        singular = torch.linalg.svdvals(update)
+        assert singular.min() > 0.5 and singular.max() < 1.5  # flattened, as the method promises
+
+
+def test_muons_iteration_follows_the_runtime_it_is_given_and_then_chosen():
+    """bf16 where the run computes in bf16 on hardware with bf16 units, fp32 otherwise; a
+    runtime `auto` chooses after the optimizer exists is followed too."""
+    from dataclasses import replace
+
+    from tui_gpt.core import device
+    from tui_gpt.core.device import Runtime
+    from tui_gpt.core.optim import follow_runtime, make_optimizer
+
+    model = GPT(LLAMA.config(256))
+    cfg = TrainConfig(optimizer="muon")
+    fp32 = Runtime(torch.device("cpu"), "fp32")
+    opt = make_optimizer(model, cfg, fp32)
+    assert isinstance(opt, Paired) and opt.muon.bf16 is False
+    bf16 = replace(fp32, precision="bf16")
+    follow_runtime(opt, bf16)
+    assert opt.muon.bf16 is device.cpu_has_bf16()
+    follow_runtime(opt, fp32)
+    assert opt.muon.bf16 is False
 
 
 @pytest.mark.slow

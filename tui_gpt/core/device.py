@@ -17,11 +17,27 @@ from tui_gpt.core.errors import TuiGptError
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and how a model computes: device, precision (fp32 | bf16) and CPU threads."""
+    """Where and how a model computes: device, precision (fp32 | bf16) and CPU threads;
+    under bf16, whether attention stays in fp32 (faster on some CPUs, measured per run)."""
 
     device: torch.device
     precision: str = "fp32"
     threads: int = 1
+    fp32_attention: bool = False
+
+    @property
+    def label(self) -> str:
+        """How a plan line names it: "fp32", "bf16", "bf16 (fp32 attention)"."""
+        if self.precision == "bf16" and self.fp32_attention:
+            return "bf16 (fp32 attention)"
+        return self.precision
+
+    def bf16_matmuls(self) -> bool:
+        """Whether matrix products beside the model (Muon's iteration) should run in bf16:
+        where the run computes in bf16 on hardware with bf16 units."""
+        if self.precision != "bf16":
+            return False
+        return self.device.type == "cuda" or (self.device.type == "cpu" and cpu_has_bf16())
 
 
 def cpu_count() -> int:

@@ -31,7 +31,11 @@ from tui_gpt.core.optim import make_optimizer
 from tui_gpt.core.reading import read_json
 from tui_gpt.core.shape import GPTConfig
 
-TIMED_STEPS = 2  # after one untimed step that warms caches and allocations up
+# After one untimed step that warms caches and allocations up: at least TIMED_STEPS timed
+# ones, more while they add up to under TIMED_SECONDS (at most MAX_TIMED_STEPS), the
+# shortest taken. Small models' steps vary by 10-20% from one to the next on a busy CPU,
+# about as much as the runtimes `auto` chooses between differ; their steps cost little.
+TIMED_STEPS, TIMED_SECONDS, MAX_TIMED_STEPS = 2, 0.3, 12
 # Held while a measurement uses torch's global random generator (and puts it back): a
 # training in another thread of the same process (the app) seeds and builds its model only
 # under it, so a measurement can never shift the numbers a run starts from.
@@ -48,6 +52,7 @@ def _key(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runtime) -> 
         "accum": cfg.grad_accum, "optimizer": cfg.optimizer,
         "recompute": cfg.activation_checkpointing, "device": str(runtime.device),
         "precision": runtime.precision, "threads": runtime.threads, "torch": torch.__version__,
+        **({"fp32_attention": True} if runtime.fp32_attention else {}),
         "machine": f"{platform.machine()} {platform.processor()} {platform.node()}",
     }  # fmt: skip
     return json.dumps(what, sort_keys=True)
@@ -81,11 +86,12 @@ def step_seconds(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runt
     with GLOBAL_RNG, torch.random.fork_rng(devices=cuda), allocator.reusing_memory():
         model = GPT(shape).to(runtime.device).train()
         model.checkpointing = cfg.activation_checkpointing
-        optimizer = make_optimizer(model, cfg, runtime.device)
+        model.fp32_attention = runtime.fp32_attention
+        optimizer = make_optimizer(model, cfg, runtime)
         rows = cfg.batch_size
         x = torch.randint(0, shape.vocab_size, (rows, context), device=runtime.device)
-        times = []
-        for i in range(1 + TIMED_STEPS):
+
+        def one_step() -> float:
             start = time.perf_counter()
             for _ in range(cfg.grad_accum):
                 with autocast(runtime.device, runtime.precision):
@@ -95,9 +101,12 @@ def step_seconds(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runt
             optimizer.zero_grad(set_to_none=True)
             if runtime.device.type == "cuda":
                 torch.cuda.synchronize()
-            if i:
-                times.append(time.perf_counter() - start)
-        del model, optimizer
+            return time.perf_counter() - start
+
+        one_step()  # warm-up, not timed
+        times = [one_step() for _ in range(TIMED_STEPS)]
+        while sum(times) < TIMED_SECONDS and len(times) < MAX_TIMED_STEPS:
+            times.append(one_step())
     seconds = min(times)
     remember_step_seconds(shape, cfg, context, runtime, seconds)
     return seconds
@@ -120,12 +129,16 @@ def remember_step_seconds(
 
 
 def candidates(cfg: TrainConfig, runtime: Runtime) -> list[Runtime]:
-    """The runtimes `--precision auto` chooses between by measuring a step: fp32 and bf16
-    on a CPU with bf16 units, where which is faster depends on the model's size (docs/performance.md,
-    Speed); elsewhere only the one `auto` resolved to."""
-    if cfg.precision == "auto" and runtime.device.type == "cpu" and device.cpu_has_bf16():
-        return [replace(runtime, precision=p) for p in ("bf16", "fp32")]
-    return [runtime]
+    """The runtimes a run chooses between by measuring a step, all computing the same thing.
+    On a CPU with bf16 units, which is fastest depends on the model's size and the CPU
+    (docs/performance.md, Speed): under `--precision auto` fp32 and bf16, and under bf16
+    (auto's or asked for) attention in bf16 or in fp32. Elsewhere only `runtime`."""
+    if runtime.device.type != "cpu" or not device.cpu_has_bf16():
+        return [runtime]
+    bf16 = [replace(runtime, precision="bf16", fp32_attention=a) for a in (True, False)]
+    if cfg.precision == "auto":
+        return [*bf16, replace(runtime, precision="fp32", fp32_attention=False)]
+    return bf16 if runtime.precision == "bf16" else [runtime]
 
 
 def fastest(
@@ -143,9 +156,9 @@ def fastest(
             seconds = step_seconds(shape, cfg, context, r)
         times.append((seconds, r))
     (best, chosen), *others = sorted(times, key=lambda t: t[0])
-    # "auto: fp32 37 ms a step, bf16 45": the bare steps measured, evaluations left out
-    rest = ", ".join(f"{r.precision} {seconds * 1000:,.0f}" for seconds, r in others)
-    note = f"auto: {chosen.precision} {best * 1000:,.0f} ms a step, {rest}" if others else ""
+    # "auto: fp32 37 ms a step; bf16 45, ...": the bare steps measured, evaluations left out
+    rest = "; ".join(f"{r.label} {seconds * 1000:,.0f}" for seconds, r in others)
+    note = f"auto: {chosen.label} {best * 1000:,.0f} ms a step; {rest}" if others else ""
     return chosen, best, note
 
 

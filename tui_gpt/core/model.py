@@ -31,7 +31,10 @@ Beyond the textbook version:
   activations (`checkpointing`): less memory for about one more forward pass;
 - on a CPU, training with dropout writes attention out (PyTorch's fallback there would run
   it in fp32 under bf16 autocast) and draws dropout masks with `torch.rand` (faster than
-  the Bernoulli sampler). Same mathematics, other random draws.
+  the Bernoulli sampler). Same mathematics, other random draws;
+- under bf16 autocast, attention itself can run in fp32 (`fp32_attention`, a speed setting
+  like `checkpointing`): on CPUs whose bf16 attention kernels are slower than their fp32
+  ones, which the step measurement that plans a run finds out (core/estimate.py).
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class CausalSelfAttention(nn.Module):
         self.q_norm = nn.RMSNorm(self.head_dim, eps=cfg.norm_eps) if cfg.qk_norm else None
         self.k_norm = nn.RMSNorm(self.head_dim, eps=cfg.norm_eps) if cfg.qk_norm else None
         self.drop_rate = cfg.drop_rate
+        self.fp32_attention = False  # set through GPT.fp32_attention
 
     def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
@@ -113,14 +117,31 @@ class CausalSelfAttention(nn.Module):
         if self.kv_heads != self.n_heads:  # each key/value head serves a group of queries
             k, v = (t.repeat_interleave(self.n_heads // self.kv_heads, dim=1) for t in (k, v))
         drop = self.drop_rate if self.training else 0.0
-        if drop and cache is None and x.device.type == "cpu":
-            y = self._attention_with_dropout(q, k, v, drop)
+        if self.fp32_attention and torch.is_autocast_enabled(x.device.type):
+            # Out of autocast, in fp32; the output projection casts the result back.
+            with torch.autocast(x.device.type, enabled=False):
+                y = self._attend(q.float(), k.float(), v.float(), mask, causal, drop, cache)
         else:
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal
-            )
+            y = self._attend(q, k, v, mask, causal, drop, cache)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.out_proj(y)
+
+    def _attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        causal: bool,
+        drop: float,
+        cache: LayerCache | None,
+    ) -> torch.Tensor:
+        """Queries (B, H, T, D) against keys and values (B, H, S, D) -> (B, H, T, D)."""
+        if drop and cache is None and q.device.type == "cpu":
+            return self._attention_with_dropout(q, k, v, drop)
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal
+        )
 
     def _attention_with_dropout(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float
@@ -270,6 +291,18 @@ class GPT(nn.Module):
         if self.cfg.vocab_rows != self.cfg.vocab_size:
             logits = logits[..., : self.cfg.vocab_size]  # padding rows are never predicted
         return logits
+
+    @property
+    def fp32_attention(self) -> bool:
+        """Whether attention computes in fp32 under bf16 autocast (a speed setting like
+        `checkpointing`, not part of the shape; fp32 is the more exact of the two)."""
+        return all(a.fp32_attention for a in self.modules() if isinstance(a, CausalSelfAttention))
+
+    @fp32_attention.setter
+    def fp32_attention(self, on: bool) -> None:
+        for a in self.modules():
+            if isinstance(a, CausalSelfAttention):
+                a.fp32_attention = on
 
     def num_params(self, include_head: bool = True) -> int:
         """Parameter count; a tied head is counted once (it is the embedding)."""

@@ -10,7 +10,9 @@ other.
 Muon is written here rather than taken from torch.optim.Muon, which runs its
 Newton-Schulz iteration in bfloat16 everywhere: on CPUs without bf16 units that alone
 cost more than the rest of a small model's step (benchmarks/LEVERS.md). Here it runs in
-bf16 on CUDA and in fp32 elsewhere; the method and its constants are the same.
+bf16 where the run computes in bf16 on hardware with bf16 units (CUDA, and CPUs with
+AVX512-BF16 or AMX: there its matmuls are the larger part of a small-batch step), in fp32
+elsewhere; the method and its constants are the same.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import torch
 
 from tui_gpt.core.config import TrainConfig
+from tui_gpt.core.device import Runtime
 from tui_gpt.core.errors import TuiGptError
 
 # The quintic Newton-Schulz iteration's coefficients and steps (Muon's published ones): it
@@ -30,11 +33,12 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 NS_STEPS = 5
 
 
-def orthogonalized(update: torch.Tensor) -> torch.Tensor:
+def orthogonalized(update: torch.Tensor, bf16: bool) -> torch.Tensor:
     """An approximation of U V^T for update = U S V^T (rows, cols): the update with its
-    singular values flattened, by Newton-Schulz iterations on the smaller Gram matrix."""
+    singular values flattened, by Newton-Schulz iterations on the smaller Gram matrix,
+    computed in bf16 or fp32."""
     a, b, c = NS_COEFFICIENTS
-    x = update.to(torch.bfloat16 if update.is_cuda else torch.float32)
+    x = update.to(torch.bfloat16 if bf16 else torch.float32)
     tall = x.size(0) > x.size(1)
     if tall:
         x = x.T  # (small, large): the Gram matrix below is small x small
@@ -48,14 +52,21 @@ def orthogonalized(update: torch.Tensor) -> torch.Tensor:
 class Muon(torch.optim.Optimizer):
     """Momentum (Nesterov by default), then the orthogonalized update, for 2-D parameters.
     A tall matrix's rate is scaled by sqrt(rows / cols), as in Muon's own recipe, so every
-    shape moves alike in RMS terms."""
+    shape moves alike in RMS terms. `bf16`: the iteration's precision (not saved: it follows
+    the run's runtime, which `auto` may choose after the optimizer is made)."""
 
     def __init__(
-        self, params: list[torch.Tensor], lr: float, momentum: float = 0.95, nesterov: bool = True
+        self,
+        params: list[torch.Tensor],
+        lr: float,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        bf16: bool = False,
     ) -> None:
         if any(p.ndim != 2 for p in params):
             raise ValueError("Muon updates 2-D weight matrices only")
         super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov})
+        self.bf16 = bf16
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
@@ -71,7 +82,7 @@ class Muon(torch.optim.Optimizer):
                 buf.lerp_(p.grad, 1 - mu)  # mu * buf + (1 - mu) * grad
                 update = p.grad.lerp(buf, mu) if group["nesterov"] else buf
                 scale = max(1.0, p.size(0) / p.size(1)) ** 0.5
-                p.add_(orthogonalized(update), alpha=-group["lr"] * scale)
+                p.add_(orthogonalized(update, self.bf16), alpha=-group["lr"] * scale)
 
 
 def hidden_matrix(name: str, param: torch.Tensor) -> bool:
@@ -85,7 +96,7 @@ class Paired:
     `param_groups`: AdamW's group, then Muon's. The state dict's parameter indices are the model's own
     order (`model.parameters()`), whichever half holds the parameter."""
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, fused: bool) -> None:
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, fused: bool, bf16: bool) -> None:
         named = list(model.named_parameters())
         muon_idx = [i for i, (n, p) in enumerate(named) if hidden_matrix(n, p)]
         adam_idx = [i for i in range(len(named)) if i not in set(muon_idx)]
@@ -95,7 +106,7 @@ class Paired:
             [named[i][1] for i in adam_idx], lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused
         )
         # No weight decay on Muon's side: the orthogonal update keeps the matrices' scale.
-        self.muon = Muon([named[i][1] for i in muon_idx], lr=cfg.muon_lr)
+        self.muon = Muon([named[i][1] for i in muon_idx], lr=cfg.muon_lr, bf16=bf16)
         self._order = adam_idx + muon_idx  # position in the pair -> index in the model
 
     @property
@@ -147,14 +158,20 @@ class Paired:
 Optimizer = torch.optim.AdamW | Paired
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, runtime: Runtime) -> Optimizer:
     """The optimizer `cfg.optimizer` names; fused AdamW kernels where they exist."""
-    fused = device.type in ("cpu", "cuda")
+    fused = runtime.device.type in ("cpu", "cuda")
     if cfg.optimizer == "muon":
-        return Paired(model, cfg, fused)
+        return Paired(model, cfg, fused, runtime.bf16_matmuls())
     return torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused
     )
+
+
+def follow_runtime(optimizer: Optimizer, runtime: Runtime) -> None:
+    """After `--precision auto` chose the runtime: Muon's iteration in its precision."""
+    if isinstance(optimizer, Paired):
+        optimizer.muon.bf16 = runtime.bf16_matmuls()
 
 
 def lr_scale(steps_done: int, cfg: TrainConfig, total_steps: int) -> float:

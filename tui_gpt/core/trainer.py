@@ -53,7 +53,7 @@ from tui_gpt.core.fsutil import refuse_link
 from tui_gpt.core.generate import stream
 from tui_gpt.core.loss import batch_loss, evaluate, token_byte_lengths
 from tui_gpt.core.model import GPT
-from tui_gpt.core.optim import lr_scale, make_optimizer, set_lr
+from tui_gpt.core.optim import follow_runtime, lr_scale, make_optimizer, set_lr
 from tui_gpt.core.tokenizer import Tokenizer
 
 Sink = Callable[[Event], None]
@@ -158,8 +158,9 @@ class Trainer:
             runtime.precision,
             runtime.threads,
         )
-        self.optimizer = make_optimizer(model, config, runtime.device)
+        self.optimizer = make_optimizer(model, config, runtime)
         model.checkpointing = config.activation_checkpointing
+        model.fp32_attention = runtime.fp32_attention
         self.runtime = runtime
         self.peak_flops: float | None = None  # measured or looked up when the run starts
         self._context = loaders.train.windows.max_length  # tokens per training window
@@ -384,6 +385,8 @@ class Trainer:
                 )
                 assert measured is not None  # measured where not remembered
                 self.runtime, self.precision, step_s = runtime, runtime.precision, measured
+                self.model.fp32_attention = runtime.fp32_attention
+                follow_runtime(self.optimizer, runtime)
         except (RuntimeError, torch.OutOfMemoryError):
             return None
         plan = estimate.make_plan(
