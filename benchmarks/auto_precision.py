@@ -1,7 +1,8 @@
 """Is `--precision auto` the fastest choice at every size people train? The real training
 loop (`tui-gpt train`, each run a fresh process), at nano, micro, mini and 124M, in fp32,
 bf16 and auto, variants interleaved round by round; tokens/s from the median wall time
-between step events after the first ten, and which precision each auto run chose.
+between step events after the first ten, and which runtime each run chose (its plan line:
+the precision, and under bf16 whether attention ran in fp32).
 
     python benchmarks/auto_precision.py DATA [--rounds 2] [--steps 40] [--json OUT]
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -49,8 +51,11 @@ def one_run(data: str, shape: str, precision: str, steps: int, runs: Path) -> di
     gaps = [b - a for a, b in zip(times[skip:], times[skip + 1 :], strict=False)]
     step_s = statistics.median(gaps)
     plan = next((line for line in done.stdout.splitlines() if line.startswith("plan:")), "")
+    # The plan names the runtime it measured fastest: "(auto: bf16 (fp32 attention) 29 ms a step; ...".
+    chose = re.search(r"\(auto: (.+?) [\d,.]+ ms a step", plan)
     return {
-        "shape": shape, "precision": precision, "chose": started["precision"],
+        "shape": shape, "precision": precision,
+        "chose": chose.group(1) if chose else started["precision"],
         "step_ms": 1000 * step_s, "tokens_per_s": context * batch / step_s, "plan": plan,
     }  # fmt: skip
 
@@ -74,7 +79,7 @@ def main() -> None:
                     r = one_run(args.data, shape, precision, args.steps, runs)
                     r["round"] = round_
                     results.append(r)
-                    print(f"round {round_} {shape:6} {precision:5} chose {r['chose']:5} "
+                    print(f"round {round_} {shape:6} {precision:5} chose {r['chose']:21} "
                           f"{r['step_ms']:9.1f} ms/step {r['tokens_per_s']:10,.0f} tok/s", flush=True)  # fmt: skip
     print("\nshape   fp32 tok/s   bf16 tok/s   auto tok/s (chose)   auto / fastest explicit")
     for shape in args.shapes.split(","):

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tests.conftest import NIGHT_KITCHEN, VERDICT, needs_gpt2, needs_verdict, run_cli
+from tui_gpt.core.device import cpu_has_bf16
 
 
 @pytest.mark.slow
@@ -17,6 +18,11 @@ def test_bench_train_generate_and_data_report_their_fields():
     facts = json.loads(train.stdout)
     assert facts["tok_per_s"] > 0 and facts["mfu"] > 0 and facts["precision"] in ("fp32", "bf16")
     assert facts["model_flops_per_token"] > 0 and facts["peak_flops"] > 0
+    # bench times the runtime a training of this shape would choose, and says how it chose.
+    assert facts["runtime"].split()[0] == facts["precision"]
+    assert facts["runtime_choice"].startswith(f"auto: {facts['runtime']} ") or not (
+        cpu_has_bf16()
+    )
     # Without --context-length, a preset's own (nano's is 64; only gpt2-small, the seed
     # configuration, is timed at the reference's 256).
     small = run_cli("bench", "train", "--preset", "nano", "--steps", "1", "--tokenizer", "byte",

@@ -106,9 +106,10 @@ def run(args: argparse.Namespace) -> int:
         )
         print(
             f"train {r['preset']} ctx {r['context_length']} batch {r['batch_size']}{accum}{ckpt} "
-            f"on {r['device']} ({r['precision']}, {r['threads']} threads): "
+            f"on {r['device']} ({r['runtime']}, {r['threads']} threads): "
             f"{r['tok_per_s']:,.0f} tok/s, {r['step_s']:.2f} s/step, {mfu}\n"
-            f"memory: training took {r['training_peak_mib']:,.0f} MiB at its peak "
+            + (f"{r['runtime_choice']}\n" if r["runtime_choice"] else "")
+            + f"memory: training took {r['training_peak_mib']:,.0f} MiB at its peak "
             f"(estimated {r['memory_estimate_mib']:,.0f} MiB), process peak RSS "
             f"{r['peak_rss_mib']:,.0f} MiB"
         )

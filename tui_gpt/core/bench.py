@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tui_gpt.core import allocator, flops, memory
+from tui_gpt.core import allocator, estimate, flops, memory
 from tui_gpt.core.config import ModelChoice, TrainConfig
 from tui_gpt.core.data import BatchLoader, Loaders, TokenWindows
 from tui_gpt.core.device import Runtime, resolve_device, resolve_precision, resolve_threads
@@ -79,14 +79,19 @@ def bench_train(
     optimizer: str = "adamw",
 ) -> dict:
     """The trainer's own update step (its model, optimizer, autocast and memory reuse) on
-    random tokens: tokens/s, seconds per step, MFU, and the memory estimate beside the
-    measured peak."""
+    random tokens, in the runtime a training of this shape chooses (`estimate.fastest`:
+    under `auto` on a CPU with bf16 units, the fastest of the runtimes it measures):
+    tokens/s, seconds per step, MFU, and the memory estimate beside the measured peak."""
     dev = resolve_device(device)
     runtime = Runtime(dev, resolve_precision(precision, dev), resolve_threads(threads))
     cfg = TrainConfig(
         batch_size=batch_size, grad_accum=grad_accum, activation_checkpointing=checkpointing,
-        optimizer=optimizer,
+        optimizer=optimizer, precision=precision,
     )
+    choice = ""
+    if len(estimate.candidates(cfg, runtime)) > 1:
+        shape = ModelChoice(preset, arch=arch).config(vocab_size, context_length)
+        runtime, _, choice = estimate.fastest(shape, cfg, context_length, runtime)
     # The estimate counts tensors; the first step of any model also pages in torch's
     # kernels and sets up its thread pools (100+ MiB of a CPU process, whatever the model).
     # One step of a model far smaller than the one measured pays that first, so the
@@ -127,6 +132,8 @@ def bench_train(
         "activation_checkpointing": checkpointing,
         "device": str(dev),
         "precision": runtime.precision,
+        "runtime": runtime.label,
+        "runtime_choice": choice,  # "auto: bf16 (fp32 attention) 29 ms a step; ..." or ""
         "threads": runtime.threads,
         "steps": steps,
         "step_s": step_s,
