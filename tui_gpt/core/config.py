@@ -194,7 +194,7 @@ class TrainConfig:
     sample_tokens: int = setting(50, "tokens in the per-epoch sample", label="Sample tokens", ge=0, on_resume=True)
     checkpoint_minutes: float = setting(10.0, "save latest at least this often", label="Save every (min)", gt=0, le=MAX_MINUTES, on_resume=True)
     device: str = setting("auto", "auto picks CUDA, then MPS, then CPU", label="Device", choices=DEVICES, on_resume=True)
-    precision: str = setting("auto", "auto: on a CPU with bf16 units the faster of fp32 and bf16, timed on this model; bf16 on a GPU that has it; fp32 elsewhere", label="Precision", choices=PRECISIONS, on_resume=True)
+    precision: str = setting("auto", "auto: on a CPU with bf16 units the fastest of fp32, bf16 and bf16 with fp32 attention, timed on this model; bf16 on a GPU that has it; fp32 elsewhere", label="Precision", choices=PRECISIONS, on_resume=True)
     threads: int | None = setting(None, "CPU threads", label="Threads", ge=1, le=MAX_THREADS, blank="all allowed", on_resume=True)
     activation_checkpointing: bool = setting(False, "recompute each block in backward: much less activation memory, about a third slower", label="Recompute blocks", on_resume=True)
     peak_tflops: float | None = setting(None, "the device's peak TFLOP/s that MFU is measured against", label="Peak TFLOP/s", gt=0, blank="auto", on_resume=True)
