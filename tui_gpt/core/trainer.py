@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from tui_gpt.core import allocator, checkpoint, estimate, flops, memory
+from tui_gpt.core.budget import TimeBudget
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.data import Loaders
 from tui_gpt.core.device import Runtime, autocast
@@ -178,13 +179,9 @@ class Trainer:
         # bare model.
         self.train_module: Any = dist.wrap(model)  # compiled later, maybe
         self.total_steps = config.step_bound(len(self.train_loader))
-        # A time budget: the steps it leaves room for, re-estimated from the measured pace.
-        self._step_bound = self.total_steps  # what the epochs and max_steps allow
-        begun = time.monotonic() if started is None else started
-        self._deadline = begun + config.minutes * 60 if config.minutes else None
-        self._pace_from: tuple[int, float] | None = None  # (steps_done, time) pace counts from
-        self._closing = 0.0  # seconds the closing evaluation and save are expected to take
-        self._announced = self.total_steps
+        # A time budget cuts the steps the epochs and max_steps allow to those that fit.
+        self.budget = TimeBudget(self.total_steps, config.minutes, started)
+        self._announced = self.total_steps  # the total the last PlanChanged told
         self._sampled_at: int | None = None  # steps_done at the last sample
         self._eval_every = config.eval_interval(self.total_steps)  # set again by the plan
         self._evaluated_at: int | None = None  # steps_done at the last evaluation
@@ -224,7 +221,7 @@ class Trainer:
                 self._checkpoint_if_asked()  # "checkpoint now" works while paused too
             if not self.control.stopping:
                 self.emit(Resumed)
-            self._pace_from = None  # the pause says nothing of the pace of steps
+            self.budget.restart_pace()
         return self.control.stopping
 
     def _checkpoint_if_asked(self) -> None:
@@ -252,7 +249,7 @@ class Trainer:
                 stop, paused = self.dist.agree(c.stopping, c.paused)
             if not stop:
                 self.emit(Resumed)
-            self._pace_from = None
+            self.budget.restart_pace()
         if stop and not c.stopping:
             c.stop("stopped on another rank")
         return stop
@@ -296,8 +293,7 @@ class Trainer:
             run_id=self.run_id,
             params=self.model.num_params(),
             arch=self.model.cfg.arch,
-            ends_by=None if self._deadline is None
-            else time.time() + self._deadline - time.monotonic(),
+            ends_by=self.budget.ends_by(),
             device=str(self.device),
             precision=self.precision,
             threads=self.threads,
@@ -341,21 +337,21 @@ class Trainer:
                 per_device = tok_per_s / self.dist.world
                 use = flops.mfu(self._flops_per_token, per_device, self.peak_flops)
                 self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s, mfu=use)
-                if s.step % self._eval_every == 0 and not self._timed(self._evaluate):
+                if s.step % self._eval_every == 0 and not self.budget.timed(self._evaluate):
                     return self._stop()
                 if self.control.take_checkpoint_request() or self._save_due():
-                    self._timed(self._checkpoint)
+                    self.budget.timed(self._checkpoint)
                 self._fit_budget()
                 if self._done():
                     break
             if s.batch >= len(self.train_loader):  # the epoch ran to its end
-                self._timed(lambda: self._sample(at_end=self._done()))
+                self.budget.timed(lambda: self._sample(at_end=self._done()))
                 self.emit(EpochEnd)
                 s.epoch += 1
                 s.batch = 0
             elif self._done():
-                self._timed(lambda: self._sample(at_end=True))  # a last look, mid-epoch
-        self._timed(self._close_evaluation)
+                self.budget.timed(lambda: self._sample(at_end=True))  # a last look, mid-epoch
+        self.budget.timed(self._close_evaluation)
         self.save_latest()
         self.emit(Finished, reason=self._end_reason(), planned_steps=planned,
                   minutes=self.cfg.minutes)  # fmt: skip
@@ -363,7 +359,7 @@ class Trainer:
 
     def _end_reason(self) -> str:
         """What ended a training that ran to its end (events.FINISH_REASONS)."""
-        if self._deadline is not None and self.total_steps < self._step_bound:
+        if self.budget.cut_short(self.total_steps):
             return "budget"
         max_steps = self.cfg.max_steps
         return "max_steps" if max_steps is not None and self._done() and (
@@ -394,42 +390,23 @@ class Trainer:
             step_s,
             len(self.train_loader),
             cfg.tokens_per_step(self._context) * self.dist.world,
-            self._step_bound - s.steps_done,
-            None if self._deadline is None else self._deadline - time.monotonic(),
+            self.budget.bound - s.steps_done,
+            self.budget.seconds_left(),
             note,
         )
-        if self._deadline is not None:
+        if self.budget.limited:
             total = s.steps_done + plan.steps
             if self.dist.enabled:  # every rank must plan the same steps
                 total = int(self.dist.mean(float(total))[0])
             self.total_steps = self._announced = total
         return plan
 
-    def _timed(self, work: Callable[[], Any]) -> Any:
-        """Run an evaluation, a save or a sample, keeping the longest as what each of the
-        three that close a budgeted run may cost."""
-        t0 = time.monotonic()
-        result = work()
-        self._closing = max(self._closing, time.monotonic() - t0)
-        return result
-
     def _fit_budget(self) -> None:
-        """Under a `minutes` budget: the total steps that fit in the time left at the pace
-        measured so far (evaluations and saves included), less the closing evaluation and
-        save, so the schedule has decayed when time is up."""
-        if self._deadline is None:
+        """Under a `minutes` budget: the total steps re-judged from the pace so far
+        (core/budget.py), the same on every rank; a PlanChanged when it moved."""
+        if not self.budget.limited:
             return
-        s, now = self.state, time.monotonic()
-        if self._pace_from is None:  # the first step of this process warms caches up
-            self._pace_from = (s.steps_done, now)
-        first, since = self._pace_from
-        ran = s.steps_done - first
-        left = self._deadline - now - 3 * self._closing  # a sample, an evaluation, a save
-        total = self.total_steps
-        if left <= 0:
-            total = s.steps_done
-        elif ran >= 3:  # enough steps to judge the pace by
-            total = min(self._step_bound, s.steps_done + int(left / ((now - since) / ran)))
+        total = self.budget.fit(self.state.steps_done, self.total_steps)
         if self.dist.enabled:  # every rank must stop after the same step
             total = int(self.dist.mean(float(total))[0])
         self.total_steps = total
