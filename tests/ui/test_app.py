@@ -270,6 +270,36 @@ async def test_runs_browser_opens_chats_and_deletes(runs_root):
         assert not (runs_root / "20260101-000000-story-nano").exists()
 
 
+@pytest.mark.slow
+async def test_runs_browser_exports_a_run_and_says_where_or_why_not(runs_root, tmp_path):
+    """`e` asks where to; the export runs in a worker that only posts messages; its toast
+    names the folder, or says why nothing was written (an existing file that is no earlier
+    export is never replaced)."""
+    from tui_gpt.ui.screens.prompt import PromptScreen
+
+    fake_run(runs_root, "20260101-000000-story-nano")
+    out, taken = tmp_path / "hf-export", tmp_path / "notes.txt"
+    taken.write_text("mine")
+    app = TuiGptApp(runs_root)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        for place in (out, taken):
+            await pilot.press("e")
+            await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+            app.screen.query_one(Input).value = str(place)
+            await pilot.press("enter")
+            if place == taken:
+                await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+                await pilot.press("y")
+        await wait_for(pilot, lambda: {"Exported (hf)", "Not exported"}
+                       <= {n.title for n in app._notifications})  # fmt: skip
+        said = {n.title: str(n.message) for n in app._notifications}
+        assert said["Exported (hf)"] == str(out) and (out / "config.json").is_file()
+        assert taken.read_text() == "mine" and said["Not exported"]
+
+
 async def test_watch_follows_events_as_they_are_appended(runs_root):
     path = fake_run(runs_root, "20260101-000000-story-nano", status="running")
     lines = path.joinpath("events.jsonl").read_text().splitlines()

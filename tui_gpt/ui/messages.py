@@ -11,6 +11,7 @@ from tui_gpt.core.events import Event
 
 if TYPE_CHECKING:  # torch comes with these; the messages module must not load it
     from tui_gpt.core.detach import Detached
+    from tui_gpt.core.experiments import RunDetails
     from tui_gpt.core.jobs import TrainingJob
     from tui_gpt.core.runs import Run
     from tui_gpt.core.sampling import LoadedModel
@@ -43,6 +44,38 @@ class TokenStreamed(Message):
 class GenerationDone(Message):
     cancelled: bool
     error: str | None = None
+
+
+@dataclass
+class ContextCounted(Message):
+    """The generator's prompt, tokenized in a worker: its tokens in the context, and how
+    many of the earliest were cut to fit."""
+
+    tokens: int
+    cut: int
+
+
+@dataclass
+class ProbsReady(Message):
+    """The next token's most likely candidates (text, probability), from a worker."""
+
+    candidates: list[tuple[str, float]]
+    caption: str
+
+
+@dataclass
+class TextReady(Message):
+    """Text a worker read or composed for the screen it was started from (a run's
+    details)."""
+
+    text: str
+
+
+@dataclass
+class RunsRead(Message):
+    """The runs a comparison shows, read in a worker."""
+
+    runs: list[RunDetails]
 
 
 @dataclass

@@ -26,7 +26,7 @@ from tui_gpt.core.runs import Run
 from tui_gpt.core.sampling import LoadedModel
 from tui_gpt.core.tokenizer import StreamDecoder
 from tui_gpt.ui.host import host
-from tui_gpt.ui.messages import GenerationDone, TokenStreamed
+from tui_gpt.ui.messages import ContextCounted, GenerationDone, ProbsReady, TokenStreamed
 from tui_gpt.ui.widgets.header import Header
 from tui_gpt.ui.widgets.pane import Pane
 from tui_gpt.ui.widgets.settings_form import SettingsForm
@@ -163,7 +163,7 @@ class ChatScreen(Screen):
     def _probs(self, prompt: str, s: SamplingConfig) -> None:
         tok, model = self.loaded.tokenizer, self.loaded.model
         ids, cut = self.context_ids(prompt)
-        self.app.call_from_thread(self._show_context, len(ids), cut)
+        self.post_message(ContextCounted(len(ids), cut))
         ids = ids or [tok.eot_id]
         with torch.inference_mode():
             logits = model(torch.tensor([ids], device=self.loaded.device), last_only=True)[
@@ -178,10 +178,15 @@ class ChatScreen(Screen):
         ]
         mode = "greedy picks the first" if s.temperature == 0 else f"temperature {s.temperature:g}"
         caption = f"next token ({mode}, top-k {s.top_k or 'off'}, top-p {s.top_p or 'off'})"
-        self.app.call_from_thread(self._show_probs, candidates, caption)
+        self.post_message(ProbsReady(candidates, caption))
 
-    def _show_probs(self, candidates: list[tuple[str, float]], caption: str) -> None:
-        self.query_one(TokenProbs).show(candidates, caption)
+    @on(ContextCounted)
+    def _counted(self, message: ContextCounted) -> None:
+        self._show_context(message.tokens, message.cut)
+
+    @on(ProbsReady)
+    def _show_probs(self, message: ProbsReady) -> None:
+        self.query_one(TokenProbs).show(message.candidates, message.caption)
 
     # ------------------------------------------------------------------ generation
 

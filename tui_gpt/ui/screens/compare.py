@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 from tui_gpt.charts import compare_chart
 from tui_gpt.core.experiments import X_AXES, RunDetails, comparison_rows, details
 from tui_gpt.core.runs import Run
+from tui_gpt.ui.messages import RunsRead
 from tui_gpt.ui.widgets.header import Header
 
 
@@ -58,13 +59,13 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True)
     def _load(self) -> None:
         runs = [details(Run(p)) for p in self.paths]
-        self.app.call_from_thread(self._show, runs)
+        self.post_message(RunsRead(runs))
 
-    def _show(self, runs: list[RunDetails]) -> None:
-        self.runs = runs
+    def on_runs_read(self, message: RunsRead) -> None:
+        self.runs = message.runs
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        header, *rows = comparison_rows(runs)
+        header, *rows = comparison_rows(self.runs)
         table.add_columns(*header)
         for row in rows:
             table.add_row(*row)

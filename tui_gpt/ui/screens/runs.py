@@ -21,6 +21,7 @@ from tui_gpt.core.experiments import describe, details
 from tui_gpt.core.export import Format, default_out, export
 from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, read_events, set_label
 from tui_gpt.ui.host import host
+from tui_gpt.ui.messages import Say, TextReady
 from tui_gpt.ui.screens.compare import CompareScreen
 from tui_gpt.ui.screens.confirm import ConfirmScreen
 from tui_gpt.ui.screens.prompt import PromptScreen, TypedAhead
@@ -174,10 +175,10 @@ class RunsScreen(Screen):
             text = "\n".join(describe(details(run)))
         except TuiGptError as exc:  # a damaged run is shown as one, never takes the app down
             text = f"Cannot read this run: {exc}"
-        self.app.call_from_thread(self._set_details, text)
+        self.post_message(TextReady(text))
 
-    def _set_details(self, text: str) -> None:
-        self.query_one("#run-details", Static).update(text)
+    def on_text_ready(self, message: TextReady) -> None:
+        self.query_one("#run-details", Static).update(message.text)
 
     def action_mark(self) -> None:
         run = self.selected()
@@ -246,11 +247,9 @@ class RunsScreen(Screen):
         try:
             done = export(run, fmt, out, "f16" if fmt == "gguf" else "f32", force=replace)
         except TuiGptError as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Not exported", severity="error")
+            self.app.post_message(Say(str(exc), "Not exported", "error"))
             return
-        self.app.call_from_thread(
-            self.notify, str(done.path), title=f"Exported ({fmt})", timeout=10
-        )
+        self.app.post_message(Say(str(done.path), f"Exported ({fmt})", timeout=10))
 
     def action_open(self) -> None:
         run = self.selected()
