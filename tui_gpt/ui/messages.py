@@ -10,11 +10,13 @@ from textual.message import Message
 from tui_gpt.core.events import Event
 
 if TYPE_CHECKING:  # torch comes with these; the messages module must not load it
+    from tui_gpt.core.data import PreparedData
     from tui_gpt.core.detach import Detached
     from tui_gpt.core.experiments import RunDetails
     from tui_gpt.core.jobs import TrainingJob
     from tui_gpt.core.runs import Run
     from tui_gpt.core.sampling import LoadedModel
+    from tui_gpt.core.tokenizer import BPETokenizer
 
 
 @dataclass
@@ -69,6 +71,47 @@ class TextReady(Message):
     details)."""
 
     text: str
+
+
+@dataclass
+class PreviewReady(Message):
+    """A dataset read and tokenized in a worker, for the preview of question `request`:
+    its facts, its first problem, the vocabulary size, and what a plan is made from (the
+    vocabulary and the prepared data; None where a problem stops any plan)."""
+
+    text: str
+    problem: str | None
+    vocab: int
+    basis: tuple[int, PreparedData] | None
+    request: int
+
+
+@dataclass
+class PreviewFailed(Message):
+    """The dataset of question `request` could not be read: why."""
+
+    problem: str
+    request: int
+
+
+@dataclass
+class PlanReady(Message):
+    """The plan line of the settings of question `request` (sized and measured in a worker)."""
+
+    line: str
+    request: int
+
+
+@dataclass
+class TokenizerProgress(Message):
+    """A tokenizer being fitted: percent done, or None when fitting ended."""
+
+    percent: float | None
+
+
+@dataclass
+class TokenizerTrained(Message):
+    tokenizer: BPETokenizer
 
 
 @dataclass

@@ -57,8 +57,16 @@ from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.jobs import runtime_for
 from tui_gpt.core.reading import read_json
 from tui_gpt.core.sizing import size, window
-from tui_gpt.core.tokenizer import TOKENIZERS, BPETokenizer
+from tui_gpt.core.tokenizer import TOKENIZERS
 from tui_gpt.ui.host import host
+from tui_gpt.ui.messages import (
+    PlanReady,
+    PreviewFailed,
+    PreviewReady,
+    Say,
+    TokenizerProgress,
+    TokenizerTrained,
+)
 from tui_gpt.ui.screens.picker import PathPicker
 from tui_gpt.ui.screens.prompt import PromptScreen
 from tui_gpt.ui.widgets.header import Header
@@ -464,7 +472,7 @@ class DatasetScreen(Screen):
         except Cancelled:
             return
         except TuiGptError as exc:
-            self.app.call_from_thread(self._show_problem, str(exc), request)
+            self.post_message(PreviewFailed(str(exc), request))
             return
         problem = facts.problems[0] if facts.problems else None
         lines = [
@@ -487,12 +495,23 @@ class DatasetScreen(Screen):
             lines.append(f"[yellow]skipped {escape(f.name)}: {escape(why)}[/yellow]")
         if len(source.skipped) > 5:
             lines.append(f"[yellow]... and {len(source.skipped) - 5} more skipped[/yellow]")
-        self.app.call_from_thread(self._show_preview, "\n".join(lines), problem, request)
-        self.app.call_from_thread(self._show_vocab, tokenizer.vocab_size, request)
-        if not problem:
-            basis = (tokenizer.vocab_size, data)
-            self.app.call_from_thread(self._keep_basis, basis, request)
+        basis = None if problem else (tokenizer.vocab_size, data)
+        self.post_message(
+            PreviewReady("\n".join(lines), problem, tokenizer.vocab_size, basis, request)
+        )
+        if basis is not None:
             self._estimate(model, cfg, *basis, plan_request)
+
+    @on(PreviewReady)
+    def _preview_ready(self, message: PreviewReady) -> None:
+        self._show_preview(message.text, message.problem, message.request)
+        self._show_vocab(message.vocab, message.request)
+        if message.basis is not None:
+            self._keep_basis(message.basis, message.request)
+
+    @on(PreviewFailed)
+    def _preview_failed(self, message: PreviewFailed) -> None:
+        self._show_problem(message.problem, message.request)
 
     def _show_vocab(self, vocab: int, request: int) -> None:
         # An older preview's tokenizer (the one before a change) must not overwrite the
@@ -531,12 +550,13 @@ class DatasetScreen(Screen):
                 line = "\n".join(filter(None, (sizing.line(), plan_.line())))
         except (TuiGptError, RuntimeError) as exc:
             line = f"plan: unknown ({exc})"
-        self.app.call_from_thread(self._show_plan, line, request)
+        self.post_message(PlanReady(line, request))
 
-    def _show_plan(self, line: str, request: int) -> None:
-        if request == self._plan_request:
+    @on(PlanReady)
+    def _show_plan(self, message: PlanReady) -> None:
+        if message.request == self._plan_request:
             with contextlib.suppress(NoMatches):
-                self.query_one("#plan", Static).update(escape(line))
+                self.query_one("#plan", Static).update(escape(message.line))
 
     def _show_preview(self, text: str, problem: str | None, request: int) -> None:
         if request != self._request:
@@ -587,32 +607,35 @@ class DatasetScreen(Screen):
 
     @work(thread=True, exclusive=True, group="tokenizer")
     def _train_tokenizer(self, dataset: str, size: int, text_field: str) -> None:
-        self.app.call_from_thread(self._tokenizer_progress, 0.0)
+        self.post_message(TokenizerProgress(0.0))
         shown = [0.0]
 
         def progress(done: int, total: int) -> None:
             if done == total or time.monotonic() - shown[0] > 0.1:
                 shown[0] = time.monotonic()
-                self.app.call_from_thread(self._tokenizer_progress, 100 * done / max(1, total))
+                self.post_message(TokenizerProgress(100 * done / max(1, total)))
 
         try:
             source = inspect_source(dataset, text_field)
             tok = train_tokenizer(source, size, default_path(source.name, size), progress)
         except TuiGptError as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="No tokenizer", severity="error")
+            self.app.post_message(Say(str(exc), "No tokenizer", "error"))
             return
         finally:
-            self.app.call_from_thread(self._tokenizer_progress, None)
-        self.app.call_from_thread(self._tokenizer_trained, tok)
+            self.post_message(TokenizerProgress(None))
+        self.post_message(TokenizerTrained(tok))
 
-    def _tokenizer_progress(self, percent: float | None) -> None:
-        """The tokenizer bar: shown at `percent`, or hidden (None) when fitting ends."""
+    @on(TokenizerProgress)
+    def _tokenizer_progress(self, message: TokenizerProgress) -> None:
+        """The tokenizer bar: shown at a percent, or hidden (None) when fitting ends."""
         bar = self.query_one("#tokenizer-progress", ProgressBar)
-        bar.set_class(percent is not None, "busy")
-        if percent is not None:
-            bar.update(progress=percent)
+        bar.set_class(message.percent is not None, "busy")
+        if message.percent is not None:
+            bar.update(progress=message.percent)
 
-    def _tokenizer_trained(self, tok: BPETokenizer) -> None:
+    @on(TokenizerTrained)
+    def _tokenizer_trained(self, message: TokenizerTrained) -> None:
+        tok = message.tokenizer
         self.query_one("#form", SettingsForm).choose("tokenizer", str(tok.path))
         self.notify(f"{tok.vocab_size:,} tokens, saved as {tok.path}", title="Tokenizer trained")
 
