@@ -118,3 +118,23 @@ def test_a_resumed_run_keeps_the_precision_auto_chose_when_it_began(tmp_path, mo
     events = [json.loads(line) for line in job.run.events_path.read_text().splitlines()]
     assert [e["precision"] for e in events if e["event"] == "run_started"] == ["bf16", "bf16"]
     assert json.loads(job.run.info_path.read_text())["train"]["precision"] == "auto"
+
+
+def test_a_resumed_run_keeps_attention_where_auto_put_it_when_it_began(tmp_path, monkeypatch):
+    """bf16 with attention in fp32 computes slightly other numbers than bf16 attention: a
+    resumed run trains on in the runtime it began with, attention included, whatever is
+    faster by then; run_started records it."""
+    import json
+
+    from tui_gpt.core.jobs import assemble
+
+    job = _auto_job(tmp_path, monkeypatch)
+    _remember_faster(job.trainer, "bf16 (fp32 attention)")
+    assert job.run_training() == "finished"
+    _remember_faster(job.trainer, "bf16")  # plain bf16 the faster later
+    resumed = assemble(resume=job.run.id, runs_root=tmp_path / "runs", further="1")
+    assert resumed.run_training() == "finished"
+    assert resumed.trainer.runtime.label == "bf16 (fp32 attention)"
+    assert resumed.trainer.model.fp32_attention is True
+    events = [json.loads(line) for line in job.run.events_path.read_text().splitlines()]
+    assert [e["fp32_attention"] for e in events if e["event"] == "run_started"] == [True, True]

@@ -129,16 +129,17 @@ def remember_step_seconds(
 
 
 def candidates(cfg: TrainConfig, runtime: Runtime) -> list[Runtime]:
-    """The runtimes a run chooses between by measuring a step, all computing the same thing.
-    On a CPU with bf16 units, which is fastest depends on the model's size and the CPU
-    (docs/performance.md, Speed): under `--precision auto` fp32 and bf16, and under bf16
-    (auto's or asked for) attention in bf16 or in fp32. Elsewhere only `runtime`."""
-    if runtime.device.type != "cpu" or not device.cpu_has_bf16():
+    """The runtimes `--precision auto` chooses between by measuring a step: on a CPU with
+    bf16 units, where which is fastest depends on the model's size and the CPU
+    (docs/performance.md, Speed), bf16 with attention in fp32, bf16, and fp32. Elsewhere,
+    and for a precision given (or pinned by a resumed run), only `runtime`."""
+    if cfg.precision != "auto" or runtime.device.type != "cpu" or not device.cpu_has_bf16():
         return [runtime]
-    bf16 = [replace(runtime, precision="bf16", fp32_attention=a) for a in (True, False)]
-    if cfg.precision == "auto":
-        return [*bf16, replace(runtime, precision="fp32", fp32_attention=False)]
-    return bf16 if runtime.precision == "bf16" else [runtime]
+    return [
+        replace(runtime, precision="bf16", fp32_attention=True),
+        replace(runtime, precision="bf16", fp32_attention=False),
+        replace(runtime, precision="fp32", fp32_attention=False),
+    ]
 
 
 def fastest(

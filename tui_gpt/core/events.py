@@ -34,6 +34,7 @@ class RunStarted(Event):
     params: int = 0
     device: str = "cpu"
     precision: str = "fp32"
+    fp32_attention: bool = False  # under bf16: attention kept in fp32 (core/model.py)
     threads: int = 1
     world_size: int = 1  # processes training together (torchrun)
     train_batches: int = 0

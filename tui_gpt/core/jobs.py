@@ -193,11 +193,14 @@ def _assemble(
         raise TuiGptError(
             f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
         )
-    # A resumed run keeps the precision `auto` chose when it began (the faster one then):
+    # A resumed run keeps the runtime `auto` chose when it began (the fastest one then):
     # measured again, a busy moment could switch a run's numerics halfway.
-    pinned = _began_with_precision(run) if run is not None and cfg.precision == "auto" and (
+    began = _began_with(run) if run is not None and cfg.precision == "auto" and (
         "precision" not in (changes or {})) else None  # fmt: skip
+    pinned = began[0] if began else None
     runtime = runtime_for(replace(cfg, precision=pinned) if pinned else cfg, dist)
+    if began:
+        runtime = replace(runtime, fp32_attention=began[1])
     room = memory.available(runtime.device.type)
     if room is not None and runtime.device.type == "cpu":
         room //= dist.local_world  # ranks on one machine share it
@@ -295,14 +298,14 @@ def _seconds_left(cfg: TrainConfig, started: float | None) -> float | None:
     return cfg.minutes * 60 - (0.0 if started is None else time.monotonic() - started)
 
 
-def _began_with_precision(run: Run) -> str | None:
-    """The precision the run's latest training began with (its last run_started event),
-    or None where none is recorded."""
+def _began_with(run: Run) -> tuple[str, bool] | None:
+    """The precision the run's latest training began with, and whether it kept attention
+    in fp32 (its last run_started event), or None where none is recorded."""
     chosen = None
     for event in run.events():
         explicit = event.get("precision") in PRECISIONS and event.get("precision") != "auto"
         if event.get("event") == "run_started" and explicit:
-            chosen = event["precision"]
+            chosen = (event["precision"], event.get("fp32_attention") is True)
     return chosen
 
 

@@ -296,6 +296,7 @@ class Trainer:
             ends_by=self.budget.ends_by(),
             device=str(self.device),
             precision=self.precision,
+            fp32_attention=self.runtime.fp32_attention,
             threads=self.threads,
             world_size=self.dist.world,
             train_batches=len(self.train_loader),
