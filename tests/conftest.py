@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -18,6 +19,13 @@ from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.tokenizer import get_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Under pytest-xdist each worker is a process of its own on a shared machine: one CPU thread
+# each (and in every process a test starts), so two workers on two cores do not fight over
+# them. Alone, pytest keeps torch's default.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("TUI_GPT_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 SAMPLES = ROOT / "sample_texts"
 NIGHT_KITCHEN = SAMPLES / "the_night_kitchen.txt"  # the project's own text, for any training
 
@@ -104,12 +112,14 @@ def runs_root(private_dirs) -> Path:
     return private_dirs / "runs"
 
 
-# Verbs run inside the test process (the same `cli.main`, without a new interpreter and
-# torch import each time: seconds per call). Training, benchmarks and watching keep their
-# own process: signal handlers, memory measurements and long-lived threads are theirs.
+# Verbs run inside the test process (the same `cli.main`, without a new interpreter, torch
+# import and torch's optimizer machinery each time: 3+ s of CPU per call). Benchmarks and
+# watching keep their own process: memory measurements and long-lived threads are theirs;
+# tests that signal a training start it themselves.
 IN_PROCESS = {"runs", "export", "plot", "import-gpt2", "prepare", "eval", "compare",
-              "tokenizer", "generate"}  # fmt: skip
-_VERBS = IN_PROCESS | {"train", "bench", "watch", "control"}
+              "tokenizer", "generate", "train", "control"}  # fmt: skip
+_VERBS = IN_PROCESS | {"bench", "watch"}
+_SIGNALS = [s for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s)]
 
 
 def run_cli(
@@ -137,13 +147,13 @@ def run_cli(
 def _in_process(args: tuple[str, ...], env: dict[str, str]) -> subprocess.CompletedProcess:
     import contextlib
     import io
-    import signal
 
     from tui_gpt import cli
 
     out, err = io.StringIO(), io.StringIO()
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    saved_term = signal.getsignal(signal.SIGTERM)
+    # `train` installs its stop handlers; the test process keeps its own.
+    saved_handlers = {name: signal.getsignal(getattr(signal, name)) for name in _SIGNALS}
     os.environ.update(env)
     os.chdir(ROOT)
     try:
@@ -156,7 +166,8 @@ def _in_process(args: tuple[str, ...], env: dict[str, str]) -> subprocess.Comple
         os.environ.clear()
         os.environ.update(saved_env)
         os.chdir(saved_cwd)
-        signal.signal(signal.SIGTERM, saved_term)
+        for name, handler in saved_handlers.items():
+            signal.signal(getattr(signal, name), handler)
     return subprocess.CompletedProcess(["tui-gpt", *args], status, out.getvalue(), err.getvalue())
 
 

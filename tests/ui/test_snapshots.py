@@ -23,6 +23,8 @@ from tui_gpt.ui.screens.train import TrainScreen
 
 SIZE = (80, 24)
 FIXED_ROOT = Path("/tmp/tui-gpt-snapshot-runs")  # a fixed path: the runs screen shows it
+# The fixed paths are shared: under pytest-xdist these tests run one after another on one worker.
+pytestmark = pytest.mark.xdist_group("snapshot-paths")
 
 
 @pytest.fixture
