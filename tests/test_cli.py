@@ -22,6 +22,7 @@ from tests.conftest import (
     wait_until,
 )
 from tui_gpt.core.events import Eval
+from tui_gpt.core.records import RunRecord
 from tui_gpt.core.runs import Run, list_runs
 
 # The project's own text in bytes: 11 batches of 8 x 64 per epoch, no vocabulary needed.
@@ -481,10 +482,10 @@ def test_the_runs_list_fits_the_terminal(tmp_path):
     from tui_gpt.core.runs import create_run, set_label
 
     long_name = "a-rather-long-dataset-name-for-a-list.txt"
-    first = create_run(tmp_path, long_name, "micro", {})
+    first = create_run(tmp_path, long_name, RunRecord(preset="micro"))
     # The next run a second later, as people start them (ids differ in their time).
     wait_until(lambda: time.strftime("%Y%m%d-%H%M%S") not in first.id, 5, "the next second")
-    runs = [first, create_run(tmp_path, long_name, "micro", {})]
+    runs = [first, create_run(tmp_path, long_name, RunRecord(preset="micro"))]
     set_label(runs[0], "the baseline run")
     wide = run_cli("runs", "--run-dir", str(tmp_path), env={**os.environ, "COLUMNS": "200"})
     narrow = run_cli("runs", "--run-dir", str(tmp_path), env={**os.environ, "COLUMNS": "80"})

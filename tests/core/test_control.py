@@ -13,12 +13,13 @@ from tests.core.test_trainer import config, start
 from tui_gpt.core import control
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.jobs import assemble
+from tui_gpt.core.records import RunRecord
 from tui_gpt.core.runs import RunLock, create_run, liveness, process_path
 from tui_gpt.core.trainer import TrainerControl
 
 
 def test_requests_apply_in_order_and_are_removed(tmp_path):
-    run = create_run(tmp_path, "d", "nano", {})
+    run = create_run(tmp_path, "d", RunRecord(preset="nano"))
     ctl = TrainerControl()
     channel = control.ControlChannel(run, ctl)
     for command in ("pause", "checkpoint"):
@@ -35,7 +36,7 @@ def test_requests_apply_in_order_and_are_removed(tmp_path):
 
 
 def test_liveness_from_the_heartbeat(tmp_path):
-    run = create_run(tmp_path, "d", "nano", {})
+    run = create_run(tmp_path, "d", RunRecord(preset="nano"))
     run.set_status("running")
     now = time.time()
 

@@ -117,7 +117,7 @@ def test_a_resumed_run_keeps_the_precision_auto_chose_when_it_began(tmp_path, mo
     assert resumed.run_training() == "finished"
     events = [json.loads(line) for line in job.run.events_path.read_text().splitlines()]
     assert [e["precision"] for e in events if e["event"] == "run_started"] == ["bf16", "bf16"]
-    assert json.loads(job.run.info_path.read_text())["train"]["precision"] == "auto"
+    assert json.loads(job.run.record_path.read_text())["train"]["precision"] == "auto"
 
 
 def test_a_resumed_run_keeps_attention_where_auto_put_it_when_it_began(tmp_path, monkeypatch):

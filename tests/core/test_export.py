@@ -17,6 +17,7 @@ from tui_gpt.core.export import export, load
 from tui_gpt.core.generate import generate
 from tui_gpt.core.jobs import assemble
 from tui_gpt.core.model import GPT
+from tui_gpt.core.records import RunRecord
 from tui_gpt.core.runs import create_run, find_run
 from tui_gpt.core.shape import GPTConfig
 
@@ -200,7 +201,7 @@ def test_llama_cpp_reads_gpt2s_own_vocabulary_as_tui_gpt_does(runs_root, tmp_pat
 def test_bad_exports_are_one_line_each(runs_root, tmp_path):
     runs = str(runs_root)
     run = tiny_run(runs_root)
-    empty = create_run(runs_root, "nothing", "nano", {"tokenizer": "byte"})
+    empty = create_run(runs_root, "nothing", RunRecord(preset="nano", tokenizer="byte"))
     cases = [
         (["export", run.id, "--format", "onnx"], "invalid choice"),
         (["export", empty.id, "--format", "hf"], "has no best checkpoint"),
@@ -225,7 +226,7 @@ def test_bad_exports_are_one_line_each(runs_root, tmp_path):
     assert lines[0] == f"exported run {run.id} as a Hugging Face folder: {tmp_path / 'f' / 'x'}"
     assert "parameters in f32, from best" in lines[1] and "from_pretrained(" in lines[2]
 
-    odd = create_run(runs_root, "odd", "custom", {"tokenizer": "byte"})
+    odd = create_run(runs_root, "odd", RunRecord(preset="custom", tokenizer="byte"))
     model = GPT(GPTConfig(vocab_size=257, context_length=16, emb_dim=48, n_heads=2, n_layers=1))
     checkpoint.save(odd.best, model, extra={"tokenizer": "byte"})
     result = run_cli("export", odd.id, "--format", "gguf", "--dtype", "q8_0", "--run-dir", runs)

@@ -24,6 +24,7 @@ from tui_gpt.core.data import prepare
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.jobs import JobHooks, assemble
 from tui_gpt.core.model import GPT
+from tui_gpt.core.records import DatasetRecord, RunRecord
 from tui_gpt.core.runs import create_run, delete_run, find_run, list_runs
 from tui_gpt.core.tokenizer import ByteTokenizer
 from tui_gpt.core.trainer import TrainerControl
@@ -129,12 +130,12 @@ def test_the_token_cache_is_verified_and_rebuilt(tmp_path):
 
 
 def test_damaged_run_files_never_break_the_list(tmp_path):
-    good = create_run(tmp_path, "good", "nano", {"dataset": {"files": ["/d/a.txt"]}})
-    bad_info = create_run(tmp_path, "a", "nano", {})
+    good = create_run(tmp_path, "good", RunRecord(preset="nano", dataset=DatasetRecord(files=("/d/a.txt",))))
+    bad_info = create_run(tmp_path, "a", RunRecord(preset="nano"))
     (bad_info.path / "run.json").write_text("[1, 2]")
-    bad_status = create_run(tmp_path, "b", "nano", {})
+    bad_status = create_run(tmp_path, "b", RunRecord(preset="nano"))
     (bad_status.path / "status.json").write_text('{"status": "running", "step": "abc"}')
-    bad_process = create_run(tmp_path, "c", "nano", {})
+    bad_process = create_run(tmp_path, "c", RunRecord(preset="nano"))
     (bad_process.path / "status.json").write_text('{"status": "running"}')
     (bad_process.path / "process.json").write_text('{"pid": "x", "heartbeat": "abc"}')
     summaries = {s.id: s for s in list_runs(tmp_path)}
@@ -149,7 +150,7 @@ def test_damaged_run_files_never_break_the_list(tmp_path):
 
 
 def test_odd_entries_in_the_control_folder_do_not_stop_the_channel(tmp_path):
-    run = create_run(tmp_path, "d", "nano", {})
+    run = create_run(tmp_path, "d", RunRecord(preset="nano"))
     ctl = TrainerControl()
     channel = control.ControlChannel(run, ctl, heartbeat_s=0.1)
     with channel:
@@ -195,7 +196,7 @@ def test_a_torn_last_line_is_not_glued_to_the_next(runs_root):
 
 
 def test_a_symlinked_run_is_unlinked_not_emptied(tmp_path):
-    real = create_run(tmp_path / "elsewhere", "d", "nano", {})
+    real = create_run(tmp_path / "elsewhere", "d", RunRecord(preset="nano"))
     (tmp_path / "runs").mkdir()
     link = tmp_path / "runs" / real.id
     link.symlink_to(real.path)
@@ -214,7 +215,7 @@ def test_a_run_is_never_found_outside_the_runs_root(tmp_path, ref):
 
 def test_a_closed_pipe_is_a_quiet_exit(tmp_path):
     for i in range(30):
-        create_run(tmp_path, f"data{i}", "nano", {})
+        create_run(tmp_path, f"data{i}", RunRecord(preset="nano"))
     proc = subprocess.Popen([sys.executable, "-m", "tui_gpt", "runs", "--run-dir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
     proc.stdout.read(10)

@@ -5,6 +5,7 @@ before everything was read."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,7 @@ from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.experiments import details
 from tui_gpt.core.jobs import assemble
 from tui_gpt.core.reading import read_json
-from tui_gpt.core.records import RunRecord, StatusRecord
+from tui_gpt.core.records import RUN_FORMAT, DatasetRecord, RunRecord, StatusRecord
 from tui_gpt.core.runs import find_run, list_runs
 
 
@@ -48,7 +49,30 @@ def test_fields_of_the_wrong_type_are_one_error_naming_them():
         StatusRecord.parse([1], "status.json")
     record = RunRecord.parse({"id": "r", "future_field": 7, "dataset": {"files": ["/d/x.txt"]}}, "")
     assert record.dataset.name == "x.txt"
-    assert json.loads(record.to_json(label="new"))["future_field"] == 7  # unknown keys kept
+    written = json.loads(replace(record, label="new").to_json())
+    assert written["future_field"] == 7 and written["label"] == "new"  # unknown keys kept
+
+
+def test_run_json_is_written_by_its_record_and_reads_back_the_same():
+    record = RunRecord(
+        id="r", created=1.5, preset="nano", label="l", tokenizer="byte", context_length=64,
+        dataset=DatasetRecord(files=("/d/x.txt",), sha256="ab", chars=9, tokens=9,
+                              train_ratio=0.9, text_field="text"),
+        model={"vocab_size": 256}, train={"lr": 0.001}, params=7, init_from="/c.safetensors",
+        imported_from="/w", world_size=2, versions={"torch": "2.13.0"},
+    )  # fmt: skip
+    text = record.to_json()
+    again = RunRecord.parse(json.loads(text), "run.json")
+    assert replace(again, raw={}, where=record.where) == record
+    assert json.loads(text)["format"] == RUN_FORMAT
+
+
+def test_a_run_json_from_before_the_format_reads_its_window_and_is_rewritten_in_the_new():
+    old = RunRecord.parse({"id": "r", "seq_len": 32, "preset": "nano"}, "run.json")
+    assert (old.context_length, old.format) == (32, 0)
+    rewritten = json.loads(replace(old, label="x").to_json())
+    assert rewritten["context_length"] == 32 and "seq_len" not in rewritten
+    assert rewritten["format"] == RUN_FORMAT
 
 
 def test_reading_is_bounded_and_never_follows_a_link(tmp_path):
@@ -72,7 +96,7 @@ def _big(tmp_path):
 @pytest.mark.slow
 def test_a_list_for_the_dataset_is_one_damaged_state_everywhere(runs_root):
     run, good = stopped_run(runs_root), stopped_run(runs_root)
-    edit(run.info_path, lambda o: o.update(dataset=["a.txt"]))
+    edit(run.record_path, lambda o: o.update(dataset=["a.txt"]))
     summary = {s.id: s for s in list_runs(runs_root)}[run.id]
     assert summary.state == "damaged" and "dataset should be a JSON object" in summary.problem
     assert details(run).state.startswith("damaged: ")  # the runs browser's side panel
@@ -145,6 +169,6 @@ def test_the_apps_own_files_damaged_are_no_history(private_dirs):
 
 def test_a_run_found_by_id_reads_its_record(runs_root):
     run = stopped_run(runs_root)
-    info = find_run(run.id, runs_root).info()
+    info = find_run(run.id, runs_root).record()
     assert info.id == run.id and info.model_config().n_layers == 2
     assert info.train_config().max_steps == 3 and info.dataset.name == "the_night_kitchen.txt"

@@ -1,13 +1,13 @@
 import json
 
 from tui_gpt.core.events import Eval, Finished, RunStarted, event_from_dict
+from tui_gpt.core.records import DatasetRecord, RunRecord
 from tui_gpt.core.runs import EventLog, create_run, find_run, list_runs, read_events
 
 
 def test_event_log_writes_lines_and_status(tmp_path):
-    run = create_run(
-        tmp_path, "my data.txt", "nano", {"params": 10, "dataset": {"files": ["/x/my data.txt"]}}
-    )
+    record = RunRecord(preset="nano", params=10, dataset=DatasetRecord(files=("/x/my data.txt",)))
+    run = create_run(tmp_path, "my data.txt", record)
     log = EventLog(run)
     log(RunStarted(step=-1, epoch=1, run_id=run.id))
     log(Eval(step=0, epoch=1, tokens_seen=10, train_loss=3.0, val_loss=4.0))
@@ -37,7 +37,7 @@ def test_partial_last_line_and_garbage_are_skipped(tmp_path):
 
 
 def test_listing_copes_with_half_written_and_foreign_folders(tmp_path):
-    good = create_run(tmp_path, "a", "nano", {})
+    good = create_run(tmp_path, "a", RunRecord(preset="nano"))
     (tmp_path / "not-a-run").mkdir()
     (tmp_path / "stray-file.txt").write_text("x")
     broken = tmp_path / "half"
@@ -50,11 +50,11 @@ def test_listing_copes_with_half_written_and_foreign_folders(tmp_path):
 
 
 def test_find_run_by_id_prefix_and_path(tmp_path):
-    run = create_run(tmp_path, "data", "nano", {})
+    run = create_run(tmp_path, "data", RunRecord(preset="nano"))
     assert find_run(run.id, tmp_path).path == run.path
     assert find_run(run.id[:15], tmp_path).path == run.path
     assert find_run(str(run.path)).path == run.path
-    other = create_run(tmp_path, "data", "nano", {})
+    other = create_run(tmp_path, "data", RunRecord(preset="nano"))
     assert other.id != run.id
     json.loads((other.path / "run.json").read_text())
 
@@ -77,7 +77,7 @@ def test_a_catch_up_decodes_evenly_spaced_steps_and_every_other_event(tmp_path):
     from tui_gpt.core.events import Step
     from tui_gpt.core.runs import EventFollower
 
-    run = create_run(tmp_path, "data", "nano", {})
+    run = create_run(tmp_path, "data", RunRecord(preset="nano"))
     log = EventLog(run)  # the lines as a run writes them
     for step in range(1000):
         log(Step(step=step, loss=1.0))

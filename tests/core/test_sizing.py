@@ -150,7 +150,7 @@ def test_a_new_run_records_the_shape_auto_chose_and_says_why(tmp_path):
     assert job.run_training() == "finished"
     saved = json.loads((job.run.path / "settings.json").read_text())
     assert (saved["model"]["preset"], saved["model"]["context_length"]) == ("nano", 64)
-    assert job.run.info().preset == "nano"
+    assert job.run.record().preset == "nano"
     notices = [json.loads(line).get("message", "") for line in job.run.events_path.open()]
     assert any(m.startswith("sized: nano (2 x 64, ") for m in notices)
 

@@ -99,17 +99,17 @@ def test_training_further_is_one_run_evaluated_at_its_end(runs_root):
     job = start(runs_root, config(epochs=1, eval_freq=100))
     assert job.run_training() == "finished"
     run, done = job.run, 11
-    info = run.info_path.read_bytes()
+    info = run.record_path.read_bytes()
     with pytest.raises(TuiGptError, match=f"made the {done} steps its 1 epoch allow: nothing"):
         assemble(resume=run.id, runs_root=runs_root)
-    assert run.info_path.read_bytes() == info  # refused before anything was written
+    assert run.record_path.read_bytes() == info  # refused before anything was written
     rec = Recorder()
     further = assemble(resume=run.id, runs_root=runs_root, further="5",
                        hooks=JobHooks([rec]))  # fmt: skip
     assert further.run_training() == "finished"
     assert [e.step for e in rec.of(Step)] == list(range(done, done + 5))
     assert [e.step for e in rec.of(Eval)] == [done + 4]
-    assert run.info().train_config().max_steps == done + 5
+    assert run.record().train_config().max_steps == done + 5
 
 
 def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):

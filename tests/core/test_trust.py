@@ -598,14 +598,14 @@ def test_7_weights_are_refused_with_another_tokenizer_of_the_same_size(runs_root
     from tui_gpt.core.corpus import inspect_source
 
     run = _bpe_run(runs_root)
-    size = json_.loads(run.info_path.read_text())["model"]["vocab_size"]
+    size = json_.loads(run.record_path.read_text())["model"]["vocab_size"]
     other = train_tokenizer(inspect_source(ROOT / "sample_texts" / "poems_for_small_hours.txt"),
                             size, tmp_path / "other.json")  # fmt: skip
-    assert other.vocab_size == size and other.name != run.info().tokenizer
+    assert other.vocab_size == size and other.name != run.record().tokenizer
     # The run's tokenizer and its record both say "other": only the weights remember.
     (run.path / "tokenizer.json").write_bytes(other.path.read_bytes())
-    info = json_.loads(run.info_path.read_text())
-    run.info_path.write_text(json_.dumps({**info, "tokenizer": other.name}))
+    info = json_.loads(run.record_path.read_text())
+    run.record_path.write_text(json_.dumps({**info, "tokenizer": other.name}))
     root = ["--run-dir", str(runs_root)]
     for args in (["generate", run.id, "--prompt", "the"], ["eval", run.id],
                  ["train", str(NIGHT_KITCHEN), "--init-from", run.id, "--max-steps", "1"],

@@ -11,6 +11,8 @@ import torch
 from tui_gpt.core import checkpoint
 from tui_gpt.core.config import model_config
 from tui_gpt.core.model import GPT
+from tui_gpt.core.records import DatasetRecord, RunRecord
+from tui_gpt.core.runs import Run
 
 
 async def wait_for(pilot, condition, timeout: float = 120.0) -> None:
@@ -34,15 +36,11 @@ def fake_run(
     """A finished-looking run folder with deterministic events and a tiny checkpoint."""
     path = root / run_id
     (path / "checkpoints").mkdir(parents=True)
-    info = {
-        "id": run_id,
-        "created": created,
-        "preset": "nano",
-        "params": 123456,
-        "tokenizer": "byte",
-        "dataset": {"files": ["/data/story.txt"]},
-    }
-    (path / "run.json").write_text(json.dumps(info))
+    record = RunRecord(
+        id=run_id, created=created, preset="nano", params=123456, tokenizer="byte",
+        dataset=DatasetRecord(files=("/data/story.txt",)),
+    )
+    Run(path).write_record(record)
     spec = {
         "data": "/data/story.txt",
         "model": {"preset": "nano", "tokenizer": "byte"},

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.fsutil import atomic_copy
     from tui_gpt.core.gpt2_weights import SIZES, fetch, load_gpt2_safetensors
     from tui_gpt.core.llama_weights import is_llama_folder, load_llama_safetensors
+    from tui_gpt.core.records import DatasetRecord, RunRecord
     from tui_gpt.core.runs import TOKENIZER_FILE, create_run
     from tui_gpt.core.tokenizer import BPETokenizer
 
@@ -63,14 +64,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{beside}: {own.vocab_size} tokens, the model {model.cfg.vocab_size}"
             )
     tok_name = own.name if own else "gpt2"
-    info = {
-        "tokenizer": tok_name,
-        "model": model.cfg.to_dict(),
-        "params": params,
-        "imported_from": str(path.resolve()),
-        "dataset": {"files": [str(path.resolve())]},
-    }
-    new = create_run(runs_root(args), "gpt2", label, info)  # id: <date>-<time>-gpt2-<size>
+    record = RunRecord(
+        preset=label, tokenizer=tok_name, model=model.cfg.to_dict(), params=params,
+        imported_from=str(path.resolve()), dataset=DatasetRecord(files=(str(path.resolve()),)),
+    )  # fmt: skip
+    new = create_run(runs_root(args), "gpt2", record)  # id: <date>-<time>-gpt2-<size>
     if own is not None:
         atomic_copy(own.path, new.path / TOKENIZER_FILE)
     checkpoint.save(new.best, model, extra={"tokenizer": tok_name})

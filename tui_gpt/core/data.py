@@ -93,18 +93,6 @@ class PreparedData:
     lost_bytes: int = 0  # bytes of the text the tokenizer could not encode (LostText)
     lost_chars: str = ""
 
-    @property
-    def fingerprint(self) -> dict:
-        return {
-            "files": [str(f) for f in self.source.files],
-            "sha256": self.source.sha256,
-            "chars": self.source.chars,
-            "tokens": self.tokens,
-            "tokenizer": self.tokenizer,
-            "train_ratio": self.train_ratio,
-            "text_field": self.source.text_field,
-        }
-
 
 def _cache_key(source: TextSource, tokenizer: Tokenizer, train_ratio: float) -> str:
     return f"{source.sha256[:24]}-{tokenizer.name}-r{train_ratio:g}-v{CACHE_FORMAT}"

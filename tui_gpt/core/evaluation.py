@@ -107,7 +107,7 @@ def score_run(
     from tui_gpt.core.data import prepare
     from tui_gpt.core.sampling import open_weights
 
-    info = run.info()
+    info = run.record()
     ckpt, tokenizer = open_weights(run, which)
     path = ckpt.path
     cfg = info.train_config()
@@ -130,7 +130,7 @@ def score_run(
         split, name = "all", data
     weights = ckpt.identity  # of the file opened: a save meanwhile makes this score stale
     model = ckpt.build_model(device).float()
-    result = score(model, ids, token_byte_lengths(tokenizer), info.seq_len, progress=progress)
+    result = score(model, ids, token_byte_lengths(tokenizer), info.context_length, progress=progress)
     if data is None:  # the run's own split: kept for the runs browser, `runs show`, compare
         done = (ckpt.train_state or {}).get("steps_done")
         with contextlib.suppress(OSError):  # a read-only run folder: scored all the same

@@ -102,9 +102,9 @@ def flat_settings(run: Run, info: RunRecord) -> dict[str, Any]:
         flat = {**Fields(spec, "").obj_of("model").obj, **Fields(spec, "").obj_of("train").obj}
     except (FileNotFoundError, TuiGptError):
         flat = {"preset": info.preset, "tokenizer": info.tokenizer,
-                "context_length": info.seq_len, **info.train}  # fmt: skip
+                "context_length": info.context_length, **info.train}  # fmt: skip
     if info.model is not None:  # the model's real shape decides, not a name
-        flat["context_length"] = info.seq_len or info.model.get("context_length")
+        flat["context_length"] = info.context_length or info.model.get("context_length")
     flat["dataset"] = info.dataset.sha256[:12]
     return flat
 
@@ -160,7 +160,7 @@ def details(run: Run) -> RunDetails:
     """The facts of one run; a damaged run is described as such, never an exception."""
     summary = summarize(run)
     try:
-        info: RunRecord | None = run.info()
+        info: RunRecord | None = run.record()
     except TuiGptError:  # described by the summary's problem
         info = None
     events = run.typed_events()

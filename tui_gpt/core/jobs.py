@@ -49,7 +49,7 @@ from tui_gpt.core.estimate import GLOBAL_RNG
 from tui_gpt.core.events import Notice, count
 from tui_gpt.core.fsutil import atomic_copy, atomic_write_text, sweep_temporaries
 from tui_gpt.core.model import GPT
-from tui_gpt.core.records import read_record
+from tui_gpt.core.records import DatasetRecord, RunRecord, read_record
 from tui_gpt.core.runs import (
     TOKENIZER_FILE,
     EventLog,
@@ -168,7 +168,7 @@ def _assemble(
     run: Run | None = None
     ckpt: Checkpoint | None = None
     if resume is not None:
-        run, spec, ckpt, mcfg, seq_len, vocab_dir = _resumable(
+        run, spec, ckpt, mcfg, context_length, vocab_dir = _resumable(
             resume, root, changes or {}, dist, locks
         )
     elif spec is None:
@@ -189,7 +189,7 @@ def _assemble(
         tokenizer = tokenizer_for(
             spec.model.tokenizer, source, cfg.train_ratio, vocab_dir, hooks.progress, hooks.notice
         )
-    if run is not None and source.sha256 != run.info().dataset.sha256:
+    if run is not None and source.sha256 != run.record().dataset.sha256:
         raise TuiGptError(
             f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
         )
@@ -223,15 +223,15 @@ def _assemble(
         cfg = replace(cfg, epochs=PLAIN_EPOCHS)
         spec = replace(spec, train=cfg)
     if run is None:
-        mcfg, seq_len = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
+        mcfg, context_length = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
     # Before tokenizing or allocating anything: will it fit?
-    problem = memory.check(mcfg, memory.shape(cfg, seq_len, runtime, mcfg), room)
+    problem = memory.check(mcfg, memory.shape(cfg, context_length, runtime, mcfg), room)
     if problem:
         raise TuiGptError(problem)
     if data is None:
         data = tokenized()
     loaders = make_loaders(
-        data, seq_len, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world, cfg.grad_accum
+        data, context_length, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world, cfg.grad_accum
     )
     resumed_with: list[str] = []  # settings changed on this resume, as "--lr 0.0004 -> 0.001"
     if run is not None and ckpt is not None:
@@ -249,8 +249,9 @@ def _assemble(
     if dist.enabled:
         torch.manual_seed(cfg.seed + dist.rank)  # same weights, different dropout per rank
     if dist.is_main and run is None:
-        run = create_run(root, data.source.name, spec.model.preset if not spec.init_from else "init",
-                         _record(spec, data, mcfg, seq_len, vocab_dir, ckpt, dist))  # fmt: skip
+        run = create_run(
+            root, data.source.name, _record(spec, data, mcfg, context_length, vocab_dir, ckpt, dist)
+        )
         locks.append(RunLock(run).acquire())
         if isinstance(tokenizer, BPETokenizer):  # the run keeps its own copy
             atomic_copy(tokenizer.path, run.path / TOKENIZER_FILE)
@@ -330,7 +331,7 @@ def _resumable(
             f"{', '.join(s.option for s in fixed)} cannot change when resuming ({fixed[0].fixed})"
         )
     run = find_run(ref, root)
-    info = run.info()
+    info = run.record()
     if dist.is_main:
         ensure_not_live(run)  # a heartbeat from another machine, where the lock cannot tell
         locks.append(RunLock(run).acquire())
@@ -365,9 +366,9 @@ def _resumable(
     sweep_temporaries(run.checkpoints)
     # The model's own shape (a preset, or the init_from model's) decides; the preset name is
     # only a label here.
-    model = ModelChoice(tokenizer=info.tokenizer, context_length=info.seq_len)
+    model = ModelChoice(tokenizer=info.tokenizer, context_length=info.context_length)
     spec = TrainSpec(data=info.data_path, model=model, train=cfg)
-    return run, spec, ckpt, mcfg, info.seq_len or mcfg.context_length, info.vocab_dir
+    return run, spec, ckpt, mcfg, info.context_length or mcfg.context_length, info.vocab_dir
 
 
 def _continued(
@@ -393,7 +394,7 @@ def _continued(
             f"run {run.id} has made the {done:,} steps {bound} allow: nothing to train; "
             f"train it further with: tui-gpt train --resume {run.id} --further 1e"
         )
-    info = run.info()
+    info = run.record()
     before = info.train_config()
     resumed_with.extend(
         f"{spec.option} {spec.show(getattr(before, spec.name)) or 'off'} -> "
@@ -403,7 +404,7 @@ def _continued(
     )
     if dist.is_main:  # a later --resume continues with these epochs / max steps
         saved = read_record(run.path / SETTINGS_FILE, _settings_object)
-        atomic_write_text(run.info_path, info.to_json(train=cfg.to_dict()))
+        run.write_record(replace(info, train=cfg.to_dict()))
         if saved is not None:
             atomic_write_text(
                 run.path / SETTINGS_FILE, json.dumps({**saved, "train": cfg.to_dict()}, indent=2)
@@ -440,22 +441,28 @@ def _model_shape(
 
 
 def _record(
-    spec: TrainSpec, data: PreparedData, mcfg: GPTConfig, seq_len: int, vocab_dir: str | None,
-    base: Checkpoint | None, dist: Distributed,
-) -> dict[str, Any]:  # fmt: skip
+    spec: TrainSpec, data: PreparedData, mcfg: GPTConfig, context_length: int,
+    vocab_dir: str | None, base: Checkpoint | None, dist: Distributed,
+) -> RunRecord:  # fmt: skip
     """What run.json says of a new run."""
-    return {
-        "dataset": data.fingerprint,
-        "data_path": str(Path(spec.data).expanduser().resolve()),
-        "tokenizer": data.tokenizer,  # a name: gpt2, byte, or bpe-<hash> (the run keeps the file)
-        "vocab_dir": vocab_dir,
-        "model": mcfg.to_dict(),
-        "seq_len": seq_len,
-        "train": spec.train.to_dict(),
-        "params": count_params(mcfg),
-        "init_from": str(base.path) if base is not None else None,
-        "world_size": dist.world,
-    }
+    source = data.source
+    dataset = DatasetRecord(
+        files=tuple(str(f) for f in source.files), sha256=source.sha256, chars=source.chars,
+        tokens=data.tokens, train_ratio=data.train_ratio, text_field=source.text_field,
+    )  # fmt: skip
+    return RunRecord(
+        preset=spec.model.preset if not spec.init_from else "init",
+        dataset=dataset,
+        data_path=str(Path(spec.data).expanduser().resolve()),
+        tokenizer=data.tokenizer,  # a name: gpt2, byte, or bpe-<hash> (the run keeps the file)
+        vocab_dir=vocab_dir,
+        model=mcfg.to_dict(),
+        context_length=context_length,
+        train=spec.train.to_dict(),
+        params=count_params(mcfg),
+        init_from=str(base.path) if base is not None else None,
+        world_size=dist.world,
+    )
 
 
 def runtime_for(cfg: TrainConfig, dist: Distributed = SINGLE) -> Runtime:

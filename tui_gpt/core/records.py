@@ -95,6 +95,8 @@ class DatasetRecord:
     sha256: str = ""
     chars: int | None = None
     tokens: int | None = None
+    train_ratio: float | None = None
+    text_field: str | None = None
 
     @property
     def name(self) -> str:
@@ -103,12 +105,35 @@ class DatasetRecord:
             return Path(self.files[0]).name
         return f"{len(self.files)} files" if self.files else ""
 
+    @classmethod
+    def parse(cls, f: Fields) -> DatasetRecord:
+        return cls(
+            files=f.texts("files"),
+            sha256=f.text("sha256"),
+            chars=f.opt_integer("chars", 0),
+            tokens=f.opt_integer("tokens", 0),
+            train_ratio=f.number("train_ratio"),
+            text_field=f.opt_text("text_field"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": list(self.files), "sha256": self.sha256, "chars": self.chars,
+                "tokens": self.tokens, "train_ratio": self.train_ratio,
+                "text_field": self.text_field}  # fmt: skip
+
+
+# run.json's format: 1 names the training window `context_length` (0, before the format was
+# written, called it `seq_len`; it is still read).
+RUN_FORMAT = 1
+RUN_FILE = "run.json"  # the file in a run folder that makes it one
+
 
 @dataclass(frozen=True)
 class RunRecord:
-    """run.json: what a run is (its data, tokenizer, model shape, training settings)."""
+    """run.json: what a run is (its data, tokenizer, model shape, training settings). Read
+    with `parse`, written with `to_json`: the file's one reader and one writer."""
 
-    id: str
+    id: str = ""
     created: float | None = None
     preset: str = ""
     label: str = ""
@@ -117,42 +142,57 @@ class RunRecord:
     tokenizer: str = "gpt2"
     vocab_dir: str | None = None
     model: dict[str, Any] | None = None  # GPTConfig's fields; `model_config()` checks them
-    seq_len: int | None = None
+    context_length: int | None = None  # the training window, in tokens
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig's JSON form
     params: int | None = None
-    init_from: str | None = None
+    init_from: str | None = None  # the checkpoint `--init-from` started it from
+    imported_from: str | None = None  # the weights `import-gpt2` read
     world_size: int = 1
-    where: str = "run.json"
+    versions: dict[str, str] = field(default_factory=dict)  # tui_gpt, python, torch
+    format: int = RUN_FORMAT
+    where: str = RUN_FILE
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # as read, unknown keys kept
 
     @classmethod
     def parse(cls, obj: Any, where: str) -> RunRecord:
         f = Fields(obj, where)
-        d = f.obj_of("dataset")
         model = f.obj_of("model").obj if f.obj.get("model") is not None else None
+        window = "context_length" if "context_length" in f.obj else "seq_len"  # format 0
+        versions = f.obj_of("versions").obj
         return cls(
             id=f.text("id"),
             created=f.number("created"),
             preset=f.text("preset"),
             label=f.text("label"),
-            dataset=DatasetRecord(
-                files=d.texts("files"),
-                sha256=d.text("sha256"),
-                chars=d.opt_integer("chars", 0),
-                tokens=d.opt_integer("tokens", 0),
-            ),
+            dataset=DatasetRecord.parse(f.obj_of("dataset")),
             data_path=f.text("data_path"),
             tokenizer=f.text("tokenizer", "gpt2"),
             vocab_dir=f.opt_text("vocab_dir"),
             model=model,
-            seq_len=f.opt_integer("seq_len", 1),
+            context_length=f.opt_integer(window, 1),
             train=dict(f.obj_of("train").obj),
             params=f.opt_integer("params", 0),
             init_from=f.opt_text("init_from"),
+            imported_from=f.opt_text("imported_from"),
             world_size=f.integer("world_size", 1, low=1),
+            versions={str(k): str(v) for k, v in versions.items()},
+            format=f.integer("format", 0, low=0),
             where=where,
             raw=dict(f.obj),
         )
+
+    def to_json(self) -> str:
+        """The file's text: every field, and the keys read that this version does not know."""
+        fields = {
+            "format": RUN_FORMAT, "id": self.id, "created": self.created, "preset": self.preset,
+            "label": self.label, "dataset": self.dataset.to_dict(), "data_path": self.data_path,
+            "tokenizer": self.tokenizer, "vocab_dir": self.vocab_dir, "model": self.model,
+            "context_length": self.context_length, "train": self.train, "params": self.params,
+            "init_from": self.init_from, "imported_from": self.imported_from,
+            "world_size": self.world_size, "versions": self.versions,
+        }  # fmt: skip
+        unknown = {k: v for k, v in self.raw.items() if k not in fields and k != "seq_len"}
+        return json.dumps({**unknown, **fields}, indent=2)
 
     def train_config(self) -> TrainConfig:
         """The run's TrainConfig; bad values are a DamagedFile."""
@@ -166,10 +206,6 @@ class RunRecord:
         if self.model is None:
             raise DamagedFile(f"{self.where}: damaged (no model)")
         return parse_model_config(self.model, self.where)
-
-    def to_json(self, **changes: Any) -> str:
-        """The file's text with `changes` made, every other key as read."""
-        return json.dumps({**self.raw, **changes}, indent=2)
 
 
 # ----------------------------------------------------------------------------- status.json

@@ -27,7 +27,7 @@ import socket
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -37,6 +37,7 @@ from tui_gpt.core.events import Eval, Event, Finished, event_from_dict, finished
 from tui_gpt.core.fsutil import append_fd, atomic_write_text, disk_reason, file_identity
 from tui_gpt.core.reading import open_plain, open_plain_file
 from tui_gpt.core.records import (
+    RUN_FILE,
     ProcessRecord,
     RunRecord,
     SplitScore,
@@ -85,22 +86,26 @@ class Run:
         return self.checkpoints / "best.safetensors"
 
     @property
-    def info_path(self) -> Path:
-        return self.path / "run.json"
+    def record_path(self) -> Path:
+        return self.path / RUN_FILE
 
     @property
     def status_path(self) -> Path:
         return self.path / "status.json"
 
-    def info(self) -> RunRecord:
+    def record(self) -> RunRecord:
         """run.json, typed; a missing or damaged one is one TuiGptError naming it."""
         try:
-            obj = read_json(self.info_path)
+            obj = read_json(self.record_path)
         except FileNotFoundError:
             raise TuiGptError(f"{self.path}: not a run folder (no run.json)") from None
         if isinstance(obj, dict) and not obj.get("id"):
             obj = {**obj, "id": self.id}
-        return RunRecord.parse(obj, str(self.info_path))
+        return RunRecord.parse(obj, str(self.record_path))
+
+    def write_record(self, record: RunRecord) -> None:
+        """Replace run.json (atomically) with `record`."""
+        atomic_write_text(self.record_path, record.to_json())
 
     @property
     def scores_path(self) -> Path:
@@ -170,7 +175,7 @@ def run_tokenizer(run: Run, vocab_dir: str | None = None) -> Tokenizer:
     bytes by name; never the file it was first given, which may have moved since. A copy
     that is not the one the run was trained with (its name carries the file's hash) is an
     error: decoding or training with it would silently use other token ids."""
-    info = run.info()
+    info = run.record()
     if os.path.lexists(run.path / TOKENIZER_FILE):  # whatever is there: read, or named
         tok: Tokenizer = BPETokenizer(run.path / TOKENIZER_FILE)
     else:
@@ -192,11 +197,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:32] or "data"
 
 
-def create_run(root: Path, dataset: str, preset: str, info: dict[str, Any]) -> Run:
-    """A new run folder named `<date>-<time>-<dataset>-<preset>` with its run.json."""
+def create_run(root: Path, dataset: str, record: RunRecord) -> Run:
+    """A new run folder named `<date>-<time>-<dataset>-<preset>` with its run.json: `record`
+    with the folder's id, the time and the versions of what made it."""
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{_slug(dataset)}-{_slug(preset)}"
+    base = f"{stamp}-{_slug(dataset)}-{_slug(record.preset)}"
     for n in range(1000):
         path = root / (base if n == 0 else f"{base}-{n}")
         try:
@@ -207,18 +213,9 @@ def create_run(root: Path, dataset: str, preset: str, info: dict[str, Any]) -> R
     else:
         raise TuiGptError(f"cannot create a run folder in {root}")
     run = Run(path)
-    record = {
-        "id": run.id,
-        "created": time.time(),
-        "preset": preset,
-        "versions": {
-            "tui_gpt": __version__,
-            "python": platform.python_version(),
-            "torch": _torch_version(),
-        },
-        **info,
-    }
-    atomic_write_text(path / "run.json", json.dumps(record, indent=2))
+    versions = {"tui_gpt": __version__, "python": platform.python_version(),
+                "torch": _torch_version()}  # fmt: skip
+    run.write_record(replace(record, id=run.id, created=time.time(), versions=versions))
     return run
 
 
@@ -413,7 +410,7 @@ def _ago(seconds: float) -> str:
 def summarize(run: Run) -> RunSummary:
     summary = RunSummary(id=run.id, path=str(run.path))
     try:
-        info = run.info()
+        info = run.record()
         summary.created, summary.label = info.created, info.label
         summary.dataset, summary.preset, summary.params = info.dataset.name, info.preset, info.params
         status = run.status()
@@ -466,7 +463,7 @@ def find_run(ref: str, root: Path | None = None) -> Run:
 def _looks_like_run(folder: Path) -> bool:
     """A run folder holds a run.json; whether it can be read is for its readers to say (a
     damaged one is listed, and named, as damaged rather than passed over as no run)."""
-    return os.path.lexists(folder / "run.json")
+    return os.path.lexists(folder / RUN_FILE)
 
 
 def _label_of(path: Path) -> str:
@@ -474,7 +471,7 @@ def _label_of(path: Path) -> str:
     if not _looks_like_run(path):
         return ""
     try:
-        return Run(path).info().label
+        return Run(path).record().label
     except TuiGptError:
         return ""
 
@@ -493,7 +490,7 @@ def short_name(run: Run) -> str:
     """A run's name where room is short (a title at 80 columns): its label, else its id
     without the date and time it starts with. The full id is shown beside it elsewhere."""
     try:
-        label = run.info().label
+        label = run.record().label
     except (DamagedFile, OSError):
         label = ""
     return label or re.sub(r"^\d{8}-\d{6}-", "", run.id) or run.id
@@ -501,8 +498,7 @@ def short_name(run: Run) -> str:
 
 def set_label(run: Run, label: str) -> None:
     """Name a run (or tag it: any short text); shown and filtered on by `runs` and the app."""
-    info = run.info()
-    atomic_write_text(run.info_path, info.to_json(label=" ".join(label.split())[:60]))
+    run.write_record(replace(run.record(), label=" ".join(label.split())[:60]))
 
 
 def matching(

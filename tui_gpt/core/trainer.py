@@ -55,6 +55,7 @@ from tui_gpt.core.generate import stream
 from tui_gpt.core.loss import batch_loss, evaluate, token_byte_lengths
 from tui_gpt.core.model import GPT
 from tui_gpt.core.optim import follow_runtime, lr_scale, make_optimizer, set_lr
+from tui_gpt.core.records import RUN_FILE
 from tui_gpt.core.tokenizer import Tokenizer
 
 Sink = Callable[[Event], None]
@@ -594,7 +595,7 @@ class Trainer:
             )
         except TuiGptError:
             # Deleted while it was saving (a folder being removed loses its files first).
-            if not (self.checkpoint_dir.parent / "run.json").is_file():
+            if not (self.checkpoint_dir.parent / RUN_FILE).is_file():
                 raise deleted from None
             raise
         self.emit(CheckpointSaved, kind=kind, path=str(path))

@@ -277,7 +277,7 @@ class RunsScreen(Screen):
         # Quick reads only (status.json and the first start in the event log), so the
         # dialog is up before the keys typed after x in one burst arrive.
         try:
-            run.info().train_config()
+            run.record().train_config()
             done = run.status().step + 1
         except TuiGptError as exc:
             self.notify(f"Cannot read this run's settings: {exc}", severity="error")
