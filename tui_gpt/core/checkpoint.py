@@ -172,6 +172,12 @@ class Checkpoint:
     def train_state(self) -> dict[str, Any] | None:
         return self.json("train_state")
 
+    @property
+    def steps_done(self) -> int | None:
+        """Updates made before it was saved; None for weights that record none (imported)."""
+        done = (self.train_state or {}).get("steps_done")
+        return done if isinstance(done, int) and not isinstance(done, bool) else None
+
     def describe(self, short: bool = False) -> str:
         """Which weights these are, said wherever they are loaded: "best, step 51, val loss
         4.321", "latest, step 77, not evaluated" (runs from before every checkpoint was

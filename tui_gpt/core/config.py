@@ -10,6 +10,7 @@ shape at context 256).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,7 +18,8 @@ from typing import Any
 
 from tui_gpt import environment
 from tui_gpt.core import settings
-from tui_gpt.core.errors import TuiGptError
+from tui_gpt.core.errors import DamagedFile, TuiGptError
+from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.reading import read_json
 from tui_gpt.core.settings import setting
 from tui_gpt.core.shape import ARCHS, GPTConfig
@@ -312,6 +314,9 @@ def default_recipe() -> str:
     return name
 
 
+SETTINGS_FILE = "settings.json"  # a run folder's TrainSpec
+
+
 @dataclass
 class TrainSpec:
     """A training to start: the data, the model choice and the training settings. Its JSON
@@ -336,6 +341,25 @@ class TrainSpec:
             train=TrainConfig.from_dict(d.get("train", {})),
             init_from=init if isinstance(init, str) else None,
         )
+
+    @classmethod
+    def read(cls, path: Path) -> TrainSpec | None:
+        """A run folder's settings.json, checked like every run file: None when there is
+        none; a damaged one (not a spec, a bad setting) is one DamagedFile naming it."""
+        try:
+            obj = read_json(path)
+        except FileNotFoundError:
+            return None
+        if not isinstance(obj, dict):
+            raise DamagedFile(f"{path}: damaged (not a JSON object)")
+        try:
+            return cls.from_dict(obj)
+        except TuiGptError as exc:
+            raise DamagedFile(f"{path}: damaged ({exc})") from None
+
+    def write(self, path: Path) -> None:
+        """Write the spec as a settings file (atomically): its one writer."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainSpec:

@@ -20,16 +20,17 @@ its process died without a word, and `--resume` can pick it up.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write_text, refuse_link
+from tui_gpt.core.records import ProcessRecord
 from tui_gpt.core.runs import Run, liveness, process_path
 
 if TYPE_CHECKING:
@@ -92,12 +93,9 @@ class ControlChannel:
         self.run, self.control, self.heartbeat_s = run, control, heartbeat_s
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tui-gpt-control", daemon=True)
-        self._record = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": time.time(),
-            "heartbeat": time.time(),
-        }
+        self._record = ProcessRecord(
+            pid=os.getpid(), host=socket.gethostname(), heartbeat=time.time(), started=time.time()
+        )
 
     def __enter__(self) -> ControlChannel:
         folder = control_dir(self.run)
@@ -116,12 +114,11 @@ class ControlChannel:
         self._beat(ended=True)
 
     def _beat(self, ended: bool = False) -> None:
-        self._record["heartbeat"] = time.time()
-        if ended:
-            self._record["ended"] = time.time()
+        now = time.time()
+        self._record = replace(self._record, heartbeat=now, ended=now if ended else None)
         # A full disk must not stop training; the heartbeat just ages.
         with contextlib.suppress(OSError):
-            atomic_write_text(process_path(self.run), json.dumps(self._record))
+            atomic_write_text(process_path(self.run), self._record.to_json())
 
     def apply_pending(self) -> list[str]:
         """Apply and remove every waiting request; the commands applied, in order."""

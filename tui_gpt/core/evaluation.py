@@ -132,10 +132,10 @@ def score_run(
     model = ckpt.build_model(device).float()
     result = score(model, ids, token_byte_lengths(tokenizer), info.context_length, progress=progress)
     if data is None:  # the run's own split: kept for the runs browser, `runs show`, compare
-        done = (ckpt.train_state or {}).get("steps_done")
+        done = ckpt.steps_done
         with contextlib.suppress(OSError):  # a read-only run folder: scored all the same
             run.record_split_score(SplitScore(
-                path.stem, done - 1 if isinstance(done, int) else -1, weights,
+                path.stem, done - 1 if done is not None else -1, weights,
                 result.loss, result.bpb, result.tokens, time.time(),
             ))  # fmt: skip
     return RunScore(run.id, str(path), str(name), split, result, ckpt.describe())

@@ -4,12 +4,14 @@ and the app's details panel and comparison screen all read."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tui_gpt.core.config import SETTINGS_FILE, TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import (
     Error,
@@ -23,8 +25,7 @@ from tui_gpt.core.events import (
     Stopped,
     duration,
 )
-from tui_gpt.core.reading import read_json
-from tui_gpt.core.records import Fields, RunRecord, SplitScore
+from tui_gpt.core.records import RunRecord, SplitScore
 from tui_gpt.core.runs import Run, summarize
 
 XAxis = Literal["tokens", "steps", "time"]
@@ -98,13 +99,17 @@ def flat_settings(run: Run, info: RunRecord) -> dict[str, Any]:
     settings) or, for runs from before it (or with a damaged one), what run.json kept; plus
     the dataset."""
     try:
-        spec = read_json(run.path / "settings.json")
-        flat = {**Fields(spec, "").obj_of("model").obj, **Fields(spec, "").obj_of("train").obj}
-    except (FileNotFoundError, TuiGptError):
+        spec = TrainSpec.read(run.path / SETTINGS_FILE)
+    except TuiGptError:
+        spec = None
+    if spec is not None:
+        flat = {**asdict(spec.model), **spec.train.to_dict()}
+    else:
         flat = {"preset": info.preset, "tokenizer": info.tokenizer,
                 "context_length": info.context_length, **info.train}  # fmt: skip
     if info.model is not None:  # the model's real shape decides, not a name
-        flat["context_length"] = info.context_length or info.model.get("context_length")
+        with contextlib.suppress(TuiGptError):  # a damaged model: the run is shown damaged
+            flat["context_length"] = info.context_length or info.model_config().context_length
     flat["dataset"] = info.dataset.sha256[:12]
     return flat
 

@@ -9,7 +9,6 @@ checked before the run folder is created, so a bad start leaves nothing half-wri
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import time
@@ -28,6 +27,7 @@ from tui_gpt.core.config import (
     AUTO,
     FURTHER_HELP,
     PRECISIONS,
+    SETTINGS_FILE,
     ModelChoice,
     TrainConfig,
     TrainSpec,
@@ -44,12 +44,12 @@ from tui_gpt.core.device import (
     resolve_threads,
 )
 from tui_gpt.core.distributed import SINGLE, Distributed
-from tui_gpt.core.errors import DamagedFile, TuiGptError
+from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.estimate import GLOBAL_RNG
 from tui_gpt.core.events import Notice, count
-from tui_gpt.core.fsutil import atomic_copy, atomic_write_text, sweep_temporaries
+from tui_gpt.core.fsutil import atomic_copy, sweep_temporaries
 from tui_gpt.core.model import GPT
-from tui_gpt.core.records import DatasetRecord, RunRecord, read_record
+from tui_gpt.core.records import DatasetRecord, RunRecord
 from tui_gpt.core.runs import (
     TOKENIZER_FILE,
     EventLog,
@@ -65,8 +65,6 @@ from tui_gpt.core.shape import GPTConfig
 from tui_gpt.core.sizing import PLAIN_EPOCHS, size
 from tui_gpt.core.tokenizer import BPETokenizer, Tokenizer
 from tui_gpt.core.trainer import RunOutput, Sink, Trainer, TrainerControl, restore
-
-SETTINGS_FILE = "settings.json"
 
 
 @dataclass
@@ -264,7 +262,7 @@ def _assemble(
         # An absolute data path: `--settings RUN/settings.json` from another folder trains
         # on the same file, never on whatever sits at a relative path there.
         spec = replace(spec, data=str(Path(spec.data).expanduser().resolve()))
-        atomic_write_text(run.path / SETTINGS_FILE, json.dumps(spec.to_dict(), indent=2))
+        spec.write(run.path / SETTINGS_FILE)
     own = run if dist.is_main else None
     control = hooks.control or TrainerControl()
 
@@ -362,7 +360,7 @@ def _resumable(
     mcfg = info.model_config()
     cfg = replace(info.train_config(), **changes)
     cfg.validate()
-    read_record(run.path / SETTINGS_FILE, _settings_object)
+    TrainSpec.read(run.path / SETTINGS_FILE)
     sweep_temporaries(run.checkpoints)
     # The model's own shape (a preset, or the init_from model's) decides; the preset name is
     # only a label here.
@@ -379,8 +377,7 @@ def _continued(
     that would train nothing is refused with the command that trains more; otherwise what
     changed is kept in the run's files (a later --resume continues with it) and said in
     `resumed_with`."""
-    state = ckpt.train_state or {}
-    done = state.get("steps_done", 0) if isinstance(state.get("steps_done"), int) else 0
+    done = ckpt.steps_done or 0
     if further_text is not None:
         try:
             cfg = replace(cfg, **further(further_text, done, per_epoch)[0])
@@ -403,19 +400,11 @@ def _continued(
         if getattr(before, spec.name) != getattr(cfg, spec.name)
     )
     if dist.is_main:  # a later --resume continues with these epochs / max steps
-        saved = read_record(run.path / SETTINGS_FILE, _settings_object)
+        saved = TrainSpec.read(run.path / SETTINGS_FILE)
         run.write_record(replace(info, train=cfg.to_dict()))
         if saved is not None:
-            atomic_write_text(
-                run.path / SETTINGS_FILE, json.dumps({**saved, "train": cfg.to_dict()}, indent=2)
-            )
+            replace(saved, train=cfg).write(run.path / SETTINGS_FILE)
     return cfg
-
-
-def _settings_object(obj: Any, where: str) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise DamagedFile(f"{where}: damaged (not a JSON object)")
-    return obj
 
 
 def _model_shape(

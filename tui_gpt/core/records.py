@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args
 
@@ -247,6 +247,11 @@ class StatusRecord:
             raw=dict(f.obj),
         )
 
+    def to_json(self) -> str:
+        """The file's text: every field, and the keys read that this version does not know."""
+        fields = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "raw"}
+        return json.dumps({**{k: v for k, v in self.raw.items() if k not in fields}, **fields})
+
 
 # ----------------------------------------------------------------------------- scores.json
 
@@ -302,6 +307,9 @@ class ProcessRecord:
         if pid is None or beat is None:
             raise DamagedFile(f"{where}: damaged (no pid or heartbeat)")
         return cls(pid, f.text("host"), beat, f.number("started"), f.number("ended"))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
 
 
 def read_record(path: Path, parse: Callable[[Any, str], T]) -> T | None:

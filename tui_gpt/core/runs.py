@@ -140,12 +140,14 @@ class Run:
             return "unknown"
 
     def set_status(self, status: Status, **summary: Any) -> None:
+        """Rewrite status.json: `status` and the `summary` fields (StatusRecord's) changed,
+        the rest as it was."""
         try:
-            data = dict(self.status().raw)
+            now = self.status()
         except DamagedFile:  # written anew: what the trainer knows now is the truth
-            data = {}
-        data.update(summary, status=status, updated=time.time(), pid=os.getpid())
-        atomic_write_text(self.status_path, json.dumps(data))
+            now = StatusRecord()
+        new = replace(now, **summary, status=status, updated=time.time(), pid=os.getpid())
+        atomic_write_text(self.status_path, new.to_json())
 
     def events(self) -> list[dict[str, Any]]:
         """The events.jsonl lines as written (JSON objects)."""
@@ -185,8 +187,8 @@ def run_tokenizer(run: Run, vocab_dir: str | None = None) -> Tokenizer:
             f"run {run.id}: its {TOKENIZER_FILE} is not the tokenizer it was trained with "
             f"({tok.name}, run.json says {info.tokenizer}); put the original back"
         )
-    vocab = (info.model or {}).get("vocab_size")
-    if isinstance(vocab, int) and tok.vocab_size != vocab:
+    vocab = info.model_config().vocab_size if info.model is not None else None
+    if vocab is not None and tok.vocab_size != vocab:
         raise TuiGptError(
             f"run {run.id}: its tokenizer has {tok.vocab_size:,} tokens, its model {vocab:,}"
         )
