@@ -43,7 +43,7 @@ def rate(events: list[dict]) -> float:
 def headless(preset: str, steps: int, root: Path, ctx: int | None) -> float:
     seen: list[dict] = []
     spec = TrainSpec(str(DATA), ModelChoice(preset, ctx), config(steps))
-    job = assemble(spec, runs_root=root, hooks=JobHooks([lambda e: seen.append(e.to_dict())]))
+    job = assemble(spec, runs_dir=root, hooks=JobHooks([lambda e: seen.append(e.to_dict())]))
     job.run_training()
     return rate(seen)
 

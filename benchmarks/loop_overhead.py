@@ -48,7 +48,7 @@ def one(data: Path, recipe: str, size: str, steps: int, runs: Path) -> dict:
                     dropout=0.0)  # fmt: skip
     train = replace(train, batch_size=batch, max_steps=steps, epochs=100, minutes=None,
                     eval_freq=10**6, eval_iter=1, sample_tokens=0)  # fmt: skip
-    job = assemble(TrainSpec(str(data), model, train), runs_root=runs)
+    job = assemble(TrainSpec(str(data), model, train), runs_dir=runs)
     job.run_training()
     events = [json.loads(line) for line in job.run.events_path.read_text().splitlines()]
     times = [e["time"] for e in events if e["event"] == "step"]

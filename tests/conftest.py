@@ -108,7 +108,7 @@ def private_dirs(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def runs_root(private_dirs) -> Path:
+def runs_dir(private_dirs) -> Path:
     return private_dirs / "runs"
 
 

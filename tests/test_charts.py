@@ -74,7 +74,7 @@ def runs_of_two_tokenizers(tmp_path_factory):
         cfg = TrainConfig(max_steps=4, batch_size=4, eval_freq=1, eval_iter=1, sample_tokens=0,
                           precision="fp32")  # fmt: skip
         spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, tokenizer), cfg)
-        job = assemble(spec, runs_root=root / "runs")
+        job = assemble(spec, runs_dir=root / "runs")
         assert job.run_training() == "finished"
         out.append(details(job.run))
     return out

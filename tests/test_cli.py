@@ -501,7 +501,7 @@ def test_the_runs_list_fits_the_terminal(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["runs"], ["runs", "--json"]])
-def test_help_and_the_runs_list_never_load_torch(args, runs_root):
+def test_help_and_the_runs_list_never_load_torch(args, runs_dir):
     """PyTorch takes a second or more to import: `--help` and listing runs answer without
     it (its imports stay inside the functions that train, sample or measure)."""
     code = (

@@ -62,9 +62,9 @@ def test_liveness_from_the_heartbeat(tmp_path):
 
 
 @pytest.mark.slow
-def test_pause_checkpoint_resume_stop_through_the_run_folder(runs_root):
+def test_pause_checkpoint_resume_stop_through_the_run_folder(runs_dir):
     ctl = TrainerControl()
-    job = start(runs_root, config(epochs=200), control=ctl)
+    job = start(runs_dir, config(epochs=200), control=ctl)
     run = job.run
     result = {}
     worker = threading.Thread(target=lambda: result.update(outcome=job.run_training()))
@@ -80,7 +80,7 @@ def test_pause_checkpoint_resume_stop_through_the_run_folder(runs_root):
         assert run.status().step == step  # still paused: no step was taken
         with pytest.raises(TuiGptError, match="still training"):
             assemble(
-                resume=run.id, runs_root=runs_root
+                resume=run.id, runs_dir=runs_dir
             )  # a second trainer on a live run is refused
         control.send(run, "resume")
         wait_until(lambda: run.status().step > step)

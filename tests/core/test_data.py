@@ -78,7 +78,7 @@ def test_cache_is_reused_and_memory_mapped(gpt2, tmp_path):
 
 def test_windows_are_shifted_views_computed_on_access():
     ids = np.arange(100, dtype=np.uint16)
-    w = TokenWindows(ids, max_length=8, stride=3)
+    w = TokenWindows(ids, context_length=8, stride=3)
     assert len(w) == len(range(0, 100 - 8, 3))
     x, y = w[5]
     assert x.tolist() == list(range(15, 23))
@@ -91,7 +91,7 @@ def test_windows_are_shifted_views_computed_on_access():
 
 
 def test_train_loader_shuffles_by_epoch_and_drops_partial_batch():
-    w = TokenWindows(np.arange(1000, dtype=np.uint16), max_length=10, stride=10)
+    w = TokenWindows(np.arange(1000, dtype=np.uint16), context_length=10, stride=10)
     loader = BatchLoader(w, batch_size=4, shuffle=True, drop_last=True, seed=7)
     assert len(w) == 99 and len(loader) == 24
     epoch0 = [x[:, 0].tolist() for x, _ in loader.iter_epoch(0)]

@@ -48,9 +48,9 @@ def test_a_training_keeps_its_real_pace_for_the_next_plan(tmp_path):
     cfg = TrainConfig(max_steps=8, batch_size=2, eval_freq=100, eval_iter=1, sample_tokens=0,
                       precision="fp32")  # fmt: skip
     job = assemble(TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg),
-                   runs_root=tmp_path / "runs")  # fmt: skip
+                   runs_dir=tmp_path / "runs")  # fmt: skip
     trainer = job.trainer
-    args = (trainer.model.cfg, trainer.cfg, trainer._context, trainer.runtime)
+    args = (trainer.model.cfg, trainer.cfg, trainer._context_length, trainer.runtime)
     estimate.remember_step_seconds(*args, 1000.0)  # as if measured while the CPU was busy
     assert estimate.cached_step_seconds(*args) == 1000.0
     assert job.run_training() == "finished"
@@ -68,7 +68,7 @@ def _auto_job(tmp_path, monkeypatch):
     cfg = TrainConfig(max_steps=2, batch_size=2, eval_freq=100, eval_iter=1, sample_tokens=0,
                       precision="auto")  # fmt: skip
     return assemble(TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg),
-                    runs_root=tmp_path / "runs")  # fmt: skip
+                    runs_dir=tmp_path / "runs")  # fmt: skip
 
 
 def _remember_faster(trainer, faster: str) -> None:
@@ -78,7 +78,7 @@ def _remember_faster(trainer, faster: str) -> None:
 
     for runtime in estimate.candidates(trainer.cfg, trainer.runtime):
         seconds = 0.001 if runtime.label == faster else 1.0
-        estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context, runtime, seconds)
+        estimate.remember_step_seconds(trainer.model.cfg, trainer.cfg, trainer._context_length, runtime, seconds)
 
 
 @pytest.mark.parametrize("faster", ["fp32", "bf16", "bf16 (fp32 attention)"])
@@ -112,7 +112,7 @@ def test_a_resumed_run_keeps_the_precision_auto_chose_when_it_began(tmp_path, mo
     _remember_faster(job.trainer, "bf16")  # bf16 the faster when it began
     assert job.run_training() == "finished"
     _remember_faster(job.trainer, "fp32")  # fp32 the faster later
-    resumed = assemble(resume=job.run.id, runs_root=tmp_path / "runs", further="1")
+    resumed = assemble(resume=job.run.id, runs_dir=tmp_path / "runs", further="1")
     assert resumed.trainer.runtime.precision == "bf16"
     assert resumed.run_training() == "finished"
     events = [json.loads(line) for line in job.run.events_path.read_text().splitlines()]
@@ -132,7 +132,7 @@ def test_a_resumed_run_keeps_attention_where_auto_put_it_when_it_began(tmp_path,
     _remember_faster(job.trainer, "bf16 (fp32 attention)")
     assert job.run_training() == "finished"
     _remember_faster(job.trainer, "bf16")  # plain bf16 the faster later
-    resumed = assemble(resume=job.run.id, runs_root=tmp_path / "runs", further="1")
+    resumed = assemble(resume=job.run.id, runs_dir=tmp_path / "runs", further="1")
     assert resumed.run_training() == "finished"
     assert resumed.trainer.runtime.label == "bf16 (fp32 attention)"
     assert resumed.trainer.model.fp32_attention is True

@@ -23,7 +23,7 @@ from tui_gpt.core.tokenizer import ByteTokenizer
 def test_score_predicts_every_token_once_from_its_window():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=257, context_length=8, emb_dim=32, n_heads=2, n_layers=1,
-                          drop_rate=0.0)).eval()  # fmt: skip
+                          dropout=0.0)).eval()  # fmt: skip
     ids = np.random.default_rng(0).integers(0, 257, 30)  # 29 targets: 3 windows of 8, one of 5
     lengths = token_byte_lengths(ByteTokenizer())
     got = score(model, ids, lengths, batch_size=2)
@@ -39,10 +39,10 @@ def test_score_predicts_every_token_once_from_its_window():
         score(model, ids[:1], lengths)
 
 
-def test_eval_scores_the_whole_validation_split_or_any_text(runs_root):
-    job = start(runs_root, config(max_steps=4, sample_tokens=0))
+def test_eval_scores_the_whole_validation_split_or_any_text(runs_dir):
+    job = start(runs_dir, config(max_steps=4, sample_tokens=0))
     job.run_training()
-    root = ["--run-dir", str(runs_root)]
+    root = ["--run-dir", str(runs_dir)]
     own = run_cli("eval", job.run.id, "--json", *root)
     assert own.returncode == 0, own.stderr
     mine = json.loads(own.stdout)
@@ -54,12 +54,12 @@ def test_eval_scores_the_whole_validation_split_or_any_text(runs_root):
     assert "bits/byte" in text.stdout and "validation" in text.stdout
 
 
-def test_a_whole_split_score_is_kept_shown_and_compared_until_its_weights_change(runs_root):
+def test_a_whole_split_score_is_kept_shown_and_compared_until_its_weights_change(runs_dir):
     from tui_gpt.core.experiments import comparison_rows, describe, details
     from tui_gpt.core.jobs import assemble
 
-    root = ["--run-dir", str(runs_root)]
-    jobs = [start(runs_root, config(max_steps=4, sample_tokens=0, seed=s)) for s in (1, 2)]
+    root = ["--run-dir", str(runs_dir)]
+    jobs = [start(runs_dir, config(max_steps=4, sample_tokens=0, seed=s)) for s in (1, 2)]
     for job in jobs:
         job.run_training()
     first, second = (job.run for job in jobs)
@@ -77,7 +77,7 @@ def test_a_whole_split_score_is_kept_shown_and_compared_until_its_weights_change
     assert json.loads(run_cli("runs", "show", first.id, "--json", *root).stdout)["split_scores"]
 
     # Trained further: its checkpoints are new, the recorded score is of older weights.
-    assemble(resume=first.id, changes={"max_steps": 8}, runs_root=runs_root).run_training()
+    assemble(resume=first.id, changes={"max_steps": 8}, runs_dir=runs_dir).run_training()
     assert details(first).split_scores == {}
     # A damaged scores file costs the scores, not the run's details.
     first.scores_path.write_text("{not json")

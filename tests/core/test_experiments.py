@@ -20,11 +20,11 @@ from tui_gpt.core.jobs import assemble
 from tui_gpt.core.runs import list_runs, matching, set_label
 
 
-def tiny_run(runs_root, lr: float):
+def tiny_run(runs_dir, lr: float):
     cfg = TrainConfig(max_steps=6, batch_size=8, eval_freq=2, eval_iter=1, lr=lr,
                       precision="fp32", sample_tokens=0)  # fmt: skip
     job = assemble(
-        TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg), runs_root=runs_root
+        TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "byte"), cfg), runs_dir=runs_dir
     )
     assert job.run_training() == "finished"
     return job.run
@@ -109,7 +109,7 @@ def test_runs_with_different_tokenizers_compare_in_bits_per_byte(two_runs, tmp_p
     cfg = TrainConfig(max_steps=4, batch_size=4, eval_freq=2, eval_iter=1, precision="fp32",
                       sample_tokens=0)  # fmt: skip
     spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, "gpt2"), cfg)
-    bpe = assemble(spec, runs_root=tmp_path)
+    bpe = assemble(spec, runs_dir=tmp_path)
     bpe.run_training()
     runs = [details(two_runs[0]), details(bpe.run)]
     assert metric_for(runs) == "bpb" and "tokenizer" in differing(runs)

@@ -29,7 +29,7 @@ def tiny_run(root, tokenizer: str = "byte", **arch):
     cfg = TrainConfig(max_steps=8, batch_size=4, eval_freq=4, eval_iter=1, precision="fp32",
                       sample_tokens=0, lr=3e-3)  # fmt: skip
     choice = ModelChoice("nano", 64, tokenizer, **arch)
-    job = assemble(TrainSpec(str(NIGHT_KITCHEN), choice, cfg), runs_root=root)
+    job = assemble(TrainSpec(str(NIGHT_KITCHEN), choice, cfg), runs_dir=root)
     job.run_training()
     return job.run
 
@@ -53,8 +53,8 @@ def same_as_transformers(run, folder) -> None:
     assert got == want
 
 
-def test_a_trained_run_with_its_own_head_exports_exactly(runs_root, tmp_path):
-    run = tiny_run(runs_root)
+def test_a_trained_run_with_its_own_head_exports_exactly(runs_dir, tmp_path):
+    run = tiny_run(runs_dir)
     assert not load(run)[0].cfg.tie_weights
     done = export(run, "hf", tmp_path / "hf", "f32")
     config = json.loads((tmp_path / "hf" / "config.json").read_text())
@@ -67,9 +67,9 @@ def test_a_trained_run_with_its_own_head_exports_exactly(runs_root, tmp_path):
     same_as_transformers(run, tmp_path / "hf")
 
 
-def test_a_run_with_a_trained_tokenizer(runs_root, tmp_path):
+def test_a_run_with_a_trained_tokenizer(runs_dir, tmp_path):
     tok = train_tokenizer(inspect_source(SAMPLES), 400, tmp_path / "tok.json")
-    run = tiny_run(runs_root, str(tok.path))
+    run = tiny_run(runs_dir, str(tok.path))
     export(run, "hf", tmp_path / "hf", "f32")
     same_as_transformers(run, tmp_path / "hf")
 
@@ -104,8 +104,8 @@ def test_an_imported_tied_gpt2_round_trips(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_an_untied_export_imports_back_to_the_same_weights(runs_root, tmp_path):
-    run = tiny_run(runs_root)
+def test_an_untied_export_imports_back_to_the_same_weights(runs_dir, tmp_path):
+    run = tiny_run(runs_dir)
     export(run, "hf", tmp_path / "hf", "f32")
     back = run_cli("import-gpt2", str(tmp_path / "hf"), "--json", "--run-dir", str(tmp_path / "r"))
     assert back.returncode == 0, back.stderr
@@ -117,11 +117,11 @@ def test_an_untied_export_imports_back_to_the_same_weights(runs_root, tmp_path):
 
 
 @pytest.fixture
-def bpe_run(runs_root, tmp_path):
+def bpe_run(runs_dir, tmp_path):
     """A tiny run with a 300-token BPE trained on the samples (llama.cpp's gpt2 tokenizer
     needs merges; the byte tokenizer has none)."""
     tok = train_tokenizer(inspect_source(SAMPLES), 300, tmp_path / "tok300.json")
-    return tiny_run(runs_root, str(tok.path))
+    return tiny_run(runs_dir, str(tok.path))
 
 
 @pytest.mark.parametrize("dtype", ["f32", "f16", "q8_0"])
@@ -188,9 +188,9 @@ def test_llama_cpp_greedy_tokens_match(bpe_run, tmp_path):
 
 
 @needs_gpt2
-def test_llama_cpp_reads_gpt2s_own_vocabulary_as_tui_gpt_does(runs_root, tmp_path):
+def test_llama_cpp_reads_gpt2s_own_vocabulary_as_tui_gpt_does(runs_dir, tmp_path):
     llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    run = tiny_run(runs_root, "gpt2", arch="llama")
+    run = tiny_run(runs_dir, "gpt2", arch="llama")
     export(run, "gguf", tmp_path / "m.gguf", "f32")
     ours, tok, _ = load(run)
     ids = tok.encode(TEXTS[0])
@@ -198,10 +198,10 @@ def test_llama_cpp_reads_gpt2s_own_vocabulary_as_tui_gpt_does(runs_root, tmp_pat
     assert llama_cpp_greedy(llama_cpp, tmp_path / "m.gguf", ids, 8, tok) == want
 
 
-def test_bad_exports_are_one_line_each(runs_root, tmp_path):
-    runs = str(runs_root)
-    run = tiny_run(runs_root)
-    empty = create_run(runs_root, "nothing", RunRecord(preset="nano", tokenizer="byte"))
+def test_bad_exports_are_one_line_each(runs_dir, tmp_path):
+    runs = str(runs_dir)
+    run = tiny_run(runs_dir)
+    empty = create_run(runs_dir, "nothing", RunRecord(preset="nano", tokenizer="byte"))
     cases = [
         (["export", run.id, "--format", "onnx"], "invalid choice"),
         (["export", empty.id, "--format", "hf"], "has no best checkpoint"),
@@ -226,7 +226,7 @@ def test_bad_exports_are_one_line_each(runs_root, tmp_path):
     assert lines[0] == f"exported run {run.id} as a Hugging Face folder: {tmp_path / 'f' / 'x'}"
     assert "parameters in f32, from best" in lines[1] and "from_pretrained(" in lines[2]
 
-    odd = create_run(runs_root, "odd", RunRecord(preset="custom", tokenizer="byte"))
+    odd = create_run(runs_dir, "odd", RunRecord(preset="custom", tokenizer="byte"))
     model = GPT(GPTConfig(vocab_size=257, context_length=16, emb_dim=48, n_heads=2, n_layers=1))
     checkpoint.save(odd.best, model, extra={"tokenizer": "byte"})
     result = run_cli("export", odd.id, "--format", "gguf", "--dtype", "q8_0", "--run-dir", runs)
@@ -243,8 +243,8 @@ def test_bad_exports_are_one_line_each(runs_root, tmp_path):
         ({"arch": "llama", "kv_heads": 1, "qk_norm": True}, "Qwen3ForCausalLM"),
     ],
 )
-def test_a_llama_run_exports_to_transformers_and_imports_back(runs_root, tmp_path, arch, cls):
-    run = tiny_run(runs_root, **arch)
+def test_a_llama_run_exports_to_transformers_and_imports_back(runs_dir, tmp_path, arch, cls):
+    run = tiny_run(runs_dir, **arch)
     ours = load(run)[0]
     assert ours.cfg.arch == "llama" and ours.pos_emb is None
     export(run, "hf", tmp_path / "hf", "f32")
@@ -262,10 +262,10 @@ def test_a_llama_run_exports_to_transformers_and_imports_back(runs_root, tmp_pat
 
 
 @pytest.mark.parametrize("qk_norm", [False, True])
-def test_a_llama_gguf_has_the_architectures_keys_and_permuted_rows(runs_root, tmp_path, qk_norm):
+def test_a_llama_gguf_has_the_architectures_keys_and_permuted_rows(runs_dir, tmp_path, qk_norm):
     gguf = pytest.importorskip("gguf", reason="the gguf package is not installed")
     tok = train_tokenizer(inspect_source(SAMPLES), 300, tmp_path / "tok300.json")
-    run = tiny_run(runs_root, str(tok.path), arch="llama", kv_heads=1, qk_norm=qk_norm)
+    run = tiny_run(runs_dir, str(tok.path), arch="llama", kv_heads=1, qk_norm=qk_norm)
     model = load(run)[0]
     export(run, "gguf", tmp_path / "m.gguf", "f32")
     reader = gguf.GGUFReader(str(tmp_path / "m.gguf"))
@@ -296,10 +296,10 @@ def test_a_llama_gguf_has_the_architectures_keys_and_permuted_rows(runs_root, tm
 
 
 @pytest.mark.parametrize("qk_norm", [False, True])
-def test_llama_cpp_decodes_a_llama_export_to_the_same_tokens(runs_root, tmp_path, qk_norm):
+def test_llama_cpp_decodes_a_llama_export_to_the_same_tokens(runs_dir, tmp_path, qk_norm):
     llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     tok = train_tokenizer(inspect_source(SAMPLES), 300, tmp_path / "tok300.json")
-    run = tiny_run(runs_root, str(tok.path), arch="llama", kv_heads=1, qk_norm=qk_norm)
+    run = tiny_run(runs_dir, str(tok.path), arch="llama", kv_heads=1, qk_norm=qk_norm)
     export(run, "gguf", tmp_path / "m.gguf", "f32")
     ours, tok, _ = load(run)
     ids = tok.encode(TEXTS[0])

@@ -101,10 +101,10 @@ def test_stops_at_end_of_sequence():
     assert len(list(stream(model, idx, 10, eos_id=int(greedy[0, 5])))) == 2
 
 
-def test_context_size_crops_like_the_reference():
+def test_context_length_crops_like_the_reference():
     model = _model(ctx=12)
     idx = torch.randint(0, 257, (1, 10))
-    cropped = generate(model, idx, 8, context_size=5)
+    cropped = generate(model, idx, 8, context_length=5)
     # Reference loop: each step sees only the last 5 tokens.
     seq = idx
     for _ in range(8):

@@ -30,15 +30,15 @@ from tui_gpt.core.tokenizer import ByteTokenizer
 from tui_gpt.core.trainer import TrainerControl
 
 
-def finished_run(runs_root, steps: int = 4):
-    job = start(runs_root, config(max_steps=steps, sample_tokens=0))
+def finished_run(runs_dir, steps: int = 4):
+    job = start(runs_dir, config(max_steps=steps, sample_tokens=0))
     assert job.run_training() == "finished"
     return job.run
 
 
-def test_a_full_disk_stops_the_training_cleanly_and_keeps_the_checkpoint(runs_root):
-    run = finished_run(runs_root)
-    job = assemble(resume=run.id, changes={"max_steps": 50}, runs_root=runs_root)
+def test_a_full_disk_stops_the_training_cleanly_and_keeps_the_checkpoint(runs_dir):
+    run = finished_run(runs_dir)
+    job = assemble(resume=run.id, changes={"max_steps": 50}, runs_dir=runs_dir)
     full = os.open("/dev/full", os.O_WRONLY)  # every write: "No space left on device"
     os.dup2(full, job.log._file.fileno())  # the event log's descriptor now writes there
     os.close(full)
@@ -47,14 +47,14 @@ def test_a_full_disk_stops_the_training_cleanly_and_keeps_the_checkpoint(runs_ro
     assert Checkpoint(run.latest).train_state["steps_done"] >= 4
 
 
-def test_a_damaged_latest_is_refused_naming_the_intact_best(runs_root):
-    run = finished_run(runs_root)
+def test_a_damaged_latest_is_refused_naming_the_intact_best(runs_dir):
+    run = finished_run(runs_dir)
     data = bytearray(run.latest.read_bytes())
     middle = len(data) // 2
     data[middle : middle + 4096] = b"\xff" * 4096
     run.latest.write_bytes(bytes(data))
     with pytest.raises(TuiGptError, match=r"damaged .*best weights are intact"):
-        assemble(resume=run.id, runs_root=runs_root)
+        assemble(resume=run.id, runs_dir=runs_dir)
 
 
 def test_nan_weights_are_refused(tmp_path):
@@ -90,13 +90,13 @@ def test_a_crafted_header_fails_before_anything_is_allocated(tmp_path, change, m
     assert time.perf_counter() - started < 5
 
 
-def test_a_damaged_training_state_is_one_error(runs_root):
-    run = finished_run(runs_root)
+def test_a_damaged_training_state_is_one_error(runs_dir):
+    run = finished_run(runs_dir)
     model = Checkpoint(run.latest).build_model()
     opt = torch.optim.AdamW(model.parameters())
     checkpoint.save(run.latest, model, opt, train_state={"epoch": "x", "steps_done": 2})
     with pytest.raises(TuiGptError, match="damaged training state"):
-        assemble(resume=run.id, runs_root=runs_root)
+        assemble(resume=run.id, runs_dir=runs_dir)
 
 
 def test_the_token_cache_is_verified_and_rebuilt(tmp_path):
@@ -162,9 +162,9 @@ def test_odd_entries_in_the_control_folder_do_not_stop_the_channel(tmp_path):
         wait_until(lambda: ctl.paused, 10, "the pause after the odd entries")
 
 
-def test_a_run_folder_deleted_under_the_trainer_stops_it(runs_root):
+def test_a_run_folder_deleted_under_the_trainer_stops_it(runs_dir):
     ctl = TrainerControl()
-    job = start(runs_root, config(epochs=500, sample_tokens=0), control=ctl)
+    job = start(runs_dir, config(epochs=500, sample_tokens=0), control=ctl)
     outcome: dict = {}
 
     def train() -> None:
@@ -186,11 +186,11 @@ def test_a_run_folder_deleted_under_the_trainer_stops_it(runs_root):
     assert not job.run.path.exists()  # never recreated
 
 
-def test_a_torn_last_line_is_not_glued_to_the_next(runs_root):
-    run = finished_run(runs_root)
+def test_a_torn_last_line_is_not_glued_to_the_next(runs_dir):
+    run = finished_run(runs_dir)
     with open(run.events_path, "a") as f:
         f.write('{"event": "step", "ste')  # a kill in the middle of a write
-    assemble(resume=run.id, changes={"max_steps": 6}, runs_root=runs_root).run_training()
+    assemble(resume=run.id, changes={"max_steps": 6}, runs_dir=runs_dir).run_training()
     names = [e["event"] for e in run.events()]
     assert names.count("run_started") == 2
 
@@ -253,17 +253,17 @@ def test_a_kill_before_the_first_periodic_save_loses_little(tmp_path):
 
 
 @pytest.mark.slow
-def test_one_writer_per_run(runs_root):
+def test_one_writer_per_run(runs_dir):
     """While a run trains, a second trainer is refused naming the first one's pid; the lock
     goes with the trainer, so liveness reads it even without a heartbeat."""
     from tui_gpt.core.runs import liveness, locked_by
 
-    run = finished_run(runs_root)
+    run = finished_run(runs_dir)
     ctl = TrainerControl()
     changes = {"epochs": 500, "max_steps": 10_000}
-    job = assemble(resume=run.id, changes=changes, runs_root=runs_root, hooks=JobHooks(control=ctl))
+    job = assemble(resume=run.id, changes=changes, runs_dir=runs_dir, hooks=JobHooks(control=ctl))
     assert locked_by(run) == os.getpid() and liveness(run).state == "live"
-    second = run_cli("train", "--resume", run.id, "--run-dir", str(runs_root))
+    second = run_cli("train", "--resume", run.id, "--run-dir", str(runs_dir))
     assert second.returncode == 2 and f"pid {os.getpid()}" in second.stderr, second.stderr
     worker = threading.Thread(target=job.run_training)
     worker.start()
@@ -273,7 +273,7 @@ def test_one_writer_per_run(runs_root):
         ctl.stop("test over")
         worker.join(60)
     assert locked_by(run) is None and liveness(run).state == "ended"
-    third = run_cli("train", "--resume", run.id, "--further", "2", "--run-dir", str(runs_root))
+    third = run_cli("train", "--resume", run.id, "--further", "2", "--run-dir", str(runs_dir))
     assert third.returncode == 0, third.stderr
 
 
@@ -329,8 +329,8 @@ def test_a_save_on_a_full_disk_is_one_line_and_keeps_the_previous(tmp_path):
     assert not list(tmp_path.glob(".*.tmp-*"))
 
 
-def test_damaged_optimizer_groups_and_rng_are_one_error_each(runs_root):
-    run = finished_run(runs_root)
+def test_damaged_optimizer_groups_and_rng_are_one_error_each(runs_dir):
+    run = finished_run(runs_dir)
     raw = run.latest.read_bytes()
     size = int.from_bytes(raw[:8], "little")
     for key, value in (("param_groups", "not json"), ("param_groups", '[{"lr": 1}]')):
@@ -339,7 +339,7 @@ def test_damaged_optimizer_groups_and_rng_are_one_error_each(runs_root):
         text = json.dumps(header).encode()
         run.latest.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size :])
         with pytest.raises(TuiGptError, match=r"damaged param_groups|optimizer state does not fit"):
-            assemble(resume=run.id, runs_root=runs_root, further="2")  # it had finished
+            assemble(resume=run.id, runs_dir=runs_dir, further="2")  # it had finished
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder whatever its permissions")

@@ -114,7 +114,7 @@ def test_a_process_started_by_a_big_one_reports_its_own_peak():
     assert len(held) and float(child.stdout) < 500, child.stdout
 
 
-def test_headless_commands_keep_glibcs_arenas(monkeypatch, runs_root):
+def test_headless_commands_keep_glibcs_arenas(monkeypatch, runs_dir):
     """One malloc arena is for the app's training thread only: a headless training runs in
     its main thread, and under bf16 autocast one arena halved a small model's steps."""
     from tests.conftest import run_cli

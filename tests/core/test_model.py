@@ -160,7 +160,7 @@ def test_fp32_attention_under_bf16_autocast_computes_attention_in_fp32(arch, dro
     from tui_gpt.core.config import model_config
 
     torch.manual_seed(0)
-    model = GPT(model_config("nano", 300, 32, arch=arch, drop_rate=drop)).train()
+    model = GPT(model_config("nano", 300, 32, arch=arch, dropout=drop)).train()
     idx = torch.randint(0, 300, (2, 32))
     seen: list[torch.dtype] = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
@@ -204,7 +204,7 @@ def test_fp32_attention_under_bf16_autocast_computes_attention_in_fp32(arch, dro
 
 def llama(**changes) -> GPTConfig:
     base = dict(arch="llama", vocab_size=300, context_length=32, emb_dim=64, n_heads=4,
-                n_layers=2, drop_rate=0.0)  # fmt: skip
+                n_layers=2, dropout=0.0)  # fmt: skip
     return GPTConfig(**{**base, **changes})
 
 

@@ -26,10 +26,10 @@ from tui_gpt.core.trainer import TrainerControl
 LLAMA = ModelChoice("nano", 64, "byte", arch="llama")
 
 
-def start(runs_root, cfg, sinks=(), control=None, model=LLAMA, started=None):
+def start(runs_dir, cfg, sinks=(), control=None, model=LLAMA, started=None):
     spec = TrainSpec(str(NIGHT_KITCHEN), model, cfg)
     hooks = JobHooks(list(sinks), control)
-    return assemble(spec, runs_root=runs_root, hooks=hooks, started=started)
+    return assemble(spec, runs_dir=runs_dir, hooks=hooks, started=started)
 
 
 def test_schedules_warm_up_then_hold_follow_a_cosine_or_decay_at_the_end():
@@ -63,14 +63,14 @@ def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
     assert [g["lr"] for g in opt.param_groups] == [1e-3, 0.05]
 
 
-def test_a_muon_run_resumes_exactly_with_its_state_and_schedule(runs_root):
+def test_a_muon_run_resumes_exactly_with_its_state_and_schedule(runs_dir):
     cfg = config(optimizer="muon", muon_lr=0.02, lr=3e-3, warmup_steps=3, schedule="wsd",
                  decay_fraction=0.5, min_lr=3e-4, max_steps=14)  # fmt: skip
     straight = Recorder()
-    assert start(runs_root, cfg, [straight]).run_training() == "finished"
+    assert start(runs_dir, cfg, [straight]).run_training() == "finished"
     control = TrainerControl()
     first = Recorder(stop_after_step=6, control=control)
-    job = start(runs_root, cfg, [first], control)
+    job = start(runs_dir, cfg, [first], control)
     assert job.run_training() == "stopped"
     ckpt = Checkpoint(job.run.latest)
     # Muon's momentum is saved under the model's own parameter numbering.
@@ -78,7 +78,7 @@ def test_a_muon_run_resumes_exactly_with_its_state_and_schedule(runs_root):
     momentum = {order[int(k.split(".")[1])] for k in ckpt.keys if k.endswith("momentum_buffer")}
     assert momentum == {n for n, p in job.trainer.model.named_parameters() if hidden_matrix(n, p)}
     second = Recorder()
-    resumed = assemble(resume=job.run.id, runs_root=runs_root, hooks=JobHooks([second]))
+    resumed = assemble(resume=job.run.id, runs_dir=runs_dir, hooks=JobHooks([second]))
     assert resumed.run_training() == "finished"
     got = [e.loss for e in first.of(Step)] + [e.loss for e in second.of(Step)]
     assert got == [e.loss for e in straight.of(Step)]
@@ -90,11 +90,11 @@ def test_a_muon_run_resumes_exactly_with_its_state_and_schedule(runs_root):
 
 
 @pytest.mark.slow
-def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_root):
+def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_dir):
     rec = Recorder()
     began = time.monotonic()
     cfg = config(epochs=1000, minutes=0.1, schedule="wsd", lr=2e-3, eval_freq=20, sample_tokens=0)
-    job = start(runs_root, cfg, [rec], started=began - 1.0)  # a second of start-up already gone
+    job = start(runs_dir, cfg, [rec], started=began - 1.0)  # a second of start-up already gone
     assert job.run_training() == "finished"
     took = time.monotonic() - began
     assert 3.0 < took < 5.0 + 2.0  # 6 s budget, 1 s of it already spent before
@@ -119,7 +119,7 @@ def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_root):
     # Ended by its epochs instead: the closing evaluation is said to be of the last epoch.
     short = Recorder()
     small = config(epochs=2, minutes=5.0, eval_freq=100, sample_tokens=0)
-    assert start(runs_root, small, [short]).run_training() == "finished"
+    assert start(runs_dir, small, [short]).run_training() == "finished"
     assert [e.epoch for e in short.of(Eval)] == [1, 2] and short.events[-1].epoch == 2
     assert finished_line(short.events[-1]) == "2 epochs done (22 steps)"
     progress = Progress()
@@ -129,11 +129,11 @@ def test_a_time_budget_sets_the_steps_and_ends_decayed_and_measured(runs_root):
     assert Checkpoint(job.run.latest).train_state["steps_done"] == len(steps)
 
 
-def test_muon_needs_no_change_of_the_reference_model(runs_root):
+def test_muon_needs_no_change_of_the_reference_model(runs_dir):
     """GPT-2's block trains with Muon as well (its matrices; biases and norms on AdamW)."""
     rec = Recorder()
     cfg = config(optimizer="muon", max_steps=12, eval_freq=11)
-    job = start(runs_root, cfg, [rec], model=ModelChoice("nano", 64, "byte"))
+    job = start(runs_dir, cfg, [rec], model=ModelChoice("nano", 64, "byte"))
     assert job.run_training() == "finished"
     evals = rec.of(Eval)
     assert evals[-1].train_loss < evals[0].train_loss - 0.5

@@ -27,11 +27,11 @@ def test_every_linear_becomes_int8_and_one_layer_is_close():
     assert model.tok_emb.weight.dtype == torch.bfloat16  # embeddings stay bf16
 
 
-def test_trained_model_int8_matches_bf16_loss_and_greedy_text(runs_root):
-    job = start(runs_root, config(epochs=4, sample_tokens=0))
+def test_trained_model_int8_matches_bf16_loss_and_greedy_text(runs_dir):
+    job = start(runs_dir, config(epochs=4, sample_tokens=0))
     assert job.run_training() == "finished"
-    bf16 = load_for_sampling(job.run.id, runs_root=runs_root, precision="bf16")
-    int8 = load_for_sampling(job.run.id, runs_root=runs_root, precision="int8")
+    bf16 = load_for_sampling(job.run.id, runs_dir=runs_dir, precision="bf16")
+    int8 = load_for_sampling(job.run.id, runs_dir=runs_dir, precision="int8")
     assert int8.precision == "int8"
     val = job.trainer.val_loader
     with torch.inference_mode():

@@ -19,8 +19,8 @@ from tui_gpt.core.records import RUN_FORMAT, DatasetRecord, RunRecord, StatusRec
 from tui_gpt.core.runs import find_run, list_runs
 
 
-def stopped_run(runs_root):
-    job = start(runs_root, config(max_steps=3, sample_tokens=0))
+def stopped_run(runs_dir):
+    job = start(runs_dir, config(max_steps=3, sample_tokens=0))
     assert job.run_training() == "finished"
     return job.run
 
@@ -94,13 +94,13 @@ def _big(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_list_for_the_dataset_is_one_damaged_state_everywhere(runs_root):
-    run, good = stopped_run(runs_root), stopped_run(runs_root)
+def test_a_list_for_the_dataset_is_one_damaged_state_everywhere(runs_dir):
+    run, good = stopped_run(runs_dir), stopped_run(runs_dir)
     edit(run.record_path, lambda o: o.update(dataset=["a.txt"]))
-    summary = {s.id: s for s in list_runs(runs_root)}[run.id]
+    summary = {s.id: s for s in list_runs(runs_dir)}[run.id]
     assert summary.state == "damaged" and "dataset should be a JSON object" in summary.problem
     assert details(run).state.startswith("damaged: ")  # the runs browser's side panel
-    root = ["--run-dir", str(runs_root)]
+    root = ["--run-dir", str(runs_dir)]
     for args in (["runs"], ["runs", "show", run.id]):
         result = run_cli(*args, *root)
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
@@ -128,9 +128,9 @@ def test_a_list_for_the_dataset_is_one_damaged_state_everywhere(runs_root):
     ],
 )
 def test_a_damaged_run_file_stops_a_resume_before_anything_is_written(
-    runs_root, file, change, message
+    runs_dir, file, change, message
 ):
-    run = stopped_run(runs_root)
+    run = stopped_run(runs_dir)
     path = run.path / file
     if file == "settings.json":
         path.write_text("[1, 2]")
@@ -138,13 +138,13 @@ def test_a_damaged_run_file_stops_a_resume_before_anything_is_written(
         edit(path, change)
     before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
     with pytest.raises(TuiGptError) as caught:
-        assemble(resume=run.id, changes={"max_steps": 6}, runs_root=runs_root)
+        assemble(resume=run.id, changes={"max_steps": 6}, runs_dir=runs_dir)
     assert message in str(caught.value) and "\n" not in str(caught.value)
     after = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
     assert {k: v for k, v in after.items() if k != "lock"} == {
         k: v for k, v in before.items() if k != "lock"
     }  # run.json and settings.json as they were
-    resumed = run_cli("train", "--resume", run.id, "--run-dir", str(runs_root))
+    resumed = run_cli("train", "--resume", run.id, "--run-dir", str(runs_dir))
     assert message in one_line(resumed)
 
 
@@ -167,8 +167,8 @@ def test_the_apps_own_files_damaged_are_no_history(private_dirs):
         assert last_settings() is None
 
 
-def test_a_run_found_by_id_reads_its_record(runs_root):
-    run = stopped_run(runs_root)
-    info = find_run(run.id, runs_root).record()
+def test_a_run_found_by_id_reads_its_record(runs_dir):
+    run = stopped_run(runs_dir)
+    info = find_run(run.id, runs_dir).record()
     assert info.id == run.id and info.model_config().n_layers == 2
     assert info.train_config().max_steps == 3 and info.dataset.name == "the_night_kitchen.txt"

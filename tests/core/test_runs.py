@@ -106,12 +106,12 @@ def test_event_lines_of_the_wrong_shape_are_skipped(tmp_path):
     assert [e.step for e in EventFollower(f).poll()] == [3]
 
 
-def test_deleting_a_run_while_its_files_come_and_go(runs_root, monkeypatch):
+def test_deleting_a_run_while_its_files_come_and_go(runs_dir, monkeypatch):
     import shutil as _shutil
 
     from tui_gpt.core.runs import Run, delete_run
 
-    folder = runs_root / "20260101-000000-x-nano"
+    folder = runs_dir / "20260101-000000-x-nano"
     (folder / "checkpoints").mkdir(parents=True)
     (folder / "checkpoints" / ".best.tmp").write_text("x")
     real = _shutil.rmtree

@@ -15,12 +15,12 @@ from tui_gpt.core.jobs import JobHooks, TrainingJob, assemble
 from tui_gpt.core.session import TrainingSession
 
 
-def builder(runs_root, **changes):
+def builder(runs_dir, **changes):
     spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 64, "byte"), config(**changes))
-    return lambda hooks: assemble(spec, runs_root=runs_root, hooks=hooks)
+    return lambda hooks: assemble(spec, runs_dir=runs_dir, hooks=hooks)
 
 
-def test_a_session_trains_follows_progress_and_knows_its_run(runs_root):
+def test_a_session_trains_follows_progress_and_knows_its_run(runs_dir):
     session = TrainingSession()
     assert not session.active and session.wait(0)
     session.begin()
@@ -34,7 +34,7 @@ def test_a_session_trains_follows_progress_and_knows_its_run(runs_root):
         assert job.run is not None
         during.append(session.controls(job.run))
 
-    outcome = session.run(builder(runs_root, max_steps=6, sample_tokens=0), [seen.append],
+    outcome = session.run(builder(runs_dir, max_steps=6, sample_tokens=0), [seen.append],
                           on_job=on_job)  # fmt: skip
     assert outcome == "finished"
     assert during == [session.control]  # its own run's control while it trained
@@ -45,17 +45,17 @@ def test_a_session_trains_follows_progress_and_knows_its_run(runs_root):
     assert session.controls(session.job.run) is None  # over: nothing to control
 
 
-def test_a_stop_asked_for_before_the_job_exists_stops_it_at_its_first_step(runs_root):
+def test_a_stop_asked_for_before_the_job_exists_stops_it_at_its_first_step(runs_dir):
     session = TrainingSession()
     session.begin()
     session.stop("the user quit while the data was prepared")
-    build = builder(runs_root, max_steps=50, sample_tokens=0)
+    build = builder(runs_dir, max_steps=50, sample_tokens=0)
     assert session.run(build, []) == "stopped"
     assert session.job is not None and session.job.trainer.state.steps_done <= 1
     assert session.job.run is not None and session.job.run.latest.is_file()  # saved
 
 
-def test_a_failed_build_ends_the_session_and_frees_it(runs_root, tmp_path):
+def test_a_failed_build_ends_the_session_and_frees_it(runs_dir, tmp_path):
     session = TrainingSession()
     session.begin()
 
@@ -69,10 +69,10 @@ def test_a_failed_build_ends_the_session_and_frees_it(runs_root, tmp_path):
     assert session.active
 
 
-def test_wait_returns_when_a_training_on_another_thread_ends(runs_root):
+def test_wait_returns_when_a_training_on_another_thread_ends(runs_dir):
     session = TrainingSession()
     session.begin()
-    build = builder(runs_root, max_steps=200, sample_tokens=0)
+    build = builder(runs_dir, max_steps=200, sample_tokens=0)
     worker = threading.Thread(target=session.run, args=(build, []))
     worker.start()
     session.stop("quit")
@@ -81,6 +81,6 @@ def test_wait_returns_when_a_training_on_another_thread_ends(runs_root):
     assert session.job is not None and session.job.trainer.state.steps_done < 200
 
 
-def test_run_before_begin_is_a_programming_error(runs_root):
+def test_run_before_begin_is_a_programming_error(runs_dir):
     with pytest.raises(RuntimeError):
-        TrainingSession().run(builder(runs_root), [])
+        TrainingSession().run(builder(runs_dir), [])

@@ -145,8 +145,8 @@ def test_a_new_run_records_the_shape_auto_chose_and_says_why(tmp_path):
     cfg = TrainConfig(minutes=0.5, epochs=1, batch_size=2, precision="fp32", eval_iter=1,
                       sample_tokens=0, optimizer="muon")  # fmt: skip
     _remember(cfg, {("nano", 64): 0.001})  # the 6 KB text: small
-    job = assemble(TrainSpec(str(NIGHT_KITCHEN), CHOICE, cfg), runs_root=tmp_path / "runs")
-    assert job.trainer.model.cfg.emb_dim == 64 and job.trainer._context == 64
+    job = assemble(TrainSpec(str(NIGHT_KITCHEN), CHOICE, cfg), runs_dir=tmp_path / "runs")
+    assert job.trainer.model.cfg.emb_dim == 64 and job.trainer._context_length == 64
     assert job.run_training() == "finished"
     saved = json.loads((job.run.path / "settings.json").read_text())
     assert (saved["model"]["preset"], saved["model"]["context_length"]) == ("nano", 64)

@@ -42,20 +42,20 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
 
-def start(runs_root, cfg, sinks=(), control=None):
+def start(runs_dir, cfg, sinks=(), control=None):
     # The project's own text, byte tokens: 5,941 training tokens -> 92 windows of 64 -> 11
     # batches of 8 per epoch; runs anywhere, no vocabulary to fetch.
     spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 64, "byte"), cfg)
-    return assemble(spec, runs_root=runs_root, hooks=JobHooks(list(sinks), control))
+    return assemble(spec, runs_dir=runs_dir, hooks=JobHooks(list(sinks), control))
 
 
-def test_every_end_is_evaluated_so_best_is_never_older_than_the_last_save(runs_root):
+def test_every_end_is_evaluated_so_best_is_never_older_than_the_last_save(runs_dir):
     """Evaluating every 100 steps, a run stopped at step 7 has evaluated only step 0: its
     stop evaluates the weights it saves, so `best` is those trained weights (not the
     untrained step-0 ones) and every loader says which weights it loaded."""
     control = TrainerControl()
     rec = Recorder(stop_after_step=7, control=control)
-    job = start(runs_root, config(eval_freq=100, lr=3e-3), [rec], control)
+    job = start(runs_dir, config(eval_freq=100, lr=3e-3), [rec], control)
     assert job.run_training() == "stopped"
     assert [e.step for e in rec.of(Eval)] == [0, 7]
     best, latest = Checkpoint(job.run.best), Checkpoint(job.run.latest)
@@ -64,10 +64,10 @@ def test_every_end_is_evaluated_so_best_is_never_older_than_the_last_save(runs_r
     assert best.train_state["steps_done"] == latest.train_state["steps_done"] == 8
     assert best.describe() == f"best, step 7, val loss {val:.3f}"
     assert latest.describe() == f"latest, step 7, val loss {val:.3f}"
-    assert load_for_sampling(job.run.id, runs_root=runs_root).weights == best.describe()
+    assert load_for_sampling(job.run.id, runs_dir=runs_dir).weights == best.describe()
 
 
-def test_a_checkpoint_mid_run_is_evaluated_first(runs_root):
+def test_a_checkpoint_mid_run_is_evaluated_first(runs_dir):
     control = TrainerControl()
     events: list[Event] = []
 
@@ -76,7 +76,7 @@ def test_a_checkpoint_mid_run_is_evaluated_first(runs_root):
         if isinstance(event, Step) and event.step == 3:
             control.request_checkpoint()
 
-    job = start(runs_root, config(max_steps=6, eval_freq=100), [sink], control)
+    job = start(runs_dir, config(max_steps=6, eval_freq=100), [sink], control)
     assert job.run_training() == "finished"
     kinds = [(e.name, e.step) for e in events
              if isinstance(e, Eval) or (isinstance(e, CheckpointSaved) and e.kind == "latest")]
@@ -95,16 +95,16 @@ def test_the_automatic_evaluation_cadence_scales_with_the_run():
     assert fast.eval_freq is None
 
 
-def test_training_further_is_one_run_evaluated_at_its_end(runs_root):
-    job = start(runs_root, config(epochs=1, eval_freq=100))
+def test_training_further_is_one_run_evaluated_at_its_end(runs_dir):
+    job = start(runs_dir, config(epochs=1, eval_freq=100))
     assert job.run_training() == "finished"
     run, done = job.run, 11
     info = run.record_path.read_bytes()
     with pytest.raises(TuiGptError, match=f"made the {done} steps its 1 epoch allow: nothing"):
-        assemble(resume=run.id, runs_root=runs_root)
+        assemble(resume=run.id, runs_dir=runs_dir)
     assert run.record_path.read_bytes() == info  # refused before anything was written
     rec = Recorder()
-    further = assemble(resume=run.id, runs_root=runs_root, further="5",
+    further = assemble(resume=run.id, runs_dir=runs_dir, further="5",
                        hooks=JobHooks([rec]))  # fmt: skip
     assert further.run_training() == "finished"
     assert [e.step for e in rec.of(Step)] == list(range(done, done + 5))
@@ -112,9 +112,9 @@ def test_training_further_is_one_run_evaluated_at_its_end(runs_root):
     assert run.record().train_config().max_steps == done + 5
 
 
-def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):
+def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_dir):
     rec = Recorder()
-    job = start(runs_root, config(epochs=3), [rec])
+    job = start(runs_dir, config(epochs=3), [rec])
     assert job.run_training() == "finished"
     steps = rec.of(Step)
     assert len(job.trainer.train_loader) == 11
@@ -139,13 +139,13 @@ def test_end_to_end_loss_falls_with_events_and_checkpoints(runs_root):
     assert best.train_state["best_val_loss"] == pytest.approx(min(e.val_loss for e in evals))
 
 
-def test_stop_and_resume_gives_exactly_the_same_losses(runs_root):
+def test_stop_and_resume_gives_exactly_the_same_losses(runs_dir):
     straight = Recorder()
-    start(runs_root, config(max_steps=20), [straight]).run_training()
+    start(runs_dir, config(max_steps=20), [straight]).run_training()
 
     control = TrainerControl()
     first = Recorder(stop_after_step=12, control=control)  # stops in epoch 2, batch 2
-    job = start(runs_root, config(max_steps=20), [first], control)
+    job = start(runs_dir, config(max_steps=20), [first], control)
     assert job.run_training() == "stopped"
     assert job.run.status().status == "stopped"
     assert Checkpoint(job.run.latest).train_state == {
@@ -156,7 +156,7 @@ def test_stop_and_resume_gives_exactly_the_same_losses(runs_root):
         "best_val_loss": pytest.approx(first.of(Eval)[-1].val_loss),
     }
     second = Recorder()
-    resumed = assemble(resume=job.run.id, runs_root=runs_root, hooks=JobHooks([second]))
+    resumed = assemble(resume=job.run.id, runs_dir=runs_dir, hooks=JobHooks([second]))
     assert resumed.run_training() == "finished"
 
     expected = [e.loss for e in straight.of(Step)]
@@ -167,15 +167,15 @@ def test_stop_and_resume_gives_exactly_the_same_losses(runs_root):
     ]
 
 
-def test_samples_do_not_change_the_training_trajectory(runs_root):
+def test_samples_do_not_change_the_training_trajectory(runs_dir):
     with_samples, without = Recorder(), Recorder()
-    start(runs_root, config(epochs=2, sample_tokens=20), [with_samples]).run_training()
-    start(runs_root, config(epochs=2, sample_tokens=0), [without]).run_training()
+    start(runs_dir, config(epochs=2, sample_tokens=20), [with_samples]).run_training()
+    start(runs_dir, config(epochs=2, sample_tokens=0), [without]).run_training()
     assert [e.loss for e in with_samples.of(Step)] == [e.loss for e in without.of(Step)]
     assert len(with_samples.of(Sample)) == 2 and not without.of(Sample)
 
 
-def test_pause_resume_and_stop_from_another_thread(runs_root):
+def test_pause_resume_and_stop_from_another_thread(runs_dir):
     control = TrainerControl()
     seen = threading.Event()
     rec = Recorder()
@@ -186,7 +186,7 @@ def test_pause_resume_and_stop_from_another_thread(runs_root):
             control.pause()
             seen.set()
 
-    job = start(runs_root, config(epochs=50), [sink], control)
+    job = start(runs_dir, config(epochs=50), [sink], control)
     result = {}
     worker = threading.Thread(target=lambda: result.update(outcome=job.run_training()))
     worker.start()
@@ -207,12 +207,12 @@ def test_pause_resume_and_stop_from_another_thread(runs_root):
     assert job.run.latest.is_file()
 
 
-def test_diverging_loss_stops_and_keeps_last_good_checkpoint(runs_root):
-    good = start(runs_root, config(max_steps=3))
+def test_diverging_loss_stops_and_keeps_last_good_checkpoint(runs_dir):
+    good = start(runs_dir, config(max_steps=3))
     good.run_training()
     before = good.run.latest.read_bytes()
     # Continue the same run with an absurd learning rate: the loss becomes NaN.
-    job = assemble(resume=good.run.id, changes={"max_steps": 10}, runs_root=runs_root)
+    job = assemble(resume=good.run.id, changes={"max_steps": 10}, runs_dir=runs_dir)
     for group in job.trainer.optimizer.param_groups:
         group["lr"] = 1e30
     job.trainer.cfg.lr = 1e30
@@ -223,15 +223,15 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(runs_root):
     assert job.run.events()[-1]["event"] == "error"
 
 
-def test_clipping_and_determinism(runs_root):
+def test_clipping_and_determinism(runs_dir):
     a, b = Recorder(), Recorder()
-    start(runs_root, config(max_steps=6, grad_clip=0.5), [a]).run_training()
-    start(runs_root, config(max_steps=6, grad_clip=0.5), [b]).run_training()
+    start(runs_dir, config(max_steps=6, grad_clip=0.5), [a]).run_training()
+    start(runs_dir, config(max_steps=6, grad_clip=0.5), [b]).run_training()
     assert [e.loss for e in a.of(Step)] == [e.loss for e in b.of(Step)]
     assert torch.isfinite(torch.tensor([e.loss for e in a.of(Step)])).all()
 
 
-def test_compile_failure_falls_back_to_eager_with_the_same_losses(runs_root, monkeypatch):
+def test_compile_failure_falls_back_to_eager_with_the_same_losses(runs_dir, monkeypatch):
     def broken_compile(module, *args, **kwargs):
         def compiled(*a, **kw):
             raise RuntimeError("no C++ compiler here\nlong details")
@@ -239,10 +239,10 @@ def test_compile_failure_falls_back_to_eager_with_the_same_losses(runs_root, mon
         return compiled
 
     eager = Recorder()
-    start(runs_root, config(max_steps=4, sample_tokens=0), [eager]).run_training()
+    start(runs_dir, config(max_steps=4, sample_tokens=0), [eager]).run_training()
     monkeypatch.setattr(torch, "compile", broken_compile)
     fallback = Recorder()
-    job = start(runs_root, config(max_steps=4, sample_tokens=0, compile=True), [fallback])
+    job = start(runs_dir, config(max_steps=4, sample_tokens=0, compile=True), [fallback])
     assert job.run_training() == "finished"
     notices = [e.message for e in fallback.of(Notice)]
     assert notices[0].startswith("plan: 4 steps") and notices[1].startswith("compiling the model")
@@ -253,20 +253,20 @@ def test_compile_failure_falls_back_to_eager_with_the_same_losses(runs_root, mon
 # ------------------------------------------------------------------ gradient accumulation
 
 
-def _model_after(cfg, runs_root, steps=3):
+def _model_after(cfg, runs_dir, steps=3):
     """Losses of `steps` updates and the weights after them, without dropout."""
     rec = Recorder()
     spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 64, "byte", dropout=0.0), cfg)
-    job = assemble(spec, runs_root=runs_root, hooks=JobHooks([rec]))
+    job = assemble(spec, runs_dir=runs_dir, hooks=JobHooks([rec]))
     assert job.run_training() == "finished"
     return [e.loss for e in rec.of(Step)], job.trainer.model.state_dict(), rec
 
 
-def test_accumulated_micro_batches_equal_one_batch_that_many_times_larger(runs_root):
-    whole, w_whole, _ = _model_after(config(batch_size=8, max_steps=3), runs_root)
+def test_accumulated_micro_batches_equal_one_batch_that_many_times_larger(runs_dir):
+    whole, w_whole, _ = _model_after(config(batch_size=8, max_steps=3), runs_dir)
     for micro, accum in ((4, 2), (1, 8)):
         losses, weights, rec = _model_after(
-            config(batch_size=micro, grad_accum=accum, max_steps=3), runs_root
+            config(batch_size=micro, grad_accum=accum, max_steps=3), runs_dir
         )
         assert losses == pytest.approx(whole, rel=1e-5)
         for name, value in w_whole.items():
@@ -276,49 +276,49 @@ def test_accumulated_micro_batches_equal_one_batch_that_many_times_larger(runs_r
         assert rec.of(Step)[-1].tokens_seen == 3 * 8 * 64
 
 
-def test_resume_with_gradient_accumulation_is_exact(runs_root):
+def test_resume_with_gradient_accumulation_is_exact(runs_dir):
     straight = Recorder()
-    start(runs_root, config(batch_size=4, grad_accum=2, max_steps=8), [straight]).run_training()
+    start(runs_dir, config(batch_size=4, grad_accum=2, max_steps=8), [straight]).run_training()
     control = TrainerControl()
     first = Recorder(stop_after_step=3, control=control)
-    job = start(runs_root, config(batch_size=4, grad_accum=2, max_steps=8), [first], control)
+    job = start(runs_dir, config(batch_size=4, grad_accum=2, max_steps=8), [first], control)
     assert job.run_training() == "stopped"
     second = Recorder()
-    assemble(resume=job.run.id, runs_root=runs_root, hooks=JobHooks([second])).run_training()
+    assemble(resume=job.run.id, runs_dir=runs_dir, hooks=JobHooks([second])).run_training()
     got = [e.loss for e in first.of(Step)] + [e.loss for e in second.of(Step)]
     assert got == [e.loss for e in straight.of(Step)]
 
 
-def test_activation_checkpointing_computes_the_same_training(runs_root):
+def test_activation_checkpointing_computes_the_same_training(runs_dir):
     # With dropout on: the recomputed blocks must draw the same masks.
     base = dict(max_steps=3, eval_freq=100)
     plain = Recorder()
-    start(runs_root, config(**base), [plain]).run_training()
+    start(runs_dir, config(**base), [plain]).run_training()
     ckpt = Recorder()
-    start(runs_root, config(**base, activation_checkpointing=True), [ckpt]).run_training()
+    start(runs_dir, config(**base, activation_checkpointing=True), [ckpt]).run_training()
     assert [e.loss for e in ckpt.of(Step)] == pytest.approx(
         [e.loss for e in plain.of(Step)], rel=1e-5
     )
 
 
-def test_steps_report_mfu_against_the_measured_peak(runs_root):
+def test_steps_report_mfu_against_the_measured_peak(runs_dir):
     from tui_gpt.core.events import RunStarted
 
     rec = Recorder()
-    start(runs_root, config(max_steps=2), [rec]).run_training()
+    start(runs_dir, config(max_steps=2), [rec]).run_training()
     [started] = rec.of(RunStarted)
     assert started.peak_source == "measured" and started.peak_flops > 1e9
     assert started.memory_estimate > 0
     assert all(0 < e.mfu < 1 for e in rec.of(Step))
     given = Recorder()
-    start(runs_root, config(max_steps=1, peak_tflops=1000.0), [given]).run_training()
+    start(runs_dir, config(max_steps=1, peak_tflops=1000.0), [given]).run_training()
     assert (
         given.of(RunStarted)[0].peak_flops == 1e15
         and given.of(RunStarted)[0].peak_source == "given"
     )
 
 
-def test_a_llama_run_trains_resumes_exactly_and_decodes(runs_root):
+def test_a_llama_run_trains_resumes_exactly_and_decodes(runs_dir):
     """The modern block through the whole loop: loss falls, a stop and resume in a new
     process (the peak measured again) gives the same losses with dropout on, and the
     checkpoint decodes with the cache, in bf16 and int8."""
@@ -331,18 +331,18 @@ def test_a_llama_run_trains_resumes_exactly_and_decodes(runs_root):
         return TrainSpec(str(NIGHT_KITCHEN), choice, config(max_steps=16, **changes))
 
     straight = Recorder()
-    job = assemble(spec(), runs_root=runs_root, hooks=JobHooks([straight]))
-    assert job.trainer.model.cfg.arch == "llama" and job.trainer.model.cfg.drop_rate > 0
+    job = assemble(spec(), runs_dir=runs_dir, hooks=JobHooks([straight]))
+    assert job.trainer.model.cfg.arch == "llama" and job.trainer.model.cfg.dropout > 0
     job.run_training()
     losses = [e.loss for e in straight.of(Step)]
     assert losses[-1] < losses[0] - 0.5
     control = TrainerControl()
     first = Recorder(stop_after_step=6, control=control)
-    stopped = assemble(spec(), runs_root=runs_root, hooks=JobHooks([first], control))
+    stopped = assemble(spec(), runs_dir=runs_dir, hooks=JobHooks([first], control))
     assert stopped.run_training() == "stopped"
     flops._measured.cache_clear()
     second = Recorder()
-    assemble(resume=stopped.run.id, runs_root=runs_root, hooks=JobHooks([second])).run_training()
+    assemble(resume=stopped.run.id, runs_dir=runs_dir, hooks=JobHooks([second])).run_training()
     assert [e.loss for e in first.of(Step) + second.of(Step)] == losses
     model = Checkpoint(job.run.weights()).build_model().eval()
     ids = torch.tensor([[70, 71, 72]])
@@ -351,19 +351,19 @@ def test_a_llama_run_trains_resumes_exactly_and_decodes(runs_root):
     assert generate(model.to(torch.bfloat16), ids, 5).shape == (1, 8)
     int8 = quantize_int8(Checkpoint(job.run.weights()).build_model().eval())
     assert generate(int8, ids, 5).shape == (1, 8)
-    started = assemble(replace(spec(), init_from=job.run.id), runs_root=runs_root)
+    started = assemble(replace(spec(), init_from=job.run.id), runs_dir=runs_dir)
     assert started.trainer.model.cfg.arch == "llama"  # the shape of the model it starts from
     best = Checkpoint(job.run.weights()).build_model()
     assert torch.equal(started.trainer.model.out_head.weight, best.out_head.weight)
     started.lock.release()
 
 
-def test_llama_accumulation_and_recomputation_compute_the_same_training(runs_root):
+def test_llama_accumulation_and_recomputation_compute_the_same_training(runs_dir):
     def losses(**changes):
         rec = Recorder()
         choice = ModelChoice("nano", 64, "byte", arch="llama", dropout=0.0)
         cfg = config(max_steps=4, sample_tokens=0, **changes)
-        assemble(TrainSpec(str(NIGHT_KITCHEN), choice, cfg), runs_root=runs_root,
+        assemble(TrainSpec(str(NIGHT_KITCHEN), choice, cfg), runs_dir=runs_dir,
                  hooks=JobHooks([rec])).run_training()  # fmt: skip
         return [e.loss for e in rec.of(Step)]
 

@@ -30,8 +30,8 @@ from tui_gpt.core.tokenizer import ByteTokenizer
 from tui_gpt.core.trainer import TrainerControl
 
 
-def finished_run(runs_root, **changes):
-    job = start(runs_root, config(**{"max_steps": 4, "sample_tokens": 0, **changes}))
+def finished_run(runs_dir, **changes):
+    job = start(runs_dir, config(**{"max_steps": 4, "sample_tokens": 0, **changes}))
     assert job.run_training() == "finished"
     return job.run
 
@@ -46,19 +46,19 @@ def test_measuring_the_cpu_peak_leaves_the_training_rng_alone():
     assert torch.equal(torch.get_rng_state(), before)
 
 
-def test_resume_is_bit_exact_with_dropout_on_in_a_fresh_process(runs_root):
+def test_resume_is_bit_exact_with_dropout_on_in_a_fresh_process(runs_dir):
     """A resumed run measures the CPU's peak again (a new process): the losses must not
     notice. Dropout is on (0.1, the default), so any draw from the RNG would show."""
     straight = Recorder()
-    start(runs_root, config(max_steps=8), [straight]).run_training()
+    start(runs_dir, config(max_steps=8), [straight]).run_training()
     ctl = TrainerControl()
     first = Recorder(stop_after_step=3, control=ctl)
-    job = start(runs_root, config(max_steps=8), [first], ctl)
-    assert job.trainer.model.cfg.drop_rate > 0
+    job = start(runs_dir, config(max_steps=8), [first], ctl)
+    assert job.trainer.model.cfg.dropout > 0
     assert job.run_training() == "stopped"
     flops._measured.cache_clear()  # as in the new process a --resume is
     second = Recorder()
-    assemble(resume=job.run.id, runs_root=runs_root, hooks=JobHooks([second])).run_training()
+    assemble(resume=job.run.id, runs_dir=runs_dir, hooks=JobHooks([second])).run_training()
     got = [e.loss for e in first.of(Step)] + [e.loss for e in second.of(Step)]
     assert got == [e.loss for e in straight.of(Step)]
 
@@ -126,9 +126,9 @@ def test_our_safetensors_files_read_back_exactly(tmp_path):
 # ----------------------------------------------------------------------------- 3, 9, 13. export
 
 
-def test_export_force_replaces_only_an_earlier_export(runs_root, tmp_path):
-    run = finished_run(runs_root)
-    root = ["--run-dir", str(runs_root)]
+def test_export_force_replaces_only_an_earlier_export(runs_dir, tmp_path):
+    run = finished_run(runs_dir)
+    root = ["--run-dir", str(runs_dir)]
     mine = tmp_path / "thesis"
     mine.mkdir()
     (mine / "thesis.txt").write_text("three years of work")
@@ -170,12 +170,12 @@ sys.exit(cli.main(sys.argv[1:]))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["hf", "gguf"])
-def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(runs_root, tmp_path, fmt):
+def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(runs_dir, tmp_path, fmt):
     if fmt == "gguf":
         pytest.importorskip("gguf")
-    run = _bpe_run(runs_root)
+    run = _bpe_run(runs_dir)
     out = tmp_path / "out" / ("m.gguf" if fmt == "gguf" else "m-hf")
-    args = ["export", run.id, "--format", fmt, "--out", str(out), "--run-dir", str(runs_root)]
+    args = ["export", run.id, "--format", fmt, "--out", str(out), "--run-dir", str(runs_dir)]
     result = subprocess.run([sys.executable, "-c", _EXPORT_ON_A_FULL_DISK, *args],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
@@ -183,16 +183,16 @@ def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(runs_root, tmp_pat
     assert os.listdir(out.parent) == []
 
 
-def _bpe_run(runs_root):
+def _bpe_run(runs_dir):
     """A run with a trained tokenizer: GGUF needs BPE merges."""
     from tui_gpt.core.bpe import train_tokenizer
     from tui_gpt.core.config import ModelChoice, TrainSpec
     from tui_gpt.core.corpus import inspect_source
 
-    tok = train_tokenizer(inspect_source(NIGHT_KITCHEN), 300, runs_root.parent / "tok.json")
+    tok = train_tokenizer(inspect_source(NIGHT_KITCHEN), 300, runs_dir.parent / "tok.json")
     spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 32, str(tok.path)),
                      config(max_steps=2, sample_tokens=0))  # fmt: skip
-    job = assemble(spec, runs_root=runs_root)
+    job = assemble(spec, runs_dir=runs_dir)
     job.run_training()
     return job.run
 
@@ -224,13 +224,13 @@ def test_sigterm_during_a_write_removes_its_temporary(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_a_damaged_best_is_not_exported(runs_root, tmp_path):
-    run = finished_run(runs_root)
+def test_a_damaged_best_is_not_exported(runs_dir, tmp_path):
+    run = finished_run(runs_dir)
     raw = bytearray(run.best.read_bytes())
     raw[-8192:-4096] = b"\xff" * 4096
     run.best.write_bytes(bytes(raw))
     result = run_cli("export", run.id, "--format", "hf", "--out", str(tmp_path / "x"),
-                     "--run-dir", str(runs_root))  # fmt: skip
+                     "--run-dir", str(runs_dir))  # fmt: skip
     assert result.returncode == 2 and "damaged" in result.stderr, result.stderr
     assert not (tmp_path / "x").exists()
 
@@ -238,12 +238,12 @@ def test_a_damaged_best_is_not_exported(runs_root, tmp_path):
 # ----------------------------------------------------------------------------- 4. long samples
 
 
-def test_a_stop_ends_a_long_end_of_epoch_sample(runs_root):
+def test_a_stop_ends_a_long_end_of_epoch_sample(runs_dir):
     """One epoch is 11 batches; the stop comes on the last, so the sample of a million
     tokens starts with the stop already asked for."""
     ctl = TrainerControl()
     rec = Recorder(stop_after_step=10, control=ctl)
-    job = start(runs_root, config(epochs=2, sample_tokens=1_000_000, eval_freq=100), [rec], ctl)
+    job = start(runs_dir, config(epochs=2, sample_tokens=1_000_000, eval_freq=100), [rec], ctl)
     outcome: dict = {}
     thread = threading.Thread(target=lambda: outcome.update(result=job.run_training()))
     thread.start()
@@ -258,14 +258,14 @@ def test_a_stop_ends_a_long_end_of_epoch_sample(runs_root):
 # ----------------------------------------------------------------------------- 8. tokenizer
 
 
-def test_a_swapped_tokenizer_file_is_refused_by_generate_and_resume(runs_root, tmp_path):
+def test_a_swapped_tokenizer_file_is_refused_by_generate_and_resume(runs_dir, tmp_path):
     from tui_gpt.core.bpe import train_tokenizer
     from tui_gpt.core.corpus import inspect_source
 
-    run = _bpe_run(runs_root)
+    run = _bpe_run(runs_dir)
     smaller = train_tokenizer(inspect_source(NIGHT_KITCHEN), 280, tmp_path / "small.json")
     (run.path / "tokenizer.json").write_bytes(smaller.path.read_bytes())
-    root = ["--run-dir", str(runs_root)]
+    root = ["--run-dir", str(runs_dir)]
     for args in (["generate", "--run", run.id, "--prompt", "the"],
                  ["train", "--resume", run.id, "--max-steps", "4"]):  # fmt: skip
         result = run_cli(*args, *root)
@@ -373,14 +373,14 @@ sys.exit(cli.main(sys.argv[2:]))
 
 
 @pytest.mark.slow
-def test_a_failed_save_marks_the_run_failed_and_prepare_says_why(runs_root, tmp_path):
+def test_a_failed_save_marks_the_run_failed_and_prepare_says_why(runs_dir, tmp_path):
     args = ["train", str(NIGHT_KITCHEN), "--preset", "nano", "--tokenizer", "byte",
-            "--max-steps", "3", "--precision", "fp32", "--run-dir", str(runs_root)]  # fmt: skip
+            "--max-steps", "3", "--precision", "fp32", "--run-dir", str(runs_dir)]  # fmt: skip
     result = subprocess.run([sys.executable, "-c", _TRAIN_ON_A_FULL_DISK, "300000", *args],
                             capture_output=True, text=True, cwd=ROOT, timeout=240)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "cannot save checkpoint" in result.stderr and "file size limit" in result.stderr
-    [run] = list_runs(runs_root)
+    [run] = list_runs(runs_dir)
     assert run.state == "failed"
     big = tmp_path / "big.txt"
     big.write_text(NIGHT_KITCHEN.read_text() * 20)
@@ -396,8 +396,8 @@ def test_a_failed_save_marks_the_run_failed_and_prepare_says_why(runs_root, tmp_
 # ----------------------------------------------------------------------------- 16. symlinks
 
 
-def test_nothing_outside_a_run_folder_is_written_or_deleted_through_a_link(runs_root, tmp_path):
-    run = finished_run(runs_root)
+def test_nothing_outside_a_run_folder_is_written_or_deleted_through_a_link(runs_dir, tmp_path):
+    run = finished_run(runs_dir)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.stop").write_text("mine")
@@ -420,7 +420,7 @@ def test_nothing_outside_a_run_folder_is_written_or_deleted_through_a_link(runs_
     (run.path / "status.json").symlink_to(outside / "precious.txt")
     atomic_write_text(run.path / "status.json", "{}")  # replaces the link, not its target
     assert (outside / "precious.txt").read_text() == "mine"
-    fresh = start(runs_root, config(max_steps=2, sample_tokens=0))
+    fresh = start(runs_dir, config(max_steps=2, sample_tokens=0))
     fresh.run.checkpoints.mkdir(exist_ok=True)
     fresh.run.checkpoints.rmdir()
     fresh.run.checkpoints.symlink_to(outside)
@@ -479,14 +479,14 @@ def _cli_ok_or_one_line(*args: str, names: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("name", ["status.json", "run.json", "process.json", "settings.json",
                                   "scores.json", "events.jsonl"])  # fmt: skip
-def test_1_json_nested_too_deeply_is_damage_not_a_traceback(runs_root, name):
-    run = finished_run(runs_root)
+def test_1_json_nested_too_deeply_is_damage_not_a_traceback(runs_dir, name):
+    run = finished_run(runs_dir)
     target = run.path / name
     if name == "events.jsonl":
         target.write_text(target.read_text() + DEEP + "\n")
     else:
         target.write_text(DEEP)
-    root = ["--run-dir", str(runs_root)]
+    root = ["--run-dir", str(runs_dir)]
     for verb in (["runs"], ["runs", "show", run.id], ["plot", run.id],
                  ["generate", run.id, "--prompt", "a", "--max-new-tokens", "2"]):  # fmt: skip
         _cli_ok_or_one_line(*verb, *root, names=name)
@@ -504,26 +504,26 @@ def test_1_a_jsonl_line_nested_too_deeply_is_one_line(tmp_path):
 
 @pytest.mark.parametrize(("name", "how"), [("lock", "fifo"), ("lock", "loop"),
                                            ("events.jsonl", "fifo"), ("events.jsonl", "zero")])  # fmt: skip
-def test_2_special_files_in_a_run_folder_neither_hang_nor_trace(runs_root, name, how):
-    run = finished_run(runs_root)
+def test_2_special_files_in_a_run_folder_neither_hang_nor_trace(runs_dir, name, how):
+    run = finished_run(runs_dir)
     target = run.path / name
     target.unlink()
     if how == "fifo":
         os.mkfifo(target)
     else:
         target.symlink_to("/dev/zero" if how == "zero" else target.name)
-    root = ["--run-dir", str(runs_root)]
+    root = ["--run-dir", str(runs_dir)]
     for verb in (["runs"], ["runs", "show", run.id], ["plot", run.id]):
         _cli_ok_or_one_line(*verb, *root, names=name)
     result = run_cli("train", "--resume", run.id, "--further", "1", *root, timeout=60)
     assert result.returncode == 2 and name in result.stderr and "Traceback" not in result.stderr
 
 
-def test_3_an_absurd_budget_or_cached_step_time_is_no_overflow(runs_root, monkeypatch):
+def test_3_an_absurd_budget_or_cached_step_time_is_no_overflow(runs_dir, monkeypatch):
     from tui_gpt.core import estimate
     from tui_gpt.core.config import TrainConfig
 
-    result = run_cli("train", str(NIGHT_KITCHEN), "--minutes", "1e308", "--run-dir", str(runs_root))
+    result = run_cli("train", str(NIGHT_KITCHEN), "--minutes", "1e308", "--run-dir", str(runs_dir))
     assert result.returncode == 2 and "--minutes: must be greater than 0 and at most" in result.stderr
     plan = estimate.make_plan(TrainConfig(minutes=1e6), 1e-320, 10, 64, 40)
     assert plan.steps == 40  # a step time of nothing: every step fits, none overflows
@@ -542,9 +542,9 @@ sys.exit(cli.main(sys.argv[2:]))
 
 
 @pytest.mark.slow
-def test_4_a_full_disk_leaves_reading_verbs_working_and_a_label_one_line(runs_root):
-    run = finished_run(runs_root)
-    root = ["--run-dir", str(runs_root)]
+def test_4_a_full_disk_leaves_reading_verbs_working_and_a_label_one_line(runs_dir):
+    run = finished_run(runs_dir)
+    root = ["--run-dir", str(runs_dir)]
 
     def limited(size: int, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", _UNDER_A_FILE_LIMIT, str(size), *args],
@@ -559,9 +559,9 @@ def test_4_a_full_disk_leaves_reading_verbs_working_and_a_label_one_line(runs_ro
     assert "run.json: the file size limit was reached" in labelled.stderr, labelled.stderr
 
 
-def test_5_a_link_in_a_run_folder_never_lends_another_runs_file(runs_root, tmp_path):
-    run, other = finished_run(runs_root), finished_run(runs_root, seed=7)
-    root = ["--run-dir", str(runs_root)]
+def test_5_a_link_in_a_run_folder_never_lends_another_runs_file(runs_dir, tmp_path):
+    run, other = finished_run(runs_dir), finished_run(runs_dir, seed=7)
+    root = ["--run-dir", str(runs_dir)]
     run.events_path.unlink()
     run.events_path.symlink_to(other.events_path)
     result = run_cli("plot", run.id, "--output", str(tmp_path / "p.csv"), *root)
@@ -575,29 +575,29 @@ def test_5_a_link_in_a_run_folder_never_lends_another_runs_file(runs_root, tmp_p
         assert result.returncode == 2 and "best.safetensors: is a symbolic link" in result.stderr
 
 
-def test_6_init_from_records_the_model_it_trains(runs_root):
+def test_6_init_from_records_the_model_it_trains(runs_dir):
     import json as json_
 
     from tui_gpt.core.runs import Run
 
-    source = finished_run(runs_root)  # gpt2 nano, byte tokens
+    source = finished_run(runs_dir)  # gpt2 nano, byte tokens
     result = run_cli("train", str(NIGHT_KITCHEN), "--init-from", source.id, "--max-steps", "1",
-                     "--recipe", "fast", "--run-dir", str(runs_root), timeout=240)  # fmt: skip
+                     "--recipe", "fast", "--run-dir", str(runs_dir), timeout=240)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    new = Run(list_runs(runs_root)[0].path)  # the newest
+    new = Run(list_runs(runs_dir)[0].path)  # the newest
     model = json_.loads((new.path / "settings.json").read_text())["model"]
     assert (model["preset"], model["arch"], model["tokenizer"]) == ("nano", "gpt2", "byte")
-    shown = run_cli("runs", "show", new.id, "--run-dir", str(runs_root)).stdout
+    shown = run_cli("runs", "show", new.id, "--run-dir", str(runs_dir)).stdout
     assert "nano" in shown and "llama" not in shown
 
 
-def test_7_weights_are_refused_with_another_tokenizer_of_the_same_size(runs_root, tmp_path):
+def test_7_weights_are_refused_with_another_tokenizer_of_the_same_size(runs_dir, tmp_path):
     import json as json_
 
     from tui_gpt.core.bpe import train_tokenizer
     from tui_gpt.core.corpus import inspect_source
 
-    run = _bpe_run(runs_root)
+    run = _bpe_run(runs_dir)
     size = json_.loads(run.record_path.read_text())["model"]["vocab_size"]
     other = train_tokenizer(inspect_source(ROOT / "sample_texts" / "poems_for_small_hours.txt"),
                             size, tmp_path / "other.json")  # fmt: skip
@@ -606,7 +606,7 @@ def test_7_weights_are_refused_with_another_tokenizer_of_the_same_size(runs_root
     (run.path / "tokenizer.json").write_bytes(other.path.read_bytes())
     info = json_.loads(run.record_path.read_text())
     run.record_path.write_text(json_.dumps({**info, "tokenizer": other.name}))
-    root = ["--run-dir", str(runs_root)]
+    root = ["--run-dir", str(runs_dir)]
     for args in (["generate", run.id, "--prompt", "the"], ["eval", run.id],
                  ["train", str(NIGHT_KITCHEN), "--init-from", run.id, "--max-steps", "1"],
                  ["train", "--resume", run.id, "--further", "1"]):  # fmt: skip
@@ -615,7 +615,7 @@ def test_7_weights_are_refused_with_another_tokenizer_of_the_same_size(runs_root
         assert f"not {other.name}" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_8_a_settings_file_names_its_data_wherever_it_is_read(runs_root, tmp_path):
+def test_8_a_settings_file_names_its_data_wherever_it_is_read(runs_dir, tmp_path):
     import json as json_
 
     from tui_gpt.core.config import TrainSpec
@@ -632,7 +632,7 @@ def test_8_a_settings_file_names_its_data_wherever_it_is_read(runs_root, tmp_pat
     os.chdir(decoy)
     try:
         assert TrainSpec.load(settings).data == str(work / "story.txt")
-        run = finished_run(runs_root)
+        run = finished_run(runs_dir)
         stored = json_.loads((run.path / "settings.json").read_text())["data"]
         assert os.path.isabs(stored) and TrainSpec.load(run.path / "settings.json").data == stored
     finally:
@@ -654,7 +654,7 @@ def test_9_a_tokenizer_swapped_into_the_fit_cache_is_fitted_again(tmp_path):
     assert bpe.fitted(night, 0.9, notice=notices.append).name == mine.name and len(notices) == 1
 
 
-def test_10_a_tokenizer_that_cannot_encode_the_text_is_a_problem(runs_root, tmp_path):
+def test_10_a_tokenizer_that_cannot_encode_the_text_is_a_problem(runs_dir, tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     vocab = {c: i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")} | {"<|endoftext|>": 26}
@@ -668,14 +668,14 @@ def test_10_a_tokenizer_that_cannot_encode_the_text_is_a_problem(runs_root, tmp_
     problems = json.loads(prepared.stdout)["problems"]
     assert any("cannot encode" in p and "bytes of the text" in p for p in problems), problems
     trained = run_cli("train", str(NIGHT_KITCHEN), "--tokenizer", str(path), "--max-steps", "1",
-                      "--run-dir", str(runs_root))  # fmt: skip
+                      "--run-dir", str(runs_dir))  # fmt: skip
     assert trained.returncode == 2 and "cannot encode" in trained.stderr, trained.stderr
 
 
-def test_11_a_score_is_kept_under_the_identity_of_the_weights_read(runs_root):
+def test_11_a_score_is_kept_under_the_identity_of_the_weights_read(runs_dir):
     from tui_gpt.core.runs import weights_id
 
-    run = finished_run(runs_root)
+    run = finished_run(runs_dir)
     ckpt = Checkpoint(run.best)
     opened = ckpt.identity
     data = run.best.read_bytes()
@@ -686,8 +686,8 @@ def test_11_a_score_is_kept_under_the_identity_of_the_weights_read(runs_root):
 
 
 @pytest.mark.slow
-def test_12_a_stop_the_trainer_never_took_is_withdrawn_and_said(runs_root):
-    run = finished_run(runs_root)
+def test_12_a_stop_the_trainer_never_took_is_withdrawn_and_said(runs_dir):
+    run = finished_run(runs_dir)
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from tui_gpt.core.runs import Run, RunLock; "
         "RunLock(Run(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(600)"
@@ -695,7 +695,7 @@ def test_12_a_stop_the_trainer_never_took_is_withdrawn_and_said(runs_root):
     try:
         assert holder.stdout.readline().strip() == "held"
         stop = subprocess.Popen([sys.executable, "-m", "tui_gpt", "control", run.id, "stop",
-                                 "--run-dir", str(runs_root)], cwd=ROOT,
+                                 "--run-dir", str(runs_dir)], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         wait_until(lambda: control.pending(run), 60, "the stop request")
         holder.kill()
@@ -706,14 +706,14 @@ def test_12_a_stop_the_trainer_never_took_is_withdrawn_and_said(runs_root):
     assert control.pending(run) == []
 
 
-def test_13_a_pid_and_a_heartbeat_are_not_a_live_trainer(runs_root):
+def test_13_a_pid_and_a_heartbeat_are_not_a_live_trainer(runs_dir):
     import time as time_
 
-    run = finished_run(runs_root)
+    run = finished_run(runs_dir)
     run.set_status("running")
     (run.path / "process.json").write_text(json.dumps(
         {"pid": 1, "host": os.uname().nodename, "started": 1, "heartbeat": time_.time() + 3600}
     ))  # fmt: skip
-    shown = run_cli("runs", "--run-dir", str(runs_root)).stdout
+    shown = run_cli("runs", "--run-dir", str(runs_dir)).stdout
     assert "live" not in shown
     control.ensure_not_live(run)  # a resume is not refused

@@ -53,9 +53,9 @@ async def choose_tiny_settings(app, pilot, epochs: str) -> None:
 
 
 @pytest.mark.slow
-async def test_typing_at_once_makes_a_path_and_a_recipe_fills_the_form(runs_root, monkeypatch):
+async def test_typing_at_once_makes_a_path_and_a_recipe_fills_the_form(runs_dir, monkeypatch):
     monkeypatch.delenv("TUI_GPT_RECIPE")  # a first start: the default recipe's settings
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         screen = app.screen
@@ -82,8 +82,8 @@ async def test_typing_at_once_makes_a_path_and_a_recipe_fills_the_form(runs_root
 @pytest.mark.slow
 @needs_verdict
 @needs_gpt2
-async def test_dataset_preview_shows_facts_and_problems(runs_root, tmp_path):
-    app = TuiGptApp(runs_root)
+async def test_dataset_preview_shows_facts_and_problems(runs_dir, tmp_path):
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(
             pilot,
@@ -115,12 +115,12 @@ async def test_dataset_preview_shows_facts_and_problems(runs_root, tmp_path):
         await pilot.press("ctrl+t")  # refused: nothing starts
         await pilot.pause()
         assert isinstance(app.screen, DatasetScreen) and not app.training_active
-        assert not runs_root.exists() or not any(runs_root.iterdir())
+        assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
 @pytest.mark.slow
-async def test_train_to_the_end_then_generate(runs_root):
-    app = TuiGptApp(runs_root)
+async def test_train_to_the_end_then_generate(runs_dir):
+    app = TuiGptApp(runs_dir)
     posted = []
     async with app.run_test(size=(100, 34), message_hook=posted.append) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
@@ -201,8 +201,8 @@ async def start_a_long_training(app, pilot) -> Run:
 
 
 @pytest.mark.slow
-async def test_quit_during_training_saves_a_checkpoint(runs_root):
-    app = TuiGptApp(runs_root)
+async def test_quit_during_training_saves_a_checkpoint(runs_dir):
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         run = await start_a_long_training(app, pilot)
         await wait_for(pilot, lambda: run.status().step >= 1)
@@ -219,9 +219,9 @@ async def test_quit_during_training_saves_a_checkpoint(runs_root):
 
 
 @pytest.mark.slow
-async def test_going_to_an_open_screen_returns_to_it(runs_root):
-    fake_run(runs_root, "20260101-000000-story-nano")
-    app = TuiGptApp(runs_root)
+async def test_going_to_an_open_screen_returns_to_it(runs_dir):
+    fake_run(runs_dir, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await pilot.press("ctrl+r")
@@ -238,10 +238,10 @@ async def test_going_to_an_open_screen_returns_to_it(runs_root):
 
 
 @pytest.mark.slow
-async def test_runs_browser_opens_chats_and_deletes(runs_root):
-    fake_run(runs_root, "20260101-000000-story-nano")
-    keep = fake_run(runs_root, "20260102-000000-story-nano", created=1_790_100_000)
-    app = TuiGptApp(runs_root)
+async def test_runs_browser_opens_chats_and_deletes(runs_dir):
+    fake_run(runs_dir, "20260101-000000-story-nano")
+    keep = fake_run(runs_dir, "20260102-000000-story-nano", created=1_790_100_000)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await pilot.press("ctrl+r")
@@ -262,25 +262,25 @@ async def test_runs_browser_opens_chats_and_deletes(runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
-        assert (runs_root / "20260101-000000-story-nano").exists()
+        assert (runs_dir / "20260101-000000-story-nano").exists()
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        assert not (runs_root / "20260101-000000-story-nano").exists()
+        assert not (runs_dir / "20260101-000000-story-nano").exists()
 
 
 @pytest.mark.slow
-async def test_runs_browser_exports_a_run_and_says_where_or_why_not(runs_root, tmp_path):
+async def test_runs_browser_exports_a_run_and_says_where_or_why_not(runs_dir, tmp_path):
     """`e` asks where to; the export runs in a worker that only posts messages; its toast
     names the folder, or says why nothing was written (an existing file that is no earlier
     export is never replaced)."""
     from tui_gpt.ui.screens.prompt import PromptScreen
 
-    fake_run(runs_root, "20260101-000000-story-nano")
+    fake_run(runs_dir, "20260101-000000-story-nano")
     out, taken = tmp_path / "hf-export", tmp_path / "notes.txt"
     taken.write_text("mine")
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await pilot.press("ctrl+r")
@@ -300,11 +300,11 @@ async def test_runs_browser_exports_a_run_and_says_where_or_why_not(runs_root, t
         assert taken.read_text() == "mine" and said["Not exported"]
 
 
-async def test_watch_follows_events_as_they_are_appended(runs_root):
-    path = fake_run(runs_root, "20260101-000000-story-nano", status="running")
+async def test_watch_follows_events_as_they_are_appended(runs_dir):
+    path = fake_run(runs_dir, "20260101-000000-story-nano", status="running")
     lines = path.joinpath("events.jsonl").read_text().splitlines()
     path.joinpath("events.jsonl").write_text("\n".join(lines[:5]) + "\n")
-    app = TuiGptApp(runs_root, watch=Run(path))
+    app = TuiGptApp(runs_dir, watch=Run(path))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
         dashboard = app.screen
@@ -316,8 +316,8 @@ async def test_watch_follows_events_as_they_are_appended(runs_root):
 
 
 @pytest.mark.parametrize("key", ["ctrl+p"])
-async def test_command_palette_lists_screen_actions(runs_root, key):
-    app = TuiGptApp(runs_root)
+async def test_command_palette_lists_screen_actions(runs_dir, key):
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         titles = [c.title for c in app.get_system_commands(app.screen)]
@@ -325,7 +325,7 @@ async def test_command_palette_lists_screen_actions(runs_root, key):
         assert len(titles) == len(set(titles))  # each action once
 
 
-async def test_picker_chooses_a_file_from_the_keyboard(runs_root, tmp_path, monkeypatch):
+async def test_picker_chooses_a_file_from_the_keyboard(runs_dir, tmp_path, monkeypatch):
     from tui_gpt.ui.screens.picker import PathPicker
 
     (tmp_path / "texts").mkdir()
@@ -333,7 +333,7 @@ async def test_picker_chooses_a_file_from_the_keyboard(runs_root, tmp_path, monk
     story.write_text("Once upon a time. " * 400)
     (tmp_path / "texts" / "image.png").write_bytes(b"\x89PNG")
     monkeypatch.chdir(tmp_path)
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         app.screen.query_one("#tokenizer", Select).value = "byte"
@@ -354,10 +354,10 @@ async def test_picker_chooses_a_file_from_the_keyboard(runs_root, tmp_path, monk
 
 
 @pytest.mark.slow
-async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
+async def test_start_in_background_then_steer_it_from_the_dashboard(runs_dir):
     """ctrl+b trains in a process of its own; the dashboard follows its run folder and
     pauses, resumes and stops it through the control channel; quitting leaves it alone."""
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     run = None
     try:
         async with app.run_test(size=(100, 30)) as pilot:
@@ -393,9 +393,9 @@ async def test_start_in_background_then_steer_it_from_the_dashboard(runs_root):
 
 
 @pytest.mark.slow
-async def test_watch_catches_up_on_a_long_run(runs_root):
-    path = fake_run(runs_root, "20260101-000000-long-nano", steps=20_000, status="running")
-    app = TuiGptApp(runs_root, watch=Run(path))
+async def test_watch_catches_up_on_a_long_run(runs_dir):
+    path = fake_run(runs_dir, "20260101-000000-long-nano", steps=20_000, status="running")
+    app = TuiGptApp(runs_dir, watch=Run(path))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
         dashboard = app.screen
@@ -418,7 +418,7 @@ async def test_watch_catches_up_on_a_long_run(runs_root):
         assert "20,000/20,000 steps" in label and "ETA" not in label
 
 
-async def test_every_setting_is_settable_from_the_forms(runs_root):
+async def test_every_setting_is_settable_from_the_forms(runs_dir):
     """The dataset screen's form holds every model and training setting, the generator's
     every sampling setting; each non-default value typed there is what they read."""
     from tests.conftest import other_value
@@ -426,7 +426,7 @@ async def test_every_setting_is_settable_from_the_forms(runs_root):
     from tui_gpt.core.settings import specs
     from tui_gpt.ui.widgets.settings_form import SettingsForm
 
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         form = app.screen.query_one(SettingsForm)
@@ -452,12 +452,12 @@ async def test_every_setting_is_settable_from_the_forms(runs_root):
 
 
 @pytest.mark.slow
-async def test_runs_browser_details_labels_and_comparison(runs_root):
+async def test_runs_browser_details_labels_and_comparison(runs_dir):
     from tui_gpt.ui.screens.compare import CompareScreen
 
-    fake_run(runs_root, "20260101-000000-story-nano", created=1_790_000_000, lr=4e-4)
-    fake_run(runs_root, "20260102-000000-story-nano", created=1_790_090_000, lr=1e-3)
-    app = TuiGptApp(runs_root)
+    fake_run(runs_dir, "20260101-000000-story-nano", created=1_790_000_000, lr=4e-4)
+    fake_run(runs_dir, "20260102-000000-story-nano", created=1_790_090_000, lr=1e-3)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
@@ -487,11 +487,11 @@ async def test_runs_browser_details_labels_and_comparison(runs_root):
         )
 
 
-async def test_the_runs_browser_at_120x40_cuts_neither_table_nor_details(runs_root):
+async def test_the_runs_browser_at_120x40_cuts_neither_table_nor_details(runs_dir):
     """Too narrow for both side by side, the details go under the table: every column of
     the table is whole and the details' lines are not wrapped."""
-    fake_run(runs_root, "20260101-000000-a-long-dataset-name-nano", created=1_790_000_000)
-    app = TuiGptApp(runs_root)
+    fake_run(runs_dir, "20260101-000000-a-long-dataset-name-nano", created=1_790_000_000)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
@@ -505,10 +505,10 @@ async def test_the_runs_browser_at_120x40_cuts_neither_table_nor_details(runs_ro
         assert "run        20260101-000000-a-long-dataset-name-nano" in screen_text(app)
 
 
-async def test_train_a_tokenizer_on_the_chosen_data_and_use_it(runs_root):
+async def test_train_a_tokenizer_on_the_chosen_data_and_use_it(runs_dir):
     from tui_gpt.ui.screens.prompt import PromptScreen
 
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         screen = app.screen
@@ -529,11 +529,11 @@ async def test_train_a_tokenizer_on_the_chosen_data_and_use_it(runs_root):
 
 
 @pytest.mark.slow
-async def test_export_a_run_from_the_browser(runs_root, tmp_path):
+async def test_export_a_run_from_the_browser(runs_dir, tmp_path):
     from tui_gpt.ui.screens.prompt import PromptScreen
 
-    fake_run(runs_root, "20260101-000000-story-nano")
-    app = TuiGptApp(runs_root)
+    fake_run(runs_dir, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
@@ -571,7 +571,7 @@ async def test_export_a_run_from_the_browser(runs_root, tmp_path):
 
 
 @pytest.mark.slow
-async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
+async def test_the_newest_dataset_wins_over_a_slow_scan(runs_dir, tmp_path):
     """Type a big folder, then a file before the folder's scan ends: the file's facts are
     shown (the folder's scan is given up and its late answer never shown); Enter checks again."""
     big = tmp_path / "big"
@@ -579,7 +579,7 @@ async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
     for i in range(1000):
         (big / f"{i:04d}.txt").write_text("words of a long folder\n" * 2000)
     (big / "9999.txt").write_bytes(b"\x00 binary at the very end")
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         screen = app.screen
@@ -605,18 +605,18 @@ async def test_the_newest_dataset_wins_over_a_slow_scan(runs_root, tmp_path):
         assert "1,000 files" in preview_text(app) and "skipped 9999.txt" in preview_text(app)
 
 
-async def test_help_for_each_screen(runs_root):
+async def test_help_for_each_screen(runs_dir):
     from tui_gpt.ui.screens.help import HelpScreen
 
-    fake_run(runs_root, "20260101-000000-story-nano")
-    app = TuiGptApp(runs_root)
+    fake_run(runs_dir, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await pilot.press("f1")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = app.screen.text
         assert "Start training" in text and "Learning rate" in text and "--lr" in text
-        assert str(runs_root) in text and "AdamW learning rate" in text
+        assert str(runs_dir) in text and "AdamW learning rate" in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await pilot.press("ctrl+r")
@@ -628,10 +628,10 @@ async def test_help_for_each_screen(runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
 
 
-async def test_a_late_list_highlight_does_not_undo_a_typed_path(runs_root):
+async def test_a_late_list_highlight_does_not_undo_a_typed_path(runs_dir):
     from textual.widgets import ListView
 
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         screen = app.screen
@@ -649,9 +649,9 @@ async def test_a_late_list_highlight_does_not_undo_a_typed_path(runs_root):
         await wait_for(pilot, lambda: screen.dataset != str(NIGHT_KITCHEN))
 
 
-async def test_the_preset_line_estimates_memory_for_the_forms_settings(runs_root, monkeypatch):
+async def test_the_preset_line_estimates_memory_for_the_forms_settings(runs_dir, monkeypatch):
     monkeypatch.setenv("TUI_GPT_MEMORY_MIB", "4096")
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         screen = app.screen
@@ -674,17 +674,17 @@ async def test_the_preset_line_estimates_memory_for_the_forms_settings(runs_root
 
 
 @pytest.mark.slow
-async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
+async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_dir):
     from tests.conftest import run_cli
     from tui_gpt.ui.screens.prompt import PromptScreen
 
-    first = run_cli("--run-dir", str(runs_root), "train", str(NIGHT_KITCHEN), "--preset", "nano",
+    first = run_cli("--run-dir", str(runs_dir), "train", str(NIGHT_KITCHEN), "--preset", "nano",
                     "--tokenizer", "byte", "--context-length", "32", "--epochs", "1", "--max-steps", "30",
                     "--eval-freq", "5", "--sample-tokens", "5")  # fmt: skip
     assert first.returncode == 0, first.stderr
-    [run] = [Run(p) for p in runs_root.iterdir()]
+    [run] = [Run(p) for p in runs_dir.iterdir()]
     evals = sum(1 for line in run.events_path.read_text().splitlines() if '"eval"' in line)
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
@@ -709,11 +709,11 @@ async def test_a_run_resumed_in_the_window_shows_its_whole_history(runs_root):
 
 
 @pytest.mark.slow
-async def test_the_generator_continues_the_conversation_within_its_context(runs_root):
+async def test_the_generator_continues_the_conversation_within_its_context(runs_dir):
     from textual import events
 
-    path = fake_run(runs_root, "20260101-000000-story-nano")  # byte tokens, context 32
-    app = TuiGptApp(runs_root)
+    path = fake_run(runs_dir, "20260101-000000-story-nano")  # byte tokens, context 32
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         app.open_chat(Run(path))
@@ -759,8 +759,8 @@ async def test_the_generator_continues_the_conversation_within_its_context(runs_
 
 
 @pytest.mark.slow
-async def test_a_live_training_shows_in_the_header_with_a_key_back(runs_root):
-    app = TuiGptApp(runs_root)
+async def test_a_live_training_shows_in_the_header_with_a_key_back(runs_dir):
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         run = await start_a_long_training(app, pilot)
         assert not app.screen.query_one("#live-sign").display  # not on its own dashboard
@@ -780,10 +780,10 @@ async def test_a_live_training_shows_in_the_header_with_a_key_back(runs_root):
 
 
 @pytest.mark.slow
-async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_root):
+async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_dir):
     from tui_gpt.ui.screens.prompt import PromptScreen
 
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await choose_tiny_settings(app, pilot, epochs="1")
@@ -827,7 +827,7 @@ async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_ro
         assert dashboard not in app.screen_stack
 
     # A new session opens with the last dataset and settings.
-    again = TuiGptApp(runs_root)
+    again = TuiGptApp(runs_dir)
     async with again.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(again.screen, DatasetScreen))
         screen = again.screen
@@ -838,7 +838,7 @@ async def test_settings_are_remembered_and_a_finished_run_trains_further(runs_ro
         assert screen.query_one("#context_length", Input).value == "32"
 
 
-async def test_picker_goes_up_and_home(runs_root, tmp_path, monkeypatch):
+async def test_picker_goes_up_and_home(runs_dir, tmp_path, monkeypatch):
     from pathlib import Path
 
     from tui_gpt.ui.screens.picker import PathPicker
@@ -846,7 +846,7 @@ async def test_picker_goes_up_and_home(runs_root, tmp_path, monkeypatch):
     (tmp_path / "inner").mkdir()
     (tmp_path / "inner" / "notes.jsonl").write_text('{"text": "a"}\n')
     monkeypatch.chdir(tmp_path / "inner")
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await pilot.press("ctrl+o")
@@ -864,11 +864,11 @@ async def test_picker_goes_up_and_home(runs_root, tmp_path, monkeypatch):
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
 
 
-async def test_a_folder_preview_lists_what_it_skips(runs_root, tmp_path):
+async def test_a_folder_preview_lists_what_it_skips(runs_dir, tmp_path):
     (tmp_path / "good.txt").write_text("Once upon a time. " * 200)
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "broken.jsonl").write_text("not json\n")
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         app.screen.query_one("#tokenizer", Select).value = "byte"
@@ -881,9 +881,9 @@ async def test_a_folder_preview_lists_what_it_skips(runs_root, tmp_path):
         assert "skipped empty.txt: file is empty" in text and "skipped broken.jsonl: line 1" in text
 
 
-async def test_the_step_log_wraps_again_after_a_resize(runs_root):
-    path = fake_run(runs_root, "20260101-000000-story-nano")
-    app = TuiGptApp(runs_root, watch=Run(path))
+async def test_the_step_log_wraps_again_after_a_resize(runs_dir):
+    path = fake_run(runs_dir, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_dir, watch=Run(path))
     async with app.run_test(size=(160, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
         dashboard = app.screen
@@ -898,8 +898,8 @@ async def test_the_step_log_wraps_again_after_a_resize(runs_root):
 
 
 @pytest.mark.slow
-async def test_a_fixed_field_clears_its_problem_and_quitting_remembers_the_form(runs_root):
-    app = TuiGptApp(runs_root)
+async def test_a_fixed_field_clears_its_problem_and_quitting_remembers_the_form(runs_dir):
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await choose_tiny_settings(app, pilot, epochs="3")
@@ -910,15 +910,15 @@ async def test_a_fixed_field_clears_its_problem_and_quitting_remembers_the_form(
         await wait_for(pilot, lambda: "characters" in preview_text(app))
         assert app.screen._problem is None
         await pilot.press("ctrl+q")  # nothing trained: the form is remembered all the same
-    again = TuiGptApp(runs_root)
+    again = TuiGptApp(runs_dir)
     async with again.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(again.screen, DatasetScreen))
         await wait_for(pilot, lambda: again.screen.dataset == str(NIGHT_KITCHEN))
         assert again.screen.query_one("#epochs", Input).value == "4"
 
 
-async def test_kv_heads_that_do_not_divide_the_heads_are_a_form_problem(runs_root):
-    app = TuiGptApp(runs_root)
+async def test_kv_heads_that_do_not_divide_the_heads_are_a_form_problem(runs_dir):
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await choose_tiny_settings(app, pilot, epochs="3")
@@ -944,22 +944,22 @@ def test_train_further_means_more_steps_or_more_epochs_from_where_the_run_is():
             more_training(bad, 300, 1204)
 
 
-def test_help_explains_mfu_bits_per_byte_and_perplexity(runs_root):
+def test_help_explains_mfu_bits_per_byte_and_perplexity(runs_dir):
     from tui_gpt.core.events import GLOSSARY
     from tui_gpt.ui.screens.help import help_text
     from tui_gpt.ui.screens.train import TrainScreen as Dashboard
 
-    text = help_text(Dashboard(Run(runs_root / "x"), live=False), [], runs_root, ())
+    text = help_text(Dashboard(Run(runs_dir / "x"), live=False), [], runs_dir, ())
     for term, meaning in GLOSSARY.items():
         assert f"[b]{term}[/b]: {meaning}" in text
 
 
-async def test_the_runs_list_at_80x24_shows_a_live_runs_steps_best_and_dataset(runs_root):
-    path = fake_run(runs_root, "20260101-000000-story-nano", status="running")
+async def test_the_runs_list_at_80x24_shows_a_live_runs_steps_best_and_dataset(runs_dir):
+    path = fake_run(runs_dir, "20260101-000000-story-nano", status="running")
     status = json.loads((path / "status.json").read_text())
     (path / "status.json").write_text(json.dumps({**status, "pid": os.getpid()}))
     lock = RunLock(Run(path)).acquire()  # alive: a trainer holds its lock
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.summaries)
@@ -975,7 +975,7 @@ async def test_the_runs_list_at_80x24_shows_a_live_runs_steps_best_and_dataset(r
 
 
 @pytest.mark.slow
-async def test_nothing_is_cut_at_80x24_and_the_dataset_list_is_usable(runs_root, tmp_path):
+async def test_nothing_is_cut_at_80x24_and_the_dataset_list_is_usable(runs_dir, tmp_path):
     from tests.core.test_trainer import config, start
     from tui_gpt.core.config import ModelChoice
     from tui_gpt.ui.screens.dataset import remember, remember_settings
@@ -986,9 +986,9 @@ async def test_nothing_is_cut_at_80x24_and_the_dataset_list_is_usable(runs_root,
         text.write_text("Once upon a time. " * 100)
         remember(str(text))  # the newest ends first
     remember_settings(TrainSpec(str(texts[0]), ModelChoice("nano", 64, "byte"), config()))
-    job = start(runs_root, config(max_steps=12, eval_freq=4, sample_tokens=5))
+    job = start(runs_dir, config(max_steps=12, eval_freq=4, sample_tokens=5))
     assert job.run_training() == "finished"
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         datasets = app.screen
@@ -1031,11 +1031,11 @@ async def test_nothing_is_cut_at_80x24_and_the_dataset_list_is_usable(runs_root,
         assert shown(" the\n\t") == "␣the\\n\\t" and all(shown(t).strip() for t, _ in probs.candidates)
 
 
-async def test_the_dataset_help_gives_the_defaults_of_the_recipe_chosen(runs_root, monkeypatch):
+async def test_the_dataset_help_gives_the_defaults_of_the_recipe_chosen(runs_dir, monkeypatch):
     from tui_gpt.ui.screens.help import HelpScreen
 
     monkeypatch.delenv("TUI_GPT_RECIPE")  # the default recipe: fast
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         await pilot.press("f1")
@@ -1052,11 +1052,11 @@ async def test_the_dataset_help_gives_the_defaults_of_the_recipe_chosen(runs_roo
 
 
 @pytest.mark.slow
-async def test_the_default_recipe_plan_says_what_the_budget_buys(runs_root, monkeypatch):
+async def test_the_default_recipe_plan_says_what_the_budget_buys(runs_dir, monkeypatch):
     """Under the default recipe the plan names the shape, epochs and dropout sized to the
     budget; without a budget, blank epochs are a problem said at once."""
     monkeypatch.delenv("TUI_GPT_RECIPE")  # the default recipe: fast
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         screen = app.screen
@@ -1079,7 +1079,7 @@ async def test_the_default_recipe_plan_says_what_the_budget_buys(runs_root, monk
 
 
 @pytest.mark.slow
-async def test_the_dataset_screen_follows_every_setting_at_80x24(runs_root, tmp_path):
+async def test_the_dataset_screen_follows_every_setting_at_80x24(runs_dir, tmp_path):
     """The remembered dataset is in view however far down the list; settings that do not
     apply to the architecture chosen are hidden; the plan follows every setting that
     changes it, the time budget included."""
@@ -1090,12 +1090,12 @@ async def test_the_dataset_screen_follows_every_setting_at_80x24(runs_root, tmp_
         text = tmp_path / f"story{i}.txt"
         text.write_text("Once upon a time. " * 100)
         remember(str(text))
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         last_label, last = app.screen._choices[-1]
     remember_settings(TrainSpec(last, ModelChoice("nano", 64, "byte"), TrainConfig(epochs=2)))
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         screen = app.screen
@@ -1165,7 +1165,7 @@ async def test_keys_typed_before_a_dialog_field_has_the_focus_are_kept():
     assert answers == ["300", "2e"]
 
 
-async def test_a_burst_typed_in_the_runs_browser_goes_into_the_dialog_it_opens(runs_root):
+async def test_a_burst_typed_in_the_runs_browser_goes_into_the_dialog_it_opens(runs_dir):
     """A terminal delivers "x2e" or "lwide<Enter>" typed fast as one burst, all before the
     dialog that x or l opens is up: the keys after it are the dialog's (not the runs list's
     own e, Export, or Enter, Open), and an Enter in the burst answers it."""
@@ -1173,8 +1173,8 @@ async def test_a_burst_typed_in_the_runs_browser_goes_into_the_dialog_it_opens(r
 
     from tui_gpt.ui.screens.prompt import PromptScreen
 
-    fake_run(runs_root, "20260101-000000-story-nano")
-    app = TuiGptApp(runs_root)
+    fake_run(runs_dir, "20260101-000000-story-nano")
+    app = TuiGptApp(runs_dir)
 
     def burst(keys: list[tuple[str, str]]) -> None:  # as the terminal driver posts them
         for key, character in keys:
@@ -1198,7 +1198,7 @@ async def test_a_burst_typed_in_the_runs_browser_goes_into_the_dialog_it_opens(r
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
 
 
-def _plant_hostile_runs(runs_root) -> dict[str, str]:
+def _plant_hostile_runs(runs_dir) -> dict[str, str]:
     """Runs whose files were replaced by what a hostile or careless hand leaves: each run's
     id and the file it names."""
     deep = "[" * 100_000 + "]" * 100_000
@@ -1209,7 +1209,7 @@ def _plant_hostile_runs(runs_root) -> dict[str, str]:
         ("process.json", "fifo"), ("scores.json", "deep"), ("lock", "loop"),
     ]):  # fmt: skip
         run_id = f"20260101-0000{n:02d}-hostile-{n}"
-        path = fake_run(runs_root, run_id, created=1_790_000_000 + n)
+        path = fake_run(runs_dir, run_id, created=1_790_000_000 + n)
         target = path / name
         target.unlink(missing_ok=True)
         if how == "deep":
@@ -1224,11 +1224,11 @@ def _plant_hostile_runs(runs_root) -> dict[str, str]:
     return planted
 
 
-async def test_damaged_and_special_files_in_other_runs_never_take_the_app_down(runs_root):
+async def test_damaged_and_special_files_in_other_runs_never_take_the_app_down(runs_dir):
     """The runs browser lists, details and opens runs whose files are nested too deeply,
     FIFOs, links to /dev/zero or link loops: each is shown as damaged, the app stays up."""
-    planted = _plant_hostile_runs(runs_root)
-    app = TuiGptApp(runs_root)
+    planted = _plant_hostile_runs(runs_dir)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.summaries)
@@ -1249,10 +1249,10 @@ async def test_damaged_and_special_files_in_other_runs_never_take_the_app_down(r
         assert app.is_running
 
 
-async def test_a_tokenizer_fitted_from_the_dataset_screen_is_chosen_with_its_bar_done(runs_root):
+async def test_a_tokenizer_fitted_from_the_dataset_screen_is_chosen_with_its_bar_done(runs_dir):
     """ctrl+n fits a BPE to the chosen text in a worker; the bar shows while it works (the
     worker touches no widget itself) and the new file becomes the form's tokenizer."""
-    app = TuiGptApp(runs_root)
+    app = TuiGptApp(runs_dir)
     async with app.run_test(size=(100, 34)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         screen = app.screen

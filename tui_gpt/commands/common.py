@@ -109,7 +109,7 @@ def add_vocab_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
-def runs_root(args: argparse.Namespace) -> Path:
+def runs_dir(args: argparse.Namespace) -> Path:
     return paths.runs_dir(getattr(args, "run_dir", None))
 
 
@@ -186,7 +186,7 @@ class TextProgress:
             self.enabled = False
 
 
-def open_app(root: Path, watch: Run | None = None) -> int:
+def open_app(runs_dir: Path, watch: Run | None = None) -> int:
     """The app in this terminal (`tui-gpt`, `tui-gpt watch RUN`), its exit status back."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise TuiGptError(
@@ -208,7 +208,7 @@ def open_app(root: Path, watch: Run | None = None) -> int:
             allocator.single_arena()
         from tui_gpt.ui.app import run_app
 
-        return run_app(root, watch=watch)
+        return run_app(runs_dir, watch=watch)
     finally:
         sys.stdout.write("\r\033[K")
         sys.stdout.flush()

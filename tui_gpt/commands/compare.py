@@ -7,7 +7,7 @@ import argparse
 import shutil
 import sys
 
-from tui_gpt.commands.common import add_chart_args, add_run_dir, print_json, runs_root
+from tui_gpt.commands.common import add_chart_args, add_run_dir, print_json, runs_dir
 
 
 def add_parser(sub) -> None:
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.experiments import comparison_rows, details, differing, undamaged
     from tui_gpt.core.runs import find_run
 
-    found = [details(undamaged(find_run(ref, runs_root(args)))) for ref in args.runs]
+    found = [details(undamaged(find_run(ref, runs_dir(args)))) for ref in args.runs]
     if len({r.path for r in found}) < 2:
         raise TuiGptError("compare needs at least two different runs")
     if args.json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from tui_gpt.commands.common import add_run_dir, positive_float, print_json, runs_root
+from tui_gpt.commands.common import add_run_dir, positive_float, print_json, runs_dir
 from tui_gpt.core import control
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.runs import find_run
@@ -39,7 +39,7 @@ _DONE_STATUS = {"pause": ("paused",), "resume": ("running",)}
 
 
 def run(args: argparse.Namespace) -> int:
-    run_ = find_run(args.run, runs_root(args))
+    run_ = find_run(args.run, runs_dir(args))
     life = control.liveness(run_)
     if life.state != "live":
         raise TuiGptError(f"run {run_.id} is not training: {_what_next(run_)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tui_gpt.commands.common import TextProgress, add_run_dir, print_json, runs_root
+from tui_gpt.commands.common import TextProgress, add_run_dir, print_json, runs_dir
 
 
 def add_parser(sub) -> None:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.evaluation import score_run
     from tui_gpt.core.runs import find_run
 
-    target = find_run(args.run, runs_root(args))
+    target = find_run(args.run, runs_dir(args))
     bar = TextProgress("scoring")
     result = score_run(target, args.data, args.checkpoint, progress=lambda d, t: bar(d, t))
     bar.clear()

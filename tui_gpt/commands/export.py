@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from tui_gpt.commands.common import add_run_dir, print_json, runs_root
+from tui_gpt.commands.common import add_run_dir, print_json, runs_dir
 from tui_gpt.core.config import EXPORT_DTYPES, EXPORT_FORMATS
 
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.export import default_out, export
     from tui_gpt.core.runs import find_run
 
-    target = find_run(args.run, runs_root(args))
+    target = find_run(args.run, runs_dir(args))
     dtype = args.dtype or ("f32" if args.format == "hf" else "f16")
     out = Path(args.out).expanduser() if args.out else default_out(target.path, args.format, dtype)
     done = export(target, args.format, out, dtype, args.checkpoint, args.force)

@@ -11,7 +11,7 @@ from tui_gpt.commands.common import (
     add_vocab_dir,
     note,
     print_json,
-    runs_root,
+    runs_dir,
     settings_from_args,
 )
 from tui_gpt.core.config import DEVICES, SAMPLING_PRECISIONS, SamplingConfig
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise TuiGptError("--weights chooses a run's checkpoint; --checkpoint names one itself")
     resolve_threads()
     loaded = load_for_sampling(
-        args.run_ref or args.run, args.checkpoint, runs_root(args), args.device, args.precision,
+        args.run_ref or args.run, args.checkpoint, runs_dir(args), args.device, args.precision,
         args.vocab_dir, args.weights,
     )  # fmt: skip
     tok, s = loaded.tokenizer, settings_from_args(args, SamplingConfig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tui_gpt.commands.common import add_run_dir, print_json, runs_root
+from tui_gpt.commands.common import add_run_dir, print_json, runs_dir
 
 
 def add_parser(sub) -> None:
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         preset=label, tokenizer=tok_name, model=model.cfg.to_dict(), params=params,
         imported_from=str(path.resolve()), dataset=DatasetRecord(files=(str(path.resolve()),)),
     )  # fmt: skip
-    new = create_run(runs_root(args), "gpt2", record)  # id: <date>-<time>-gpt2-<size>
+    new = create_run(runs_dir(args), "gpt2", record)  # id: <date>-<time>-gpt2-<size>
     if own is not None:
         atomic_copy(own.path, new.path / TOKENIZER_FILE)
     checkpoint.save(new.best, model, extra={"tokenizer": tok_name})

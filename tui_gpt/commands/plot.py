@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tui_gpt.commands.common import add_chart_args, add_run_dir, runs_root
+from tui_gpt.commands.common import add_chart_args, add_run_dir, runs_dir
 
 FORMATS = (".csv", ".png", ".svg", ".pdf")
 
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from tui_gpt.core.experiments import details, undamaged, write_csv
     from tui_gpt.core.runs import find_run
 
-    found = [undamaged(find_run(ref, runs_root(args))) for ref in args.runs]
+    found = [undamaged(find_run(ref, runs_dir(args))) for ref in args.runs]
     if args.output:
         suffix = Path(args.output).suffix.lower()
         if suffix not in FORMATS:

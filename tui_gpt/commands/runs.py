@@ -10,7 +10,7 @@ import sys
 import time
 from typing import get_args
 
-from tui_gpt.commands.common import add_run_dir, print_json, runs_root
+from tui_gpt.commands.common import add_run_dir, print_json, runs_dir
 from tui_gpt.core.events import count
 from tui_gpt.core.experiments import short_count
 from tui_gpt.core.runs import RunSummary, State, find_run, list_runs, matching, set_label
@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = runs_root(args)
+    root = runs_dir(args)
     found = matching(list_runs(root), args.label, args.dataset, args.state)
     if args.json:
         print_json([r.to_dict() for r in found])
@@ -133,7 +133,7 @@ def short_ids(ids: list[str], least: int = 15) -> list[str]:
 def run_show(args: argparse.Namespace) -> int:
     from tui_gpt.core.experiments import describe, details
 
-    d = details(find_run(args.run, runs_root(args)))
+    d = details(find_run(args.run, runs_dir(args)))
     if args.json:
         print_json(d.to_dict())
         return 0
@@ -143,7 +143,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_label(args: argparse.Namespace) -> int:
-    target = find_run(args.run, runs_root(args))
+    target = find_run(args.run, runs_dir(args))
     set_label(target, args.text)
     print(
         f"run {target.id}: label {args.text!r}"

@@ -25,7 +25,7 @@ from tui_gpt.commands.common import (
     given,
     note,
     recipe_settings,
-    runs_root,
+    runs_dir,
     settings_from_args,
 )
 from tui_gpt.core import detach, settings
@@ -245,9 +245,9 @@ def job_builder(args: argparse.Namespace, dist: Distributed | None = None) -> Bu
     def build(hooks: JobHooks) -> TrainingJob:
         if args.resume:
             return assemble(resume=args.resume, changes=given(args, TrainConfig),
-                            runs_root=runs_root(args), hooks=hooks, dist=dist,
+                            runs_dir=runs_dir(args), hooks=hooks, dist=dist,
                             started=args.started, further=args.further)  # fmt: skip
-        return assemble(spec_from_args(args), runs_root=runs_root(args), hooks=hooks, dist=dist,
+        return assemble(spec_from_args(args), runs_dir=runs_dir(args), hooks=hooks, dist=dist,
                         vocab_dir=args.vocab_dir, started=args.started)  # fmt: skip
 
     return build
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_detached(args: argparse.Namespace) -> int:
     print("starting the training in the background (preparing the dataset) ...", flush=True)
-    root = runs_root(args)
+    root = runs_dir(args)
     if args.resume:
         argv = [a for a in args.argv if a != "--detach"]  # the user's own overrides, as given
         started = detach.launch(argv)

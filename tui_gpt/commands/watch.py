@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tui_gpt.commands.common import add_run_dir, open_app, runs_root
+from tui_gpt.commands.common import add_run_dir, open_app, runs_dir
 from tui_gpt.core.runs import find_run
 
 
@@ -21,4 +21,4 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return open_app(runs_root(args), watch=find_run(args.run, runs_root(args)))
+    return open_app(runs_dir(args), watch=find_run(args.run, runs_dir(args)))

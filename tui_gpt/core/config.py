@@ -146,7 +146,7 @@ class ModelChoice:
         ))  # fmt: skip
         choice = cls(
             preset=preset, context_length=context_length, tokenizer=tokenizer,
-            dropout=cfg.drop_rate if dropout is None else dropout, arch=cfg.arch,
+            dropout=cfg.dropout if dropout is None else dropout, arch=cfg.arch,
         )  # fmt: skip
         if cfg.arch != "gpt2":
             choice.kv_heads, choice.qk_norm, choice.rope_theta = (
@@ -157,7 +157,7 @@ class ModelChoice:
     def config(self, vocab_size: int, context_length: int | None = None) -> GPTConfig:
         """The shape of a new model of this choice (the preset's widths, this architecture,
         this dropout)."""
-        extra: dict[str, Any] = {} if self.dropout is None else {"drop_rate": self.dropout}
+        extra: dict[str, Any] = {} if self.dropout is None else {"dropout": self.dropout}
         if self.arch != "gpt2":
             extra |= {"arch": self.arch, "n_kv_heads": self.kv_heads, "qk_norm": self.qk_norm,
                       "rope_theta": self.rope_theta}  # fmt: skip

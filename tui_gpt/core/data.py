@@ -307,21 +307,21 @@ def _build_cache(
 class TokenWindows:
     """Sliding next-token windows over a 1-D id array, computed on access.
 
-    Window `i` starts at `i * stride`; its input is ids[s : s+max_length] and its target the
-    same range shifted by one. Starts are `range(0, n - max_length, stride)`, as the reference.
+    Window `i` starts at `i * stride`; its input is ids[s : s+context_length] and its target the
+    same range shifted by one. Starts are `range(0, n - context_length, stride)`, as the reference.
     """
 
-    def __init__(self, ids: np.ndarray, max_length: int, stride: int) -> None:
-        if max_length < 1 or stride < 1:
+    def __init__(self, ids: np.ndarray, context_length: int, stride: int) -> None:
+        if context_length < 1 or stride < 1:
             raise TuiGptError("context length and stride must be at least 1")
-        self.ids, self.max_length, self.stride = ids, max_length, stride
-        self._offsets = np.arange(max_length + 1)
+        self.ids, self.context_length, self.stride = ids, context_length, stride
+        self._offsets = np.arange(context_length + 1)
 
     def __len__(self) -> int:
-        return len(range(0, len(self.ids) - self.max_length, self.stride))
+        return len(range(0, len(self.ids) - self.context_length, self.stride))
 
     def batch(self, indices: np.ndarray | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets of the given windows, each of shape (B, max_length), int64."""
+        """Inputs and targets of the given windows, each of shape (B, context_length), int64."""
         starts = np.asarray(indices, dtype=np.int64) * self.stride
         rows = np.asarray(self.ids[starts[:, None] + self._offsets], dtype=np.int64)  # (B, T+1)
         both = torch.from_numpy(rows)

@@ -69,20 +69,20 @@ def launch(argv: list[str], env: dict[str, str] | None = None) -> Detached:
     )
 
 
-def write_spec(spec: TrainSpec, runs_root: Path) -> Path:
+def write_spec(spec: TrainSpec, runs_dir: Path) -> Path:
     """The spec as a JSON file beside the run folders, for a background run to read."""
-    runs_root.mkdir(parents=True, exist_ok=True)
-    path = runs_root / f".launch-{time.time_ns()}-{os.getpid()}.json"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path = runs_dir / f".launch-{time.time_ns()}-{os.getpid()}.json"
     atomic_write_text(path, json.dumps(spec.to_dict(), indent=2))
     return path
 
 
-def launch_spec(spec: TrainSpec, runs_root: Path, vocab_dir: str | None = None) -> Detached:
+def launch_spec(spec: TrainSpec, runs_dir: Path, vocab_dir: str | None = None) -> Detached:
     """Start a new training in the background. Its settings travel as a JSON file (the same
     form as a run folder's settings.json), not as a command line rebuilt from them; the file
     is removed once the child has started (or failed to)."""
-    path = write_spec(spec, runs_root)
-    argv = ["--run-dir", str(runs_root), "train", "--settings", str(path)]
+    path = write_spec(spec, runs_dir)
+    argv = ["--run-dir", str(runs_dir), "train", "--settings", str(path)]
     try:
         return launch(argv + (["--vocab-dir", vocab_dir] if vocab_dir else []))
     finally:

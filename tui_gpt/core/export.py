@@ -198,7 +198,7 @@ def export_hf(
             "vocab_size": cfg.vocab_size, "n_positions": cfg.context_length, "n_ctx": cfg.context_length,
             "n_embd": cfg.emb_dim, "n_layer": cfg.n_layers, "n_head": cfg.n_heads, "n_inner": None,
             "activation_function": "gelu_new",  # GELU's tanh approximation, as tui-gpt
-            "resid_pdrop": cfg.drop_rate, "embd_pdrop": cfg.drop_rate, "attn_pdrop": cfg.drop_rate,
+            "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
             "layer_norm_epsilon": 1e-5, "tie_word_embeddings": cfg.tie_weights,
         }  # fmt: skip
     else:

@@ -100,7 +100,7 @@ def stream(
     model: GPT,
     idx: torch.Tensor,
     max_new_tokens: int,
-    context_size: int | None = None,
+    context_length: int | None = None,
     temperature: float = 0.0,
     top_k: int | None = None,
     top_p: float | None = None,
@@ -120,7 +120,7 @@ def stream(
     Stops early, without yielding it, when the picked id is `eos_id` (batch size 1).
     The model's train/eval mode is the caller's to set (eval, for deterministic output).
     """
-    ctx = min(context_size or model.cfg.context_length, model.cfg.context_length)
+    ctx = min(context_length or model.cfg.context_length, model.cfg.context_length)
     fast = uses_aten_gemv(model) if aten_gemv is None else aten_gemv
     cache = model.new_cache(idx.shape[0]) if use_cache else None
     seq = idx
@@ -145,7 +145,7 @@ def generate(
     model: GPT,
     idx: torch.Tensor,
     max_new_tokens: int,
-    context_size: int | None = None,
+    context_length: int | None = None,
     temperature: float = 0.0,
     top_k: int | None = None,
     top_p: float | None = None,
@@ -160,7 +160,7 @@ def generate(
             model,
             idx,
             max_new_tokens,
-            context_size,
+            context_length,
             temperature,
             top_k,
             top_p,

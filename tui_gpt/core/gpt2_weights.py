@@ -125,7 +125,7 @@ def load_gpt2_safetensors(path: str | os.PathLike, expect: str | None = None) ->
         emb_dim=emb,
         n_heads=_n_heads(path, emb),
         n_layers=layers,
-        drop_rate=0.0,  # dropout off for sampling; fine-tuning can set its own
+        dropout=0.0,  # dropout off for sampling; fine-tuning can set its own
         qkv_bias=True,
         tie_weights=tied,
     )

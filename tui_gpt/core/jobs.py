@@ -120,7 +120,7 @@ def assemble(
     *,
     resume: str | None = None,
     changes: dict[str, Any] | None = None,
-    runs_root: Path | None = None,
+    runs_dir: Path | None = None,
     hooks: JobHooks | None = None,
     dist: Distributed = SINGLE,
     vocab_dir: str | None = None,
@@ -139,7 +139,7 @@ def assemble(
     locks: list[RunLock] = []
     try:
         job = _assemble(
-            spec, resume, changes, runs_root, hooks, dist, vocab_dir, locks, started, further
+            spec, resume, changes, runs_dir, hooks, dist, vocab_dir, locks, started, further
         )
     except BaseException:
         for lock in locks:
@@ -153,7 +153,7 @@ def _assemble(
     spec: TrainSpec | None,
     resume: str | None,
     changes: dict[str, Any] | None,
-    runs_root: Path | None,
+    runs_dir: Path | None,
     hooks: JobHooks | None,
     dist: Distributed,
     vocab_dir: str | None,
@@ -162,12 +162,12 @@ def _assemble(
     further_text: str | None = None,
 ) -> TrainingJob:
     hooks = hooks or JobHooks()
-    root = runs_root or paths.runs_dir()
+    runs_dir = runs_dir or paths.runs_dir()
     run: Run | None = None
     ckpt: Checkpoint | None = None
     if resume is not None:
         run, spec, ckpt, mcfg, context_length, vocab_dir = _resumable(
-            resume, root, changes or {}, dist, locks
+            resume, runs_dir, changes or {}, dist, locks
         )
     elif spec is None:
         raise ValueError("assemble() needs a spec or a run to resume")
@@ -182,7 +182,7 @@ def _assemble(
         assert ckpt is not None
         ckpt.check_tokenizer(tokenizer.name)
     elif spec.init_from:  # the model's own tokenizer: its weights were trained with it
-        ckpt, tokenizer = _open_init(spec.init_from, root, vocab_dir)
+        ckpt, tokenizer = _open_init(spec.init_from, runs_dir, vocab_dir)
     else:
         tokenizer = tokenizer_for(
             spec.model.tokenizer, source, cfg.train_ratio, vocab_dir, hooks.progress, hooks.notice
@@ -248,7 +248,7 @@ def _assemble(
         torch.manual_seed(cfg.seed + dist.rank)  # same weights, different dropout per rank
     if dist.is_main and run is None:
         run = create_run(
-            root, data.source.name, _record(spec, data, mcfg, context_length, vocab_dir, ckpt, dist)
+            runs_dir, data.source.name, _record(spec, data, mcfg, context_length, vocab_dir, ckpt, dist)
         )
         locks.append(RunLock(run).acquire())
         if isinstance(tokenizer, BPETokenizer):  # the run keeps its own copy
@@ -321,14 +321,14 @@ def out_of_memory(exc: BaseException) -> TuiGptError | None:
 
 
 def _resumable(
-    ref: str, root: Path, changes: dict[str, Any], dist: Distributed, locks: list[RunLock]
+    ref: str, runs_dir: Path, changes: dict[str, Any], dist: Distributed, locks: list[RunLock]
 ) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:
     fixed = [s for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
     if fixed:
         raise TuiGptError(
             f"{', '.join(s.option for s in fixed)} cannot change when resuming ({fixed[0].fixed})"
         )
-    run = find_run(ref, root)
+    run = find_run(ref, runs_dir)
     info = run.record()
     if dist.is_main:
         ensure_not_live(run)  # a heartbeat from another machine, where the lock cannot tell
@@ -425,7 +425,7 @@ def _model_shape(
         if ctx and ctx > mcfg.context_length:
             raise TuiGptError(f"--context-length {ctx} exceeds the model's {mcfg.context_length}")
     if choice.dropout is not None:
-        mcfg = replace(mcfg, drop_rate=choice.dropout)
+        mcfg = replace(mcfg, dropout=choice.dropout)
     return mcfg, ctx or mcfg.context_length
 
 
@@ -463,11 +463,11 @@ def runtime_for(cfg: TrainConfig, dist: Distributed = SINGLE) -> Runtime:
     return Runtime(device, resolve_precision(cfg.precision, device), resolve_threads(threads))
 
 
-def _open_init(ref: str, runs_root: Path, vocab_dir: str | None) -> tuple[Checkpoint, Tokenizer]:
+def _open_init(ref: str, runs_dir: Path, vocab_dir: str | None) -> tuple[Checkpoint, Tokenizer]:
     """The weights `--init-from` names (a checkpoint file, or a run's best) with the
     tokenizer they were trained with."""
     if Path(ref).is_file():
         ckpt = Checkpoint(ref, follow_links=True)  # a path the user typed
         ckpt.verify()
         return ckpt, checkpoint_tokenizer(ckpt, vocab_dir)
-    return open_weights(find_run(ref, runs_root), "best", vocab_dir)
+    return open_weights(find_run(ref, runs_dir), "best", vocab_dir)

@@ -171,7 +171,7 @@ def load_llama_safetensors(path: Path, config: dict[str, Any]) -> GPT:
             norm_eps=float(config.get("rms_norm_eps", 1e-5)),
             mlp_width=int(config["intermediate_size"]),
             qk_norm=config.get("model_type") == "qwen3",
-            tie_weights=bool(config.get("tie_word_embeddings", False)), drop_rate=0.0,
+            tie_weights=bool(config.get("tie_word_embeddings", False)), dropout=0.0,
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise TuiGptError(f"{path.parent / 'config.json'}: not a readable config ({exc})") from None

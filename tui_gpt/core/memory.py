@@ -77,7 +77,7 @@ def shape(cfg: TrainConfig, context_length: int, runtime: Runtime, model: GPTCon
         context_length=context_length,
         precision=runtime.precision,
         checkpointing=cfg.activation_checkpointing,
-        dropout=model.drop_rate > 0,
+        dropout=model.dropout > 0,
         cpu=runtime.device.type == "cpu",
         accumulating=cfg.grad_accum > 1,
     )

@@ -90,7 +90,7 @@ class CausalSelfAttention(nn.Module):
         self.rotary = Rotary(cfg) if modern else None
         self.q_norm = nn.RMSNorm(self.head_dim, eps=cfg.norm_eps) if cfg.qk_norm else None
         self.k_norm = nn.RMSNorm(self.head_dim, eps=cfg.norm_eps) if cfg.qk_norm else None
-        self.drop_rate = cfg.drop_rate
+        self.dropout = cfg.dropout
         self.fp32_attention = False  # set through GPT.fp32_attention
 
     def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
@@ -116,7 +116,7 @@ class CausalSelfAttention(nn.Module):
                 mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
         if self.kv_heads != self.n_heads:  # each key/value head serves a group of queries
             k, v = (t.repeat_interleave(self.n_heads // self.kv_heads, dim=1) for t in (k, v))
-        drop = self.drop_rate if self.training else 0.0
+        drop = self.dropout if self.training else 0.0
         if self.fp32_attention and torch.is_autocast_enabled(x.device.type):
             # Out of autocast, in fp32; the output projection casts the result back.
             with torch.autocast(x.device.type, enabled=False):
@@ -224,7 +224,7 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.norm2 = norm(cfg)
         self.ff = FeedForward(cfg) if cfg.arch == "gpt2" else SwiGLU(cfg)
-        self.drop = Dropout(cfg.drop_rate)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         x = x + self.drop(self.attn(self.norm1(x), cache))
@@ -239,7 +239,7 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_rows, cfg.emb_dim)
         # gpt2 learns a vector per position; llama rotates queries and keys instead.
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim) if cfg.arch == "gpt2" else None
-        self.drop = Dropout(cfg.drop_rate)
+        self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.final_norm = norm(cfg)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_rows, bias=False)
@@ -315,12 +315,12 @@ class GPT(nn.Module):
         p = next(self.parameters())
         return KVCache(self.cfg, batch_size, p.device, p.dtype)
 
-    def flops_per_token(self, seq_len: int) -> float:
+    def flops_per_token(self, context_length: int) -> float:
         """Training FLOPs per token (forward + backward = 3 x forward): 6N for the matmuls
         (a position table is a lookup, not a matmul) plus the attention scores, as in the
         PaLM paper's MFU accounting; rotary adds ~6 per query/key value, counted too."""
         n = self.num_params() - (self.pos_emb.weight.numel() if self.pos_emb is not None else 0)
-        attn = 12 * self.cfg.n_layers * self.cfg.emb_dim * seq_len
+        attn = 12 * self.cfg.n_layers * self.cfg.emb_dim * context_length
         rotary = 0
         if self.cfg.arch != "gpt2":
             rotary = (

@@ -199,21 +199,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:32] or "data"
 
 
-def create_run(root: Path, dataset: str, record: RunRecord) -> Run:
+def create_run(runs_dir: Path, dataset: str, record: RunRecord) -> Run:
     """A new run folder named `<date>-<time>-<dataset>-<preset>` with its run.json: `record`
     with the folder's id, the time and the versions of what made it."""
-    root.mkdir(parents=True, exist_ok=True)
+    runs_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{_slug(dataset)}-{_slug(record.preset)}"
     for n in range(1000):
-        path = root / (base if n == 0 else f"{base}-{n}")
+        path = runs_dir / (base if n == 0 else f"{base}-{n}")
         try:
             path.mkdir()
             break
         except FileExistsError:
             continue
     else:
-        raise TuiGptError(f"cannot create a run folder in {root}")
+        raise TuiGptError(f"cannot create a run folder in {runs_dir}")
     run = Run(path)
     versions = {"tui_gpt": __version__, "python": platform.python_version(),
                 "torch": _torch_version()}  # fmt: skip
@@ -427,39 +427,39 @@ def summarize(run: Run) -> RunSummary:
     return summary
 
 
-def list_runs(root: Path | None = None) -> list[RunSummary]:
-    """Every folder under `root` that looks like a run, newest first. Folders that are not
+def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
+    """Every folder under `runs_dir` that looks like a run, newest first. Folders that are not
     runs (no run.json) are skipped; damaged ones are listed with their problem."""
-    root = root or paths.runs_dir()
-    if not root.is_dir():
+    runs_dir = runs_dir or paths.runs_dir()
+    if not runs_dir.is_dir():
         return []
-    found = [summarize(Run(p)) for p in root.iterdir() if p.is_dir() and _looks_like_run(p)]
+    found = [summarize(Run(p)) for p in runs_dir.iterdir() if p.is_dir() and _looks_like_run(p)]
     return sorted(found, key=lambda s: (s.created or 0, s.id), reverse=True)
 
 
-def find_run(ref: str, root: Path | None = None) -> Run:
+def find_run(ref: str, runs_dir: Path | None = None) -> Run:
     """A run by folder path, id, unique id prefix, or label (`tui-gpt runs label`)."""
     candidate = Path(ref).expanduser()
     if _looks_like_run(candidate):
         return Run(candidate)
-    root = root or paths.runs_dir()
+    runs_dir = runs_dir or paths.runs_dir()
     if not ref or any(c in ref for c in "/\\*?[]") or ref in (".", ".."):
         raise TuiGptError(f"no run {ref!r} (a run id, a unique prefix of one, or a run folder)")
-    if _looks_like_run(root / ref):
-        return Run(root / ref)
+    if _looks_like_run(runs_dir / ref):
+        return Run(runs_dir / ref)
     matches = (
-        [p for p in root.iterdir() if p.name.startswith(ref) and _looks_like_run(p)]
-        if root.is_dir() else []
+        [p for p in runs_dir.iterdir() if p.name.startswith(ref) and _looks_like_run(p)]
+        if runs_dir.is_dir() else []
     )  # fmt: skip
-    if not matches and root.is_dir():
-        matches = [p for p in root.iterdir() if _label_of(p) == ref]
+    if not matches and runs_dir.is_dir():
+        matches = [p for p in runs_dir.iterdir() if _label_of(p) == ref]
     if len(matches) == 1:
         return Run(matches[0])
     if len(matches) > 1:
         raise TuiGptError(
             f"run {ref!r} is ambiguous: {', '.join(sorted(p.name for p in matches)[:5])}"
         )
-    raise TuiGptError(f"no run {ref!r} in {root} (see `tui-gpt runs`)")
+    raise TuiGptError(f"no run {ref!r} in {runs_dir} (see `tui-gpt runs`)")
 
 
 def _looks_like_run(folder: Path) -> bool:

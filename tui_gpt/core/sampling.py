@@ -59,7 +59,7 @@ def checkpoint_tokenizer(ckpt: Checkpoint, vocab_dir: str | None = None) -> Toke
 def load_for_sampling(
     run_ref: str | None = None,
     checkpoint_path: str | None = None,
-    runs_root: Path | None = None,
+    runs_dir: Path | None = None,
     device: str = "auto",
     precision: str = "auto",
     vocab_dir: str | None = None,
@@ -75,7 +75,7 @@ def load_for_sampling(
         tokenizer = checkpoint_tokenizer(ckpt, vocab_dir)
         ckpt.verify()
     else:
-        ckpt, tokenizer = open_weights(find_run(run_ref or "", runs_root), which, vocab_dir)
+        ckpt, tokenizer = open_weights(find_run(run_ref or "", runs_dir), which, vocab_dir)
     if tokenizer.vocab_size > ckpt.model_config.vocab_size:
         raise TuiGptError(
             f"{ckpt.path}: vocabulary {ckpt.model_config.vocab_size} is smaller than the "

@@ -30,7 +30,7 @@ class GPTConfig:
     emb_dim: int = 768  # C: width of every token's vector
     n_heads: int = 12  # H: attention heads per layer; must divide emb_dim
     n_layers: int = 12  # transformer blocks
-    drop_rate: float = 0.1  # dropout after embeddings, attention weights and each residual branch
+    dropout: float = 0.1  # dropout after embeddings, attention weights and each residual branch
     qkv_bias: bool = False  # bias on the query/key/value projection (True in OpenAI's GPT-2)
     tie_weights: bool = False  # output head shares the token embedding matrix (OpenAI's GPT-2)
     # Rows of the embedding and the head, when more than vocab_size: a multiple of 64 lets
@@ -87,6 +87,8 @@ _BOUNDS = {"vocab_size": 1 << 22, "context_length": 1 << 20, "emb_dim": 1 << 15,
 def parse_model_config(raw: Any, where: str | Path) -> GPTConfig:
     """A GPTConfig from its JSON form (a checkpoint's header, run.json), every size in
     bounds; anything else is one error naming `where`."""
+    if isinstance(raw, dict) and "drop_rate" in raw:  # its name in files written before 2026-12-07
+        raw = {("dropout" if k == "drop_rate" else k): v for k, v in raw.items()}
     try:
         cfg = GPTConfig(**raw)
     except (TypeError, ValueError, ZeroDivisionError) as exc:

@@ -165,8 +165,8 @@ class Trainer:
         model.fp32_attention = runtime.fp32_attention
         self.runtime = runtime
         self.peak_flops: float | None = None  # measured or looked up when the run starts
-        self._context = loaders.train.windows.max_length  # tokens per training window
-        self._flops_per_token = model.flops_per_token(self._context)
+        self._context_length = loaders.train.windows.context_length  # tokens per training window
+        self._flops_per_token = model.flops_per_token(self._context_length)
         self.state = TrainState()
         out = output or RunOutput()
         self.checkpoint_dir, self.sinks, self.run_id = (
@@ -275,7 +275,7 @@ class Trainer:
         (one process only: the plan's measurement is of one process)."""
         if len(self._step_times) >= 5 and not self.dist.enabled:
             estimate.remember_step_seconds(
-                self.model.cfg, self.cfg, self._context, self.runtime,
+                self.model.cfg, self.cfg, self._context_length, self.runtime,
                 statistics.median(self._step_times),
             )  # fmt: skip
 
@@ -309,7 +309,7 @@ class Trainer:
             peak_source=peak_source,
             memory_estimate=memory.estimate(
                 self.model.cfg,
-                memory.shape(self.cfg, self._context, self.runtime, self.model.cfg),
+                memory.shape(self.cfg, self._context_length, self.runtime, self.model.cfg),
             ).total,
         )
         if plan is not None:
@@ -375,11 +375,11 @@ class Trainer:
         s, cfg = self.state, self.cfg
         try:
             if self.dist.enabled:  # every rank keeps the precision `auto` resolved to
-                step_s = estimate.step_seconds(self.model.cfg, cfg, self._context, self.runtime)
+                step_s = estimate.step_seconds(self.model.cfg, cfg, self._context_length, self.runtime)
                 note = ""
             else:
                 runtime, measured, note = estimate.fastest(
-                    self.model.cfg, cfg, self._context, self.runtime
+                    self.model.cfg, cfg, self._context_length, self.runtime
                 )
                 assert measured is not None  # measured where not remembered
                 self.runtime, self.precision, step_s = runtime, runtime.precision, measured
@@ -391,7 +391,7 @@ class Trainer:
             cfg,
             step_s,
             len(self.train_loader),
-            cfg.tokens_per_step(self._context) * self.dist.world,
+            cfg.tokens_per_step(self._context_length) * self.dist.world,
             self.budget.bound - s.steps_done,
             self.budget.seconds_left(),
             note,

@@ -76,9 +76,9 @@ class TuiGptApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, runs_root: Path | None = None, watch: Run | None = None) -> None:
+    def __init__(self, runs_dir: Path | None = None, watch: Run | None = None) -> None:
         super().__init__()
-        self.runs_root = runs_root or paths.runs_dir()
+        self.runs_dir = runs_dir or paths.runs_dir()
         self.watch_run = watch
         self.session = TrainingSession()  # the training of this window, if any
         self._dashboard: TrainScreen | None = None  # the live dashboard of the latest one
@@ -160,7 +160,7 @@ class TuiGptApp(App):
         if isinstance(screen, DatasetScreen):  # a new run starts from the recipe chosen there
             model, train = RECIPES[screen.recipe].settings()
             defaults, source = {ModelChoice: model, TrainConfig: train}, f"recipe {screen.recipe}"
-        text = help_text(screen, list(self.BINDINGS), self.runs_root,
+        text = help_text(screen, list(self.BINDINGS), self.runs_dir,
                          classes.get(type(screen), ()), defaults, source)  # fmt: skip
         self.push_screen(HelpScreen(text))
 
@@ -192,7 +192,7 @@ class TuiGptApp(App):
 
     def action_show_runs(self) -> None:
         if not self.return_to(lambda screen: isinstance(screen, RunsScreen)):
-            self.push_screen(RunsScreen(self.runs_root))
+            self.push_screen(RunsScreen(self.runs_dir))
 
     def return_to(self, wanted: Callable[[Screen], bool]) -> bool:
         """Back to an open screen that `wanted` picks, closing those above it, so going
@@ -219,16 +219,16 @@ class TuiGptApp(App):
     def start_training(self, spec: TrainSpec) -> None:
         started = time.monotonic()  # a minutes budget counts from the press of Start
         self._launch(
-            lambda hooks: assemble(spec, runs_root=self.runs_root, hooks=hooks, started=started)
+            lambda hooks: assemble(spec, runs_dir=self.runs_dir, hooks=hooks, started=started)
         )
 
     def start_background(self, spec: TrainSpec) -> None:
         self.notify("Preparing the dataset; the training will run in the background ...")
-        self._launch_detached(lambda: detach.launch_spec(spec, self.runs_root))
+        self._launch_detached(lambda: detach.launch_spec(spec, self.runs_dir))
 
     def resume_in_background(self, run: Run) -> None:
         self.notify(f"Resuming {run.id} in the background ...")
-        argv = ["--run-dir", str(self.runs_root), "train", "--resume", str(run.path)]
+        argv = ["--run-dir", str(self.runs_dir), "train", "--resume", str(run.path)]
         self._launch_detached(lambda: detach.launch(argv))
 
     @work(thread=True, group="detach", exit_on_error=False)
@@ -260,7 +260,7 @@ class TuiGptApp(App):
             return
         self._launch(
             lambda hooks: assemble(
-                resume=str(run.path), changes=changes, runs_root=self.runs_root, hooks=hooks
+                resume=str(run.path), changes=changes, runs_dir=self.runs_dir, hooks=hooks
             )
         )
 
@@ -409,7 +409,7 @@ class TuiGptApp(App):
         try:
             path = run.weights(which)
             loaded = load_for_sampling(
-                checkpoint_path=str(path), runs_root=self.runs_root, device="cpu"
+                checkpoint_path=str(path), runs_dir=self.runs_dir, device="cpu"
             )
         except TuiGptError as exc:
             self.post_message(Say(str(exc), severity="error"))
@@ -487,9 +487,9 @@ class TuiGptApp(App):
         self.session.wait()
 
 
-def run_app(runs_root: Path | None = None, watch: Run | None = None) -> int:
+def run_app(runs_dir: Path | None = None, watch: Run | None = None) -> int:
     """The one entry point into the app, for the CLI (`tui-gpt`, `tui-gpt watch`)."""
-    app = TuiGptApp(runs_root, watch=watch)
+    app = TuiGptApp(runs_dir, watch=watch)
     try:
         app.run()
     finally:

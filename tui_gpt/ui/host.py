@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class Host(Protocol):
-    runs_root: Path
+    runs_dir: Path
     redraw_interval: float
 
     @property

@@ -19,7 +19,7 @@ from tui_gpt.core.events import GLOSSARY
 def help_text(
     screen: Screen,
     app_bindings: list[Any],
-    runs_root: Path,
+    runs_dir: Path,
     setting_classes: tuple,
     defaults: dict[type, Any] | None = None,
     source: str = "",
@@ -55,7 +55,7 @@ def help_text(
     lines.append("[b]Terms[/b]")
     lines += [f"  [b]{term}[/b]: {meaning}" for term, meaning in GLOSSARY.items()]
     lines.append("")
-    lines += [f"Runs live in {runs_root} (one folder each: settings, events, checkpoints).",
+    lines += [f"Runs live in {runs_dir} (one folder each: settings, events, checkpoints).",
               "Esc or q closes this help."]  # fmt: skip
     return "\n".join(lines)
 

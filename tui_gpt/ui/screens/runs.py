@@ -58,9 +58,9 @@ class RunsScreen(Screen):
     # Actions that ask for a line of text: keys typed right after theirs go into the answer.
     ASKING = ("extend", "label", "export")
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, runs_dir: Path) -> None:
         super().__init__()
-        self.root = root
+        self.runs_dir = runs_dir
         self.summaries: list[RunSummary] = []
         self.marked: set[str] = set()  # run paths
         self._ahead: TypedAhead | None = None  # keys typed before an asking dialog is up
@@ -127,7 +127,7 @@ class RunsScreen(Screen):
     def action_reload(self) -> None:
         table = self.query_one(DataTable)
         current = self.selected()
-        self.summaries = list_runs(self.root)
+        self.summaries = list_runs(self.runs_dir)
         table.clear()
         for s in self.summaries:
             created = time.strftime("%m-%d %H:%M", time.localtime(s.created)) if s.created else "-"
@@ -140,9 +140,9 @@ class RunsScreen(Screen):
         if current is not None and str(current.path) in paths:
             table.move_cursor(row=paths.index(str(current.path)))
         hint = (
-            f"{count(len(self.summaries), 'run')} in {self.root}"
+            f"{count(len(self.summaries), 'run')} in {self.runs_dir}"
             if self.summaries
-            else f"no runs yet in {self.root}"
+            else f"no runs yet in {self.runs_dir}"
         )
         if self.marked:
             hint += f" · {len(self.marked)} marked: m compares them"
