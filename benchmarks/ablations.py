@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("TUI_GPT_SHARED", ROOT.parent / "shared"))
 
-from tui_gpt.core import allocator  # noqa: E402
+from tui_gpt.core import process  # noqa: E402
 from tui_gpt.core.config import ModelChoice, TrainConfig  # noqa: E402
 from tui_gpt.core.corpus import inspect_source  # noqa: E402
 from tui_gpt.core.data import make_loaders, prepare  # noqa: E402
@@ -171,7 +171,7 @@ def measure(text: Path, size: str, variant: str, seed: int = 123) -> dict:
     loaders = make_loaders(data, ctx, batch, seed=cfg.seed)
     trainer = Trainer(model, loaders, tokenizer, cfg, runtime)
     started = time.perf_counter()
-    with allocator.reusing_memory():
+    with process.reusing_memory():
         trainer.run()
     seconds = time.perf_counter() - started
     result = score(model.eval(), data.val_ids, token_byte_lengths(tokenizer), ctx)

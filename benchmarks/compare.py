@@ -98,7 +98,7 @@ TRAIN_VARIANTS = {
     ),
     "reference + scaled_dot_product_attention": (reference(sdpa=True), PLAIN),
     "reference + torch LayerNorm/GELU": (reference(torch_norms=True), PLAIN),
-    "reference + memory reuse (tui-gpt's allocator settings)": (reference(), {}),
+    "reference + memory reuse (tui-gpt's process settings)": (reference(), {}),
     "tui-gpt fp32, foreach AdamW": (tui("fp32", fused=False), {**PLAIN, **BEFORE}),
     "+ fused AdamW": (tui("fp32"), {**PLAIN, **BEFORE}),
     "+ bf16 autocast": (tui("bf16"), {**PLAIN, **BEFORE}),
@@ -132,7 +132,7 @@ OPTIONAL_VARIANTS = {
 
 def time_steps(build, steps: int) -> float:
     """Median seconds per training step, after one warm-up step."""
-    from tui_gpt.core import allocator
+    from tui_gpt.core import process
     from tui_gpt.core.loss import cross_entropy
 
     if os.environ.get("THREADS"):
@@ -146,7 +146,7 @@ def time_steps(build, steps: int) -> float:
     x = torch.randint(0, vocab, (BATCH, CTX), generator=g)
     y = torch.randint(0, vocab, (BATCH, CTX), generator=g)
     times = []
-    with allocator.reusing_memory():  # a no-op under TUI_GPT_MALLOC=default
+    with process.reusing_memory():  # a no-op under TUI_GPT_MALLOC=default
         for i in range(steps + 1):
             start = time.perf_counter()
             if precision == "trainer":

@@ -37,7 +37,7 @@ RECIPES = {
 def one(data: Path, recipe: str, size: str, steps: int, runs: Path) -> dict:
     from dataclasses import replace
 
-    from tui_gpt.core import allocator
+    from tui_gpt.core import process
     from tui_gpt.core.config import RECIPES as SETTINGS
     from tui_gpt.core.config import TrainSpec
     from tui_gpt.core.jobs import assemble
@@ -56,7 +56,7 @@ def one(data: Path, recipe: str, size: str, steps: int, runs: Path) -> dict:
     loop_s = statistics.median(b - a for a, b in zip(times[skip:], times[skip + 1 :], strict=False))
     trainer = job.trainer
     x, y = next(iter(trainer.train_loader))
-    with allocator.reusing_memory():
+    with process.reusing_memory():
         for _ in range(3):
             trainer.update(x, y)
         bare = []

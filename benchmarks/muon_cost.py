@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from tui_gpt.core import allocator, estimate  # noqa: E402
+from tui_gpt.core import estimate, process  # noqa: E402
 from tui_gpt.core.bench import random_batch_trainer  # noqa: E402
 from tui_gpt.core.config import ModelChoice, TrainConfig  # noqa: E402
 from tui_gpt.core.device import Runtime, resolve_threads  # noqa: E402
@@ -48,7 +48,7 @@ def main() -> None:
             for opt in ("adamw", "muon")
         }
         times: dict[str, list[float]] = {opt: [] for opt in trainers}
-        with allocator.reusing_memory():
+        with process.reusing_memory():
             for _ in range(args.rounds):
                 for opt, (trainer, x, y) in trainers.items():
                     trainer.update(x, y)  # warm after the other's steps

@@ -24,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tui_gpt.core import allocator  # noqa: E402
+from tui_gpt.core import process  # noqa: E402
 from tui_gpt.core.bench import random_batch_trainer  # noqa: E402
 from tui_gpt.core.config import TrainConfig  # noqa: E402
 from tui_gpt.core.device import Runtime, resolve_threads  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> None:
     args = p.parse_args()
     loops = {"nanoGPT": nanogpt_step(args.nanogpt), "tui-gpt": tui_step()}
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in loops}
-    with allocator.reusing_memory():
+    with process.reusing_memory():
         for _ in range(args.rounds):
             for name, step in loops.items():
                 results[name].append(measure(step, args.steps))

@@ -54,3 +54,46 @@ def test_a_meaningless_variable_is_one_line(tmp_path):
                      env={"TUI_GPT_THREADS": "many"}, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "TUI_GPT_THREADS='many' is not a number" in result.stderr
+
+
+# What changes the whole process, and the one module allowed to (core/process.py says why).
+PROCESS_SWITCHES = ("mallopt(", "gc.freeze(", "os._exit(", "set_num_threads(",
+                    "_set_mkldnn_enabled(", "tempfile.tempdir =", "os.environ[")  # fmt: skip
+# Signal handlers run only in the main thread: the entry points own them.
+SIGNAL_OWNERS = {"cli.py", "train.py", "app.py"}
+
+
+def test_process_switches_are_thrown_in_one_module():
+    from tests.conftest import ROOT
+
+    for path in (ROOT / "tui_gpt").rglob("*.py"):
+        text = path.read_text()
+        if path.name != "process.py":
+            found = [s for s in PROCESS_SWITCHES if s in text]
+            assert not found, f"{path.relative_to(ROOT)} throws {found}: core/process.py's job"
+        if "signal.signal(" in text:
+            assert path.name in SIGNAL_OWNERS, path
+
+
+def test_help_and_runs_never_load_torch(tmp_path):
+    """`--help` and `runs` answer before PyTorch would have loaded (seconds on a small
+    machine): nothing on their path imports it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = (
+        "import contextlib, io, sys\n"
+        "from tui_gpt import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for argv in (['--help'], ['train', '--help'], ['runs', '--run-dir', sys.argv[1]]):\n"
+        "        try:\n"
+        "            cli.main(argv)\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'textual')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True,
+                         text=True, cwd=ROOT, check=True)  # fmt: skip
+    assert out.stdout.strip() == "[]", out.stdout[:500]

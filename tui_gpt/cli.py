@@ -9,7 +9,6 @@ import argparse
 import os
 import signal
 import sys
-import tempfile
 
 from tui_gpt import __version__, environment, paths
 from tui_gpt.commands import (
@@ -28,6 +27,7 @@ from tui_gpt.commands import (
     watch,
 )
 from tui_gpt.commands.common import open_app
+from tui_gpt.core import process
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import disk_reason
 
@@ -46,17 +46,6 @@ VERBS = (
     bench,
     import_gpt2,
 )
-
-
-def _keep_a_temporary_folder() -> None:
-    """PyTorch asks for the temporary folder when it first builds a model, and Python finds
-    one by writing a file there: on a full disk (or under `ulimit -f 0`) that is a
-    FileNotFoundError in a command that writes nothing (generate, eval). Name the folder
-    outright when no test file fits; tui-gpt itself writes nothing there."""
-    try:
-        tempfile.gettempdir()
-    except FileNotFoundError:
-        tempfile.tempdir = os.environ.get("TMPDIR") or "/tmp"
 
 
 def _terminated(signum: int, _frame: object) -> None:
@@ -93,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     # A polite kill unwinds like Ctrl+C, so that half-written files are removed on the way
     # out (training and the app install their own handlers).
     signal.signal(signal.SIGTERM, _terminated)
-    _keep_a_temporary_folder()
+    process.keep_a_temporary_folder()
     try:
         if args.command is None:
             return open_app(paths.runs_dir(args.run_dir))

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tests.conftest import NIGHT_KITCHEN, run_cli
-from tui_gpt.core import allocator
+from tui_gpt.core import process
 from tui_gpt.core.config import count_params, model_config
 from tui_gpt.core.memory import MIB, Shape, check, estimate, largest
 
@@ -87,16 +87,16 @@ def test_bench_reports_the_estimate_beside_the_measured_peak(shape):
     assert abs(expected - measured) <= 0.25 * measured, (expected, measured)
 
 
-@pytest.mark.skipif(allocator._libc() is None, reason="memory reuse is for glibc only")
+@pytest.mark.skipif(process._libc() is None, reason="memory reuse is for glibc only")
 def test_memory_reuse_is_counted_and_can_be_switched_off(monkeypatch):
-    assert allocator._holders == 0
-    with allocator.reusing_memory():
-        with allocator.reusing_memory():
-            assert allocator._holders == 2
-        assert allocator._holders == 1
-    assert allocator._holders == 0
+    assert process._holders == 0
+    with process.reusing_memory():
+        with process.reusing_memory():
+            assert process._holders == 2
+        assert process._holders == 1
+    assert process._holders == 0
     monkeypatch.setenv("TUI_GPT_MALLOC", "default")
-    assert allocator.keep_freed_memory() is False
+    assert process.keep_freed_memory() is False
 
 
 @pytest.mark.slow
@@ -120,6 +120,6 @@ def test_headless_commands_keep_glibcs_arenas(monkeypatch, runs_dir):
     from tests.conftest import run_cli
 
     calls = []
-    monkeypatch.setattr(allocator, "single_arena", lambda: calls.append(1) or True)
+    monkeypatch.setattr(process, "single_arena", lambda: calls.append(1) or True)
     assert run_cli("runs").returncode == 0
     assert calls == []

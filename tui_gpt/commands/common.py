@@ -198,14 +198,14 @@ def open_app(runs_dir: Path, watch: Run | None = None) -> int:
     sys.stdout.write("tui-gpt: starting ...")
     sys.stdout.flush()
     try:
-        from tui_gpt.core import allocator
+        from tui_gpt.core import process
         from tui_gpt.core.device import cpu_has_bf16
 
         # Before a second thread allocates: one malloc arena, so that memory reuse works in
         # the app's training thread as in a main thread; not where `auto` picks bf16, whose
-        # kernels' threads would then queue on that arena's lock (core/allocator.py).
+        # kernels' threads would then queue on that arena's lock (core/process.py).
         if not cpu_has_bf16():
-            allocator.single_arena()
+            process.single_arena()
         from tui_gpt.ui.app import run_app
 
         return run_app(runs_dir, watch=watch)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tui_gpt.core import allocator, estimate, flops, memory
+from tui_gpt.core import estimate, flops, memory, process
 from tui_gpt.core.config import ModelChoice, TrainConfig
 from tui_gpt.core.data import BatchLoader, Loaders, TokenWindows
 from tui_gpt.core.device import Runtime, resolve_device, resolve_precision, resolve_threads
@@ -99,7 +99,7 @@ def bench_train(
     tiny, tx, ty = random_batch_trainer(
         "nano", 8, replace(cfg, batch_size=1), runtime, seed, 256, arch
     )
-    with allocator.reusing_memory():
+    with process.reusing_memory():
         tiny.update(tx, ty)
     del tiny, tx, ty
     rss_before = current_rss_mib()
@@ -109,7 +109,7 @@ def bench_train(
     model = trainer.model
     expected = memory.estimate(model.cfg, memory.shape(cfg, context_length, runtime, model.cfg))
     times = []
-    with allocator.reusing_memory():
+    with process.reusing_memory():
         for i in range(warmup + steps):
             start = time.perf_counter()
             trainer.update(x, y)

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from tui_gpt import environment
+from tui_gpt.core import process
 from tui_gpt.core.config import DEVICES, PRECISIONS
 from tui_gpt.core.errors import TuiGptError
 
@@ -105,8 +106,7 @@ def cpu_allowance() -> int:
 
 def resolve_threads(threads: int | None = None) -> int:
     n = threads or int(environment.number("TUI_GPT_THREADS") or 0) or cpu_allowance()
-    torch.set_num_threads(max(1, n))
-    return torch.get_num_threads()
+    return process.use_threads(n)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

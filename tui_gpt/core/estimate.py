@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from tui_gpt import paths
-from tui_gpt.core import allocator, device
+from tui_gpt.core import device, process
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.device import Runtime, autocast
 from tui_gpt.core.errors import DamagedFile
@@ -83,7 +83,7 @@ def step_seconds(shape: GPTConfig, cfg: TrainConfig, context: int, runtime: Runt
     if known is not None:
         return known
     cuda = [runtime.device] if runtime.device.type == "cuda" else []
-    with GLOBAL_RNG, torch.random.fork_rng(devices=cuda), allocator.reusing_memory():
+    with GLOBAL_RNG, torch.random.fork_rng(devices=cuda), process.reusing_memory():
         model = GPT(shape).to(runtime.device).train()
         model.checkpointing = cfg.activation_checkpointing
         model.fp32_attention = runtime.fp32_attention

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
+from tui_gpt.core import process
 from tui_gpt.core.model import GPT
 
 
@@ -81,18 +82,7 @@ def decoding_kernels(aten_gemv: bool) -> contextlib.AbstractContextManager:
     fp32 (measured in benchmarks/LEVERS.md). oneDNN's switch is process-wide, so it is turned off
     only around each decoding step, and only where no training runs alongside (a training in
     the same process would lose oneDNN's fast bf16 GEMMs for those milliseconds)."""
-    return _without_onednn() if aten_gemv else contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def _without_onednn() -> Iterator[None]:
-    # torch.backends.mkldnn.flags() would do the same, with a warning about TF32 each time.
-    was = torch._C._get_mkldnn_enabled()
-    torch._C._set_mkldnn_enabled(False)
-    try:
-        yield
-    finally:
-        torch._C._set_mkldnn_enabled(was)
+    return process.without_onednn() if aten_gemv else contextlib.nullcontext()
 
 
 @torch.inference_mode()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tui_gpt import environment, paths
+from tui_gpt.core import process
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.reading import read_plain
 
@@ -211,11 +212,7 @@ def _gpt2_encoding(vocab_dir: str | None):
             special_tokens={EOT_TEXT: 50256},
             explicit_n_vocab=50257,
         )
-    if "TIKTOKEN_CACHE_DIR" not in os.environ and "DATA_GYM_CACHE_DIR" not in os.environ:
-        # tiktoken's default cache is a temporary directory; keep the vocabulary with ours.
-        cache = paths.cache_dir() / "tiktoken"
-        cache.mkdir(parents=True, exist_ok=True)
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    process.keep_tiktoken_cache(paths.cache_dir() / "tiktoken")
     try:
         return tiktoken.get_encoding("gpt2")
     except Exception as exc:  # network errors come in many types (requests, urllib3, OSError)

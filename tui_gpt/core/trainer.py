@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from tui_gpt.core import allocator, checkpoint, estimate, flops, memory
+from tui_gpt.core import checkpoint, estimate, flops, memory, process
 from tui_gpt.core.budget import TimeBudget
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.data import Loaders
@@ -264,7 +264,7 @@ class Trainer:
         """Train until the epochs or `max_steps` are done ("finished") or a stop is asked
         for ("stopped"); either way `latest` is saved. Raises `TrainingDiverged`."""
         self._first_step, self._step_times = self.state.steps_done, []
-        with allocator.reusing_memory():
+        with process.reusing_memory():
             try:
                 return self._run()
             finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import threading
@@ -26,7 +25,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tui_gpt import paths
-from tui_gpt.core import detach
+from tui_gpt.core import detach, process
 from tui_gpt.core.config import TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Event
@@ -50,15 +49,6 @@ from tui_gpt.ui.screens.help import HelpScreen, help_text
 from tui_gpt.ui.screens.runs import RunsScreen
 from tui_gpt.ui.screens.train import TrainScreen
 from tui_gpt.ui.widgets.loss_chart import CHART_STEPS
-
-
-def _freeze_heap() -> None:
-    """Exempt every object alive now (torch, Textual, Rich, the widgets: hundreds of
-    thousands) from the garbage collector's full passes. Each such pass stops every thread
-    for long enough to freeze the UI while training (measured in benchmarks/LEVERS.md).
-    Only objects created later are scanned."""
-    gc.collect()
-    gc.freeze()
 
 
 def over_ssh() -> bool:
@@ -96,7 +86,7 @@ class TuiGptApp(App):
         self.push_screen(DatasetScreen())
         if self.watch_run is not None:
             self.open_dashboard(self.watch_run)
-        self.call_after_refresh(_freeze_heap)
+        self.call_after_refresh(process.freeze_heap)
         self.set_interval(15, self._freeze_while_training)
 
     # ------------------------------------------------------------------ commands
@@ -321,7 +311,7 @@ class TuiGptApp(App):
         self.post_message(TrainingEvent(event))
 
     def on_training_ready(self, message: TrainingReady) -> None:
-        _freeze_heap()  # the model, data and trainer are built: long-lived from now on
+        process.freeze_heap()  # the model, data and trainer are built: long-lived from now on
         if self._preparing is not None:
             with contextlib.suppress(KeyError):  # it timed out already
                 self._unnotify(self._preparing)
@@ -362,7 +352,7 @@ class TuiGptApp(App):
         # lines, chart points): keep the collector's full passes short. No collect() here,
         # it would be the very pause this avoids.
         if self.training_active:
-            gc.freeze()
+            process.freeze_heap(collect=False)
 
     def open_dashboard(self, run: Run) -> None:
         def current(screen: Screen) -> bool:
@@ -469,7 +459,7 @@ class TuiGptApp(App):
             # The checkpoint is safe. With the terminal gone the UI may be unable to wind
             # down; never linger as an orphan process.
             time.sleep(10)
-            os._exit(0)
+            process.exit_now(0)
 
     def on_unmount(self) -> None:
         # However the app ends, the trainer stops and saves; the thread pool that runs it is
