@@ -8,7 +8,7 @@ import grimp
 
 
 def test_no_module_imports_itself_back():
-    graph = grimp.build_graph("tui_gpt")
+    graph = grimp.build_graph("tui_gpt", cache_dir=None)  # never a stale graph
     circles = sorted(
         (importer, imported)
         for importer in graph.modules
@@ -21,7 +21,7 @@ def test_no_module_imports_itself_back():
 def test_a_models_shape_needs_no_torch():
     """Settings, run records and `--help` read shapes: the module holding them stays
     torch-free (the model module builds the network from one)."""
-    graph = grimp.build_graph("tui_gpt", include_external_packages=True)
+    graph = grimp.build_graph("tui_gpt", include_external_packages=True, cache_dir=None)
     for module in ("tui_gpt.core.shape", "tui_gpt.core.config", "tui_gpt.core.records",
                    "tui_gpt.core.reading"):  # fmt: skip
         assert not graph.chain_exists(importer=module, imported="torch"), module

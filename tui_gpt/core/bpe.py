@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tui_gpt import paths
+from tui_gpt.core.config import FIT
 from tui_gpt.core.corpus import TextSource, iter_text
 from tui_gpt.core.data import iter_pieces
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.fsutil import atomic_write_text, disk_reason
 from tui_gpt.core.reading import read_json
 from tui_gpt.core.records import Fields
-from tui_gpt.core.tokenizer import EOT_TEXT, FIT, BPETokenizer, Tokenizer, get_tokenizer
+from tui_gpt.core.tokenizer import EOT_TEXT, BPETokenizer, Tokenizer, get_tokenizer
 
 MIN_VOCAB, MAX_VOCAB = 257, 1 << 20  # every byte and end-of-text; far above any real use
 # A fitted tokenizer learns from at most this many characters of the training split: its

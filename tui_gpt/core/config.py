@@ -23,9 +23,10 @@ from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.reading import read_json
 from tui_gpt.core.settings import setting
 from tui_gpt.core.shape import ARCHS, GPTConfig
-from tui_gpt.core.tokenizer import TOKENIZERS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+FIT = "fit"  # a BPE fitted to the run's own data when it starts (core/bpe.py)
+TOKENIZERS = ("gpt2", "byte", FIT)  # by name; a tokenizer file is the other choice
 PRECISIONS = ("auto", "fp32", "bf16")
 OPTIMIZERS = ("adamw", "muon")  # core/optim.py
 SCHEDULES = ("constant", "cosine", "wsd")  # the learning rate after warmup (core/optim.py)

@@ -35,7 +35,8 @@ from tui_gpt.core.config import (
     further,
 )
 from tui_gpt.core.control import ControlChannel, ensure_not_live
-from tui_gpt.core.data import PreparedData, inspect_source, make_loaders, prepare
+from tui_gpt.core.corpus import TextSource
+from tui_gpt.core.data import Loaders, PreparedData, inspect_source, make_loaders, prepare
 from tui_gpt.core.device import (
     Runtime,
     cpu_allowance,
@@ -46,7 +47,7 @@ from tui_gpt.core.device import (
 from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.estimate import GLOBAL_RNG
-from tui_gpt.core.events import Notice, count
+from tui_gpt.core.events import Notice, RunStarted, count, event_from_dict
 from tui_gpt.core.fsutil import atomic_copy, sweep_temporaries
 from tui_gpt.core.model import GPT
 from tui_gpt.core.records import DatasetRecord, RunRecord
@@ -136,124 +137,108 @@ def assemble(
     rank's shard of the data depends on it) and its dataset unchanged; every rank reads the
     checkpoint, so the run folder must be on a filesystem they share. `started`
     (time.monotonic()): when the user asked for it, where a `minutes` budget counts from."""
-    locks: list[RunLock] = []
+    builder = _JobBuilder(hooks or JobHooks(), dist, runs_dir or paths.runs_dir(), started)
     try:
-        job = _assemble(
-            spec, resume, changes, runs_dir, hooks, dist, vocab_dir, locks, started, further
-        )
+        if resume is not None:
+            return builder.resumed(builder.resumable(resume, changes or {}), further)
+        if spec is None:
+            raise ValueError("assemble() needs a spec or a run to resume")
+        return builder.new(spec, vocab_dir)
     except BaseException:
-        for lock in locks:
-            lock.release()
+        builder.release()
         raise
-    job.lock = locks[0] if locks else None
-    return job
 
 
-def _assemble(
-    spec: TrainSpec | None,
-    resume: str | None,
-    changes: dict[str, Any] | None,
-    runs_dir: Path | None,
-    hooks: JobHooks | None,
-    dist: Distributed,
-    vocab_dir: str | None,
-    locks: list[RunLock],
-    started: float | None,
-    further_text: str | None = None,
-) -> TrainingJob:
-    hooks = hooks or JobHooks()
-    runs_dir = runs_dir or paths.runs_dir()
-    run: Run | None = None
-    ckpt: Checkpoint | None = None
-    if resume is not None:
-        run, spec, ckpt, mcfg, context_length, vocab_dir = _resumable(
-            resume, runs_dir, changes or {}, dist, locks
-        )
-    elif spec is None:
-        raise ValueError("assemble() needs a spec or a run to resume")
-    settings.check(spec.model)
-    spec.train.validate()
-    cfg = spec.train
-    source = inspect_source(spec.data, cfg.text_field)  # a bad path is the first thing to say
-    if source.skipped and hooks.notice is not None:
-        hooks.notice(source.skipped_line())
-    if run is not None:
-        tokenizer = run_tokenizer(run, vocab_dir)
-        assert ckpt is not None
-        ckpt.check_tokenizer(tokenizer.name)
-    elif spec.init_from:  # the model's own tokenizer: its weights were trained with it
-        ckpt, tokenizer = _open_init(spec.init_from, runs_dir, vocab_dir)
-    else:
-        tokenizer = tokenizer_for(
-            spec.model.tokenizer, source, cfg.train_ratio, vocab_dir, hooks.progress, hooks.notice
-        )
-    if run is not None and source.sha256 != run.record().dataset.sha256:
-        raise TuiGptError(
-            f"the dataset of run {run.id} ({spec.data}) has changed since the run began"
-        )
-    # A resumed run keeps the runtime `auto` chose when it began (the fastest one then):
-    # measured again, a busy moment could switch a run's numerics halfway.
-    began = _began_with(run) if run is not None and cfg.precision == "auto" and (
-        "precision" not in (changes or {})) else None  # fmt: skip
-    pinned = began[0] if began else None
-    runtime = runtime_for(replace(cfg, precision=pinned) if pinned else cfg, dist)
-    if began:
-        runtime = replace(runtime, fp32_attention=began[1])
-    room = memory.available(runtime.device.type)
-    if room is not None and runtime.device.type == "cpu":
-        room //= dist.local_world  # ranks on one machine share it
+@dataclass(frozen=True)
+class _Resumable:
+    """A run to continue, every one of its files read and checked (none written yet)."""
 
-    def tokenized() -> PreparedData:
-        with dist.main_first():  # one tokenization into the shared cache, not one per rank
-            return prepare(
-                source, tokenizer, cfg.train_ratio, progress=hooks.progress, notice=hooks.notice
-            )
+    run: Run
+    spec: TrainSpec  # its data and training settings, with the changes asked for
+    ckpt: Checkpoint  # its latest
+    model: GPTConfig
+    context_length: int
+    vocab_dir: str | None
+    changes: dict[str, Any]
 
-    data: PreparedData | None = None
-    sized = ""
-    if run is None and not spec.init_from and (spec.model.preset == AUTO or cfg.epochs is None):
-        data = tokenized()  # what the budget buys depends on the text's length
-        sizing = size(spec.model, cfg, tokenizer.vocab_size, data, runtime,
-                      _seconds_left(cfg, started), room=room, alone=not dist.enabled)  # fmt: skip
-        spec, sized = replace(spec, model=sizing.choice, train=sizing.train), sizing.line()
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What a training reads and runs on, settled before anything is allocated."""
+
+    spec: TrainSpec
+    tokenizer: Tokenizer
+    runtime: Runtime
+    room: int | None  # bytes free where the training allocates (None: unknown)
+    data: Callable[[], PreparedData]  # the tokenized text (once, shared by the ranks)
+
+
+class _JobBuilder:
+    """Builds one TrainingJob, new (`new`) or resumed (`resumed`), step by step. It holds
+    the run lock it takes until the job owns it, so a failure anywhere can let it go
+    (`release`)."""
+
+    def __init__(
+        self, hooks: JobHooks, dist: Distributed, runs_dir: Path, started: float | None
+    ) -> None:
+        self.hooks, self.dist, self.runs_dir, self.started = hooks, dist, runs_dir, started
+        self.lock: RunLock | None = None  # the run's, once taken
+        self._log: EventLog | None = None  # the run's events.jsonl (rank 0)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+    def _take(self, run: Run) -> None:
+        self.lock = RunLock(run).acquire()
+
+    # ----------------------------------------------------------------------- a new run
+
+    def new(self, spec: TrainSpec, vocab_dir: str | None) -> TrainingJob:
+        source = self._checked(spec)
+        base: Checkpoint | None = None
+        if spec.init_from:  # the model's own tokenizer: its weights were trained with it
+            base, tokenizer = _open_init(spec.init_from, self.runs_dir, vocab_dir)
+        else:
+            tokenizer = tokenizer_for(spec.model.tokenizer, source, spec.train.train_ratio,
+                                      vocab_dir, self.hooks.progress, self.hooks.notice)  # fmt: skip
+        inputs = self._inputs(spec, source, tokenizer, self._runtime(spec.train))
+        prepared: PreparedData | None = None
+        sized = ""
         cfg = spec.train
-    elif run is None and cfg.epochs is None:  # another model's weights: their shape is given
-        cfg = replace(cfg, epochs=PLAIN_EPOCHS)
-        spec = replace(spec, train=cfg)
-    if run is None:
-        mcfg, context_length = _model_shape(spec.model, tokenizer.vocab_size, ckpt)
-    # Before tokenizing or allocating anything: will it fit?
-    problem = memory.check(mcfg, memory.shape(cfg, context_length, runtime, mcfg), room)
-    if problem:
-        raise TuiGptError(problem)
-    if data is None:
-        data = tokenized()
-    loaders = make_loaders(
-        data, context_length, cfg.batch_size, cfg.stride, cfg.seed, dist.rank, dist.world, cfg.grad_accum
-    )
-    resumed_with: list[str] = []  # settings changed on this resume, as "--lr 0.0004 -> 0.001"
-    if run is not None and ckpt is not None:
-        cfg = _continued(run, ckpt, cfg, len(loaders.train), further_text, dist, resumed_with)
+        if not spec.init_from and (spec.model.preset == AUTO or cfg.epochs is None):
+            prepared = inputs.data()  # what the budget buys depends on the text's length
+            sizing = size(spec.model, cfg, tokenizer.vocab_size, prepared, inputs.runtime,
+                          _seconds_left(cfg, self.started), room=inputs.room,
+                          alone=not self.dist.enabled)  # fmt: skip
+            spec, sized = replace(spec, model=sizing.choice, train=sizing.train), sizing.line()
+        elif cfg.epochs is None:  # another model's weights: their shape is given
+            spec = replace(spec, train=replace(cfg, epochs=PLAIN_EPOCHS))
+        inputs = replace(inputs, spec=spec)
+        mcfg, context_length = _model_shape(spec.model, tokenizer.vocab_size, base)
+        self._check_memory(inputs, mcfg, context_length)
+        data = prepared if prepared is not None else inputs.data()
+        loaders = self._loaders(data, context_length, spec.train)
+        model = self._model(mcfg, spec.train, inputs.runtime, base)
+        run = None
+        if self.dist.is_main:
+            run = self._create_run(spec, data, tokenizer, mcfg, context_length, base, vocab_dir)
+        trainer = self._trainer(run, model, inputs, loaders, spec.train)
+        if sized:  # in the run's events, so its history says what `auto` chose and why
+            trainer.emit(Notice, message=sized)
+        return self._job(run, trainer, data)
 
-    with GLOBAL_RNG:  # no step-time measurement in another thread meanwhile
-        torch.manual_seed(cfg.seed)  # as the reference: the seed fixes the initial weights too
-        try:
-            model = GPT(mcfg)
-        except (RuntimeError, torch.OutOfMemoryError) as exc:
-            raise out_of_memory(exc) or exc from None
-    if ckpt is not None and run is None:
-        ckpt.load_model(model)  # init_from: its weights are the starting point
-    model.to(runtime.device)
-    if dist.enabled:
-        torch.manual_seed(cfg.seed + dist.rank)  # same weights, different dropout per rank
-    if dist.is_main and run is None:
-        run = create_run(
-            runs_dir, data.source.name, _record(spec, data, mcfg, context_length, vocab_dir, ckpt, dist)
-        )
-        locks.append(RunLock(run).acquire())
+    def _create_run(
+        self, spec: TrainSpec, data: PreparedData, tokenizer: Tokenizer, mcfg: GPTConfig,
+        context_length: int, base: Checkpoint | None, vocab_dir: str | None,
+    ) -> Run:  # fmt: skip
+        """The run folder: run.json, its lock, its copy of a trained tokenizer, settings.json."""
+        record = _record(spec, data, mcfg, context_length, vocab_dir, base, self.dist)
+        run = create_run(self.runs_dir, data.source.name, record)
+        self._take(run)
         if isinstance(tokenizer, BPETokenizer):  # the run keeps its own copy
             atomic_copy(tokenizer.path, run.path / TOKENIZER_FILE)
-        if ckpt is not None:  # settings.json says what trains: the model it starts from
+        if base is not None:  # settings.json says what trains: the model it starts from
             copy = run.path / TOKENIZER_FILE if isinstance(tokenizer, BPETokenizer) else None
             model_choice = ModelChoice.describing(
                 mcfg, str(copy or tokenizer.name), spec.model.context_length, spec.model.dropout
@@ -263,31 +248,157 @@ def _assemble(
         # on the same file, never on whatever sits at a relative path there.
         spec = replace(spec, data=str(Path(spec.data).expanduser().resolve()))
         spec.write(run.path / SETTINGS_FILE)
-    own = run if dist.is_main else None
-    control = hooks.control or TrainerControl()
+        return run
 
-    def cannot_write(exc: OSError) -> None:
-        if own is not None and not own.path.is_dir():  # deleted: say so, whichever write saw it
-            control.stop(f"the run folder {own.path} was deleted; stopping")
-            return
-        control.stop(f"cannot write to the run folder ({exc.strerror or exc}); stopping")
+    # ------------------------------------------------------------------- a resumed run
 
-    log = EventLog(own, cannot_write) if own is not None else None
-    output = RunOutput(
-        own.checkpoints if own else None, [log, *hooks.sinks] if log else [], own.id if own else ""
-    )
-    if pinned:  # recorded as "auto" (above), trained as it began
-        cfg = replace(cfg, precision=pinned)
-    trainer = Trainer(model, loaders, tokenizer, cfg, runtime, output, control, dist, started)
-    if sized:  # in the run's events, so its history says what `auto` chose and why
-        trainer.emit(Notice, message=sized)
-    if resume is not None and ckpt is not None:
-        restore(trainer, ckpt)
+    def resumable(self, ref: str, changes: dict[str, Any]) -> _Resumable:
+        """The run `ref` names, locked and checked, to continue with `changes`."""
+        fixed = [s for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
+        if fixed:
+            raise TuiGptError(
+                f"{', '.join(s.option for s in fixed)} cannot change when resuming "
+                f"({fixed[0].fixed})"
+            )
+        run = find_run(ref, self.runs_dir)
+        info = run.record()
+        if self.dist.is_main:
+            ensure_not_live(run)  # a heartbeat from another machine, where the lock cannot tell
+            self._take(run)
+        if info.world_size != self.dist.world:
+            raise TuiGptError(
+                f"run {run.id} was trained by {info.world_size} process(es); resume it with "
+                f"the same number (now {self.dist.world})"
+            )
+        ckpt = _latest_checkpoint(run, info)
+        # Every run file is read and checked before any is written: a damaged one stops the
+        # resume with the run as it was.
+        run.status()
+        next(read_events(run.events_path), None)  # a link or a FIFO in its place is refused
+        if os.path.lexists(run.best):  # saved over as the run improves: a checkpoint
+            Checkpoint(run.best)
+        mcfg = info.model_config()
+        cfg = replace(info.train_config(), **changes)
+        cfg.validate()
+        TrainSpec.read(run.path / SETTINGS_FILE)
+        sweep_temporaries(run.checkpoints)
+        # The model's own shape (a preset, or the init_from model's) decides; the preset
+        # name is only a label here.
+        model = ModelChoice(tokenizer=info.tokenizer, context_length=info.context_length)
+        spec = TrainSpec(data=info.data_path, model=model, train=cfg)
+        window = info.context_length or mcfg.context_length
+        return _Resumable(run, spec, ckpt, mcfg, window, info.vocab_dir, changes)
+
+    def resumed(self, r: _Resumable, further_text: str | None) -> TrainingJob:
+        source = self._checked(r.spec)
+        tokenizer = run_tokenizer(r.run, r.vocab_dir)
+        r.ckpt.check_tokenizer(tokenizer.name)
+        if source.sha256 != r.run.record().dataset.sha256:
+            raise TuiGptError(
+                f"the dataset of run {r.run.id} ({r.spec.data}) has changed since the run began"
+            )
+        # A resumed run keeps the runtime `auto` chose when it began (the fastest one then):
+        # measured again, a busy moment could switch a run's numerics halfway.
+        cfg = r.spec.train
+        began = _began_with(r.run) if cfg.precision == "auto" and (
+            "precision" not in r.changes) else None  # fmt: skip
+        runtime = self._runtime(replace(cfg, precision=began[0]) if began else cfg)
+        if began:
+            runtime = replace(runtime, fp32_attention=began[1])
+        inputs = self._inputs(r.spec, source, tokenizer, runtime)
+        self._check_memory(inputs, r.model, r.context_length)
+        data = inputs.data()
+        loaders = self._loaders(data, r.context_length, cfg)
+        cfg, resumed_with = _continued(r.run, r.ckpt, cfg, len(loaders.train), further_text,
+                                       self.dist)  # fmt: skip
+        if began:  # recorded as "auto" (above), trained as it began
+            cfg = replace(cfg, precision=began[0])
+        model = self._model(r.model, cfg, runtime)
+        trainer = self._trainer(r.run if self.dist.is_main else None, model, inputs, loaders, cfg)
+        restore(trainer, r.ckpt)
         if resumed_with:  # in the run's events, so its history says what changed and when
             trainer.emit(Notice, message="resumed with " + ", ".join(resumed_with))
-        if dist.enabled:  # the checkpoint holds rank 0's generator: give each rank its own
-            torch.manual_seed(cfg.seed + dist.rank + dist.world * trainer.state.steps_done)
-    return TrainingJob(own, trainer, data, log)
+        if self.dist.enabled:  # the checkpoint holds rank 0's generator: one per rank
+            torch.manual_seed(cfg.seed + self.dist.rank + self.dist.world * trainer.state.steps_done)
+        return self._job(r.run if self.dist.is_main else None, trainer, data)
+
+    # ------------------------------------------------------------------- either kind
+
+    def _checked(self, spec: TrainSpec) -> TextSource:
+        """The spec's settings checked and its data inspected: the first things to say."""
+        settings.check(spec.model)
+        spec.train.validate()
+        source = inspect_source(spec.data, spec.train.text_field)
+        if source.skipped and self.hooks.notice is not None:
+            self.hooks.notice(source.skipped_line())
+        return source
+
+    def _runtime(self, cfg: TrainConfig) -> Runtime:
+        return runtime_for(cfg, self.dist)
+
+    def _inputs(
+        self, spec: TrainSpec, source: TextSource, tokenizer: Tokenizer, runtime: Runtime
+    ) -> _Inputs:
+        room = memory.available(runtime.device.type)
+        if room is not None and runtime.device.type == "cpu":
+            room //= self.dist.local_world  # ranks on one machine share it
+        hooks, ratio = self.hooks, spec.train.train_ratio
+
+        def tokenized() -> PreparedData:
+            with self.dist.main_first():  # one tokenization into the shared cache
+                return prepare(source, tokenizer, ratio, progress=hooks.progress,
+                               notice=hooks.notice)  # fmt: skip
+
+        return _Inputs(spec, tokenizer, runtime, room, tokenized)
+
+    @staticmethod
+    def _check_memory(inputs: _Inputs, mcfg: GPTConfig, context_length: int) -> None:
+        """Before tokenizing or allocating anything: will it fit?"""
+        s = memory.shape(inputs.spec.train, context_length, inputs.runtime, mcfg)
+        problem = memory.check(mcfg, s, inputs.room)
+        if problem:
+            raise TuiGptError(problem)
+
+    def _loaders(self, data: PreparedData, context_length: int, cfg: TrainConfig) -> Loaders:
+        d = self.dist
+        return make_loaders(data, context_length, cfg.batch_size, cfg.stride, cfg.seed,
+                            d.rank, d.world, cfg.grad_accum)  # fmt: skip
+
+    def _model(
+        self, mcfg: GPTConfig, cfg: TrainConfig, runtime: Runtime, base: Checkpoint | None = None
+    ) -> GPT:
+        with GLOBAL_RNG:  # no step-time measurement in another thread meanwhile
+            torch.manual_seed(cfg.seed)  # as the reference: the seed fixes the initial weights
+            try:
+                model = GPT(mcfg)
+            except (RuntimeError, torch.OutOfMemoryError) as exc:
+                raise out_of_memory(exc) or exc from None
+        if base is not None:
+            base.load_model(model)  # init_from: its weights are the starting point
+        model.to(runtime.device)
+        if self.dist.enabled:
+            torch.manual_seed(cfg.seed + self.dist.rank)  # same weights, own dropout per rank
+        return model
+
+    def _trainer(
+        self, run: Run | None, model: GPT, inputs: _Inputs, loaders: Loaders, cfg: TrainConfig
+    ) -> Trainer:
+        control = self.hooks.control or TrainerControl()
+
+        def cannot_write(exc: OSError) -> None:
+            if run is not None and not run.path.is_dir():  # deleted: whichever write saw it
+                control.stop(f"the run folder {run.path} was deleted; stopping")
+                return
+            control.stop(f"cannot write to the run folder ({exc.strerror or exc}); stopping")
+
+        self._log = EventLog(run, cannot_write) if run is not None else None
+        sinks: list[Sink] = [self._log, *self.hooks.sinks] if self._log else []
+        output = RunOutput(run.checkpoints if run else None, sinks, run.id if run else "")
+        return Trainer(model, loaders, inputs.tokenizer, cfg, inputs.runtime, output, control,
+                       self.dist, self.started)  # fmt: skip
+
+    def _job(self, run: Run | None, trainer: Trainer, data: PreparedData) -> TrainingJob:
+        return TrainingJob(run, trainer, data, self._log, self.lock)
 
 
 def _seconds_left(cfg: TrainConfig, started: float | None) -> float | None:
@@ -301,10 +412,12 @@ def _began_with(run: Run) -> tuple[str, bool] | None:
     """The precision the run's latest training began with, and whether it kept attention
     in fp32 (its last run_started event), or None where none is recorded."""
     chosen = None
-    for event in run.events():
-        explicit = event.get("precision") in PRECISIONS and event.get("precision") != "auto"
-        if event.get("event") == "run_started" and explicit:
-            chosen = (event["precision"], event.get("fp32_attention") is True)
+    for line in run.events():
+        event = event_from_dict(line)
+        if isinstance(event, RunStarted) and event.precision in PRECISIONS and (
+            event.precision != "auto"
+        ):
+            chosen = (event.precision, event.fp32_attention is True)
     return chosen
 
 
@@ -320,63 +433,14 @@ def out_of_memory(exc: BaseException) -> TuiGptError | None:
     return TuiGptError(f"out of memory:{asked} use a smaller batch size, context length or preset")
 
 
-def _resumable(
-    ref: str, runs_dir: Path, changes: dict[str, Any], dist: Distributed, locks: list[RunLock]
-) -> tuple[Run, TrainSpec, Checkpoint, GPTConfig, int, str | None]:
-    fixed = [s for s in settings.specs(TrainConfig) if not s.on_resume and s.name in changes]
-    if fixed:
-        raise TuiGptError(
-            f"{', '.join(s.option for s in fixed)} cannot change when resuming ({fixed[0].fixed})"
-        )
-    run = find_run(ref, runs_dir)
-    info = run.record()
-    if dist.is_main:
-        ensure_not_live(run)  # a heartbeat from another machine, where the lock cannot tell
-        locks.append(RunLock(run).acquire())
-    if info.world_size != dist.world:
-        raise TuiGptError(
-            f"run {run.id} was trained by {info.world_size} process(es); resume it with the "
-            f"same number (now {dist.world})"
-        )
-    if not run.latest.is_file():
-        raise TuiGptError(f"run {run.id} has no latest checkpoint to resume from")
-    ckpt = Checkpoint(run.latest)
-    try:
-        ckpt.verify()
-    except TuiGptError as exc:
-        other = ""
-        if run.best.is_file():
-            with contextlib.suppress(TuiGptError):
-                Checkpoint(run.best).verify()
-                other = (f". Its best weights are intact: tui-gpt train {info.data_path or 'DATA'} "
-                         f"--init-from {run.best} starts a new run from them")  # fmt: skip
-        raise TuiGptError(f"{exc}{other}") from None
-    # Every run file is read and checked before any is written: a damaged one stops the
-    # resume with the run as it was.
-    run.status()
-    next(read_events(run.events_path), None)  # a link or a FIFO in its place is refused
-    if os.path.lexists(run.best):  # saved over as the run improves: it must be a checkpoint
-        Checkpoint(run.best)
-    mcfg = info.model_config()
-    cfg = replace(info.train_config(), **changes)
-    cfg.validate()
-    TrainSpec.read(run.path / SETTINGS_FILE)
-    sweep_temporaries(run.checkpoints)
-    # The model's own shape (a preset, or the init_from model's) decides; the preset name is
-    # only a label here.
-    model = ModelChoice(tokenizer=info.tokenizer, context_length=info.context_length)
-    spec = TrainSpec(data=info.data_path, model=model, train=cfg)
-    return run, spec, ckpt, mcfg, info.context_length or mcfg.context_length, info.vocab_dir
-
-
 def _continued(
     run: Run, ckpt: Checkpoint, cfg: TrainConfig, per_epoch: int, further_text: str | None,
-    dist: Distributed, resumed_with: list[str],
-) -> TrainConfig:  # fmt: skip
-    """The settings a resumed run trains on: `cfg`, trained `further` if asked. A resume
-    that would train nothing is refused with the command that trains more; otherwise what
-    changed is kept in the run's files (a later --resume continues with it) and said in
-    `resumed_with`."""
+    dist: Distributed,
+) -> tuple[TrainConfig, list[str]]:  # fmt: skip
+    """The settings a resumed run trains on: `cfg`, trained `further` if asked, and what
+    changed ("--lr 0.0004 -> 0.001"). A resume that would train nothing is refused with the
+    command that trains more; otherwise what changed is kept in the run's files (a later
+    --resume continues with it)."""
     done = ckpt.steps_done or 0
     if further_text is not None:
         try:
@@ -393,18 +457,36 @@ def _continued(
         )
     info = run.record()
     before = info.train_config()
-    resumed_with.extend(
+    resumed_with = [
         f"{spec.option} {spec.show(getattr(before, spec.name)) or 'off'} -> "
         f"{spec.show(getattr(cfg, spec.name)) or 'off'}"
         for spec in settings.specs(TrainConfig)
         if getattr(before, spec.name) != getattr(cfg, spec.name)
-    )
+    ]
     if dist.is_main:  # a later --resume continues with these epochs / max steps
         saved = TrainSpec.read(run.path / SETTINGS_FILE)
         run.write_record(replace(info, train=cfg.to_dict()))
         if saved is not None:
             replace(saved, train=cfg).write(run.path / SETTINGS_FILE)
-    return cfg
+    return cfg, resumed_with
+
+
+def _latest_checkpoint(run: Run, info: RunRecord) -> Checkpoint:
+    """The run's latest checkpoint, verified; a damaged one says whether its best is intact."""
+    if not run.latest.is_file():
+        raise TuiGptError(f"run {run.id} has no latest checkpoint to resume from")
+    ckpt = Checkpoint(run.latest)
+    try:
+        ckpt.verify()
+    except TuiGptError as exc:
+        other = ""
+        if run.best.is_file():
+            with contextlib.suppress(TuiGptError):
+                Checkpoint(run.best).verify()
+                other = (f". Its best weights are intact: tui-gpt train {info.data_path or 'DATA'} "
+                         f"--init-from {run.best} starts a new run from them")  # fmt: skip
+        raise TuiGptError(f"{exc}{other}") from None
+    return ckpt
 
 
 def _model_shape(

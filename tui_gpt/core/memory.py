@@ -70,25 +70,25 @@ class Estimate:
         return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "total": self.total}
 
 
-def shape(cfg: TrainConfig, context_length: int, runtime: Runtime, model: GPTConfig) -> Shape:
+def shape(train: TrainConfig, context_length: int, runtime: Runtime, model: GPTConfig) -> Shape:
     """The shape of a training with these settings on this runtime."""
     return Shape(
-        batch_size=cfg.batch_size,
+        batch_size=train.batch_size,
         context_length=context_length,
         precision=runtime.precision,
-        checkpointing=cfg.activation_checkpointing,
+        checkpointing=train.activation_checkpointing,
         dropout=model.dropout > 0,
         cpu=runtime.device.type == "cpu",
-        accumulating=cfg.grad_accum > 1,
+        accumulating=train.grad_accum > 1,
     )
 
 
-def _block_activation_bytes(cfg: GPTConfig, s: Shape) -> int:
+def _block_activation_bytes(model: GPTConfig, s: Shape) -> int:
     """Bytes autograd keeps for one block's backward, per micro-batch."""
     a = 2 if s.precision == "bf16" else 4  # the autocast type of matmul inputs and outputs
-    btc = s.batch_size * s.context_length * cfg.emb_dim
+    btc = s.batch_size * s.context_length * model.emb_dim
     per_token: float
-    if cfg.arch == "gpt2":
+    if model.arch == "gpt2":
         # Residual stream into both norms (fp32), both norms' outputs, q/k/v, the attention
         # output, the MLP's 4C input to GELU and its output: 2x4 + (1 + 3 + 1 + 1 + 4 + 4) x a.
         per_token = 8 + 14 * a
@@ -96,9 +96,9 @@ def _block_activation_bytes(cfg: GPTConfig, s: Shape) -> int:
         # The same for llama's shapes, per C: both norms' outputs (2), q/k/v ((H + 2 KV) / H),
         # the rotated (and, with QK-norm, normed) queries and keys ((H + KV) / H each), the
         # attention output (1), SwiGLU's gate and up (2F / C), silu(gate) and the product.
-        heads = (cfg.n_heads + 2 * cfg.kv_heads) / cfg.n_heads
-        rotated = (cfg.n_heads + cfg.kv_heads) / cfg.n_heads * (2 if cfg.qk_norm else 1)
-        per_token = 8 + a * (3 + heads + rotated + 4 * cfg.ff_width / cfg.emb_dim)
+        heads = (model.n_heads + 2 * model.kv_heads) / model.n_heads
+        rotated = (model.n_heads + model.kv_heads) / model.n_heads * (2 if model.qk_norm else 1)
+        per_token = 8 + a * (3 + heads + rotated + 4 * model.ff_width / model.emb_dim)
     total = int(btc * per_token)
     if s.dropout:
         total += btc * 2  # the two residual dropout masks (1 byte each)
@@ -106,36 +106,36 @@ def _block_activation_bytes(cfg: GPTConfig, s: Shape) -> int:
             # On a CPU attention with dropout is written out (core/model.py): it keeps the
             # probabilities (B, H, T, T), the dropout mask and the dropped probabilities.
             # Elsewhere a fused kernel keeps only per-row statistics.
-            bhtt = s.batch_size * cfg.n_heads * s.context_length**2
+            bhtt = s.batch_size * model.n_heads * s.context_length**2
             total += bhtt * (2 * a + 1)
     return total
 
 
-def estimate(cfg: GPTConfig, s: Shape) -> Estimate:
+def estimate(model: GPTConfig, s: Shape) -> Estimate:
     """The peak memory of training this model at this shape, in bytes, by part."""
-    params = count_params(cfg)
+    params = count_params(model)
     bt = s.batch_size * s.context_length
-    block = _block_activation_bytes(cfg, s)
+    block = _block_activation_bytes(model, s)
     # The backward pass of a block makes gradients of its activations: about one block's
     # worth more at a time. With checkpointing, only each block's fp32 input is kept, and
     # one block is recomputed at a time.
     if s.checkpointing:
-        activations = cfg.n_layers * bt * cfg.emb_dim * 4 + 2 * block
+        activations = model.n_layers * bt * model.emb_dim * 4 + 2 * block
     else:
-        activations = (cfg.n_layers + 1) * block
-    activations += bt * cfg.emb_dim * (4 + 4)  # embeddings' sum and the final norm
+        activations = (model.n_layers + 1) * block
+    activations += bt * model.emb_dim * (4 + 4)  # embeddings' sum and the final norm
     a = 2 if s.precision == "bf16" else 4
-    logits = bt * cfg.vocab_rows * a * 2  # the logits and their gradient
+    logits = bt * model.vocab_rows * a * 2  # the logits and their gradient
     if not s.cpu:
-        logits += bt * cfg.vocab_size * 4 * 2  # F.cross_entropy's fp32 copy, log-probs
+        logits += bt * model.vocab_size * 4 * 2  # F.cross_entropy's fp32 copy, log-probs
     elif s.precision == "bf16":
         # CPU autocast runs the loss in fp32: its log-probs (the copy's lifetime is shorter
         # there: measured peaks sit between one fp32 tensor more and two).
-        logits += bt * cfg.vocab_size * 4
+        logits += bt * model.vocab_size * 4
     if s.accumulating:
         # A gradient computed while one is held is added to it: the largest ones (the
         # embedding's and the head's, V x C) exist twice for a moment, with a bf16 copy.
-        activations += cfg.vocab_rows * cfg.emb_dim * (4 + 4 + 2)
+        activations += model.vocab_rows * model.emb_dim * (4 + 4 + 2)
     return Estimate(
         weights=params * 4,
         grads=params * 4,
@@ -200,20 +200,20 @@ def largest(fits: Callable[[int], bool], start: int) -> int:
     return lo
 
 
-def check(cfg: GPTConfig, s: Shape, room: int | None) -> str | None:
+def check(model: GPTConfig, s: Shape, room: int | None) -> str | None:
     """None when the training fits in `room` bytes (or nothing is known of the room);
     otherwise one line: how much it needs, how much there is, and what would fit."""
     if room is None:
         return None
-    need = estimate(cfg, s).total
+    need = estimate(model, s).total
     if need <= room:
         return None
     what = f"training needs about {size(need)} and {size(room)} is free"
-    if estimate(cfg, replace(s, batch_size=1, context_length=1)).total > room:
+    if estimate(model, replace(s, batch_size=1, context_length=1)).total > room:
         return f"{what}: the model alone does not fit; choose a smaller preset"
 
     def fits(**change: Any) -> bool:
-        return estimate(cfg, replace(s, **change)).total <= room
+        return estimate(model, replace(s, **change)).total <= room
 
     options = []
     b = largest(lambda n: fits(batch_size=n), s.batch_size)

@@ -21,12 +21,11 @@ from typing import Protocol
 
 from tui_gpt import environment, paths
 from tui_gpt.core import process
+from tui_gpt.core.config import FIT
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.reading import read_plain
 
 EOT_TEXT = "<|endoftext|>"
-FIT = "fit"  # a BPE fitted to the run's own data when it starts (core/bpe.py)
-TOKENIZERS = ("gpt2", "byte", FIT)
 
 # GPT-2's pre-tokenizer pattern (the same regex tiktoken uses for its `gpt2` encoding).
 _GPT2_PATTERN = (

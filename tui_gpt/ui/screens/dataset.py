@@ -42,6 +42,7 @@ from tui_gpt.core.bpe import (
 from tui_gpt.core.config import (
     AUTO,
     RECIPES,
+    TOKENIZERS,
     ModelChoice,
     TrainConfig,
     TrainSpec,
@@ -57,7 +58,6 @@ from tui_gpt.core.fsutil import atomic_write_text
 from tui_gpt.core.jobs import runtime_for
 from tui_gpt.core.reading import read_json
 from tui_gpt.core.sizing import size, window
-from tui_gpt.core.tokenizer import TOKENIZERS
 from tui_gpt.ui.host import host
 from tui_gpt.ui.messages import (
     PlanReady,
