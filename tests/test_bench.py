@@ -26,7 +26,8 @@ def test_bench_train_generate_and_data_report_their_fields():
     # Without --context-length, a preset's own (nano's is 64; only gpt2-small, the seed
     # configuration, is timed at the reference's 256).
     small = run_cli("bench", "train", "--preset", "nano", "--steps", "1", "--tokenizer", "byte",
-                    "--optimizer", "muon", "--arch", "llama", "--json")  # fmt: skip
+                    "--optimizer", "muon", "--arch", "llama", "--precision", "fp32",
+                    "--json")  # fmt: skip
     assert small.returncode == 0, small.stderr
     facts = json.loads(small.stdout)
     assert (facts["vocab_size"], facts["context_length"], facts["optimizer"]) == (257, 64, "muon")

@@ -457,8 +457,9 @@ class TuiGptApp(App):
             self._signal_loop.call_soon_threadsafe(self.exit)
         if hangup:
             # The checkpoint is safe. With the terminal gone the UI may be unable to wind
-            # down; never linger as an orphan process.
-            time.sleep(10)
+            # down (its writes to the dead terminal can block); never linger as an orphan
+            # process: a few seconds for a normal exit, then none.
+            time.sleep(3)
             process.exit_now(0)
 
     def on_unmount(self) -> None:
