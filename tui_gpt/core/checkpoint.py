@@ -184,8 +184,8 @@ class Checkpoint:
         evaluated), "best" (imported weights: no training here). `short`: "val 4.321"."""
         state = self.train_state if isinstance(self.train_state, dict) else {}
         parts = [self.path.stem]
-        done = state.get("steps_done")
-        if isinstance(done, int) and done > 0:
+        done = self.steps_done
+        if done is not None and done > 0:
             parts.append(f"step {done - 1:,}")
         val = self.json("val_loss")
         if val is None and self.path.stem == "best":  # saved when it was the best so far

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui_gpt.core.config import further
 from tui_gpt.core.errors import TuiGptError
-from tui_gpt.core.events import count
+from tui_gpt.core.events import RunStarted, count, event_from_dict
 from tui_gpt.core.experiments import describe, details
 from tui_gpt.core.export import Format, default_out, export
 from tui_gpt.core.runs import Run, RunSummary, delete_run, list_runs, read_events, set_label
@@ -282,9 +282,10 @@ class RunsScreen(Screen):
         except TuiGptError as exc:
             self.notify(f"Cannot read this run's settings: {exc}", severity="error")
             return
-        first = next((e for e in read_events(run.events_path) if e.get("event") == "run_started"), {})
-        per_epoch = first.get("train_batches", 0)
-        if not isinstance(per_epoch, int) or per_epoch <= 0:
+        started = (event_from_dict(line) for line in read_events(run.events_path))
+        first = next((e for e in started if isinstance(e, RunStarted)), None)
+        per_epoch = first.train_batches if first is not None else 0
+        if per_epoch <= 0:
             self.notify("This run never started training; resume it instead", severity="warning")
             return
 
