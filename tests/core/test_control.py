@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import wait_until
-from tests.core.test_trainer import config, start
+from tests.trainings import config, start
 from tui_gpt.core import control
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.jobs import assemble

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import SAMPLES, run_cli
-from tests.core.test_trainer import config, start
+from tests.trainings import config, start
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.evaluation import score
 from tui_gpt.core.loss import token_byte_lengths

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.conftest import NIGHT_KITCHEN, ROOT, run_cli, wait_until
-from tests.core.test_trainer import config, start
+from tests.trainings import config, start
 from tui_gpt.core import checkpoint, control, data
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import model_config

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.conftest import NIGHT_KITCHEN
-from tests.core.test_trainer import Recorder, config
+from tests.trainings import Recorder, config
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import RECIPES, ModelChoice, TrainConfig, TrainSpec
 from tui_gpt.core.events import (

@@ -2,7 +2,7 @@
 
 import torch
 
-from tests.core.test_trainer import config, start
+from tests.trainings import config, start
 from tui_gpt.core.config import model_config
 from tui_gpt.core.loss import loader_loss
 from tui_gpt.core.model import GPT

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import run_cli
-from tests.core.test_trainer import config, start
+from tests.trainings import config, start
 from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.experiments import details
 from tui_gpt.core.jobs import assemble

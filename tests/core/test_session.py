@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from tests.conftest import NIGHT_KITCHEN
-from tests.core.test_trainer import config
+from tests.trainings import config
 from tui_gpt.core.config import ModelChoice, TrainSpec
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.events import Event, Step

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tests.conftest import NIGHT_KITCHEN
+from tests.trainings import Recorder, config, start
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.config import RECIPES, ModelChoice, TrainConfig, TrainSpec
 from tui_gpt.core.errors import TuiGptError
@@ -12,41 +13,6 @@ from tui_gpt.core.events import CheckpointSaved, Eval, Event, Notice, Sample, St
 from tui_gpt.core.jobs import JobHooks, assemble
 from tui_gpt.core.sampling import load_for_sampling
 from tui_gpt.core.trainer import TrainerControl, TrainingDiverged
-
-
-def config(**changes) -> TrainConfig:
-    base = dict(
-        epochs=3,
-        batch_size=8,
-        eval_freq=5,
-        eval_iter=2,
-        precision="fp32",
-        sample_tokens=10,
-        lr=1e-3,
-    )
-    base.update(changes)
-    return TrainConfig(**base)
-
-
-class Recorder:
-    def __init__(self, stop_after_step: int | None = None, control: TrainerControl | None = None):
-        self.events: list[Event] = []
-        self.stop_after_step, self.control = stop_after_step, control
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-        if isinstance(event, Step) and event.step == self.stop_after_step:
-            self.control.stop("test stop")
-
-    def of(self, kind):
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-def start(runs_dir, cfg, sinks=(), control=None):
-    # The project's own text, byte tokens: 5,941 training tokens -> 92 windows of 64 -> 11
-    # batches of 8 per epoch; runs anywhere, no vocabulary to fetch.
-    spec = TrainSpec(str(NIGHT_KITCHEN), ModelChoice("nano", 64, "byte"), cfg)
-    return assemble(spec, runs_dir=runs_dir, hooks=JobHooks(list(sinks), control))
 
 
 def test_every_end_is_evaluated_so_best_is_never_older_than_the_last_save(runs_dir):

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from tests.conftest import NIGHT_KITCHEN, ROOT, run_cli, wait_until
-from tests.core.test_trainer import Recorder, config, start
+from tests.trainings import Recorder, config, start
 from tui_gpt.core import control, data, flops
 from tui_gpt.core.checkpoint import Checkpoint
 from tui_gpt.core.errors import TuiGptError

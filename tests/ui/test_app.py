@@ -976,7 +976,7 @@ async def test_the_runs_list_at_80x24_shows_a_live_runs_steps_best_and_dataset(r
 
 @pytest.mark.slow
 async def test_nothing_is_cut_at_80x24_and_the_dataset_list_is_usable(runs_dir, tmp_path):
-    from tests.core.test_trainer import config, start
+    from tests.trainings import config, start
     from tui_gpt.core.config import ModelChoice
     from tui_gpt.ui.screens.dataset import remember, remember_settings
 
