@@ -225,6 +225,8 @@ WRITES_RUN_A = {"eval", "resume", "label"}  # may write run A's own files when t
 
 
 @given(planted=damage(), verb=st.sampled_from(sorted(VERBS)))
+# Found by this test: a checkpoint whose train_state is a list broke `eval`'s step count.
+@example(planted=("checkpoints/best.safetensors", "header", [{"": None}]), verb="eval")
 def test_every_reading_verb_survives_any_damaged_run_file(pristine, tmp_path, planted, verb):
     work = Path(tempfile.mkdtemp(dir=tmp_path))  # one per example
     root = work / "root"

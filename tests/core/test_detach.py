@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT, SAMPLES, run_cli, wait_until
-from tests.ui.test_terminal import Tmux
+from tests.terminal import Tmux
 from tui_gpt.core.runs import Run, find_run, liveness
 
 DATA = str(SAMPLES / "the_night_kitchen.txt")

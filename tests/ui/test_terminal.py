@@ -7,43 +7,19 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, needs_gpt2
+from tests.terminal import Tmux
 
 # The quick start's defaults: the bundled samples with GPT-2's vocabulary.
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
     needs_gpt2,
 ]
-
-
-class Tmux:
-    def __init__(self, tmp: Path) -> None:
-        self.socket = str(tmp / "tmux.sock")
-
-    def __call__(self, *args: str) -> str:
-        result = subprocess.run(
-            ["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=30
-        )
-        return result.stdout
-
-    def screen(self) -> str:
-        return self("capture-pane", "-p", "-t", "app")
-
-    def wait_for(self, text: str, timeout: float = 120) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; screen was:\n{self.screen()}")
 
 
 @pytest.mark.slow

@@ -175,7 +175,8 @@ class Checkpoint:
     @property
     def steps_done(self) -> int | None:
         """Updates made before it was saved; None for weights that record none (imported)."""
-        done = (self.train_state or {}).get("steps_done")
+        state = self.train_state
+        done = state.get("steps_done") if isinstance(state, dict) else None  # damaged: none
         return done if isinstance(done, int) and not isinstance(done, bool) else None
 
     def describe(self, short: bool = False) -> str:
