@@ -116,11 +116,6 @@ class DatasetRecord:
             text_field=f.opt_text("text_field"),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"files": list(self.files), "sha256": self.sha256, "chars": self.chars,
-                "tokens": self.tokens, "train_ratio": self.train_ratio,
-                "text_field": self.text_field}  # fmt: skip
-
 
 # run.json's format: 1 names the training window `context_length` (0, before the format was
 # written, called it `seq_len`; it is still read).
@@ -182,17 +177,8 @@ class RunRecord:
         )
 
     def to_json(self) -> str:
-        """The file's text: every field, and the keys read that this version does not know."""
-        fields = {
-            "format": RUN_FORMAT, "id": self.id, "created": self.created, "preset": self.preset,
-            "label": self.label, "dataset": self.dataset.to_dict(), "data_path": self.data_path,
-            "tokenizer": self.tokenizer, "vocab_dir": self.vocab_dir, "model": self.model,
-            "context_length": self.context_length, "train": self.train, "params": self.params,
-            "init_from": self.init_from, "imported_from": self.imported_from,
-            "world_size": self.world_size, "versions": self.versions,
-        }  # fmt: skip
-        unknown = {k: v for k, v in self.raw.items() if k not in fields and k != "seq_len"}
-        return json.dumps({**unknown, **fields}, indent=2)
+        """The file's text, in this version's format (`seq_len` becomes `context_length`)."""
+        return json.dumps(_with_unknown(self, format=RUN_FORMAT, seq_len=None), indent=2)
 
     def train_config(self) -> TrainConfig:
         """The run's TrainConfig; bad values are a DamagedFile."""
@@ -248,9 +234,7 @@ class StatusRecord:
         )
 
     def to_json(self) -> str:
-        """The file's text: every field, and the keys read that this version does not know."""
-        fields = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "raw"}
-        return json.dumps({**{k: v for k, v in self.raw.items() if k not in fields}, **fields})
+        return json.dumps(_with_unknown(self))
 
 
 # ----------------------------------------------------------------------------- scores.json
@@ -310,6 +294,14 @@ class ProcessRecord:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+
+def _with_unknown(record: Any, **changes: Any) -> dict[str, Any]:
+    """A record's JSON form: its fields (`changes` made; None drops a key) after the keys it
+    was read with that this version does not know (a newer tui-gpt's), kept as they were."""
+    fields = {k: v for k, v in asdict(record).items() if k not in ("where", "raw")}
+    merged = {**{k: v for k, v in record.raw.items() if k not in fields}, **fields, **changes}
+    return {k: v for k, v in merged.items() if not (k in changes and v is None)}
 
 
 def read_record(path: Path, parse: Callable[[Any, str], T]) -> T | None:
