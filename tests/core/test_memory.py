@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -23,6 +24,20 @@ def test_the_estimate_adds_up_its_parts_and_grows_with_each_setting():
     assert fp32.activations > base.activations and fp32.weight_copies == 0
     saved = estimate(cfg, Shape(2, 256, "bf16", checkpointing=True))
     assert saved.activations < base.activations / 3 and saved.weights == base.weights
+
+
+def test_sharded_processes_each_hold_a_share_of_the_state_and_a_layer_whole():
+    cfg = model_config("gpt2-xl", 50257, 1024)
+    s = Shape(1, 1024, "bf16")
+    whole, four = estimate(cfg, s), estimate(cfg, replace(s, shards=4))
+    p = count_params(cfg)
+    assert four.optimizer == 8 * -(-p // 4)
+    state = [e.weights + e.grads + e.optimizer for e in (whole, four)]
+    assert 0.25 * state[0] < state[1] < 0.35 * state[0]  # a quarter, and what is gathered
+    assert (four.activations, four.logits) == (whole.activations, whole.logits)
+    # The check before a training starts knows it: room between the two fits only shards.
+    room = (whole.total + four.total) // 2
+    assert check(cfg, s, room) is not None and check(cfg, replace(s, shards=4), room) is None
 
 
 def test_largest_finds_the_edge():

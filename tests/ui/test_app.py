@@ -7,6 +7,7 @@ import os
 import re
 import signal
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -419,8 +420,9 @@ async def test_watch_catches_up_on_a_long_run(runs_dir):
 
 
 async def test_every_setting_is_settable_from_the_forms(runs_dir):
-    """The dataset screen's form holds every model and training setting, the generator's
-    every sampling setting; each non-default value typed there is what they read."""
+    """The dataset screen's form holds every model and training setting (but those that
+    apply only under torchrun, which it keeps as it was shown them), the generator's every
+    sampling setting; each non-default value typed there is what they read."""
     from tests.conftest import other_value
     from tui_gpt.core.config import ModelChoice, SamplingConfig, TrainConfig
     from tui_gpt.core.settings import specs
@@ -431,8 +433,15 @@ async def test_every_setting_is_settable_from_the_forms(runs_dir):
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetScreen))
         form = app.screen.query_one(SettingsForm)
         expected = {}
+        for cls in (ModelChoice, TrainConfig):  # settings shown to the form, not in it
+            unshown = {spec.name: other_value(spec) for spec in specs(cls) if not spec.form}
+            assert not any(form.query(f"#{name}") for name in unshown)
+            form.show(replace(cls(), **unshown))
+            expected |= unshown
         for cls in (ModelChoice, TrainConfig):
             for spec in specs(cls):
+                if not spec.form:
+                    continue
                 expected[spec.name] = other_value(spec)
                 widget = form.query_one(f"#{spec.name}")
                 widget.value = (

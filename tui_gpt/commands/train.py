@@ -70,8 +70,9 @@ def add_parser(sub) -> None:
         description="Train a GPT on DATA, printing the step lines and a sample after each epoch. "
         "Ctrl+C saves a checkpoint and stops; --resume continues. With --detach the training "
         "runs in the background, safe from a dropped SSH session. Under torchrun "
-        "(torchrun --nproc_per_node=N -m tui_gpt train ...) it trains with "
-        "DistributedDataParallel; --batch-size is per process.",
+        "(torchrun --nproc_per_node=N -m tui_gpt train ...) every process trains on its "
+        "share of each batch, holding the whole model (--strategy ddp) or a shard of it "
+        "(--strategy fsdp); --batch-size is per process.",
         epilog="Terms in its output: "
         + "; ".join(f"{term}: {meaning}" for term, meaning in GLOSSARY.items()) + ".",
     )

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError, safe_open
 
+from tui_gpt.core.distributed import placed_like
 from tui_gpt.core.errors import DamagedFile, TuiGptError
 from tui_gpt.core.fsutil import atomic_write, disk_reason, file_identity, sweep_temporaries
 from tui_gpt.core.model import GPT
@@ -30,9 +32,13 @@ from tui_gpt.core.tensorfile import raw_bytes, write_safetensors
 class Optimizer(Protocol):
     """What a checkpoint needs of an optimizer (torch's, or core/optim.py's pair)."""
 
+    @property
+    def state(self) -> Mapping[torch.Tensor, dict[str, Any]]: ...
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
 
 FORMAT = "tui-gpt/1"
 
@@ -52,7 +58,18 @@ def save(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically. Weights only unless an optimizer is given."""
-    path = Path(path)
+    tensors, meta = contents(model, optimizer, train_state, extra)
+    return write(path, tensors, meta)
+
+
+def contents(
+    model: GPT,
+    optimizer: Optimizer | None = None,
+    train_state: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """What a checkpoint holds, before it is written: the tensors (a sharded model's as its
+    shards: core/distributed.py gathers them) and the header."""
     tensors = _model_tensors(model)
     meta: dict[str, str] = {"format": FORMAT, "model_config": json.dumps(model.cfg.to_dict())}
     if optimizer is not None:
@@ -69,8 +86,14 @@ def save(
         meta["train_state"] = json.dumps(train_state)
     for key, value in (extra or {}).items():
         meta[key] = json.dumps(value)
+    return tensors, meta
+
+
+def write(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Path:
+    """Write what `contents` made (whole tensors), checksummed, atomically."""
+    path = Path(path)
     cpu = {k: v.cpu() for k, v in tensors.items()}
-    meta["checksum"] = _checksum(cpu)
+    meta = {**meta, "checksum": _checksum(cpu)}
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_temporaries(path.parent)
     try:
@@ -208,7 +231,8 @@ class Checkpoint:
             raise TuiGptError(f"{self.path}: damaged tensor {key} ({exc})") from None
 
     def load_model(self, model: GPT) -> None:
-        """Copy the weights into `model`; a different shape or key set is a clear error."""
+        """Copy the weights into `model` (into this rank's shards of a sharded one); a
+        different shape or key set is a clear error."""
         expected = _model_tensors(model)
         found = {k for k in self.keys if k.startswith("model.")}
         missing, unexpected = set(expected) - found, found - set(expected)
@@ -226,7 +250,7 @@ class Checkpoint:
                         f"{self.path}: {key[6:]} has shape {tuple(value.shape)}, "
                         f"the model expects {tuple(target.shape)}"
                     )
-                params[key[6:]].copy_(value)
+                params[key[6:]].copy_(placed_like(value, params[key[6:]]))
 
     def check_shapes(self) -> None:
         """The tensors in the file have the shapes its configuration promises; checked on
@@ -262,6 +286,10 @@ class Checkpoint:
                     _, index, name = key.split(".", 2)
                     state.setdefault(int(index), {})[name] = self.tensor(key)
             optimizer.load_state_dict({"state": state, "param_groups": groups})
+            for param, fields in optimizer.state.items():  # a sharded model's: its shards
+                for name, value in fields.items():
+                    if torch.is_tensor(value) and value.shape == param.shape:
+                        fields[name] = placed_like(value, param)
         except (ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
             raise TuiGptError(f"{self.path}: optimizer state does not fit ({exc})") from None
 

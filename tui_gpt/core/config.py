@@ -29,6 +29,7 @@ FIT = "fit"  # a BPE fitted to the run's own data when it starts (core/bpe.py)
 TOKENIZERS = ("gpt2", "byte", FIT)  # by name; a tokenizer file is the other choice
 PRECISIONS = ("auto", "fp32", "bf16")
 OPTIMIZERS = ("adamw", "muon")  # core/optim.py
+STRATEGIES = ("auto", "ddp", "fsdp")  # several processes under torchrun (core/distributed.py)
 SCHEDULES = ("constant", "cosine", "wsd")  # the learning rate after warmup (core/optim.py)
 # Where a model can go (core/export.py) and the number formats each takes.
 EXPORT_FORMATS = ("hf", "gguf")
@@ -120,6 +121,7 @@ def count_params(cfg: GPTConfig) -> int:
 
 LLAMA = ("arch", "llama")  # settings of the llama block alone (Spec.when)
 
+
 # One line per setting: type, default, help, form label, bounds (core/settings.py).
 # fmt: off
 @dataclass
@@ -199,6 +201,7 @@ class TrainConfig:
     device: str = setting("auto", "auto picks CUDA, then MPS, then CPU", label="Device", choices=DEVICES, on_resume=True)
     precision: str = setting("auto", "auto: on a CPU with bf16 units the fastest of fp32, bf16 and bf16 with fp32 attention, timed on this model; bf16 on a GPU that has it; fp32 elsewhere", label="Precision", choices=PRECISIONS, on_resume=True)
     threads: int | None = setting(None, "CPU threads", label="Threads", ge=1, le=MAX_THREADS, blank="all allowed", on_resume=True)
+    strategy: str = setting("auto", "under torchrun: ddp keeps a whole copy of the model on every process; fsdp shards its weights, gradients and optimizer state across them; auto: ddp, or fsdp where only sharded the training fits in memory", label="Strategy", choices=STRATEGIES, on_resume=True, form=False)
     activation_checkpointing: bool = setting(False, "recompute each block in backward: much less activation memory, about a third slower", label="Recompute blocks", on_resume=True)
     peak_tflops: float | None = setting(None, "the device's peak TFLOP/s that MFU is measured against", label="Peak TFLOP/s", gt=0, blank="auto", on_resume=True)
     compile: bool = setting(False, "torch.compile the training step: a slow first step, faster later ones", label="Compile", on_resume=True)

@@ -1,10 +1,18 @@
 """Training in several processes with PyTorch's own distributed stack, launched by torchrun.
 
 torchrun starts one process per rank with RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE
-and a rendezvous in the environment. Each rank builds the same model from the same seed,
-wraps it in DistributedDataParallel (gradients averaged across ranks during backward), and
+and a rendezvous in the environment. Each rank builds the same model from the same seed and
 reads its own shard of every epoch (`BatchLoader(rank=, world=)`). Rank 0 alone writes
 the run folder: events, status, checkpoints, samples.
+
+Two strategies (`--strategy`): `ddp` keeps a whole copy of the weights, gradients and
+optimizer state on every rank (DistributedDataParallel averages the gradients during
+backward); `fsdp` shards all three across the ranks (FSDP2's `fully_shard`, each block and
+then the rest): a rank holds 1/W of them and gathers one block's weights at a time for its
+forward and backward. Every forward of a sharded model is a collective, so under `fsdp`
+every rank evaluates, samples and saves together; a checkpoint is gathered tensor by tensor
+into one whole file on rank 0 (`gathered`) and read back by every rank into its own shard
+(`placed_like`): the same portable file as an unsharded run's.
 
 With a per-rank batch B on W ranks each update sees the same W*B windows a single process
 with batch W*B would see in that step, and the averaged gradient is the same: the losses
@@ -18,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -38,10 +48,21 @@ class Distributed:
     local_rank: int = 0
     local_world: int = 1
     device: torch.device | None = None
+    sharded: bool = False  # `--strategy fsdp` (or `auto` chose it): weights sharded across ranks
 
     @property
     def enabled(self) -> bool:
         return self.world > 1
+
+    @property
+    def shards(self) -> int:
+        """The ranks a model's weights, gradients and optimizer state are split across."""
+        return self.world if self.sharded else 1
+
+    @property
+    def strategy(self) -> str:
+        """What the run's events call it: "fsdp", "ddp", or "single" (one process)."""
+        return "fsdp" if self.sharded else "ddp" if self.enabled else "single"
 
     @property
     def is_main(self) -> bool:
@@ -81,23 +102,60 @@ class Distributed:
         if self.is_main:
             self.barrier()
 
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """The module to train through: DDP across ranks, the model itself alone."""
+    def wrap(self, model: nn.Module, bf16: bool = False) -> nn.Module:
+        """The module to train through: DDP across ranks, the model itself alone, or under
+        `sharded` the model, sharded in place (before its optimizer is made: the optimizer
+        must hold the shards). `bf16`: the run computes in bf16; on CUDA the sharded
+        weights are then gathered in bf16 and gradients reduced in fp32 (FSDP2's mixed
+        precision), where a CPU keeps fp32 weights under autocast."""
         if not self.enabled:
+            return model
+        cuda = self.device is not None and self.device.type == "cuda"
+        if self.sharded:
+            from torch.distributed.device_mesh import init_device_mesh
+            from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+            mesh = init_device_mesh("cuda" if cuda else "cpu", (self.world,))
+            policy = MixedPrecisionPolicy()
+            if cuda and bf16:
+                policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+            for part in _shard_units(model):  # each gathered when used, freed after
+                fully_shard(part, mesh=mesh, mp_policy=policy)
+            # The rest (the final norm, a tied table): the root, gathered for the whole step.
+            fully_shard(model, mesh=mesh, mp_policy=policy)
             return model
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = (
-            [self.device.index] if self.device is not None and self.device.type == "cuda" else None
-        )
-        return DistributedDataParallel(model, device_ids=ids)
+        ids = [self.device.index] if cuda and self.device is not None else None
+        # The gradients live in DDP's all-reduce buckets rather than beside a copy of them
+        # there: one set of gradients less (benchmarks/sharding.py, docs/gpus.md).
+        return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
 
     def no_sync(self, module: nn.Module, last: bool) -> contextlib.AbstractContextManager:
-        """Around one micro-batch's backward: DDP's gradient all-reduce only on the `last`
-        one of an update (its hooks would otherwise average after every micro-batch)."""
-        if last or not self.enabled or not hasattr(module, "no_sync"):
+        """Around one micro-batch's backward: the gradients' all-reduce (DDP) or
+        reduce-scatter (FSDP) only on the `last` one of an update (their hooks would
+        otherwise reduce after every micro-batch)."""
+        if last or not self.enabled:
+            return contextlib.nullcontext()
+        if self.sharded:
+            return _fsdp_sync_off(module)
+        if not hasattr(module, "no_sync"):
             return contextlib.nullcontext()
         return module.no_sync()  # type: ignore[operator]
+
+    def gathered(self, tensors: dict[str, Any]) -> dict[str, Any]:
+        """`tensors` whole, for a save: on rank 0 every sharded one gathered (one at a time,
+        so no rank holds more than one whole copy), on the other ranks nothing. A
+        collective under `sharded`: every rank calls it, with the same keys (in any order)."""
+        if not self.sharded:
+            return tensors
+        out: dict[str, Any] = {}
+        for key in sorted(tensors):  # the same order on every rank (dicts filled apart)
+            whole_value = whole(tensors[key])
+            if self.is_main:
+                out[key] = whole_value.cpu()
+            del whole_value  # the other ranks drop it at once
+        return out
 
     def threads(self, allowance: int) -> int:
         """CPU threads per rank: the CPUs shared among the ranks on this machine."""
@@ -115,6 +173,49 @@ class Distributed:
 
 
 SINGLE = Distributed()
+
+
+def _shard_units(model: nn.Module) -> list[nn.Module]:
+    """What is sharded, gathered and freed as one: each block, and the token embedding and
+    the head on their own where they are two tables (GPT-2 124M's are half its weights: kept
+    whole through a step, they would be most of a rank's memory). A tied table stays with
+    the root, which holds it whole from the forward to the end of the backward."""
+    units = list(getattr(model, "blocks", []))
+    tied = getattr(getattr(model, "cfg", None), "tie_weights", False)
+    names = ("pos_emb",) if tied else ("tok_emb", "pos_emb", "out_head")
+    return units + [getattr(model, n) for n in names if getattr(model, n, None) is not None]
+
+
+@contextlib.contextmanager
+def _fsdp_sync_off(module: nn.Module) -> Iterator[None]:
+    module.set_requires_gradient_sync(False)  # type: ignore[operator]
+    try:
+        yield
+    finally:
+        module.set_requires_gradient_sync(True)  # type: ignore[operator]
+
+
+def is_shard(t: object) -> bool:
+    """Whether `t` is one rank's shard of a tensor (a DTensor). Shards exist only once
+    torch.distributed.tensor is imported, which costs 0.6 s: it is not imported to ask."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return module is not None and isinstance(t, module.DTensor)
+
+
+def whole(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a shard (gathered from every rank: a collective), or `t`."""
+    return t.full_tensor() if is_shard(t) else t  # type: ignore[attr-defined]
+
+
+def placed_like(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A whole tensor (the same on every rank) as `target` holds it: this rank's shard where
+    `target` is sharded, `value` itself otherwise. Local: nothing is sent."""
+    if not is_shard(target):
+        return value
+    from torch.distributed.tensor import distribute_tensor
+
+    mesh, placements = target.device_mesh, target.placements  # type: ignore[attr-defined]
+    return distribute_tensor(value.detach().to(target.dtype), mesh, placements, src_data_rank=None)
 
 
 def from_environment(device: str = "auto") -> Distributed:

@@ -37,6 +37,7 @@ class RunStarted(Event):
     fp32_attention: bool = False  # under bf16: attention kept in fp32 (core/model.py)
     threads: int = 1
     world_size: int = 1  # processes training together (torchrun)
+    strategy: str = "single"  # how they share the model: "ddp", "fsdp" (core/distributed.py)
     train_batches: int = 0
     val_batches: int = 0
     total_steps: int = 0
@@ -246,11 +247,14 @@ def started_line(e: RunStarted) -> str:
 
 
 def run_extras(e: RunStarted) -> list[str]:
-    """What a run's start says beyond its shape and device: the memory it needs,
-    accumulation, and the peak its MFU is measured against (most important first)."""
+    """What a run's start says beyond its shape and device: its processes, the memory it
+    needs, accumulation, and the peak its MFU is measured against (most important first)."""
     facts = []
+    if e.world_size > 1:
+        facts.append(f"{e.world_size} processes ({e.strategy})")
     if e.memory_estimate:
-        facts.append(f"needs about {size(e.memory_estimate)} of memory")
+        each = " per process" if e.world_size > 1 else ""
+        facts.append(f"needs about {size(e.memory_estimate)} of memory{each}")
     if e.grad_accum > 1:
         facts.append(f"{e.grad_accum} micro-batches per update")
     if e.peak_flops:

@@ -48,6 +48,7 @@ from tui_gpt.core.distributed import SINGLE, Distributed
 from tui_gpt.core.errors import TuiGptError
 from tui_gpt.core.estimate import GLOBAL_RNG
 from tui_gpt.core.events import Notice, RunStarted, count, event_from_dict
+from tui_gpt.core.events import size as size_text
 from tui_gpt.core.fsutil import atomic_copy, sweep_temporaries
 from tui_gpt.core.model import GPT
 from tui_gpt.core.records import DatasetRecord, RunRecord
@@ -351,11 +352,25 @@ class _JobBuilder:
 
         return _Inputs(spec, tokenizer, runtime, room, tokenized)
 
-    @staticmethod
-    def _check_memory(inputs: _Inputs, mcfg: GPTConfig, context_length: int) -> None:
-        """Before tokenizing or allocating anything: will it fit?"""
-        s = memory.shape(inputs.spec.train, context_length, inputs.runtime, mcfg)
-        problem = memory.check(mcfg, s, inputs.room)
+    def _check_memory(self, inputs: _Inputs, mcfg: GPTConfig, context_length: int) -> None:
+        """Before tokenizing or allocating anything: the strategy, and will it fit?"""
+        cfg, d = inputs.spec.train, self.dist
+        s = memory.shape(cfg, context_length, inputs.runtime, mcfg)
+        sharded = replace(s, shards=d.world)
+        if not d.enabled:
+            if cfg.strategy == "fsdp" and self.hooks.notice is not None:
+                self.hooks.notice("--strategy fsdp shards a model across torchrun's processes; "
+                                  "one process trains it whole")  # fmt: skip
+        elif cfg.strategy == "auto":  # ddp, unless only the shards fit: agreed by every rank
+            (shard,) = d.agree(memory.check(mcfg, s, inputs.room) is not None
+                               and memory.check(mcfg, sharded, inputs.room) is None)  # fmt: skip
+            if shard and self.hooks.notice is not None and d.is_main:
+                self.hooks.notice(f"--strategy auto: fsdp (whole on each of {d.world} processes "
+                                  f"the training would not fit in {size_text(inputs.room or 0)})")  # fmt: skip
+            self.dist = replace(d, sharded=shard)
+        else:
+            self.dist = replace(d, sharded=cfg.strategy == "fsdp")
+        problem = memory.check(mcfg, sharded if self.dist.sharded else s, inputs.room)
         if problem:
             raise TuiGptError(problem)
 

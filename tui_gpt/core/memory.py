@@ -8,7 +8,10 @@ run's settings (benchmarks/memory_estimate.py compares it with measured peaks):
 - the activations autograd saves for one micro-batch (all layers, or with activation
   checkpointing only each block's input plus one block recomputed), in the autocast type;
 - the logits (B, T, V) and their gradient;
-- with gradient accumulation, a second copy of the largest gradients while they are added.
+- with gradient accumulation, a second copy of the largest gradients while they are added;
+- sharded across W processes (`--strategy fsdp`): 1/W of the weights, gradients and
+  optimizer state per process, plus the whole weights and gradients of what is gathered at
+  once: two blocks (the one computing and the next, prefetched) and a vocabulary table.
 
 It is checked before anything is allocated, so a training too big for the machine ends in
 one line that says what would fit instead of an allocation failure minutes later.
@@ -44,6 +47,7 @@ class Shape:
     dropout: bool = True  # dropout > 0 keeps masks and the attention matrix
     cpu: bool = True  # the fused cross-entropy (CPU) keeps no fp32 copy of the logits
     accumulating: bool = False  # gradient accumulation: later micro-batches add to grads
+    shards: int = 1  # processes the weights, gradients and optimizer state are split across
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,10 @@ class Estimate:
         return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "total": self.total}
 
 
-def shape(train: TrainConfig, context_length: int, runtime: Runtime, model: GPTConfig) -> Shape:
-    """The shape of a training with these settings on this runtime."""
+def shape(
+    train: TrainConfig, context_length: int, runtime: Runtime, model: GPTConfig, shards: int = 1
+) -> Shape:
+    """The shape of a training with these settings on this runtime, per process."""
     return Shape(
         batch_size=train.batch_size,
         context_length=context_length,
@@ -80,6 +86,7 @@ def shape(train: TrainConfig, context_length: int, runtime: Runtime, model: GPTC
         dropout=model.dropout > 0,
         cpu=runtime.device.type == "cpu",
         accumulating=train.grad_accum > 1,
+        shards=shards,
     )
 
 
@@ -136,11 +143,18 @@ def estimate(model: GPTConfig, s: Shape) -> Estimate:
         # A gradient computed while one is held is added to it: the largest ones (the
         # embedding's and the head's, V x C) exist twice for a moment, with a bf16 copy.
         activations += model.vocab_rows * model.emb_dim * (4 + 4 + 2)
+    held = params  # the weights (and gradients) a process holds whole
+    if s.shards > 1:
+        # Its shard, two blocks and the larger table (the embedding or the head; a tied
+        # one from the forward to the end of the backward): core/distributed.py.
+        outside = count_params(replace(model, n_layers=0))
+        block = (params - outside) // model.n_layers
+        held = -(-params // s.shards) + 2 * block + model.vocab_rows * model.emb_dim
     return Estimate(
-        weights=params * 4,
-        grads=params * 4,
-        optimizer=params * 8,
-        weight_copies=params * 2 if s.precision == "bf16" else 0,
+        weights=held * 4,
+        grads=held * 4,
+        optimizer=-(-params // s.shards) * 8,
+        weight_copies=held * 2 if s.precision == "bf16" else 0,
         activations=activations,
         logits=logits,
     )

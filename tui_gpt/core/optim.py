@@ -18,13 +18,14 @@ elsewhere; the method and its constants are the same.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
 
 from tui_gpt.core.config import TrainConfig
 from tui_gpt.core.device import Runtime
+from tui_gpt.core.distributed import placed_like, whole
 from tui_gpt.core.errors import TuiGptError
 
 # The quintic Newton-Schulz iteration's coefficients and steps (Muon's published ones): it
@@ -82,7 +83,11 @@ class Muon(torch.optim.Optimizer):
                 buf.lerp_(p.grad, 1 - mu)  # mu * buf + (1 - mu) * grad
                 update = p.grad.lerp(buf, mu) if group["nesterov"] else buf
                 scale = max(1.0, p.size(0) / p.size(1)) ** 0.5
-                p.add_(orthogonalized(update, self.bf16), alpha=-group["lr"] * scale)
+                # A sharded weight (--strategy fsdp) holds some of the matrix's rows; the
+                # iteration needs the whole matrix: every rank gathers it, orthogonalizes
+                # it and keeps its own rows of the result.
+                step = placed_like(orthogonalized(whole(update), self.bf16), p)
+                p.add_(step, alpha=-group["lr"] * scale)
 
 
 def hidden_matrix(name: str, param: torch.Tensor) -> bool:
@@ -113,6 +118,12 @@ class Paired:
     def param_groups(self) -> list[dict[str, Any]]:
         return [*self.adamw.param_groups, *self.muon.param_groups]
 
+    @property
+    def state(self) -> Mapping[torch.Tensor, dict[str, Any]]:
+        """Each parameter's state, whichever half holds it. (Not a ChainMap: looking a
+        parameter up in the first half's defaultdict would give it an empty state there.)"""
+        return {**self.adamw.state, **self.muon.state}
+
     def _halves(self) -> Iterator[torch.optim.Optimizer]:
         yield self.adamw
         yield self.muon
@@ -134,7 +145,9 @@ class Paired:
             for local, fields in sd["state"].items():
                 state[self._order[offset + local]] = fields
             for group in sd["param_groups"]:
-                groups.append({**group, "params": [self._order[offset + i] for i in group["params"]]})
+                groups.append(
+                    {**group, "params": [self._order[offset + i] for i in group["params"]]}
+                )
             offset += sum(len(g["params"]) for g in sd["param_groups"])
         return {"state": state, "param_groups": groups}
 
@@ -148,7 +161,9 @@ class Paired:
             mine = [local[i] - offset for i in group["params"]]
             opt.load_state_dict(
                 {
-                    "state": {local[i] - offset: f for i, f in sd["state"].items() if i in group["params"]},
+                    "state": {
+                        local[i] - offset: f for i, f in sd["state"].items() if i in group["params"]
+                    },
                     "param_groups": [{**group, "params": mine}],
                 }
             )

@@ -41,8 +41,10 @@ from tui_gpt import environment
 # ------------------------------------------------------------------------ memory reuse
 
 # mallopt(3) parameters and glibc's defaults for them.
-_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -3, -4, -8
 _DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
+# A sharded training's blocks from this size up are mapped on their own (returning_memory).
+_SHARDED_MMAP_THRESHOLD = 4 * 2**20
 
 _lock = threading.Lock()
 _holders = 0  # trainings in this process that asked for reuse
@@ -112,6 +114,27 @@ def reusing_memory() -> Iterator[None]:
         yield
     finally:
         release_freed_memory()
+
+
+def returning_memory() -> bool:
+    """For a sharded training (FSDP), instead of `keep_freed_memory`: from now on every block
+    of 4 MiB or more has a mapping of its own, handed back to the system when freed. Each
+    step gathers and frees whole layers' weights and gradients in changing sizes; kept in
+    the heap, or under glibc's sliding threshold (which moves up to the largest block freed),
+    the holes they leave add up to more than the shards save (benchmarks/sharding.py). Not
+    undone: a fixed threshold is as good for whatever the process does next. True where
+    applied."""
+    libc = _libc()
+    return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, _SHARDED_MMAP_THRESHOLD))
+
+
+def training_memory(sharded: bool) -> contextlib.AbstractContextManager:
+    """What a training's steps run under: freed memory kept for reuse (one process, DDP),
+    or large blocks returned (sharded)."""
+    if sharded:
+        returning_memory()
+        return contextlib.nullcontext()
+    return reusing_memory()
 
 
 # ---------------------------------------------------------------------------- threads

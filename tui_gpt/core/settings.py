@@ -24,7 +24,7 @@ _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
 
 def setting(default: Any, help: str, *, label: str, **meta: Any) -> Any:
     """A settings field; `meta` takes the bounds and options of `Spec` below (ge, gt, lt,
-    le, choices, other, flag, blank, on_resume, fixed)."""
+    le, choices, other, flag, blank, on_resume, fixed, when, form)."""
     return dataclasses.field(
         default=default, metadata={"setting": {"help": help, "label": label, **meta}}
     )
@@ -53,6 +53,9 @@ class Spec:
     # (setting, value): applies only while that other setting has that value (a llama-only
     # setting: ("arch", "llama")); elsewhere it must keep its default, and forms hide it.
     when: tuple[str, str] | None = None
+    form: bool = (
+        True  # in the app's forms; not what applies only under torchrun (the app is one process)
+    )
 
     def applies(self, obj: Any) -> bool:
         """Whether the setting shapes `obj`: a config, or a run's settings as a flat dict."""

@@ -160,6 +160,11 @@ class Trainer:
             runtime.precision,
             runtime.threads,
         )
+        # What the update steps run through: DDP (gradients averaged across ranks) or the
+        # model sharded in place (FSDP) under torchrun, the model itself otherwise.
+        # Evaluation, samples and checkpoints use `model`. Before the optimizer: under FSDP
+        # it must hold the shards.
+        self.train_module: Any = dist.wrap(model, bf16=runtime.precision == "bf16")
         self.optimizer = make_optimizer(model, config, runtime)
         model.checkpointing = config.activation_checkpointing
         model.fp32_attention = runtime.fp32_attention
@@ -175,10 +180,6 @@ class Trainer:
             out.run_id,
         )
         self.control = control or TrainerControl()
-        # What the update steps run through: DDP (gradients averaged across ranks) under
-        # torchrun, the model itself otherwise. Evaluation, samples and checkpoints use the
-        # bare model.
-        self.train_module: Any = dist.wrap(model)  # compiled later, maybe
         self.total_steps = config.step_bound(len(self.train_loader))
         # A time budget cuts the steps the epochs and max_steps allow to those that fit.
         self.budget = TimeBudget(self.total_steps, config.minutes, started)
@@ -193,7 +194,7 @@ class Trainer:
         self._byte_lengths: torch.Tensor | None = None  # (V,) bytes per token, for bits per byte
         # torch.compile (opt-in): the eager module to fall back to, whether the next step is
         # the compiling one, and whether the speed estimate restarts after it.
-        self._eager = self.train_module
+        self._eager = self.train_module  # (compiled later, maybe)
         self._compiling = self._rate_reset = False
         self._first_step, self._step_times = 0, list[float]()  # this session's update times
 
@@ -225,9 +226,15 @@ class Trainer:
             self.budget.restart_pace()
         return self.control.stopping
 
-    def _checkpoint_if_asked(self) -> None:
-        if self.control.take_checkpoint_request():
-            self._checkpoint()
+    def _checkpoint_if_asked(self, due: bool = False) -> None:
+        """Save `latest` if asked to (`tui-gpt control RUN checkpoint`) or `due`. A sharded
+        model's save gathers it from every rank: there every rank saves when rank 0, which
+        has the run folder, the control channel and its clock, wants to."""
+        wanted = self.control.take_checkpoint_request() or due
+        if self.dist.sharded:
+            (wanted,) = self.dist.agree(wanted and self.dist.is_main)
+        if wanted:
+            self.budget.timed(self._checkpoint)
 
     def _checkpoint(self) -> None:
         """Save `latest` mid-run, evaluated first so that `best` weighs it too. Under
@@ -264,7 +271,7 @@ class Trainer:
         """Train until the epochs or `max_steps` are done ("finished") or a stop is asked
         for ("stopped"); either way `latest` is saved. Raises `TrainingDiverged`."""
         self._first_step, self._step_times = self.state.steps_done, []
-        with process.reusing_memory():
+        with process.training_memory(self.dist.sharded):
             try:
                 return self._run()
             finally:
@@ -300,6 +307,7 @@ class Trainer:
             fp32_attention=self.runtime.fp32_attention,
             threads=self.threads,
             world_size=self.dist.world,
+            strategy=self.dist.strategy,
             train_batches=len(self.train_loader),
             val_batches=len(self.val_loader),
             total_steps=self.total_steps,
@@ -309,7 +317,9 @@ class Trainer:
             peak_source=peak_source,
             memory_estimate=memory.estimate(
                 self.model.cfg,
-                memory.shape(self.cfg, self._context_length, self.runtime, self.model.cfg),
+                memory.shape(
+                    self.cfg, self._context_length, self.runtime, self.model.cfg, self.dist.shards
+                ),
             ).total,
         )
         if plan is not None:
@@ -341,8 +351,7 @@ class Trainer:
                 self.emit(Step, loss=loss, lr=lr, tok_per_s=tok_per_s, mfu=use)
                 if s.step % self._eval_every == 0 and not self.budget.timed(self._evaluate):
                     return self._stop()
-                if self.control.take_checkpoint_request() or self._save_due():
-                    self.budget.timed(self._checkpoint)
+                self._checkpoint_if_asked(due=self._save_due())
                 self._fit_budget()
                 if self._done():
                     break
@@ -543,7 +552,8 @@ class Trainer:
                 )  # fmt: skip
                 for token in tokens:
                     new.append(int(token.item()))
-                    if self.control.stopping:
+                    # A sharded model decodes on every rank together: none stops alone.
+                    if self.control.stopping and not self.dist.sharded:
                         break
             return self.tokenizer.decode(ids + new)
         finally:
@@ -556,8 +566,10 @@ class Trainer:
         if not at_end and since is not None and self.state.steps_done - since < self._eval_every:
             return
         self._sampled_at = self.state.steps_done
-        if self.cfg.sample_tokens > 0 and self.dist.is_main:
-            self.emit(Sample, text=self.sample_text())
+        if self.cfg.sample_tokens > 0 and (self.dist.is_main or self.dist.sharded):
+            text = self.sample_text()  # a sharded model's forward needs every rank
+            if self.dist.is_main:
+                self.emit(Sample, text=text)
 
     def _stop(self) -> str:
         self._close_evaluation()
@@ -576,6 +588,16 @@ class Trainer:
         return since >= self.cfg.checkpoint_minutes * 60
 
     def _save(self, kind: str, with_optimizer: bool) -> None:
+        if self.checkpoint_dir is None and not self.dist.sharded:
+            return  # (rank 1 and up hold nothing rank 0 needs)
+        tensors, meta = checkpoint.contents(
+            self.model,
+            self.optimizer if with_optimizer else None,
+            train_state=asdict(self.state),
+            extra={"train_config": self.cfg.to_dict(), "tokenizer": self.tokenizer.name,
+                   **self._weights_score()},  # fmt: skip
+        )
+        tensors = self.dist.gathered(tensors)  # a sharded model's, whole, on rank 0
         if self.checkpoint_dir is None:
             return
         deleted = TuiGptError(
@@ -585,14 +607,7 @@ class Trainer:
             raise deleted
         refuse_link(self.checkpoint_dir)
         try:
-            path = checkpoint.save(
-                self.checkpoint_dir / f"{kind}.safetensors",
-                self.model,
-                self.optimizer if with_optimizer else None,
-                train_state=asdict(self.state),
-                extra={"train_config": self.cfg.to_dict(), "tokenizer": self.tokenizer.name,
-                       **self._weights_score()},  # fmt: skip
-            )
+            path = checkpoint.write(self.checkpoint_dir / f"{kind}.safetensors", tensors, meta)
         except TuiGptError:
             # Deleted while it was saving (a folder being removed loses its files first).
             if not (self.checkpoint_dir.parent / RUN_FILE).is_file():

@@ -250,12 +250,10 @@ class TrainScreen(Screen):
         self.state = "running"
         self._progress_timer.resume()
         self.query_one("#progress", ProgressBar).update(total=max(1, event.total_steps))
-        world = event.world_size
         # Short lines, most important first: at 80 x 24 the pane has about ten rows.
         self.query_one("#facts", Static).update(
             f"[b]{event.params:,}[/b] parameters · {event.arch}\n"
             f"{event.device} · {event.precision} · {event.threads} threads"
-            + (f" · {world} processes" if world > 1 else "")
             + f"\n{event.train_batches:,} + {event.val_batches:,} batches (train + val)"
             + "".join(f"\n{fact}" for fact in run_extras(event))
         )

@@ -39,10 +39,11 @@ class SettingsForm(Vertical):
         self.choice_labels = choice_labels or {}
         # (label, value) options beyond a setting's own choices (those its `other` allows)
         self.more_choices = more_choices or {}
+        self._unshown: dict[str, Any] = {}  # settings not in forms (Spec.form), as last shown
 
     def specs(self) -> Iterator[Spec]:
         for cls in self.classes_shown:
-            yield from settings.specs(cls)
+            yield from (spec for spec in settings.specs(cls) if spec.form)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # The field being edited sits mid-column, so a choice list's menu opens below it with
@@ -91,7 +92,8 @@ class SettingsForm(Vertical):
     def read(self, cls: type[T]) -> T:
         """The settings of `cls` as the form holds them, checked; a hidden setting (one
         that does not apply, Spec.when) at its default."""
-        obj = cls(**{spec.name: self.value(spec) for spec in settings.specs(cls)})
+        obj = cls(**{spec.name: self.value(spec) if spec.form else self._unshown.get(spec.name, spec.default)
+                     for spec in settings.specs(cls)})  # fmt: skip
         hidden = {s.name: s.default for s in settings.specs(cls) if not s.applies(obj)}
         if hidden:
             obj = cls(**{**obj.__dict__, **hidden})
@@ -118,6 +120,9 @@ class SettingsForm(Vertical):
     def show(self, obj: Any) -> None:
         """Fill the fields of `obj`'s settings from it."""
         for spec in settings.specs(type(obj)):
+            if not spec.form:  # kept as it was given, for `read`
+                self._unshown[spec.name] = getattr(obj, spec.name)
+                continue
             widget, value = self.query_one(f"#{spec.name}"), getattr(obj, spec.name)
             if isinstance(widget, Input):
                 widget.value = spec.show(value)
