@@ -237,7 +237,9 @@ def test_signals_save_a_checkpoint_and_stop(tmp_path, sig):
         str(runs),
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming run" in resumed.stdout and "finished" in resumed.stdout
+    assert "finished" in resumed.stdout
+    # It says where it continues: the step after the last one saved.
+    assert f"resuming run {run_dir.name} at step {status['step'] + 1:,}:" in resumed.stdout
     assert json.loads((run_dir / "status.json").read_text())["step"] == status["step"] + 3
 
 

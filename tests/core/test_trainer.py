@@ -1,4 +1,5 @@
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -48,6 +49,22 @@ def test_a_checkpoint_mid_run_is_evaluated_first(runs_dir):
              if isinstance(e, Eval) or (isinstance(e, CheckpointSaved) and e.kind == "latest")]
     assert kinds == [("eval", 0), ("checkpoint", 0), ("eval", 3), ("checkpoint", 3),
                      ("eval", 5), ("checkpoint", 5)]  # fmt: skip
+
+
+def test_latest_is_also_saved_after_an_evaluation_where_saving_is_cheap(runs_dir):
+    """Besides every --checkpoint-minutes: after an evaluation, where the last save took at
+    most 2% of the time since it (a small model: a kill loses little)."""
+    job = start(runs_dir, config(max_steps=2, eval_freq=1, checkpoint_minutes=60))
+    assert job.run_training() == "finished"
+    t = job.trainer
+    assert 0 < t._save_seconds < 5  # the real save's own time
+    t._evaluated_at = t.state.steps_done  # as right after an evaluation
+    t._last_save, t._save_seconds = time.monotonic() - 10.0, 0.1  # 1% of the time since
+    assert t._save_due()
+    t._save_seconds = 0.5  # 5%: it waits for --checkpoint-minutes
+    assert not t._save_due()
+    t._save_seconds, t._evaluated_at = 0.1, t.state.steps_done - 1  # no evaluation since
+    assert not t._save_due()
 
 
 def test_the_automatic_evaluation_cadence_scales_with_the_run():

@@ -238,7 +238,8 @@ def sample_text(e: Sample) -> str:
 
 def started_line(e: RunStarted) -> str:
     return (
-        f"{'resuming' if e.resumed else 'training'} run {e.run_id}: {e.params:,} parameters "
+        (f"resuming run {e.run_id} at step {e.step + 1:,}" if e.resumed else f"training run {e.run_id}")
+        + f": {e.params:,} parameters "
         f"({e.arch}), "
         f"{e.total_steps:,} steps ({e.train_batches:,} batches/epoch, {e.val_batches:,} validation), "
         f"device {e.device}, precision {e.precision}, {e.threads} threads"

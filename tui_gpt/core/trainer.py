@@ -60,6 +60,9 @@ from tui_gpt.core.tokenizer import Tokenizer
 
 Sink = Callable[[Event], None]
 FIRST_SAVE_SECONDS = 60.0
+# After an evaluation `latest` is also saved where the last save took at most this share of
+# the time since it: a small model's save takes milliseconds, a kill then loses little.
+SAVE_SHARE = 0.02
 
 
 class TrainingDiverged(TuiGptError):
@@ -189,6 +192,7 @@ class Trainer:
         self._evaluated_at: int | None = None  # steps_done at the last evaluation
         self._last_val: float | None = None  # its validation loss
         self._last_save = time.monotonic()
+        self._save_seconds = math.inf  # how long the last save of `latest` took
         self._saved_latest = False
         self._evaluated = False  # in this process: the first save follows the first evaluation
         self._byte_lengths: torch.Tensor | None = None  # (V,) bytes per token, for bits per byte
@@ -581,9 +585,13 @@ class Trainer:
 
     def _save_due(self) -> bool:
         """Every `checkpoint_minutes`; the first time early (after the first evaluation, or
-        a minute), so that a crash never loses a whole run."""
+        a minute), so that a crash never loses a whole run; and after each evaluation
+        where saving is cheap beside the time since the last save (SAVE_SHARE)."""
         since = time.monotonic() - self._last_save
         if not self._saved_latest and (self._evaluated or since >= FIRST_SAVE_SECONDS):
+            return True
+        just_evaluated = self._evaluated_at == self.state.steps_done
+        if just_evaluated and self._save_seconds <= SAVE_SHARE * since:
             return True
         return since >= self.cfg.checkpoint_minutes * 60
 
@@ -624,8 +632,10 @@ class Trainer:
 
     def save_latest(self) -> None:
         """Weights, optimizer, RNG and position: everything `--resume` needs."""
+        started = time.monotonic()
         self._save("latest", with_optimizer=True)
         self._last_save = time.monotonic()
+        self._save_seconds = self._last_save - started
         self._saved_latest = self.checkpoint_dir is not None
 
 
