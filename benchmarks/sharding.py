@@ -4,12 +4,14 @@ memory, with `--strategy ddp` and `--strategy fsdp` under torchrun, against one 
     python benchmarks/sharding.py [--presets nano,micro,mini,gpt2-small] [--nproc 2]
 
 For each preset and strategy a fresh `torchrun --standalone --nproc_per_node=N` runs this
-file as a worker: the model built, wrapped and given its optimizer exactly as the trainer
-does (core/distributed.py, core/optim.py; AdamW, fp32, GPT-2's block, context 128, batch 1
-per rank), then three updates under the trainer's allocator settings (core/process.py). Counted on rank 0 after the last backward and step, before
-the gradients are cleared: the bytes of the parameters, gradients and optimizer state this
-rank holds (a shard's own bytes under fsdp); its peak resident memory over the process's
-before the model was built and after FSDP's modules were imported (ru_maxrss); and the memory estimate per rank (core/memory.py).
+file as a worker: the model built, wrapped and given its optimizer as the trainer does
+(core/distributed.py, core/optim.py; AdamW, fp32, GPT-2's block, context 128, batch 1 per
+rank), then three updates (a plain cross-entropy on fp32 logits, no clipping, no save) under
+the trainer's allocator settings (core/process.py). Counted on rank 0 after the last
+backward and step, before the gradients are cleared: the bytes of the parameters,
+gradients and optimizer state this rank holds (a shard's own bytes under fsdp); its peak
+resident memory over the process's before the model was built and after FSDP's modules
+were imported (ru_maxrss); and the memory estimate per rank (core/memory.py).
 The CPU, gloo and the thread count are the machine's: say which when you quote it.
 """
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +32,7 @@ class Optimizer(Protocol):
     """What a checkpoint needs of an optimizer (torch's, or core/optim.py's pair)."""
 
     @property
-    def state(self) -> Mapping[torch.Tensor, dict[str, Any]]: ...
+    def param_groups(self) -> list[dict[str, Any]]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -280,16 +279,21 @@ class Checkpoint:
             raise TuiGptError(f"{self.path}: holds weights only, no optimizer state to resume from")
         groups = self.json("param_groups")
         state: dict[int, dict[str, torch.Tensor]] = {}
+        # Each saved index's parameter: a sharded one takes its shard of each whole tensor
+        # as it is read, so no rank holds the whole optimizer state.
+        params: dict[int, torch.Tensor] = {}
+        live_groups = optimizer.param_groups
+        for saved, live in zip(optimizer.state_dict()["param_groups"], live_groups, strict=True):
+            params.update(zip(saved["params"], live["params"], strict=True))
         try:
             for key in self.keys:
                 if key.startswith("optim."):
                     _, index, name = key.split(".", 2)
-                    state.setdefault(int(index), {})[name] = self.tensor(key)
+                    value, param = self.tensor(key), params.get(int(index))
+                    if param is not None and value.shape == param.shape:
+                        value = placed_like(value, param)
+                    state.setdefault(int(index), {})[name] = value
             optimizer.load_state_dict({"state": state, "param_groups": groups})
-            for param, fields in optimizer.state.items():  # a sharded model's: its shards
-                for name, value in fields.items():
-                    if torch.is_tensor(value) and value.shape == param.shape:
-                        fields[name] = placed_like(value, param)
         except (ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
             raise TuiGptError(f"{self.path}: optimizer state does not fit ({exc})") from None
 

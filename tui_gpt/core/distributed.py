@@ -132,13 +132,12 @@ class Distributed:
         return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
 
     def no_sync(self, module: nn.Module, last: bool) -> contextlib.AbstractContextManager:
-        """Around one micro-batch's backward: the gradients' all-reduce (DDP) or
-        reduce-scatter (FSDP) only on the `last` one of an update (their hooks would
-        otherwise reduce after every micro-batch)."""
-        if last or not self.enabled:
+        """Around one micro-batch's backward: DDP's gradient all-reduce only on the `last`
+        one of an update (its hooks would otherwise average after every micro-batch).
+        Sharded, every micro-batch's gradients are reduce-scattered: FSDP's way of skipping
+        that keeps whole gradients on every rank until the last one."""
+        if last or not self.enabled or self.sharded:
             return contextlib.nullcontext()
-        if self.sharded:
-            return _fsdp_sync_off(module)
         if not hasattr(module, "no_sync"):
             return contextlib.nullcontext()
         return module.no_sync()  # type: ignore[operator]
@@ -184,15 +183,6 @@ def _shard_units(model: nn.Module) -> list[nn.Module]:
     tied = getattr(getattr(model, "cfg", None), "tie_weights", False)
     names = ("pos_emb",) if tied else ("tok_emb", "pos_emb", "out_head")
     return units + [getattr(model, n) for n in names if getattr(model, n, None) is not None]
-
-
-@contextlib.contextmanager
-def _fsdp_sync_off(module: nn.Module) -> Iterator[None]:
-    module.set_requires_gradient_sync(False)  # type: ignore[operator]
-    try:
-        yield
-    finally:
-        module.set_requires_gradient_sync(True)  # type: ignore[operator]
 
 
 def is_shard(t: object) -> bool:

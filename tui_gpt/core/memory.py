@@ -149,7 +149,7 @@ def estimate(model: GPTConfig, s: Shape) -> Estimate:
         # one from the forward to the end of the backward): core/distributed.py.
         outside = count_params(replace(model, n_layers=0))
         block = (params - outside) // model.n_layers
-        held = -(-params // s.shards) + 2 * block + model.vocab_rows * model.emb_dim
+        held = min(params, -(-params // s.shards) + 2 * block + model.vocab_rows * model.emb_dim)
     return Estimate(
         weights=held * 4,
         grads=held * 4,

@@ -242,8 +242,8 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         """Save `latest` mid-run, evaluated first so that `best` weighs it too. Under
-        torchrun a save can be asked of rank 0 alone, so there it is saved as it is (every
-        rank evaluates together only at the end)."""
+        torchrun it is saved as it is (every rank evaluates together only at the end: a
+        save is rank 0's to ask for, and unsharded rank 0 saves alone)."""
         if not self.dist.enabled:
             self._close_evaluation()
         self.save_latest()
@@ -383,13 +383,18 @@ class Trainer:
     def _plan(self) -> estimate.Plan | None:
         """Steps, epochs, tokens and time, from a measured (or remembered) step. Under a
         time budget this also sets the first estimate of the steps that fit. None where the
-        measurement's throwaway model did not fit beside this one: the pace of the real
-        steps alone then sets a budget's steps."""
+        measurement's throwaway model did not fit beside this one, or the model is sharded
+        (the measurement trains a whole one: what sharding avoids): the pace of the real
+        steps alone then sets a budget's steps. Under torchrun, None on any rank is None on
+        all (the steps planned are agreed below)."""
         s, cfg = self.state, self.cfg
+        step_s: float | None = None
+        note = ""
         try:
-            if self.dist.enabled:  # every rank keeps the precision `auto` resolved to
+            if self.dist.sharded:
+                pass
+            elif self.dist.enabled:  # every rank keeps the precision `auto` resolved to
                 step_s = estimate.step_seconds(self.model.cfg, cfg, self._context_length, self.runtime)
-                note = ""
             else:
                 runtime, measured, note = estimate.fastest(
                     self.model.cfg, cfg, self._context_length, self.runtime
@@ -399,6 +404,9 @@ class Trainer:
                 self.model.fp32_attention = runtime.fp32_attention
                 follow_runtime(self.optimizer, runtime)
         except (RuntimeError, torch.OutOfMemoryError):
+            step_s = None
+        (unplanned,) = self.dist.agree(step_s is None)
+        if unplanned or step_s is None:
             return None
         plan = estimate.make_plan(
             cfg,

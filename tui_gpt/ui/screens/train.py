@@ -91,6 +91,7 @@ class TrainScreen(Screen):
         self._shown: tuple[Step, bool] | None = None  # the step and state last drawn
         self.epoch_samples = 0
         self.best_bpb = math.inf
+        self._evaluated_step: int | None = None  # the last evaluation's step (its save goes unsaid)
         self._redraw = redraw_interval
 
     def compose(self) -> ComposeResult:
@@ -173,6 +174,7 @@ class TrainScreen(Screen):
             self.progress.update(event)
             if isinstance(event, Eval):
                 log_lines.append(eval_line(event))
+                self._evaluated_step = event.step
                 if event.val_bpb is not None:
                     self.best_bpb = min(self.best_bpb, event.val_bpb)
                     bits = f"val {event.val_bpb:.3f} bits/byte (best {self.best_bpb:.3f})"
@@ -190,7 +192,9 @@ class TrainScreen(Screen):
             elif isinstance(event, Notice):
                 log_lines.append(Text(event.message, style="italic"))
             elif isinstance(event, CheckpointSaved) and event.kind == "latest":
-                log_lines.append(Text(f"checkpoint saved at step {event.step}", style="dim"))
+                # A small model saves after nearly every evaluation: those go unsaid.
+                if event.step != self._evaluated_step:
+                    log_lines.append(Text(f"checkpoint saved at step {event.step}", style="dim"))
             elif isinstance(event, Paused | Resumed):
                 self.state = "paused" if isinstance(event, Paused) else "running"
                 log_lines.append(Text(event.name, style="yellow"))
