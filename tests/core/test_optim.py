@@ -63,18 +63,6 @@ def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
     assert [g["lr"] for g in opt.param_groups] == [1e-3, 0.05]
 
 
-def test_the_pairs_state_names_each_parameter_once_and_adds_nothing():
-    model = GPT(LLAMA.config(256))
-    opt = Paired(model, TrainConfig(optimizer="muon"), fused=True, bf16=False)
-    model(torch.randint(0, 256, (1, 8))).sum().backward()
-    opt.step()
-    halves = len(opt.adamw.state), len(opt.muon.state)
-    state = opt.state
-    assert {id(p) for p in state} == {id(p) for p in model.parameters()}
-    assert all(state[p] for p in model.parameters())  # each with its moments or momentum
-    assert (len(opt.adamw.state), len(opt.muon.state)) == halves
-
-
 def test_a_muon_run_resumes_exactly_with_its_state_and_schedule(runs_dir):
     cfg = config(optimizer="muon", muon_lr=0.02, lr=3e-3, warmup_steps=3, schedule="wsd",
                  decay_fraction=0.5, min_lr=3e-4, max_steps=14)  # fmt: skip

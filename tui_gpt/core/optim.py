@@ -18,7 +18,7 @@ elsewhere; the method and its constants are the same.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -117,12 +117,6 @@ class Paired:
     @property
     def param_groups(self) -> list[dict[str, Any]]:
         return [*self.adamw.param_groups, *self.muon.param_groups]
-
-    @property
-    def state(self) -> Mapping[torch.Tensor, dict[str, Any]]:
-        """Each parameter's state, whichever half holds it. (Not a ChainMap: looking a
-        parameter up in the first half's defaultdict would give it an empty state there.)"""
-        return {**self.adamw.state, **self.muon.state}
 
     def _halves(self) -> Iterator[torch.optim.Optimizer]:
         yield self.adamw

@@ -391,11 +391,7 @@ class Trainer:
         step_s: float | None = None
         note = ""
         try:
-            if self.dist.sharded:
-                pass
-            elif self.dist.enabled:  # every rank keeps the precision `auto` resolved to
-                step_s = estimate.step_seconds(self.model.cfg, cfg, self._context_length, self.runtime)
-            else:
+            if not self.dist.enabled:
                 runtime, measured, note = estimate.fastest(
                     self.model.cfg, cfg, self._context_length, self.runtime
                 )
@@ -403,6 +399,8 @@ class Trainer:
                 self.runtime, self.precision, step_s = runtime, runtime.precision, measured
                 self.model.fp32_attention = runtime.fp32_attention
                 follow_runtime(self.optimizer, runtime)
+            elif not self.dist.sharded:  # every rank keeps the precision `auto` resolved to
+                step_s = estimate.step_seconds(self.model.cfg, cfg, self._context_length, self.runtime)
         except (RuntimeError, torch.OutOfMemoryError):
             step_s = None
         (unplanned,) = self.dist.agree(step_s is None)
